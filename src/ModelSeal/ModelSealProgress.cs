@@ -1,0 +1,6 @@
+namespace ModelSeal;
+
+/// <summary>Progress of a long operation: model (plaintext) bytes processed so far out of the total.</summary>
+/// <param name="BytesDone">Bytes processed.</param>
+/// <param name="TotalBytes">Bytes in all.</param>
+public readonly record struct ModelSealProgress(long BytesDone, long TotalBytes);

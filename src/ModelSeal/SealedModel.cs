@@ -1,0 +1,182 @@
+using System.Security.Cryptography;
+using ModelSeal.Crypto;
+
+namespace ModelSeal;
+
+/// <summary>What to record when sealing a model.</summary>
+public sealed record SealOptions
+{
+    /// <summary>The model id (identifier, 1–128 characters).</summary>
+    public required string ModelId { get; init; }
+
+    /// <summary>The model version (identifier, 1–64 characters).</summary>
+    public required string ModelVersion { get; init; }
+
+    /// <summary>The content type to record; null detects it from the model bytes.</summary>
+    public ModelContentType? ContentType { get; init; }
+
+    /// <summary>The sealing time to record; null records none. Defaults to now.</summary>
+    public DateTimeOffset? SealedAt { get; init; } = DateTimeOffset.UtcNow;
+}
+
+/// <summary>How to decrypt.</summary>
+public sealed record DecryptOptions
+{
+    /// <summary>The default options.</summary>
+    public static DecryptOptions Default { get; } = new();
+
+    /// <summary>How many threads decrypt chunks at once (1 = sequential). Defaults to the processor count.</summary>
+    public int MaxDegreeOfParallelism { get; init; } = Environment.ProcessorCount;
+}
+
+/// <summary>
+/// Seals models and opens sealed models (docs/format.md). Every method that decrypts releases plaintext only after
+/// it has been authenticated, and runs its work on the thread pool, never on the caller's synchronization context.
+/// </summary>
+public static class SealedModel
+{
+    /// <summary>The customary file extension of sealed models.</summary>
+    public const string FileExtension = ".mseal";
+
+    /// <summary>
+    /// Seals the model read from <paramref name="model"/> (from its current position to its end; the stream must be
+    /// seekable, because the header that precedes the payload records the model's length) into
+    /// <paramref name="destination"/>.
+    /// </summary>
+    /// <returns>The header written.</returns>
+    public static Task<SealedModelHeader> SealAsync(Stream model, Stream destination, ModelKey key, SealOptions options, IProgress<ModelSealProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(options);
+        if (!model.CanSeek)
+        {
+            throw new ArgumentException("The model stream must be seekable: its length goes into the header before the payload.", nameof(model));
+        }
+
+        return Task.Run(
+            async () =>
+            {
+                long start = model.Position;
+                long length = model.Length - start;
+                ModelContentType contentType = options.ContentType ?? await DetectAsync(model, length, cancellationToken).ConfigureAwait(false);
+                model.Position = start;
+                var header = SealedModelHeader.Create(options.ModelId, options.ModelVersion, key.KeyId, contentType, length, options.SealedAt);
+                await destination.WriteAsync(header.EncodedArray, cancellationToken).ConfigureAwait(false);
+                byte[] salt = RandomNumberGenerator.GetBytes(Cobblestone.SaltSize);
+                await Payload.EncryptAsync(model, length, destination, key, header.EncodedArray, salt, progress, cancellationToken).ConfigureAwait(false);
+                await destination.FlushAsync(cancellationToken).ConfigureAwait(false);
+                return header;
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Decrypts a whole sealed model into one pinned buffer. Reads <paramref name="source"/> once, front to back (it need
+    /// not be seekable), in large pieces through small reused buffers, decrypting chunks in parallel.
+    /// Returns only when every chunk verified and the file ended where the header said; otherwise the buffer is
+    /// zeroed and an exception is thrown.
+    /// </summary>
+    /// <exception cref="SealedModelFormatException">Not a sealed model, unsupported version or malformed header.</exception>
+    /// <exception cref="ModelKeyException">The key's id is not the one the model names.</exception>
+    /// <exception cref="SealedModelAuthenticationException">Wrong key, or the file was altered or truncated.</exception>
+    public static Task<DecryptedModel> DecryptAsync(Stream source, ModelKey key, DecryptOptions? options = null, IProgress<ModelSealProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(key);
+        int parallelism = (options ?? DecryptOptions.Default).MaxDegreeOfParallelism;
+        return Task.Run(
+            async () =>
+            {
+                SealedModelHeader header = await ReadHeaderForKeyAsync(source, key, cancellationToken).ConfigureAwait(false);
+                byte[] plaintext = await Payload.DecryptAsync(source, key, header.EncodedArray, header.PlaintextLength, parallelism, progress, cancellationToken).ConfigureAwait(false);
+                return new DecryptedModel(header, plaintext);
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Authenticates every chunk of a sealed model and keeps no plaintext.</summary>
+    /// <returns>The header of the verified model.</returns>
+    /// <exception cref="SealedModelFormatException">Not a sealed model, unsupported version or malformed header.</exception>
+    /// <exception cref="ModelKeyException">The key's id is not the one the model names.</exception>
+    /// <exception cref="SealedModelAuthenticationException">Wrong key, or the file was altered or truncated.</exception>
+    public static Task<SealedModelHeader> VerifyAsync(Stream source, ModelKey key, DecryptOptions? options = null, IProgress<ModelSealProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(key);
+        int parallelism = (options ?? DecryptOptions.Default).MaxDegreeOfParallelism;
+        return Task.Run(
+            async () =>
+            {
+                SealedModelHeader header = await ReadHeaderForKeyAsync(source, key, cancellationToken).ConfigureAwait(false);
+                await Payload.VerifyAsync(source, key, header.EncodedArray, header.PlaintextLength, parallelism, progress, cancellationToken).ConfigureAwait(false);
+                return header;
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Opens a sealed model as a forward-only stream (for non-seekable sources and models too large for memory).
+    /// The header and key commitment are checked before this returns; chunks are checked as they are read. See the
+    /// remarks on <see cref="SealedModelStream"/>: the data is trustworthy only once the stream has ended cleanly.
+    /// </summary>
+    public static Task<SealedModelStream> OpenReadAsync(Stream source, ModelKey key, bool leaveOpen = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(key);
+        return Task.Run(
+            async () =>
+            {
+                SealedModelHeader header = await ReadHeaderForKeyAsync(source, key, cancellationToken).ConfigureAwait(false);
+                ChunkCipher cipher = await Payload.OpenAsync(source, key, header.EncodedArray, cancellationToken).ConfigureAwait(false);
+                return new SealedModelStream(source, cipher, header, ownsSource: !leaveOpen);
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Opens a sealed model in a seekable stream for random access. The file length and the final chunk are
+    /// authenticated before this returns; each read authenticates the chunks it covers.
+    /// </summary>
+    public static Task<SealedModelReader> OpenRandomAccessAsync(Stream source, ModelKey key, bool leaveOpen = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(key);
+        if (!source.CanSeek)
+        {
+            throw new ArgumentException("Random access needs a seekable stream; use OpenReadAsync for a forward-only one.", nameof(source));
+        }
+
+        return Task.Run(
+            async () =>
+            {
+                source.Position = 0;
+                SealedModelHeader header = await ReadHeaderForKeyAsync(source, key, cancellationToken).ConfigureAwait(false);
+                return SealedModelReader.Open(source, header.Length, key, header.Encoded, header, ownsSource: !leaveOpen);
+            },
+            cancellationToken);
+    }
+
+    private static async Task<SealedModelHeader> ReadHeaderForKeyAsync(Stream source, ModelKey key, CancellationToken cancellationToken)
+    {
+        SealedModelHeader header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
+        return header.KeyId == key.KeyId
+            ? header
+            : throw new ModelKeyException($"This model is sealed with key '{header.KeyId}', but the key given is '{key.KeyId}'.");
+    }
+
+    private static async Task<ModelContentType> DetectAsync(Stream model, long length, CancellationToken cancellationToken)
+    {
+        byte[] prefix = new byte[(int)Math.Min(length, ModelContentTypeDetector.PrefixLength)];
+        try
+        {
+            int read = await model.ReadAtLeastAsync(prefix, prefix.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            return ModelContentTypeDetector.Detect(prefix.AsSpan(0, read), length);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(prefix);
+        }
+    }
+}
