@@ -158,12 +158,21 @@ public static class SealedModel
             cancellationToken);
     }
 
+    /// <summary>
+    /// Reads the header and checks that the key is the one it names; for a seekable source also that the payload has
+    /// the length the header implies (so a truncated or extended file fails before anything is allocated).
+    /// </summary>
     private static async Task<SealedModelHeader> ReadHeaderForKeyAsync(Stream source, ModelKey key, CancellationToken cancellationToken)
     {
         SealedModelHeader header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
-        return header.KeyId == key.KeyId
+        if (header.KeyId != key.KeyId)
+        {
+            throw new ModelKeyException($"This model is sealed with key '{header.KeyId}', but the key given is '{key.KeyId}'.");
+        }
+
+        return !source.CanSeek || source.Length - source.Position == header.PayloadLength
             ? header
-            : throw new ModelKeyException($"This model is sealed with key '{header.KeyId}', but the key given is '{key.KeyId}'.");
+            : throw new SealedModelAuthenticationException();
     }
 
     private static async Task<ModelContentType> DetectAsync(Stream model, long length, CancellationToken cancellationToken)

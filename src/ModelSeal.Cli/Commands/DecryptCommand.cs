@@ -1,0 +1,132 @@
+using System.CommandLine;
+using System.Security.Cryptography;
+
+namespace ModelSeal.Cli.Commands;
+
+/// <summary><c>modelseal decrypt INPUT --key FILE --out OUTPUT [--force] [--json]</c>.</summary>
+internal sealed class DecryptCommand : VerbCommand
+{
+    private const string Summary = """
+        Open a sealed model into a plaintext file (owner-only), written only after every chunk is authenticated.
+
+        The plaintext goes to the --out file only, never to standard output.
+
+        Examples:
+          modelseal decrypt model.mseal --key dev.key --out model.onnx
+        """;
+
+    public DecryptCommand(CliContext context)
+        : base("decrypt", Summary, context)
+    {
+        Add(InputArgument);
+        Add(KeyOption);
+        Add(OutOption);
+        Add(ForceOption);
+        Add(JsonOption);
+    }
+
+    public Argument<string> InputArgument { get; } = VerbOptions.Input("The sealed model to open.");
+
+    public Option<string> KeyOption { get; } = VerbOptions.Key();
+
+    public Option<string> OutOption { get; } = VerbOptions.Out("The plaintext model file to write (created owner-only).");
+
+    public Option<bool> ForceOption { get; } = VerbOptions.Force();
+
+    public Option<bool> JsonOption { get; } = VerbOptions.Json();
+
+    protected override string? GetInputPath(ParseResult result) => result.GetValue(InputArgument);
+
+    protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+    {
+        string input = result.GetRequiredValue(InputArgument);
+        string output = result.GetRequiredValue(OutOption);
+        string keyPath = result.GetRequiredValue(KeyOption);
+        bool force = result.GetValue(ForceOption);
+        Files.RequireInputFile(input);
+        Files.CheckOutput(output, input, force);
+        using ModelKey key = Keys.Load(keyPath);
+
+        long start = Context.Time.GetTimestamp();
+        await using FileStream source = Files.OpenInput(input);
+        SealedModelHeader header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
+        Keys.RequireKeyFor(header, key, input, keyPath);
+        source.Position = 0;
+        cancellationToken.ThrowIfCancellationRequested();
+        if (header.PlaintextLength <= Context.MaxInMemoryModelLength)
+        {
+            await DecryptInMemoryAsync(source, key, header, output, force, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await DecryptStreamingAsync(source, key, header, input, output, force, cancellationToken).ConfigureAwait(false);
+        }
+
+        TimeSpan elapsed = Context.Since(start);
+        if (result.GetValue(JsonOption))
+        {
+            CliJsonContext.Write(Context, new DecryptResult(
+                input, output, header.ModelId, header.ModelVersion, header.KeyId, header.ContentType.ToName(), header.PlaintextLength,
+                header.ChunkCount, header.SealedAt, (long)elapsed.TotalMilliseconds));
+        }
+        else
+        {
+            Context.Out.WriteLine($"decrypted {input} → {output}: {Text.Describe(header)}, every chunk authenticated, in {Text.Duration(elapsed)}");
+        }
+
+        return ExitCodes.Success;
+    }
+
+    // The whole model is decrypted and authenticated in memory first: the output file is created only afterwards.
+    private async Task DecryptInMemoryAsync(FileStream source, ModelKey key, SealedModelHeader header, string output, bool force, CancellationToken cancellationToken)
+    {
+        DecryptedModel model;
+        using (ProgressBar? progress = ProgressBar.Create(Context, "decrypting", header.PlaintextLength))
+        {
+            model = await SealedModel.DecryptAsync(source, key, options: null, progress, cancellationToken).ConfigureAwait(false);
+        }
+
+        using (model)
+        {
+            await using AtomicFile file = AtomicFile.Create(output, force, ownerOnly: true);
+            await file.Stream.WriteAsync(model.Memory, cancellationToken).ConfigureAwait(false);
+            await file.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    // Models too large for one array: streamed into the owner-only temporary file, which is renamed into place only
+    // once the stream has ended cleanly (every chunk verified, nothing after the final one) and deleted otherwise.
+    private async Task DecryptStreamingAsync(FileStream source, ModelKey key, SealedModelHeader header, string input, string output, bool force, CancellationToken cancellationToken)
+    {
+        await using AtomicFile file = AtomicFile.Create(output, force, ownerOnly: true);
+        await using SealedModelStream plaintext = await SealedModel.OpenReadAsync(source, key, leaveOpen: true, cancellationToken).ConfigureAwait(false);
+        using ProgressBar? progress = ProgressBar.Create(Context, "decrypting", header.PlaintextLength);
+        byte[] buffer = GC.AllocateArray<byte>(1024 * 1024, pinned: true);
+        try
+        {
+            long done = 0;
+            int read;
+            while ((read = await plaintext.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                await file.Stream.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                done += read;
+                progress?.Report(new ModelSealProgress(done, header.PlaintextLength));
+            }
+
+            if (done != header.PlaintextLength)
+            {
+                // Cannot happen with a conforming SealedModelStream; refuse rather than commit a short file.
+                throw new CliException(
+                    ExitCodes.AuthenticationFailed,
+                    $"{ErrorReporter.Quote(input)} could not be authenticated: it ended after {done} of {header.PlaintextLength} bytes. Nothing was written.",
+                    ErrorReporter.AuthenticationHint);
+            }
+
+            await file.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(buffer);
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using System.CommandLine;
+
+namespace ModelSeal.Cli.Commands;
+
+/// <summary><c>modelseal keygen --out FILE [--key-id ID] [--force]</c>: creates a local key file.</summary>
+internal sealed class KeygenCommand : VerbCommand
+{
+    private const string Summary = """
+        Create a new random data key in a key file (owner-only). Prints the key id, never the key.
+
+        Examples:
+          modelseal keygen --out dev.key
+          modelseal keygen --out prod.key --key-id prod-2025
+        """;
+
+    public KeygenCommand(CliContext context)
+        : base("keygen", Summary, context)
+    {
+        Add(OutOption);
+        Add(KeyIdOption);
+        Add(ForceOption);
+    }
+
+    public Option<string> OutOption { get; } = VerbOptions.Out("The key file to create.");
+
+    public Option<string> KeyIdOption { get; } = VerbOptions.Identifier(
+        "--key-id", "key id", Identifier.MaxIdLength, "ID", "The key id recorded in models sealed with it [default: local-<16 random hex digits>].", required: false);
+
+    public Option<bool> ForceOption { get; } = VerbOptions.Force();
+
+    protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+    {
+        string output = result.GetRequiredValue(OutOption);
+        bool force = result.GetValue(ForceOption);
+        string keyId = result.GetValue(KeyIdOption) ?? Keys.NewKeyId();
+        Files.CheckOutput(output, input: null, force);
+        cancellationToken.ThrowIfCancellationRequested();
+        using (ModelKey key = ModelKey.Generate(keyId))
+        {
+            KeyFile.Write(output, key, overwrite: force);
+        }
+
+        Context.Out.WriteLine($"created key {keyId} in {output} (owner-only). Keep it secret: anyone holding it can open models sealed with it.");
+        return Task.FromResult(ExitCodes.Success);
+    }
+}

@@ -1,0 +1,44 @@
+using System.CommandLine;
+
+namespace ModelSeal.Cli.Commands;
+
+/// <summary>
+/// Base of the verbs: runs <see cref="ExecuteAsync"/> and turns every exception into an exit code with an
+/// <c>error:</c>/<c>hint:</c> message (<see cref="ErrorReporter"/>), never a stack trace.
+/// </summary>
+internal abstract class VerbCommand : Command
+{
+    protected VerbCommand(string name, string description, CliContext context)
+        : base(name, description)
+    {
+        Context = context;
+        SetAction(RunAsync);
+    }
+
+    protected CliContext Context { get; }
+
+    /// <summary>Does the work and returns an exit code; throws for failures.</summary>
+    protected abstract Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken);
+
+    /// <summary>The input file named in the command line, used to phrase errors about it.</summary>
+    protected virtual string? GetInputPath(ParseResult result) => null;
+
+    private async Task<int> RunAsync(ParseResult result, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ExecuteAsync(result, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Context.WriteError("cancelled; nothing was written.");
+            return ExitCodes.Cancelled;
+        }
+#pragma warning disable CA1031 // The CLI's last line of defence: every failure becomes an exit code and a message.
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            return ErrorReporter.Report(Context, exception, GetInputPath(result));
+        }
+    }
+}

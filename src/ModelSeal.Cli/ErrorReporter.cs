@@ -1,0 +1,58 @@
+namespace ModelSeal.Cli;
+
+/// <summary>Maps exceptions to exit codes and user-facing <c>error:</c>/<c>hint:</c> lines.</summary>
+internal static class ErrorReporter
+{
+    /// <summary>The hint given for every authentication failure.</summary>
+    public const string AuthenticationHint =
+        "check that --key is the key this model was sealed with; if it is, the file is damaged or was altered — get a fresh copy.";
+
+    /// <summary>Prints the error and returns the exit code for it.</summary>
+    /// <param name="context">Where to print.</param>
+    /// <param name="exception">What went wrong.</param>
+    /// <param name="input">The input file of the command, if any, to name in messages about it.</param>
+    public static int Report(CliContext context, Exception exception, string? input)
+    {
+        (int exitCode, string message, string? hint) = Describe(exception, input);
+        context.WriteError(message, hint);
+        return exitCode;
+    }
+
+    /// <summary>The exit code, message and hint for an exception.</summary>
+    public static (int ExitCode, string Message, string? Hint) Describe(Exception exception, string? input)
+    {
+        string subject = input is null ? "the input" : Quote(input);
+        return exception switch
+        {
+            CliException e => (e.ExitCode, e.Message, e.Hint),
+            NotASealedModelException => (
+                ExitCodes.FormatError,
+                $"{subject} is not a sealed model: it does not start with the ModelSeal magic bytes.",
+                $"seal a model first: modelseal encrypt {input ?? "MODEL"} --key KEYFILE --model-id ID --model-version VERSION --out {input ?? "MODEL"}{SealedModel.FileExtension}"),
+            UnsupportedFormatVersionException e => (
+                ExitCodes.FormatError,
+                $"{subject}: {e.Message}",
+                "upgrade modelseal to a version that reads this format."),
+            SealedModelFormatException e => (
+                ExitCodes.FormatError,
+                $"{subject}: {e.Message}",
+                "the file is damaged or was not written by modelseal — get a fresh copy."),
+            SealedModelAuthenticationException => (
+                ExitCodes.AuthenticationFailed,
+                $"{subject} could not be authenticated: the key is wrong, or the file was altered or truncated. Nothing was written.",
+                AuthenticationHint),
+            ModelKeyException e => (ExitCodes.KeyError, e.Message, "create a key file with 'modelseal keygen --out FILE', or pass the right one with --key."),
+            UnauthorizedAccessException e => (ExitCodes.IoError, e.Message, "check the permissions of the files and directories involved."),
+            FileNotFoundException e => (ExitCodes.IoError, e.Message, "check the path."),
+            DirectoryNotFoundException e => (ExitCodes.IoError, e.Message, "check the path; the directory must exist."),
+            IOException e => (ExitCodes.IoError, e.Message, "check the paths, the free disk space and the permissions."),
+            _ => (
+                ExitCodes.Failure,
+                $"unexpected {exception.GetType().FullName}: {exception.Message}",
+                "this is a bug in modelseal; please report it with the command line you ran."),
+        };
+    }
+
+    /// <summary>Quotes a path for a message.</summary>
+    public static string Quote(string path) => "'" + path + "'";
+}

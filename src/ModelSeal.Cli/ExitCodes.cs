@@ -1,0 +1,48 @@
+namespace ModelSeal.Cli;
+
+/// <summary>
+/// The exit codes of <c>modelseal</c>. Scripts may rely on them: each names one class of outcome, and every error
+/// also prints <c>error: …</c> and (where there is something to do about it) <c>hint: …</c> on standard error.
+/// </summary>
+internal static class ExitCodes
+{
+    /// <summary>0: the command did what was asked.</summary>
+    public const int Success = 0;
+
+    /// <summary>1: an unexpected, internal error (a bug): printed as <c>error: unexpected …</c> with the exception type.</summary>
+    public const int Failure = 1;
+
+    /// <summary>
+    /// 2: the command line is wrong: unknown verb or option, a required option or argument missing, or an invalid
+    /// value (a model id, model version or key id that is not an identifier; <c>--out</c> naming the input itself or
+    /// standard output).
+    /// </summary>
+    public const int Usage = 2;
+
+    /// <summary>
+    /// 3: the input is not a well-formed sealed model: not a sealed model at all, an unsupported format version, or a
+    /// malformed header. Found without using the key.
+    /// </summary>
+    public const int FormatError = 3;
+
+    /// <summary>
+    /// 4: the sealed model failed authentication: the key has the right id but is not the key it was sealed with, or
+    /// the file was altered, truncated or extended. Nothing was written.
+    /// </summary>
+    public const int AuthenticationFailed = 4;
+
+    /// <summary>
+    /// 5: the key is unusable: the key file is missing, malformed or readable by other users, or it holds a key with
+    /// another id than the one the model was sealed with.
+    /// </summary>
+    public const int KeyError = 5;
+
+    /// <summary>
+    /// 6: a file-system problem: the input does not exist or is not a regular file, the output exists and
+    /// <c>--force</c> was not given, the output directory does not exist, or another I/O or permission error.
+    /// </summary>
+    public const int IoError = 6;
+
+    /// <summary>130 (128 + SIGINT): cancelled, by Ctrl+C or SIGTERM. Nothing was written.</summary>
+    public const int Cancelled = 130;
+}

@@ -1,0 +1,84 @@
+namespace ModelSeal.Cli;
+
+/// <summary>Checks of input and output paths, done before any work so that a refused command changes nothing.</summary>
+internal static class Files
+{
+    /// <summary>Options for reading inputs: unbuffered (the library reads in large pieces), sequential, asynchronous.</summary>
+    public static FileStream OpenInput(string path) =>
+        new(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan | FileOptions.Asynchronous);
+
+    /// <summary>Fails with <see cref="ExitCodes.IoError"/> unless <paramref name="path"/> is an existing file.</summary>
+    public static void RequireInputFile(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            throw new CliException(ExitCodes.IoError, $"the input {ErrorReporter.Quote(path)} is a directory, not a file.", "pass the path of a file.");
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new CliException(ExitCodes.IoError, $"the input file {ErrorReporter.Quote(path)} does not exist.", "check the path.");
+        }
+    }
+
+    /// <summary>
+    /// Fails unless <paramref name="output"/> can be written: a file path (not standard output, not the input), in an
+    /// existing directory, and not an existing file unless <paramref name="force"/>.
+    /// </summary>
+    public static void CheckOutput(string output, string? input, bool force)
+    {
+        if (output == "-")
+        {
+            throw new CliException(ExitCodes.Usage, "--out must be a file path; modelseal never writes to standard output.", "give a file name, e.g. --out model.onnx.");
+        }
+
+        string full = Path.GetFullPath(output);
+        if (IsSpecialPath(full))
+        {
+            throw new CliException(ExitCodes.Usage, $"--out {ErrorReporter.Quote(output)} is not a path for a regular file.", "give a file name in a normal directory.");
+        }
+
+        if (input is not null && IsSameFile(input, output))
+        {
+            throw new CliException(ExitCodes.Usage, $"--out {ErrorReporter.Quote(output)} is the input file itself.", "choose a different --out path; modelseal never overwrites its input.");
+        }
+
+        if (Directory.Exists(full))
+        {
+            throw new CliException(ExitCodes.IoError, $"the output {ErrorReporter.Quote(output)} is a directory.", "give a file path with --out.");
+        }
+
+        if (File.Exists(full) && !force)
+        {
+            throw new CliException(ExitCodes.IoError, $"the output file {ErrorReporter.Quote(output)} already exists.", "pass --force to replace it.");
+        }
+
+        string directory = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(directory))
+        {
+            throw new CliException(ExitCodes.IoError, $"the output directory {ErrorReporter.Quote(directory)} does not exist.", "create it first, or choose another --out path.");
+        }
+    }
+
+    /// <summary>True when both paths name the same file (after making them absolute and following symbolic links).</summary>
+    public static bool IsSameFile(string a, string b) =>
+        string.Equals(Resolve(a), Resolve(b), OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
+
+    private static string Resolve(string path)
+    {
+        string full = Path.GetFullPath(path);
+        try
+        {
+            return File.Exists(full) ? new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full : full;
+        }
+        catch (IOException)
+        {
+            return full;
+        }
+    }
+
+    // Device and process pseudo-files (/dev/stdout, /proc/self/fd/1): the atomic rename would replace them.
+    private static bool IsSpecialPath(string full) =>
+        !OperatingSystem.IsWindows()
+        && (full.StartsWith("/dev/", StringComparison.Ordinal) || full.StartsWith("/proc/", StringComparison.Ordinal));
+}
