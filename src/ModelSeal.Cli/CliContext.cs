@@ -18,6 +18,9 @@ internal sealed record CliContext(TextWriter Out, TextWriter Error, bool Interac
     /// <summary>Operations on more model bytes than this draw a progress bar (when <see cref="Interactive"/>).</summary>
     public long ProgressThreshold { get; init; } = 8L * 1024 * 1024;
 
+    /// <summary>Time elapsed since <paramref name="startTimestamp"/> (from <see cref="Time"/>).</summary>
+    public TimeSpan Since(long startTimestamp) => Time.GetElapsedTime(startTimestamp);
+
     /// <summary>Writes <c>error: …</c> and, if given, <c>hint: …</c> to standard error.</summary>
     public void WriteError(string message, string? hint = null)
     {

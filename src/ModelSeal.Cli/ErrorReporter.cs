@@ -28,7 +28,7 @@ internal static class ErrorReporter
             NotASealedModelException => (
                 ExitCodes.FormatError,
                 $"{subject} is not a sealed model: it does not start with the ModelSeal magic bytes.",
-                $"seal a model first: modelseal encrypt {input ?? "MODEL"} --key KEYFILE --model-id ID --model-version VERSION --out {input ?? "MODEL"}{SealedModel.FileExtension}"),
+                $"seal a model first: modelseal encrypt {ShellQuote(input ?? "MODEL")} --key KEYFILE --model-id ID --model-version VERSION --out {ShellQuote((input ?? "MODEL") + SealedModel.FileExtension)}"),
             UnsupportedFormatVersionException e => (
                 ExitCodes.FormatError,
                 $"{subject}: {e.Message}",
@@ -52,6 +52,12 @@ internal static class ErrorReporter
                 "this is a bug in modelseal; please report it with the command line you ran."),
         };
     }
+
+    /// <summary>A path as it would be typed in a POSIX shell: unchanged when safe, else single-quoted.</summary>
+    public static string ShellQuote(string path) =>
+        path.Length > 0 && path.All(c => char.IsAsciiLetterOrDigit(c) || "/._-+:,@%=".Contains(c, StringComparison.Ordinal))
+            ? path
+            : "'" + path.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>Quotes a path for a message.</summary>
     public static string Quote(string path) => "'" + path + "'";

@@ -29,7 +29,7 @@ internal static class Files
     {
         if (output == "-")
         {
-            throw new CliException(ExitCodes.Usage, "--out must be a file path; modelseal never writes to standard output.", "give a file name, e.g. --out model.onnx.");
+            throw new CliException(ExitCodes.Usage, "--out must be a file path; modelseal never writes to standard output.", "give a file name with --out.");
         }
 
         string full = Path.GetFullPath(output);

@@ -18,6 +18,7 @@ internal sealed record EncryptResult(
     DateTimeOffset? SealedAt,
     long ElapsedMilliseconds)
 {
+    [JsonPropertyOrder(-1)]
     public string Command { get; init; } = "encrypt";
 }
 
@@ -34,6 +35,7 @@ internal sealed record DecryptResult(
     DateTimeOffset? SealedAt,
     long ElapsedMilliseconds)
 {
+    [JsonPropertyOrder(-1)]
     public string Command { get; init; } = "decrypt";
 
     public bool Authenticated { get; init; } = true;
@@ -52,6 +54,7 @@ internal sealed record VerifyResult(
     DateTimeOffset? SealedAt,
     long ElapsedMilliseconds)
 {
+    [JsonPropertyOrder(-1)]
     public string Command { get; init; } = "verify";
 
     public bool Authenticated { get; init; } = true;
@@ -75,6 +78,7 @@ internal sealed record InspectResult(
     bool LengthMatches,
     string? Warning)
 {
+    [JsonPropertyOrder(-1)]
     public string Command { get; init; } = "inspect";
 
     public bool Authenticated { get; init; }

@@ -51,6 +51,7 @@ internal static class Program
                 new DecryptCommand(context),
                 new VerifyCommand(context),
                 new InspectCommand(context),
+                new DemoCommand(context),
             },
         };
     }

@@ -65,9 +65,15 @@ public sealed class AtomicFile : IAsyncDisposable, IDisposable
     public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
         await Stream.FlushAsync(cancellationToken).ConfigureAwait(false);
-        Stream.Flush(flushToDisk: true);
-        await Stream.DisposeAsync().ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
+        Commit();
+    }
+
+    /// <inheritdoc cref="CommitAsync"/>
+    public void Commit()
+    {
+        Stream.Flush(flushToDisk: true);
+        Stream.Dispose();
         File.Move(_tempPath, Path, _overwrite);
         _committed = true;
     }

@@ -34,14 +34,15 @@ public static class Identifier
         ArgumentNullException.ThrowIfNull(value, paramName);
         if (!IsValid(value, maxLength))
         {
-            throw new ArgumentException(Describe(what, maxLength, value), paramName);
+            string problem = Describe(what, maxLength, value);
+            throw new ArgumentException(char.ToUpperInvariant(problem[0]) + problem[1..] + ".", paramName);
         }
 
         return value;
     }
 
     internal static string Describe(string what, int maxLength, string actual) =>
-        $"The {what} must be 1 to {maxLength} ASCII characters, starting with a letter or digit and containing only letters, digits, '.', '_' and '-'; got {Quote(actual)}.";
+        $"the {what} must be 1 to {maxLength} ASCII characters, starting with a letter or digit and containing only letters, digits, '.', '_' and '-'; got {Quote(actual)}";
 
     /// <summary>Quotes an untrusted string for an error message: printable ASCII only, at most 80 characters.</summary>
     internal static string Quote(string value)

@@ -36,7 +36,7 @@ public static class KeyFile
             content[^1] = (byte)'\n';
             using var file = AtomicFile.Create(path, overwrite, ownerOnly: true);
             file.Stream.Write(content);
-            file.CommitAsync().GetAwaiter().GetResult();
+            file.Commit();
         }
         finally
         {

@@ -34,9 +34,7 @@ internal abstract class VerbCommand : Command
             Context.WriteError("cancelled; nothing was written.");
             return ExitCodes.Cancelled;
         }
-#pragma warning disable CA1031 // The CLI's last line of defence: every failure becomes an exit code and a message.
         catch (Exception exception)
-#pragma warning restore CA1031
         {
             return ErrorReporter.Report(Context, exception, GetInputPath(result));
         }

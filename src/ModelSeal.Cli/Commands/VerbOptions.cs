@@ -65,7 +65,4 @@ internal static class VerbOptions
         });
         return argument;
     }
-
-    /// <summary>Milliseconds since <paramref name="start"/> (a <see cref="TimeProvider"/> timestamp).</summary>
-    public static TimeSpan Since(this CliContext context, long start) => context.Time.GetElapsedTime(start);
 }

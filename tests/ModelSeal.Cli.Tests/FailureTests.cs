@@ -1,0 +1,363 @@
+using System.Security.Cryptography;
+
+namespace ModelSeal.Cli.Tests;
+
+public sealed class FailureTests
+{
+    [Fact]
+    public async Task A_key_with_another_id_is_a_key_error()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync("a.key");
+        string other = await ws.KeygenAsync("b.key");
+        string sealedModel = await ws.SealSampleAsync(key);
+
+        CliResult verify = await Workspace.RunAsync("verify", sealedModel, "--key", other);
+        CliResult decrypt = await Workspace.RunAsync("decrypt", sealedModel, "--key", other, "--out", ws["out.onnx"]);
+
+        Assert.Equal(ExitCodes.KeyError, verify.ExitCode);
+        Asserts.ErrorWithHint(verify, "is sealed with key");
+        Assert.Contains("hint: pass --key with the key file for key id", verify.Stderr, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.KeyError, decrypt.ExitCode);
+        Assert.False(File.Exists(ws["out.onnx"]));
+    }
+
+    [Fact]
+    public async Task A_different_key_with_the_same_id_fails_authentication()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync("a.key", keyId: "shared-id");
+        string sealedModel = await ws.SealSampleAsync(key);
+        byte[] otherBytes = RandomNumberGenerator.GetBytes(ModelKey.SizeInBytes);
+        using (ModelKey impostor = ModelKey.Import(otherBytes, "shared-id"))
+        {
+            KeyFile.Write(ws["impostor.key"], impostor);
+        }
+
+        CliResult verify = await Workspace.RunAsync("verify", sealedModel, "--key", ws["impostor.key"]);
+        CliResult decrypt = await Workspace.RunAsync("decrypt", sealedModel, "--key", ws["impostor.key"], "--out", ws["out.onnx"]);
+
+        Assert.Equal(ExitCodes.AuthenticationFailed, verify.ExitCode);
+        Asserts.ErrorWithHint(verify, "could not be authenticated");
+        Assert.Contains("hint: check that --key is the key this model was sealed with", verify.Stderr, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.AuthenticationFailed, decrypt.ExitCode);
+        Assert.Equal(["a.key", "impostor.key", "model.mseal"], ws.FileNames());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_tampered_payload_fails_verify_and_decrypt_and_leaves_no_output(bool streaming)
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string sealedModel = await ws.SealSampleAsync(key);
+        int headerLength;
+        using (FileStream stream = File.OpenRead(sealedModel))
+        {
+            headerLength = (await SealedModelHeader.ReadAsync(stream)).Length;
+        }
+
+        byte[] bytes = File.ReadAllBytes(sealedModel);
+        bytes[headerLength + 56 + (20 * 16400) + 123] ^= 0x04; // a bit in chunk 20 of 36: earlier chunks are fine
+        File.WriteAllBytes(sealedModel, bytes);
+        Func<CliContext, CliContext> configure = c => streaming ? c with { MaxInMemoryModelLength = 1000 } : c;
+
+        CliResult verify = await Workspace.RunAsync(["verify", sealedModel, "--key", key], false, configure);
+        CliResult decrypt = await Workspace.RunAsync(["decrypt", sealedModel, "--key", key, "--out", ws["out.onnx"]], false, configure);
+
+        Assert.Equal(ExitCodes.AuthenticationFailed, verify.ExitCode);
+        Asserts.ErrorWithHint(verify, "could not be authenticated");
+        Assert.Equal(ExitCodes.AuthenticationFailed, decrypt.ExitCode);
+        Asserts.ErrorWithHint(decrypt, "could not be authenticated");
+        Assert.Equal(string.Empty, decrypt.Stdout);
+        Assert.Equal(["dev.key", "model.mseal"], ws.FileNames()); // no output, no temporary file
+    }
+
+    [Fact]
+    public async Task A_tampered_decrypt_leaves_an_existing_output_untouched_even_with_force()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string sealedModel = await ws.SealSampleAsync(key);
+        byte[] bytes = File.ReadAllBytes(sealedModel);
+        bytes[^1] ^= 1;
+        File.WriteAllBytes(sealedModel, bytes);
+        File.WriteAllText(ws["out.onnx"], "previous");
+
+        CliResult decrypt = await Workspace.RunAsync("decrypt", sealedModel, "--key", key, "--out", ws["out.onnx"], "--force");
+
+        Assert.Equal(ExitCodes.AuthenticationFailed, decrypt.ExitCode);
+        Assert.Equal("previous", File.ReadAllText(ws["out.onnx"]));
+        Assert.Equal(["dev.key", "model.mseal", "out.onnx"], ws.FileNames());
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(16400)]
+    [InlineData(300_000)]
+    public async Task A_truncated_file_fails_authentication(int cut)
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string sealedModel = await ws.SealSampleAsync(key);
+        byte[] bytes = File.ReadAllBytes(sealedModel);
+        File.WriteAllBytes(sealedModel, bytes[..^cut]);
+
+        CliResult verify = await Workspace.RunAsync("verify", sealedModel, "--key", key);
+        CliResult decrypt = await Workspace.RunAsync("decrypt", sealedModel, "--key", key, "--out", ws["out.onnx"]);
+
+        Assert.Equal(ExitCodes.AuthenticationFailed, verify.ExitCode);
+        Asserts.ErrorWithHint(verify, "could not be authenticated");
+        Assert.Equal(ExitCodes.AuthenticationFailed, decrypt.ExitCode);
+        Assert.Equal(["dev.key", "model.mseal"], ws.FileNames());
+    }
+
+    [Fact]
+    public async Task Existing_outputs_are_refused_without_force_and_left_unchanged()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string sealedModel = await ws.SealSampleAsync(key);
+        File.WriteAllText(ws["existing"], "keep me");
+
+        CliResult encrypt = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", ws["existing"]);
+        CliResult decrypt = await Workspace.RunAsync("decrypt", sealedModel, "--key", key, "--out", ws["existing"]);
+
+        foreach (CliResult result in new[] { encrypt, decrypt })
+        {
+            Assert.Equal(ExitCodes.IoError, result.ExitCode);
+            Asserts.ErrorWithHint(result, "already exists");
+            Assert.Contains("hint: pass --force to replace it", result.Stderr, StringComparison.Ordinal);
+        }
+
+        Assert.Equal("keep me", File.ReadAllText(ws["existing"]));
+        Assert.Equal(["dev.key", "existing", "model.mseal"], ws.FileNames());
+    }
+
+    [Theory]
+    [InlineData("encrypt")]
+    [InlineData("decrypt")]
+    [InlineData("verify")]
+    [InlineData("inspect")]
+    public async Task A_missing_input_is_an_io_error(string verb)
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string[] args = verb switch
+        {
+            "encrypt" => ["encrypt", ws["missing.onnx"], "--key", key, "--model-id", "m", "--model-version", "1", "--out", ws["o"]],
+            "decrypt" => ["decrypt", ws["missing.mseal"], "--key", key, "--out", ws["o"]],
+            "verify" => ["verify", ws["missing.mseal"], "--key", key],
+            _ => ["inspect", ws["missing.mseal"]],
+        };
+
+        CliResult result = await Workspace.RunAsync(args);
+
+        Assert.Equal(ExitCodes.IoError, result.ExitCode);
+        Asserts.ErrorWithHint(result, "does not exist");
+        Assert.Equal(["dev.key"], ws.FileNames());
+    }
+
+    [Fact]
+    public async Task A_missing_key_file_is_a_key_error()
+    {
+        using var ws = new Workspace();
+
+        CliResult result = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", ws["none.key"], "--model-id", "m", "--model-version", "1", "--out", ws["o.mseal"]);
+
+        Assert.Equal(ExitCodes.KeyError, result.ExitCode);
+        Asserts.ErrorWithHint(result, "does not exist");
+        Assert.Contains("modelseal keygen", result.Stderr, StringComparison.Ordinal);
+        Assert.Empty(ws.FileNames());
+    }
+
+    [Fact]
+    public async Task A_malformed_key_file_is_a_key_error()
+    {
+        using var ws = new Workspace();
+        File.WriteAllText(ws["bad.key"], "not a key\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(ws["bad.key"], UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        CliResult result = await Workspace.RunAsync("verify", Repo.SampleModel, "--key", ws["bad.key"]);
+
+        Assert.Equal(ExitCodes.KeyError, result.ExitCode);
+        Asserts.ErrorWithHint(result, "is not a valid ModelSeal key file");
+    }
+
+    [Fact]
+    public async Task A_key_file_readable_by_others_is_a_key_error_with_a_chmod_hint()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Assert.Skip("Unix permissions only.");
+            return;
+        }
+
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string sealedModel = await ws.SealSampleAsync(key);
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        CliResult result = await Workspace.RunAsync("verify", sealedModel, "--key", key);
+
+        Assert.Equal(ExitCodes.KeyError, result.ExitCode);
+        Asserts.ErrorWithHint(result, "accessible by other users");
+        Assert.Contains($"hint: make it owner-only: chmod 600 '{key}'", result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("a/b")]
+    [InlineData("")]
+    [InlineData(".hidden")]
+    public async Task An_invalid_model_id_is_a_usage_error(string modelId)
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+
+        CliResult result = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", key, "--model-id", modelId, "--model-version", "1", "--out", ws["o.mseal"]);
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Asserts.ErrorWithHint(result, "--model-id");
+        Assert.Contains("hint: run 'modelseal encrypt --help'", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(string.Empty, result.Stdout);
+        Assert.Equal(["dev.key"], ws.FileNames());
+    }
+
+    [Fact]
+    public async Task An_invalid_model_version_is_a_usage_error()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+
+        CliResult result = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", key, "--model-id", "m", "--model-version", new string('1', 65), "--out", ws["o.mseal"]);
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Asserts.ErrorWithHint(result, "--model-version");
+    }
+
+    [Fact]
+    public async Task A_missing_required_option_is_a_usage_error_on_stderr()
+    {
+        CliResult result = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--model-id", "m", "--model-version", "1", "--out", "x.mseal");
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Asserts.ErrorWithHint(result, "--key");
+        Assert.Equal(string.Empty, result.Stdout);
+    }
+
+    [Theory]
+    [InlineData("frobnicate")]
+    [InlineData("")]
+    [InlineData("verify", "--bogus")]
+    public async Task Unknown_verbs_and_options_are_usage_errors(params string[] args)
+    {
+        CliResult result = await Workspace.RunAsync(args.Where(a => a.Length > 0).ToArray());
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.StartsWith("error: ", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint: run 'modelseal ", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(string.Empty, result.Stdout);
+    }
+
+    [Fact]
+    public async Task Output_equal_to_input_is_refused()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string sealedModel = await ws.SealSampleAsync(key);
+        byte[] before = File.ReadAllBytes(sealedModel);
+
+        CliResult decrypt = await Workspace.RunAsync("decrypt", sealedModel, "--key", key, "--out", sealedModel, "--force");
+        CliResult encrypt = await Workspace.RunAsync("encrypt", sealedModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", Path.Combine(ws.Directory, ".", "model.mseal"), "--force");
+
+        Assert.Equal(ExitCodes.Usage, decrypt.ExitCode);
+        Asserts.ErrorWithHint(decrypt, "is the input file itself");
+        Assert.Equal(ExitCodes.Usage, encrypt.ExitCode);
+        Assert.Equal(before, File.ReadAllBytes(sealedModel));
+    }
+
+    [Theory]
+    [InlineData("-")]
+    [InlineData("/dev/stdout")]
+    public async Task Decrypt_never_writes_plaintext_to_standard_output(string output)
+    {
+        Assert.SkipWhen(OperatingSystem.IsWindows() && output.StartsWith('/'), "Unix paths.");
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string sealedModel = await ws.SealSampleAsync(key);
+
+        CliResult result = await Workspace.RunAsync("decrypt", sealedModel, "--key", key, "--out", output, "--force");
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Asserts.ErrorWithHint(result, "--out");
+        Assert.Equal(string.Empty, result.Stdout);
+    }
+
+    [Fact]
+    public async Task An_output_directory_that_does_not_exist_is_an_io_error()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+
+        CliResult result = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", Path.Combine(ws.Directory, "missing", "o.mseal"));
+
+        Assert.Equal(ExitCodes.IoError, result.ExitCode);
+        Asserts.ErrorWithHint(result, "does not exist");
+    }
+
+    [Fact]
+    public async Task A_directory_as_input_is_an_io_error()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+
+        CliResult result = await Workspace.RunAsync("encrypt", ws.Directory, "--key", key, "--model-id", "m", "--model-version", "1", "--out", ws["o.mseal"]);
+
+        Assert.Equal(ExitCodes.IoError, result.ExitCode);
+        Asserts.ErrorWithHint(result, "is a directory");
+    }
+
+    [Fact]
+    public async Task Verifying_a_plain_model_is_a_format_error()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+
+        CliResult result = await Workspace.RunAsync("verify", Repo.SampleModel, "--key", key);
+
+        Assert.Equal(ExitCodes.FormatError, result.ExitCode);
+        Asserts.ErrorWithHint(result, "is not a sealed model");
+    }
+
+    [Theory]
+    [InlineData("keygen")]
+    [InlineData("encrypt")]
+    [InlineData("decrypt")]
+    [InlineData("verify")]
+    [InlineData("inspect")]
+    public async Task A_cancelled_run_exits_130_and_writes_nothing(string verb)
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string sealedModel = await ws.SealSampleAsync(key);
+        string[] args = verb switch
+        {
+            "keygen" => ["keygen", "--out", ws["new.key"]],
+            "encrypt" => ["encrypt", Repo.SampleModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", ws["o.mseal"]],
+            "decrypt" => ["decrypt", sealedModel, "--key", key, "--out", ws["o.onnx"]],
+            "verify" => ["verify", sealedModel, "--key", key],
+            _ => ["inspect", sealedModel],
+        };
+
+        CliResult result = await Workspace.RunAsync(args, interactive: false, cancellationToken: new CancellationToken(canceled: true));
+
+        Assert.Equal(ExitCodes.Cancelled, result.ExitCode);
+        Assert.StartsWith("error: cancelled", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(string.Empty, result.Stdout);
+        Assert.Equal(["dev.key", "model.mseal"], ws.FileNames());
+    }
+}

@@ -1,0 +1,109 @@
+using System.Text.Json;
+
+namespace ModelSeal.Cli.Tests;
+
+/// <summary>Locates repository files by walking up to ModelSeal.slnx (never outside the repository).</summary>
+internal static class Repo
+{
+    private static readonly Lazy<string> RootPath = new(() =>
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "ModelSeal.slnx")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("Cannot find the repository root (ModelSeal.slnx) above " + AppContext.BaseDirectory);
+    });
+
+    public static string Root => RootPath.Value;
+
+    /// <summary>The small ONNX sample model shipped in the repository.</summary>
+    public static string SampleModel => Path.Combine(Root, "samples", "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
+}
+
+/// <summary>What one in-process run of the CLI printed and returned.</summary>
+internal sealed record CliResult(int ExitCode, string Stdout, string Stderr)
+{
+    public JsonElement Json()
+    {
+        using var document = JsonDocument.Parse(Stdout);
+        return document.RootElement.Clone();
+    }
+
+    public override string ToString() => $"exit {ExitCode}\n--- stdout ---\n{Stdout}\n--- stderr ---\n{Stderr}";
+}
+
+/// <summary>A fresh temporary directory, deleted on dispose, with helpers to run the CLI in it.</summary>
+internal sealed class Workspace : IDisposable
+{
+    public Workspace()
+    {
+        Directory = System.IO.Directory.CreateTempSubdirectory("modelseal-cli-tests-").FullName;
+    }
+
+    public string Directory { get; }
+
+    public string this[string name] => Path.Combine(Directory, name);
+
+    public static async Task<CliResult> RunAsync(params string[] args) => await RunAsync(args, interactive: false);
+
+    public static async Task<CliResult> RunAsync(string[] args, bool interactive, Func<CliContext, CliContext>? configure = null, CancellationToken cancellationToken = default)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        int exitCode = configure is null
+            ? await Cli.RunAsync(args, stdout, stderr, interactive, cancellationToken)
+            : await Cli.RunAsync(args, configure(new CliContext(stdout, stderr, interactive)), cancellationToken);
+        return new CliResult(exitCode, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>Creates a key file with keygen and returns its path.</summary>
+    public async Task<string> KeygenAsync(string name = "dev.key", string? keyId = null)
+    {
+        string path = this[name];
+        string[] args = keyId is null ? ["keygen", "--out", path] : ["keygen", "--out", path, "--key-id", keyId];
+        CliResult result = await RunAsync(args);
+        Assert.True(result.ExitCode == ExitCodes.Success, result.ToString());
+        return path;
+    }
+
+    /// <summary>Seals the sample model with the given key and returns the sealed file's path.</summary>
+    public async Task<string> SealSampleAsync(string keyPath, string name = "model.mseal")
+    {
+        string path = this[name];
+        CliResult result = await RunAsync("encrypt", Repo.SampleModel, "--key", keyPath, "--model-id", "classifier", "--model-version", "1", "--out", path);
+        Assert.True(result.ExitCode == ExitCodes.Success, result.ToString());
+        return path;
+    }
+
+    /// <summary>Names of the files in the directory (temporary files included).</summary>
+    public string[] FileNames() =>
+        [.. System.IO.Directory.EnumerateFileSystemEntries(Directory).Select(Path.GetFileName).Order(StringComparer.Ordinal)!];
+
+    public void Dispose()
+    {
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+internal static class Asserts
+{
+    /// <summary>Standard error has an "error: " line containing <paramref name="text"/> and a "hint: " line, and no stack trace.</summary>
+    public static void ErrorWithHint(CliResult result, string text)
+    {
+        string[] lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.True(lines.Any(l => l.StartsWith("error: ", StringComparison.Ordinal) && l.Contains(text, StringComparison.Ordinal)), result.ToString());
+        Assert.True(lines.Any(l => l.StartsWith("hint: ", StringComparison.Ordinal)), result.ToString());
+        Assert.DoesNotContain("   at ", result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("unexpected", result.Stderr, StringComparison.Ordinal);
+    }
+}
