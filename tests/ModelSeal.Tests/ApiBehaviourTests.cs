@@ -38,7 +38,8 @@ public sealed class ApiBehaviourTests
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SealedModel.DecryptAsync(new MemoryStream(Sealed), Key, cancellationToken: cts.Token));
 
-        // Cancelled from the progress callback in the middle of decryption.
+        // Cancelled from the progress callback in the middle of decryption (a model of many batches).
+        byte[] large = Seal.Bytes(TestFiles.Bytes(24 << 20, 24), Key);
         using var midway = new CancellationTokenSource();
         var progress = new SynchronousProgress(p =>
         {
@@ -47,7 +48,7 @@ public sealed class ApiBehaviourTests
                 midway.Cancel();
             }
         });
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SealedModel.DecryptAsync(new MemoryStream(Sealed), Key, progress: progress, cancellationToken: midway.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SealedModel.DecryptAsync(new MemoryStream(large), Key, progress: progress, cancellationToken: midway.Token));
     }
 
     [Fact]

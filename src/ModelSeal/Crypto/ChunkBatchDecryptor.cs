@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Threading.Channels;
 using System.Security.Cryptography;
 
 namespace ModelSeal.Crypto;
@@ -30,8 +31,10 @@ internal abstract class ChunkSink
 
 /// <summary>
 /// Decrypts all chunks of a Cobblestone payload of known plaintext length from a stream (positioned just after the
-/// 56-byte prefix). The stream is read in large batches into two small reused buffers; while one batch is decrypted
-/// (across <c>parallelism</c> workers, each with its own AesGcm) the next is read. Any failure throws
+/// 56-byte prefix), reading it once, front to back, in batches of 64 chunks (about 1 MiB) into a few small reused
+/// buffers. With one thread it reads and decrypts in turn. With N threads it is a pipeline: the calling flow reads
+/// batch after batch into a ring of N + 1 buffers and queues each batch as work items of 8 chunks, which N workers
+/// decrypt as they arrive, so reading overlaps decryption and no worker waits for a barrier. Any failure throws
 /// <see cref="SealedModelAuthenticationException"/>; the sink may then hold partial plaintext, which the caller zeroes.
 /// </summary>
 internal static class ChunkBatchDecryptor
@@ -39,7 +42,9 @@ internal static class ChunkBatchDecryptor
     /// <summary>Chunks per batch: 64 chunks, about 1 MiB of ciphertext.</summary>
     internal const int ChunksPerBatch = 64;
 
-    public static async Task DecryptAsync(
+    private const int ChunksPerItem = 8;
+
+    public static Task DecryptAsync(
         Stream source,
         ChunkCipher cipher,
         long plaintextLength,
@@ -48,128 +53,205 @@ internal static class ChunkBatchDecryptor
         IProgress<ModelSealProgress>? progress,
         CancellationToken cancellationToken)
     {
-        long chunkCount = Cobblestone.ChunkCount(plaintextLength);
-        int batchBytes = (int)Math.Min(ChunksPerBatch * (long)Cobblestone.ChunkCiphertextSize, Cobblestone.CiphertextLength(plaintextLength) - Cobblestone.PrefixSize);
-        parallelism = Math.Clamp(parallelism, 1, ChunksPerBatch);
-        byte[] current = ArrayPool<byte>.Shared.Rent(batchBytes);
-        byte[] next = ArrayPool<byte>.Shared.Rent(batchBytes);
-        var aeads = new AesGcm[parallelism];
-        try
-        {
-            for (int i = 0; i < aeads.Length; i++)
-            {
-                aeads[i] = cipher.CreateAead();
-            }
+        var job = new Job(source, cipher, plaintextLength, sink, progress, cancellationToken);
+        parallelism = (int)Math.Clamp(parallelism, 1, Math.Min(ChunksPerBatch, job.ChunkCount));
+        return parallelism == 1 ? job.RunSequentialAsync() : job.RunPipelinedAsync(parallelism);
+    }
 
-            long batchStart = 0;
-            int length = await ReadBatchAsync(source, current, plaintextLength, batchStart, cancellationToken).ConfigureAwait(false);
-            while (true)
+    private readonly record struct WorkItem(int Slot, long FirstChunk, int From, int To);
+
+    private sealed class Job(Stream source, ChunkCipher cipher, long plaintextLength, ChunkSink sink, IProgress<ModelSealProgress>? progress, CancellationToken cancellationToken)
+    {
+        private readonly int _batchBytes = (int)Math.Min(ChunksPerBatch * (long)Cobblestone.ChunkCiphertextSize, Cobblestone.CiphertextLength(plaintextLength) - Cobblestone.PrefixSize);
+        private long _decrypted;
+        private volatile bool _stop;
+        private volatile bool _failed;
+        private Exception? _fault;
+
+        public long ChunkCount { get; } = Cobblestone.ChunkCount(plaintextLength);
+
+        public async Task RunSequentialAsync()
+        {
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(_batchBytes);
+            using AesGcm aead = cipher.CreateAead();
+            try
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                long nextStart = batchStart + ChunksPerBatch;
-                Task<int>? nextRead = null;
-                if (nextStart < chunkCount)
+                for (long first = 0; first < ChunkCount; first += ChunksPerBatch)
                 {
-                    byte[] target = next;
-                    nextRead = parallelism > 1
-                        ? Task.Run(() => ReadBatchAsync(source, target, plaintextLength, nextStart, cancellationToken), cancellationToken)
-                        : ReadBatchAsync(source, target, plaintextLength, nextStart, cancellationToken);
+                    int length = await ReadBatchAsync(buffer, first).ConfigureAwait(false);
+                    Decrypt(aead, buffer.AsSpan(0, length), first, 0, ChunksIn(first), worker: 0);
+                    ThrowIfFailedOrCancelled();
+                    progress?.Report(new ModelSealProgress(_decrypted, plaintextLength));
                 }
 
-                bool ok;
+                await EnsureEndAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        public async Task RunPipelinedAsync(int workers)
+        {
+            int slots = workers + 1;
+            var buffers = new byte[slots][];
+            var pending = new int[slots];
+            var slotFree = new SemaphoreSlim[slots];
+            var aeads = new AesGcm[workers];
+            var tasks = new List<Task>(workers);
+            var queue = Channel.CreateUnbounded<WorkItem>(new UnboundedChannelOptions { SingleWriter = true });
+            try
+            {
+                for (int i = 0; i < slots; i++)
+                {
+                    buffers[i] = ArrayPool<byte>.Shared.Rent(_batchBytes);
+                    slotFree[i] = new SemaphoreSlim(1, 1);
+                }
+
+                for (int w = 0; w < workers; w++)
+                {
+                    aeads[w] = cipher.CreateAead();
+                    int worker = w;
+                    tasks.Add(Task.Run(() => WorkAsync(queue.Reader, buffers, pending, slotFree, aeads[worker], worker), CancellationToken.None));
+                }
+
                 try
                 {
-                    ok = DecryptBatch(cipher, aeads, current.AsMemory(0, length), batchStart, plaintextLength, sink, cancellationToken);
+                    int slot = 0;
+                    for (long first = 0; first < ChunkCount && !_failed && !_stop; first += ChunksPerBatch, slot = (slot + 1) % slots)
+                    {
+                        await slotFree[slot].WaitAsync(cancellationToken).ConfigureAwait(false);
+                        progress?.Report(new ModelSealProgress(Interlocked.Read(ref _decrypted), plaintextLength));
+                        await ReadBatchAsync(buffers[slot], first).ConfigureAwait(false);
+                        int chunks = ChunksIn(first);
+                        pending[slot] = (chunks + ChunksPerItem - 1) / ChunksPerItem;
+                        for (int from = 0; from < chunks; from += ChunksPerItem)
+                        {
+                            queue.Writer.TryWrite(new WorkItem(slot, first, from, Math.Min(from + ChunksPerItem, chunks)));
+                        }
+                    }
+
+                    if (!_failed && !_stop)
+                    {
+                        await EnsureEndAsync().ConfigureAwait(false);
+                    }
                 }
-                catch when (nextRead is not null)
+                catch
                 {
-                    // Let the pending read finish before its buffer goes back to the pool.
-                    await nextRead.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
+                    _stop = true; // the workers skip what is still queued
                     throw;
                 }
-
-                int nextLength = nextRead is null ? 0 : await nextRead.ConfigureAwait(false);
-                if (!ok)
+                finally
                 {
-                    throw new SealedModelAuthenticationException();
+                    queue.Writer.Complete();
+                    // The workers use the buffers and AesGcm instances: wait for them before anything is released.
+                    await Task.WhenAll(tasks).ConfigureAwait(false);
                 }
 
-                long done = Math.Min(nextStart * Cobblestone.ChunkSize, plaintextLength);
-                progress?.Report(new ModelSealProgress(done, plaintextLength));
-                if (nextRead is null)
-                {
-                    break;
-                }
-
-                (current, next) = (next, current);
-                batchStart = nextStart;
-                length = nextLength;
+                ThrowIfFailedOrCancelled();
+                progress?.Report(new ModelSealProgress(_decrypted, plaintextLength));
             }
+            finally
+            {
+                foreach (AesGcm? aead in aeads)
+                {
+                    aead?.Dispose();
+                }
 
-            // The final chunk was the short one the header promised; the payload must end right after it.
-            if (await source.ReadAsync(current.AsMemory(0, 1), cancellationToken).ConfigureAwait(false) != 0)
+                foreach (byte[]? buffer in buffers)
+                {
+                    if (buffer is not null)
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                    }
+                }
+
+                foreach (SemaphoreSlim? semaphore in slotFree)
+                {
+                    semaphore?.Dispose();
+                }
+            }
+        }
+
+        private async Task WorkAsync(ChannelReader<WorkItem> queue, byte[][] buffers, int[] pending, SemaphoreSlim[] slotFree, AesGcm aead, int worker)
+        {
+            await foreach (WorkItem item in queue.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                if (!_stop && !_failed && !cancellationToken.IsCancellationRequested)
+                {
+                    try
+                    {
+                        int batchLength = (int)Math.Min(_batchBytes, Cobblestone.CiphertextLength(plaintextLength) - Cobblestone.PrefixSize - (item.FirstChunk * Cobblestone.ChunkCiphertextSize));
+                        Decrypt(aead, buffers[item.Slot].AsSpan(0, batchLength), item.FirstChunk, item.From, item.To, worker);
+                    }
+                    catch (Exception e)
+                    {
+                        // Keep draining the queue (so the reader never waits for a slot in vain); rethrown after.
+                        Interlocked.CompareExchange(ref _fault, e, null);
+                        _stop = true;
+                    }
+                }
+
+                if (Interlocked.Decrement(ref pending[item.Slot]) == 0)
+                {
+                    slotFree[item.Slot].Release();
+                }
+            }
+        }
+
+        /// <summary>Decrypts chunks [from, to) of the batch that starts at <paramref name="firstChunk"/>.</summary>
+        private void Decrypt(AesGcm aead, ReadOnlySpan<byte> batch, long firstChunk, int from, int to, int worker)
+        {
+            for (int i = from; i < to && !_failed; i++)
+            {
+                long index = firstChunk + i;
+                int size = Cobblestone.ChunkPlaintextSize(plaintextLength, index);
+                ReadOnlySpan<byte> chunk = batch.Slice(i * Cobblestone.ChunkCiphertextSize, size + Cobblestone.TagSize);
+                if (!cipher.TryDecrypt(aead, index, chunk, sink.ChunkSpan(index, size, worker)))
+                {
+                    _failed = true;
+                    return;
+                }
+
+                Interlocked.Add(ref _decrypted, size);
+            }
+        }
+
+        private int ChunksIn(long firstChunk) => (int)Math.Min(ChunksPerBatch, ChunkCount - firstChunk);
+
+        /// <summary>Reads the ciphertext of the batch starting at chunk <paramref name="firstChunk"/>; a short read is truncation.</summary>
+        private async Task<int> ReadBatchAsync(byte[] buffer, long firstChunk)
+        {
+            long lastChunk = firstChunk + ChunksIn(firstChunk) - 1;
+            int bytes = checked((int)(((lastChunk - firstChunk) * Cobblestone.ChunkCiphertextSize)
+                + Cobblestone.ChunkPlaintextSize(plaintextLength, lastChunk) + Cobblestone.TagSize));
+            int read = await source.ReadAtLeastAsync(buffer.AsMemory(0, bytes), bytes, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            return read == bytes ? read : throw new SealedModelAuthenticationException();
+        }
+
+        /// <summary>The final chunk was the short one the header promised; the payload must end right after it.</summary>
+        private async Task EnsureEndAsync()
+        {
+            byte[] probe = new byte[1];
+            if (await source.ReadAsync(probe, cancellationToken).ConfigureAwait(false) != 0)
             {
                 throw new SealedModelAuthenticationException();
             }
         }
-        finally
+
+        private void ThrowIfFailedOrCancelled()
         {
-            foreach (AesGcm? aead in aeads)
+            if (_fault is not null)
             {
-                aead?.Dispose();
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_fault);
             }
 
-            ArrayPool<byte>.Shared.Return(current);
-            ArrayPool<byte>.Shared.Return(next);
-        }
-    }
-
-    /// <summary>Reads the ciphertext of the batch starting at chunk <paramref name="firstChunk"/>; a short read is truncation.</summary>
-    private static async Task<int> ReadBatchAsync(Stream source, byte[] buffer, long plaintextLength, long firstChunk, CancellationToken cancellationToken)
-    {
-        long chunkCount = Cobblestone.ChunkCount(plaintextLength);
-        long lastChunk = Math.Min(firstChunk + ChunksPerBatch, chunkCount) - 1;
-        int bytes = checked((int)(((lastChunk - firstChunk) * Cobblestone.ChunkCiphertextSize)
-            + Cobblestone.ChunkPlaintextSize(plaintextLength, lastChunk) + Cobblestone.TagSize));
-        int read = await source.ReadAtLeastAsync(buffer.AsMemory(0, bytes), bytes, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-        return read == bytes ? read : throw new SealedModelAuthenticationException();
-    }
-
-    private static bool DecryptBatch(ChunkCipher cipher, AesGcm[] aeads, ReadOnlyMemory<byte> batch, long firstChunk, long plaintextLength, ChunkSink sink, CancellationToken cancellationToken)
-    {
-        int chunks = (int)((batch.Length + Cobblestone.ChunkCiphertextSize - 1) / Cobblestone.ChunkCiphertextSize);
-        int workers = Math.Min(aeads.Length, chunks);
-        if (workers == 1)
-        {
-            return DecryptRange(cipher, aeads[0], batch.Span, firstChunk, 0, chunks, plaintextLength, sink, 0);
-        }
-
-        int failures = 0;
-        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers, CancellationToken = cancellationToken }, worker =>
-        {
-            int from = chunks * worker / workers;
-            int to = chunks * (worker + 1) / workers;
-            if (!DecryptRange(cipher, aeads[worker], batch.Span, firstChunk, from, to, plaintextLength, sink, worker))
+            cancellationToken.ThrowIfCancellationRequested();
+            if (_failed)
             {
-                Interlocked.Increment(ref failures);
-            }
-        });
-        return failures == 0;
-    }
-
-    private static bool DecryptRange(ChunkCipher cipher, AesGcm aead, ReadOnlySpan<byte> batch, long firstChunk, int from, int to, long plaintextLength, ChunkSink sink, int worker)
-    {
-        for (int i = from; i < to; i++)
-        {
-            long index = firstChunk + i;
-            int size = Cobblestone.ChunkPlaintextSize(plaintextLength, index);
-            ReadOnlySpan<byte> chunk = batch.Slice(i * Cobblestone.ChunkCiphertextSize, size + Cobblestone.TagSize);
-            if (!cipher.TryDecrypt(aead, index, chunk, sink.ChunkSpan(index, size, worker)))
-            {
-                return false;
+                throw new SealedModelAuthenticationException();
             }
         }
-
-        return true;
     }
 }
