@@ -76,3 +76,15 @@ public sealed class ModelKeyException : ModelSealException
     {
     }
 }
+
+/// <summary>
+/// An HPKE-sealed message could not be opened. Deliberately vague: it was sealed to another key, with another
+/// info or associated data, or it was altered.
+/// </summary>
+public sealed class HpkeOpenException : ModelSealException
+{
+    internal HpkeOpenException()
+        : base("The sealed key could not be opened: it was sealed to another device key or for another model, or it was altered.")
+    {
+    }
+}

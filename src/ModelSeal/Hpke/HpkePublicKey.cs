@@ -1,0 +1,54 @@
+using System.Security.Cryptography;
+
+namespace ModelSeal.Hpke;
+
+/// <summary>P-256 public keys as HPKE serializes them: 65-byte uncompressed points (04 || X || Y), validated on import.</summary>
+public static class HpkePublicKey
+{
+    /// <summary>
+    /// Parses and validates a public key: 65 bytes, leading 0x04, coordinates below the field prime, a point on the
+    /// P-256 curve (so not the point at infinity, which has no uncompressed encoding).
+    /// </summary>
+    /// <exception cref="ModelKeyException">Not a valid uncompressed P-256 point.</exception>
+    public static ECDiffieHellman Import(ReadOnlySpan<byte> publicKey)
+    {
+        if (publicKey.Length != HpkeSuite.PublicKeySize || publicKey[0] != 0x04)
+        {
+            throw new ModelKeyException($"A device public key must be a {HpkeSuite.PublicKeySize}-byte uncompressed P-256 point (04 || X || Y); got {publicKey.Length} bytes{(publicKey.IsEmpty ? string.Empty : $" starting with 0x{publicKey[0]:X2}")}.");
+        }
+
+        var key = ECDiffieHellman.Create();
+        try
+        {
+            // ImportParameters rejects coordinates that are out of range or not on the curve.
+            key.ImportParameters(new ECParameters
+            {
+                Curve = ECCurve.NamedCurves.nistP256,
+                Q = new ECPoint { X = publicKey.Slice(1, 32).ToArray(), Y = publicKey.Slice(33, 32).ToArray() },
+            });
+            return key;
+        }
+        catch (CryptographicException e)
+        {
+            key.Dispose();
+            throw new ModelKeyException("The public key is not a point on the P-256 curve.", e);
+        }
+    }
+
+    /// <summary>
+    /// A short public identifier of a public key: base64url (no padding) of SHA-256 over the 65-byte point.
+    /// </summary>
+    public static string Thumbprint(ReadOnlySpan<byte> publicKey) => Base64UrlEncode(SHA256.HashData(publicKey));
+
+    internal static byte[] Serialize(ECParameters parameters)
+    {
+        byte[] point = new byte[HpkeSuite.PublicKeySize];
+        point[0] = 0x04;
+        parameters.Q.X.AsSpan().CopyTo(point.AsSpan(1 + 32 - parameters.Q.X!.Length));
+        parameters.Q.Y.AsSpan().CopyTo(point.AsSpan(1 + 64 - parameters.Q.Y!.Length));
+        return point;
+    }
+
+    private static string Base64UrlEncode(ReadOnlySpan<byte> data) =>
+        Convert.ToBase64String(data).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+}

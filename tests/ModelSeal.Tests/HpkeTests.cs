@@ -1,0 +1,188 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using CsCheck;
+using ModelSeal.Hpke;
+
+namespace ModelSeal.Tests;
+
+/// <summary>RFC 9180 vectors for DHKEM(P-256, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM, plus round trips and tampering.</summary>
+public sealed class HpkeTests
+{
+    private static readonly Lazy<JsonElement> BaseModeEntry = new(() =>
+    {
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(TestFiles.Vectors("hpke", "rfc9180-p256-sha256-aes256gcm.json")));
+        return doc.RootElement.EnumerateArray().Single(e => e.GetProperty("mode").GetInt32() == 0
+            && e.GetProperty("kem_id").GetInt32() == 0x10 && e.GetProperty("kdf_id").GetInt32() == 1 && e.GetProperty("aead_id").GetInt32() == 2).Clone();
+    });
+
+    private static byte[] Hex(JsonElement e, string name) => Convert.FromHexString(e.GetProperty(name).GetString()!);
+
+    [Fact]
+    public void DeriveKeyPair_matches_the_RFC_vector()
+    {
+        JsonElement v = BaseModeEntry.Value;
+        using HpkeKeyPair recipient = HpkeKeyPair.Derive(Hex(v, "ikmR"));
+        using HpkeKeyPair ephemeral = HpkeKeyPair.Derive(Hex(v, "ikmE"));
+        Assert.Equal(Hex(v, "pkRm"), recipient.PublicKey.ToArray());
+        Assert.Equal(Hex(v, "skRm"), recipient.ExportPrivateKey());
+        Assert.Equal(Hex(v, "pkEm"), ephemeral.PublicKey.ToArray());
+        Assert.Equal(Hex(v, "skEm"), ephemeral.ExportPrivateKey());
+    }
+
+    [Fact]
+    public void Sender_and_recipient_contexts_match_every_encryption_and_export_of_the_RFC_vector()
+    {
+        JsonElement v = BaseModeEntry.Value;
+        byte[] info = Hex(v, "info");
+        using HpkeContext sender = Hpke.Hpke.SetupBaseSender(Hex(v, "pkRm"), info, Hex(v, "ikmE"), out byte[] enc);
+        Assert.Equal(Hex(v, "enc"), enc);
+        Assert.Equal(Hex(v, "key"), sender.Key.ToArray());
+        Assert.Equal(Hex(v, "base_nonce"), sender.BaseNonce.ToArray());
+        Assert.Equal(Hex(v, "exporter_secret"), sender.ExporterSecret.ToArray());
+
+        using HpkeKeyPair recipientKey = HpkeKeyPair.ImportPrivateKey(Hex(v, "skRm"));
+        using HpkeContext recipient = Hpke.Hpke.SetupBaseRecipient(enc, recipientKey, info);
+        int count = 0;
+        foreach (JsonElement encryption in v.GetProperty("encryptions").EnumerateArray())
+        {
+            byte[] aad = Hex(encryption, "aad"), pt = Hex(encryption, "pt"), ct = Hex(encryption, "ct");
+            Assert.Equal(ct, sender.Seal(aad, pt));
+            Assert.Equal(pt, recipient.Open(aad, ct));
+            count++;
+        }
+
+        Assert.Equal(257, count);
+        foreach (JsonElement export in v.GetProperty("exports").EnumerateArray())
+        {
+            byte[] exporterContext = Hex(export, "exporter_context");
+            int length = export.GetProperty("L").GetInt32();
+            Assert.Equal(Hex(export, "exported_value"), sender.Export(exporterContext, length));
+            Assert.Equal(Hex(export, "exported_value"), recipient.Export(exporterContext, length));
+        }
+    }
+
+    [Fact]
+    public void Seal_and_open_round_trip_and_any_change_is_refused()
+    {
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        using HpkeKeyPair other = HpkeKeyPair.Generate();
+        Gen.Byte.Array[0, 100].Select(Gen.Byte.Array[0, 40], Gen.Byte.Array[0, 40]).Sample(
+            (plaintext, info, aad) =>
+            {
+                (byte[] enc, byte[] ct) = Hpke.Hpke.Seal(device.PublicKey.Span, info, aad, plaintext);
+                if (!Hpke.Hpke.Open(device, enc, info, aad, ct).AsSpan().SequenceEqual(plaintext))
+                {
+                    return false;
+                }
+
+                byte[] flippedCt = (byte[])ct.Clone();
+                flippedCt[^1] ^= 1;
+                byte[] flippedEnc = (byte[])enc.Clone();
+                flippedEnc[^1] ^= 1;
+                return Refused(() => Hpke.Hpke.Open(device, enc, info, aad, flippedCt))
+                    && Refused(() => Hpke.Hpke.Open(device, flippedEnc, info, aad, ct))
+                    && Refused(() => Hpke.Hpke.Open(device, enc, [.. info, 0], aad, ct))
+                    && Refused(() => Hpke.Hpke.Open(device, enc, info, [.. aad, 0], ct))
+                    && Refused(() => Hpke.Hpke.Open(other, enc, info, aad, ct))
+                    && Refused(() => Hpke.Hpke.Open(device, enc, info, aad, ct.AsSpan(0, ct.Length - 1)));
+            },
+            iter: 200);
+
+        static bool Refused(Action open) => Record.Exception(open) is HpkeOpenException;
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("04")]
+    [InlineData("02b1a2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90")] // compressed
+    public void Malformed_public_keys_are_refused(string hex)
+    {
+        Assert.Throws<ModelKeyException>(() => Hpke.Hpke.Seal(Convert.FromHexString(hex), [], [], [1, 2, 3]));
+    }
+
+    [Fact]
+    public void A_point_off_the_curve_is_refused()
+    {
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        byte[] point = device.PublicKey.ToArray();
+        point[^1] ^= 1;
+        var e = Assert.Throws<ModelKeyException>(() => Hpke.Hpke.Seal(point, [], [], [1]));
+        Assert.Contains("not a point on the P-256 curve", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Private_keys_must_be_in_range_and_never_show_in_ToString()
+    {
+        Assert.Throws<ModelKeyException>(() => HpkeKeyPair.ImportPrivateKey(new byte[32]));
+        Assert.Throws<ModelKeyException>(() => HpkeKeyPair.ImportPrivateKey(Enumerable.Repeat((byte)0xFF, 32).ToArray()));
+        Assert.Throws<ModelKeyException>(() => HpkeKeyPair.ImportPrivateKey(new byte[31]));
+        using HpkeKeyPair key = HpkeKeyPair.Generate();
+        byte[] secret = key.ExportPrivateKey();
+        Assert.DoesNotContain(Convert.ToHexString(secret), key.ToString(), StringComparison.OrdinalIgnoreCase);
+        Assert.StartsWith("HpkeKeyPair { PublicKey = ", key.ToString(), StringComparison.Ordinal);
+        Assert.Equal(43, HpkePublicKey.Thumbprint(key.PublicKey.Span).Length);
+    }
+}
+
+/// <summary>Wycheproof ECDH P-256 with raw points (invalid-curve and malformed points) and HKDF-SHA256.</summary>
+public sealed class WycheproofPrimitiveTests
+{
+    public static TheoryData<int> EcdhIds() => new(Load("ecdh_secp256r1_ecpoint_test.json").Select(t => t.GetProperty("tcId").GetInt32()));
+
+    public static TheoryData<int> HkdfIds() => new(Load("hkdf_sha256_test.json").Select(t => t.GetProperty("tcId").GetInt32()));
+
+    [Theory]
+    [MemberData(nameof(EcdhIds))]
+    public void Ecdh_with_raw_points_gives_the_shared_secret_or_refuses_the_point(int id)
+    {
+        JsonElement t = Load("ecdh_secp256r1_ecpoint_test.json").Single(e => e.GetProperty("tcId").GetInt32() == id);
+        byte[] publicKey = Convert.FromHexString(t.GetProperty("public").GetString()!);
+        byte[] privateKey = Normalize(Convert.FromHexString(t.GetProperty("private").GetString()!));
+        string result = t.GetProperty("result").GetString()!;
+        using HpkeKeyPair own = HpkeKeyPair.ImportPrivateKey(privateKey);
+        Exception? failure = Record.Exception(() =>
+        {
+            using ECDiffieHellman peer = HpkePublicKey.Import(publicKey);
+            byte[] shared = own.Key.DeriveRawSecretAgreement(peer.PublicKey);
+            Assert.Equal(t.GetProperty("shared").GetString(), Convert.ToHexStringLower(shared));
+        });
+        if (result == "valid")
+        {
+            Assert.Null(failure);
+        }
+        else
+        {
+            // Invalid points, and compressed points (acceptable in Wycheproof; HPKE uses uncompressed points only).
+            Assert.IsType<ModelKeyException>(failure);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(HkdfIds))]
+    public void Hkdf_sha256_matches(int id)
+    {
+        JsonElement t = Load("hkdf_sha256_test.json").Single(e => e.GetProperty("tcId").GetInt32() == id);
+        byte[] Hex(string name) => Convert.FromHexString(t.GetProperty(name).GetString()!);
+        int size = t.GetProperty("size").GetInt32();
+        byte[] output = new byte[size];
+        Exception? failure = Record.Exception(() => HKDF.DeriveKey(HashAlgorithmName.SHA256, Hex("ikm"), output, Hex("salt"), Hex("info")));
+        if (t.GetProperty("result").GetString() == "valid")
+        {
+            Assert.Null(failure);
+            Assert.Equal(Hex("okm"), output);
+        }
+        else
+        {
+            Assert.IsType<ArgumentException>(failure, exactMatch: false); // output longer than 255 × 32 bytes
+        }
+    }
+
+    private static byte[] Normalize(byte[] scalar) =>
+        scalar.Length > 32 ? scalar[^32..] : [.. new byte[32 - scalar.Length], .. scalar];
+
+    private static List<JsonElement> Load(string file)
+    {
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(TestFiles.Vectors("wycheproof", file)));
+        return [.. doc.RootElement.GetProperty("testGroups").EnumerateArray().SelectMany(g => g.GetProperty("tests").EnumerateArray()).Select(e => e.Clone())];
+    }
+}
