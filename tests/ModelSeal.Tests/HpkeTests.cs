@@ -186,3 +186,39 @@ public sealed class WycheproofPrimitiveTests
         return [.. doc.RootElement.GetProperty("testGroups").EnumerateArray().SelectMany(g => g.GetProperty("tests").EnumerateArray()).Select(e => e.Clone())];
     }
 }
+
+public sealed class KeyReleaseTests
+{
+    [Fact]
+    public void Info_layout_is_length_prefixed_and_byte_exact()
+    {
+        byte[] info = KeyRelease.Info("m", "12", "k", "sub");
+        byte[] expected = [.. "modelseal-key-release-v1"u8, 0, 0, 1, (byte)'m', 0, 2, (byte)'1', (byte)'2', 0, 1, (byte)'k', 0, 3, (byte)'s', (byte)'u', (byte)'b'];
+        Assert.Equal(expected, info);
+        Assert.Equal([0, 0, 0, 0, 0x6B, 0x03, 0x90, 0x8B], KeyRelease.Aad(new DateTimeOffset(2026, 11, 23, 1, 2, 3, TimeSpan.Zero)));
+    }
+
+    [Fact]
+    public void A_released_key_opens_only_with_the_same_binding()
+    {
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        using ModelKey key = ModelKey.Generate("classifier.3.k1");
+        DateTimeOffset lease = DateTimeOffset.FromUnixTimeSeconds(1_900_000_000);
+        (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(key, device.PublicKey.Span, "classifier", "3", "device-7", lease);
+        Assert.Equal(48, sealedKey.Length);
+        using (ModelKey opened = KeyRelease.Open(device, enc, sealedKey, "classifier", "3", "classifier.3.k1", "device-7", lease))
+        {
+            byte[] a = new byte[32], b = new byte[32];
+            key.Export(a);
+            opened.Export(b);
+            Assert.Equal(a, b);
+            Assert.Equal("classifier.3.k1", opened.KeyId);
+        }
+
+        Assert.Throws<HpkeOpenException>(() => KeyRelease.Open(device, enc, sealedKey, "other", "3", "classifier.3.k1", "device-7", lease));
+        Assert.Throws<HpkeOpenException>(() => KeyRelease.Open(device, enc, sealedKey, "classifier", "4", "classifier.3.k1", "device-7", lease));
+        Assert.Throws<HpkeOpenException>(() => KeyRelease.Open(device, enc, sealedKey, "classifier", "3", "classifier.3.k2", "device-7", lease));
+        Assert.Throws<HpkeOpenException>(() => KeyRelease.Open(device, enc, sealedKey, "classifier", "3", "classifier.3.k1", "device-8", lease));
+        Assert.Throws<HpkeOpenException>(() => KeyRelease.Open(device, enc, sealedKey, "classifier", "3", "classifier.3.k1", "device-7", lease.AddDays(1)));
+    }
+}
