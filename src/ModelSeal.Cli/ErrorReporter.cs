@@ -41,6 +41,7 @@ internal static class ErrorReporter
                 ExitCodes.AuthenticationFailed,
                 $"{subject} could not be authenticated: the key is wrong, or the file was altered or truncated. Nothing was written.",
                 AuthenticationHint),
+            HpkeOpenException e => (ExitCodes.ServerError, "the key the server sent could not be opened: " + e.Message, "check that --server is the key server you expect."),
             ModelKeyException e => (ExitCodes.KeyError, e.Message, "create a key file with 'modelseal keygen --out FILE', or pass the right one with --key."),
             UnauthorizedAccessException e => (ExitCodes.IoError, e.Message, "check the permissions of the files and directories involved."),
             FileNotFoundException e => (ExitCodes.IoError, e.Message, "check the path."),

@@ -43,6 +43,9 @@ internal static class ExitCodes
     /// </summary>
     public const int IoError = 6;
 
+    /// <summary>7: the key server refused the request (its problem type is printed) or could not be reached.</summary>
+    public const int ServerError = 7;
+
     /// <summary>130 (128 + SIGINT): cancelled, by Ctrl+C or SIGTERM. Nothing was written.</summary>
     public const int Cancelled = 130;
 }

@@ -52,6 +52,11 @@ internal static class Program
                 new VerifyCommand(context),
                 new InspectCommand(context),
                 new DemoCommand(context),
+                new ServeCommand(context),
+                new ModelCommand(context),
+                new LicenseCommand(context),
+                new TokenCommand(context),
+                new AuditCommand(context),
             },
         };
     }

@@ -2,7 +2,11 @@ using System.CommandLine;
 
 namespace ModelSeal.Cli.Commands;
 
-/// <summary><c>modelseal encrypt INPUT --key FILE --model-id ID --model-version V --out OUTPUT [--force] [--json]</c>.</summary>
+/// <summary>
+/// <c>modelseal encrypt INPUT --key FILE --model-id ID --model-version V --out OUTPUT [--force] [--json]</c>, or with
+/// <c>--server URL</c> instead of <c>--key</c>: the server creates a new version and its data key, sealed with HPKE to
+/// a publisher key this process generates, and the model is sealed locally with it.
+/// </summary>
 internal sealed class EncryptCommand : VerbCommand
 {
     private const string Summary = """
@@ -10,6 +14,7 @@ internal sealed class EncryptCommand : VerbCommand
 
         Examples:
           modelseal encrypt model.onnx --key dev.key --model-id classifier --model-version 1.2.0 --out model.mseal
+          modelseal encrypt model.onnx --server http://127.0.0.1:5380 --model-id classifier --out model.mseal
         """;
 
     public EncryptCommand(CliContext context)
@@ -22,17 +27,35 @@ internal sealed class EncryptCommand : VerbCommand
         Add(OutOption);
         Add(ForceOption);
         Add(JsonOption);
+        Add(ServerOption);
+        Add(AdminCredentialOption);
+        Validators.Add(r =>
+        {
+            bool key = r.GetResult(KeyOption) is not null, server = r.GetResult(ServerOption) is not null;
+            if (key == server)
+            {
+                r.AddError("Give either --key FILE (a local key) or --server URL (a new version on the key server).");
+            }
+            else if (key && r.GetResult(ModelVersionOption) is null)
+            {
+                r.AddError("--model-version is required with --key.");
+            }
+        });
     }
+
+    public Option<Uri> ServerOption { get; } = ServerOptionsFactory.Server();
+
+    public Option<string> AdminCredentialOption { get; } = ServerOptionsFactory.AdminCredentialFile();
 
     public Argument<string> InputArgument { get; } = VerbOptions.Input("The model file to seal (.onnx, .ort, .tflite or any file).");
 
-    public Option<string> KeyOption { get; } = VerbOptions.Key();
+    public Option<string> KeyOption { get; } = VerbOptions.Key(required: false);
 
     public Option<string> ModelIdOption { get; } = VerbOptions.Identifier(
         "--model-id", "model id", Identifier.MaxIdLength, "ID", "The model id to record (letters, digits, '.', '_', '-').", required: true);
 
     public Option<string> ModelVersionOption { get; } = VerbOptions.Identifier(
-        "--model-version", "model version", Identifier.MaxVersionLength, "VERSION", "The model version to record (letters, digits, '.', '_', '-').", required: true);
+        "--model-version", "model version", Identifier.MaxVersionLength, "VERSION", "The model version to record (letters, digits, '.', '_', '-'); with --server, optional (the server numbers versions).", required: false);
 
     public Option<string> OutOption { get; } = VerbOptions.Out("The sealed model to write (customarily *" + SealedModel.FileExtension + ").");
 
@@ -49,9 +72,13 @@ internal sealed class EncryptCommand : VerbCommand
         bool force = result.GetValue(ForceOption);
         Files.RequireInputFile(input);
         Files.CheckOutput(output, input, force);
-        using ModelKey key = Keys.Load(result.GetRequiredValue(KeyOption));
-
         long start = Context.Time.GetTimestamp();
+        string modelId = result.GetRequiredValue(ModelIdOption);
+        (ModelKey key, string version) = result.GetValue(KeyOption) is { } keyPath
+            ? (Keys.Load(keyPath), result.GetRequiredValue(ModelVersionOption))
+            : await NewVersionOnServerAsync(result, modelId, cancellationToken).ConfigureAwait(false);
+        using ModelKey disposeKey = key;
+
         await using FileStream source = Files.OpenInput(input);
         if (!source.CanSeek)
         {
@@ -67,8 +94,8 @@ internal sealed class EncryptCommand : VerbCommand
         cancellationToken.ThrowIfCancellationRequested();
         var options = new SealOptions
         {
-            ModelId = result.GetRequiredValue(ModelIdOption),
-            ModelVersion = result.GetRequiredValue(ModelVersionOption),
+            ModelId = modelId,
+            ModelVersion = version,
         };
         SealedModelHeader header;
         await using (AtomicFile file = AtomicFile.Create(output, force))
@@ -94,6 +121,21 @@ internal sealed class EncryptCommand : VerbCommand
         }
 
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// Asks the key server for a new version of <paramref name="modelId"/>; its data key comes back sealed (HPKE) to a
+    /// publisher key pair that lives only in this process.
+    /// </summary>
+    private async Task<(ModelKey Key, string Version)> NewVersionOnServerAsync(ParseResult result, string modelId, CancellationToken cancellationToken)
+    {
+        using Server.KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, ServerOption, AdminCredentialOption, cancellationToken).ConfigureAwait(false);
+        using var publisher = ModelSeal.Hpke.HpkeKeyPair.Generate();
+        Server.ReleaseAnswer answer = await client.AddVersionAsync(modelId, result.GetValue(ModelVersionOption), publisher.PublicKey.ToArray(), cancellationToken).ConfigureAwait(false);
+        ModelKey key = ModelSeal.Hpke.KeyRelease.Open(
+            publisher, Server.Base64Url.Decode(answer.Enc), Server.Base64Url.Decode(answer.SealedKey), answer.ModelId, answer.Version, answer.KeyId, client.AdminSubject, answer.LeaseExpiresAt);
+        Context.Error.WriteLine($"created version {answer.Version} of {answer.ModelId} on {client.Server} (key {answer.KeyId})");
+        return (key, answer.Version);
     }
 
     private static async Task<bool> IsSealedModelAsync(FileStream source, CancellationToken cancellationToken)

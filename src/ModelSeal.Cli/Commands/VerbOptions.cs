@@ -8,9 +8,9 @@ internal static class VerbOptions
 {
     public static Argument<string> Input(string description) => NotEmpty(new Argument<string>("INPUT") { Description = description });
 
-    public static Option<string> Key() => NotEmpty(new Option<string>("--key")
+    public static Option<string> Key(bool required = true) => NotEmpty(new Option<string>("--key")
     {
-        Required = true,
+        Required = required,
         HelpName = "FILE",
         Description = "The key file (from 'modelseal keygen'); must be owner-only.",
     });

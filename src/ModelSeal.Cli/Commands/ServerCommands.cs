@@ -1,0 +1,403 @@
+using System.CommandLine;
+using System.Globalization;
+using ModelSeal.Cli.Server;
+
+namespace ModelSeal.Cli.Commands;
+
+/// <summary>Options and plumbing shared by the verbs that talk to a key server.</summary>
+internal static class ServerOptionsFactory
+{
+    public const string CredentialFileVariable = "MODELSEAL_ADMIN_CREDENTIAL_FILE";
+    public const string CredentialVariable = "MODELSEAL_ADMIN_CREDENTIAL";
+
+    public static Option<Uri> Server(bool required = false) => new("--server")
+    {
+        Required = required,
+        HelpName = "URL",
+        Description = $"The key server [default: $MODELSEAL_SERVER or {KeyServerClient.DefaultServer}].",
+        CustomParser = result =>
+        {
+            string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+            if (Uri.TryCreate(text, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https")
+            {
+                return uri.AbsolutePath.EndsWith('/') ? uri : new Uri(uri + "/");
+            }
+
+            result.AddError($"--server '{text}' is not an http:// or https:// URL.");
+            return null;
+        },
+    };
+
+    public static Option<string> AdminCredentialFile() => new("--admin-credential-file")
+    {
+        HelpName = "FILE",
+        Description = $"File holding the server's admin credential (the server writes <data>/admin.credential) [default: ${CredentialFileVariable}, or the credential itself in ${CredentialVariable}].",
+    };
+
+    public static Uri ServerUri(ParseResult result, Option<Uri> option) =>
+        result.GetValue(option)
+        ?? (Environment.GetEnvironmentVariable("MODELSEAL_SERVER") is { Length: > 0 } env && Uri.TryCreate(env.TrimEnd('/') + "/", UriKind.Absolute, out Uri? uri)
+            ? uri
+            : new Uri(KeyServerClient.DefaultServer + "/"));
+
+    /// <summary>Connects and logs in as administrator with the credential from a file or the environment.</summary>
+    public static async Task<KeyServerClient> AdminClientAsync(ParseResult result, Option<Uri> server, Option<string> credentialFile, CancellationToken cancellationToken)
+    {
+        string credential = ReadCredential(result.GetValue(credentialFile));
+        var client = new KeyServerClient(ServerUri(result, server));
+        try
+        {
+            await client.LoginAdminAsync(credential, cancellationToken).ConfigureAwait(false);
+            return client;
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+    }
+
+    private static string ReadCredential(string? file)
+    {
+        file ??= Environment.GetEnvironmentVariable(CredentialFileVariable);
+        if (file is { Length: > 0 })
+        {
+            try
+            {
+                return File.ReadAllText(file).Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliException(ExitCodes.KeyError, $"cannot read the admin credential file {ErrorReporter.Quote(file)}: {e.Message}", "the server writes it to admin.credential in its data directory.", e);
+            }
+        }
+
+        return Environment.GetEnvironmentVariable(CredentialVariable) is { Length: > 0 } value
+            ? value.Trim()
+            : throw new CliException(
+                ExitCodes.KeyError,
+                "no admin credential: this command needs the key server's admin credential.",
+                $"pass --admin-credential-file <data>/admin.credential, or set {CredentialFileVariable} (never put the credential itself on the command line).");
+    }
+}
+
+/// <summary><c>modelseal serve [--data DIR] [--urls URL]</c>: runs the key server until Ctrl+C.</summary>
+internal sealed class ServeCommand : VerbCommand
+{
+    public ServeCommand(CliContext context)
+        : base("serve", "Run the key server on the embedded default: one data directory (SQLite database, master key, admin credential), listening on 127.0.0.1.", context)
+    {
+        Add(DataOption);
+        Add(UrlsOption);
+    }
+
+    public Option<string> DataOption { get; } = new("--data")
+    {
+        HelpName = "DIR",
+        Description = "The data directory, created owner-only on first start [default: ./modelseal-data].",
+        DefaultValueFactory = _ => "modelseal-data",
+    };
+
+    public Option<string> UrlsOption { get; } = new("--urls")
+    {
+        HelpName = "URL",
+        Description = $"Where to listen [default: {KeyServerClient.DefaultServer}].",
+        DefaultValueFactory = _ => KeyServerClient.DefaultServer,
+    };
+
+    protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+    {
+        var options = new ModelSeal.Server.ServerOptions
+        {
+            DataDirectory = Path.GetFullPath(result.GetRequiredValue(DataOption)),
+            Urls = result.GetRequiredValue(UrlsOption),
+        };
+        Microsoft.AspNetCore.Builder.WebApplication app;
+        try
+        {
+            app = ModelSeal.Server.ServerHost.Build(options);
+        }
+        catch (ModelSeal.Server.ServerConfigurationException e)
+        {
+            throw new CliException(ExitCodes.Usage, e.Message, "fix the configuration and start again.", e);
+        }
+
+        await using (app.ConfigureAwait(false))
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            Context.Out.WriteLine($"modelseal key server listening on {string.Join(", ", app.Urls)}; data in {options.DataDirectory}");
+            Context.Out.WriteLine($"admin credential: {Path.Combine(options.DataDirectory, "admin.credential")} (pass it with --admin-credential-file). Ctrl+C stops.");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+            }
+
+            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        Context.Out.WriteLine("modelseal key server stopped.");
+        return ExitCodes.Success;
+    }
+}
+
+/// <summary><c>modelseal model add ID</c> and <c>modelseal model list</c>.</summary>
+internal sealed class ModelCommand : Command
+{
+    public ModelCommand(CliContext context)
+        : base("model", "Manage models on a key server.")
+    {
+        Add(new AddCommand(context));
+        Add(new ListCommand(context));
+    }
+
+    private sealed class AddCommand : VerbCommand
+    {
+        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
+        private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
+        private readonly Argument<string> _id = new("ID") { Description = "The model id (letters, digits, '.', '_', '-')." };
+
+        public AddCommand(CliContext context)
+            : base("add", "Register a model id on the key server; 'modelseal encrypt --server' then adds versions.", context)
+        {
+            _id.Validators.Add(r =>
+            {
+                if (!Identifier.IsValid(r.GetValueOrDefault<string>() ?? string.Empty, Identifier.MaxIdLength))
+                {
+                    r.AddError("ID must be 1 to 128 ASCII characters, start with a letter or digit, and contain only letters, digits, '.', '_' and '-'.");
+                }
+            });
+            Add(_id);
+            Add(_server);
+            Add(_credential);
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+            ModelAnswer model = await client.AddModelAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
+            Context.Out.WriteLine($"added model {model.ModelId} on {client.Server}");
+            return ExitCodes.Success;
+        }
+    }
+
+    private sealed class ListCommand : VerbCommand
+    {
+        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
+        private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
+
+        public ListCommand(CliContext context)
+            : base("list", "List the models and their versions on the key server.", context)
+        {
+            Add(_server);
+            Add(_credential);
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+            foreach (ModelAnswer model in (await client.ListModelsAsync(cancellationToken).ConfigureAwait(false)).Items)
+            {
+                Context.Out.WriteLine(model.ModelId);
+                foreach (VersionAnswer version in model.Versions ?? [])
+                {
+                    Context.Out.WriteLine($"  {version.Version,-12} {version.State,-10} key {version.KeyId}");
+                }
+            }
+
+            return ExitCodes.Success;
+        }
+    }
+}
+
+/// <summary><c>modelseal license add|revoke|list</c>.</summary>
+internal sealed class LicenseCommand : Command
+{
+    public LicenseCommand(CliContext context)
+        : base("license", "Manage licences on a key server.")
+    {
+        Add(new AddCommand(context));
+        Add(new RevokeCommand(context));
+        Add(new ListCommand(context));
+    }
+
+    private sealed class AddCommand : VerbCommand
+    {
+        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
+        private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
+        private readonly Option<string> _subject = new("--subject") { Required = true, HelpName = "SUBJECT", Description = "Who the licence is for: the 'sub' of its tokens." };
+        private readonly Option<string> _models = new("--models") { Required = true, HelpName = "IDS", Description = "Comma-separated model ids the licence covers, or '*' for all." };
+        private readonly Option<DateTimeOffset?> _notBefore = new("--not-before") { HelpName = "TIME", Description = "Start of validity (ISO 8601)." };
+        private readonly Option<DateTimeOffset?> _expires = new("--expires") { HelpName = "TIME", Description = "End of validity (ISO 8601)." };
+        private readonly Option<int> _maxDevices = new("--max-devices") { HelpName = "N", Description = "How many devices may obtain keys [default: 1].", DefaultValueFactory = _ => 1 };
+        private readonly Option<string> _credentialOut = VerbOptions.Out("File to write the licence credential to (owner-only); it is shown nowhere else.");
+
+        public AddCommand(CliContext context)
+            : base("add", "Create a licence; its credential goes to --out (owner-only), never to the terminal.", context)
+        {
+            Add(_subject);
+            Add(_models);
+            Add(_notBefore);
+            Add(_expires);
+            Add(_maxDevices);
+            Add(_credentialOut);
+            Add(_server);
+            Add(_credential);
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            string output = result.GetRequiredValue(_credentialOut);
+            Files.CheckOutput(output, input: null, force: false);
+            using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+            string[] models = result.GetRequiredValue(_models).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            LicenceAnswer licence = await client.AddLicenceAsync(
+                new AddLicenceRequest(result.GetRequiredValue(_subject), models, result.GetValue(_notBefore), result.GetValue(_expires), result.GetValue(_maxDevices)),
+                cancellationToken).ConfigureAwait(false);
+            await using (AtomicFile file = AtomicFile.Create(output, overwrite: false, ownerOnly: true))
+            {
+                await using (var writer = new StreamWriter(file.Stream, leaveOpen: true))
+                {
+                    await writer.WriteLineAsync(licence.Credential).ConfigureAwait(false);
+                }
+
+                await file.CommitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            Context.Out.WriteLine($"created licence {licence.LicenceId} for {licence.Subject} ({string.Join(", ", licence.Models)}; up to {licence.MaxDevices} devices); credential in {output} (owner-only)");
+            return ExitCodes.Success;
+        }
+    }
+
+    private sealed class RevokeCommand : VerbCommand
+    {
+        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
+        private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
+        private readonly Argument<string> _id = new("LICENCE-ID") { Description = "The licence to revoke." };
+
+        public RevokeCommand(CliContext context)
+            : base("revoke", "Revoke a licence: its devices get no more keys.", context)
+        {
+            Add(_id);
+            Add(_server);
+            Add(_credential);
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+            LicenceAnswer licence = await client.RevokeLicenceAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
+            Context.Out.WriteLine($"revoked licence {licence.LicenceId} ({licence.Subject})");
+            return ExitCodes.Success;
+        }
+    }
+
+    private sealed class ListCommand : VerbCommand
+    {
+        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
+        private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
+
+        public ListCommand(CliContext context)
+            : base("list", "List licences.", context)
+        {
+            Add(_server);
+            Add(_credential);
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+            foreach (LicenceAnswer l in (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items)
+            {
+                string state = l.RevokedAt is { } revoked ? "revoked " + Text.Timestamp(revoked) : l.ExpiresAt is { } expires ? "expires " + Text.Timestamp(expires) : "no expiry";
+                Context.Out.WriteLine($"{l.LicenceId}  {l.Subject}  models {string.Join(",", l.Models)}  devices ≤ {l.MaxDevices}  {state}");
+            }
+
+            return ExitCodes.Success;
+        }
+    }
+}
+
+/// <summary><c>modelseal token issue --license ID --credential-file FILE</c> (a development convenience).</summary>
+internal sealed class TokenCommand : Command
+{
+    public TokenCommand(CliContext context)
+        : base("token", "Tokens for testing.")
+    {
+        Add(new IssueCommand(context));
+    }
+
+    private sealed class IssueCommand : VerbCommand
+    {
+        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
+        private readonly Option<string> _licence = new("--license") { Required = true, HelpName = "LICENCE-ID", Description = "The licence." };
+        private readonly Option<string> _credentialFile = new("--credential-file") { Required = true, HelpName = "FILE", Description = "The licence credential file written by 'modelseal license add'." };
+
+        public IssueCommand(CliContext context)
+            : base("issue", "Exchange a licence credential for a short-lived device token and print it (for testing clients).", context)
+        {
+            Add(_licence);
+            Add(_credentialFile);
+            Add(_server);
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            string credential = (await File.ReadAllTextAsync(result.GetRequiredValue(_credentialFile), cancellationToken).ConfigureAwait(false)).Trim();
+            using var client = new KeyServerClient(ServerOptionsFactory.ServerUri(result, _server));
+            TokenAnswer token = await client.IssueLicenceTokenAsync(result.GetRequiredValue(_licence), credential, cancellationToken).ConfigureAwait(false);
+            Context.Out.WriteLine(token.AccessToken);
+            Context.WriteWarning($"this token grants key release for {token.ExpiresIn} s; treat it as a secret.");
+            return ExitCodes.Success;
+        }
+    }
+}
+
+/// <summary><c>modelseal audit [--json] [--after ID] [--limit N]</c>.</summary>
+internal sealed class AuditCommand : VerbCommand
+{
+    private readonly Option<Uri> _server = ServerOptionsFactory.Server();
+    private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
+    private readonly Option<long?> _after = new("--after") { HelpName = "ID", Description = "Show records after this id." };
+    private readonly Option<int> _limit = new("--limit") { HelpName = "N", Description = "At most this many records (1–500) [default: 100].", DefaultValueFactory = _ => 100 };
+    private readonly Option<bool> _json = VerbOptions.Json();
+
+    public AuditCommand(CliContext context)
+        : base("audit", "Read the key server's append-only audit log (key releases, refusals, admin changes).", context)
+    {
+        Add(_after);
+        Add(_limit);
+        Add(_json);
+        Add(_server);
+        Add(_credential);
+    }
+
+    protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+    {
+        using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+        AuditPage page = await client.ReadAuditAsync(result.GetValue(_after), Math.Clamp(result.GetValue(_limit), 1, 500), cancellationToken).ConfigureAwait(false);
+        if (result.GetValue(_json))
+        {
+            Context.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(page, ServerJson.Default.AuditPage));
+            return ExitCodes.Success;
+        }
+
+        foreach (AuditRecord r in page.Items)
+        {
+            Context.Out.WriteLine(string.Join("  ", new[]
+            {
+                r.Id.ToString(CultureInfo.InvariantCulture), Text.Timestamp(r.At), r.Event, r.Outcome, r.Subject, r.LicenceId,
+                r.ModelId is null ? null : $"{r.ModelId} {r.Version}", r.Device is null ? null : "device " + r.Device, r.Client,
+            }.Where(s => !string.IsNullOrEmpty(s))));
+        }
+
+        if (page.Next is { } next)
+        {
+            Context.Out.WriteLine($"(more: modelseal audit --after {next})");
+        }
+
+        return ExitCodes.Success;
+    }
+}

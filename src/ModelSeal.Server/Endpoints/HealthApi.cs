@@ -1,0 +1,38 @@
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Data.Sqlite;
+using ModelSeal.Server.Http;
+
+namespace ModelSeal.Server.Endpoints;
+
+/// <summary><c>GET /health/live</c> and <c>GET /health/ready</c> (docs/protocol.md section 5).</summary>
+internal static class HealthApi
+{
+    public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder app)
+    {
+        RouteGroupBuilder group = app.MapGroup("/health").AllowAnonymous().WithTags("Health");
+        group.MapGet("/live", () => TypedResults.Ok(new HealthResponse("live"))).WithSummary("The process is up.");
+        group.MapGet("/ready", Ready).WithSummary("The database and the master key are usable.");
+        return app;
+    }
+
+    internal static Results<Ok<HealthResponse>, ProblemHttpResult> Ready(KeyServer server)
+    {
+        try
+        {
+            server.Store.Read(s => s.CountModels());
+            Span<byte> probe = stackalloc byte[ModelKey.SizeInBytes];
+            (int version, byte[] wrapped) = server.MasterKeys.Wrap(probe, "readiness-probe");
+            server.MasterKeys.Unwrap(version, wrapped, "readiness-probe", probe);
+            return TypedResults.Ok(new HealthResponse("ready"));
+        }
+        catch (Exception e) when (e is SqliteException or CryptographicException or InvalidOperationException)
+        {
+            ServerLog.NotReady(server.Logger, e.GetType().Name);
+            return Problems.Create(Problems.NotReady, "The database or the master key is not usable.");
+        }
+    }
+}

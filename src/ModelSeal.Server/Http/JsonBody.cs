@@ -1,0 +1,92 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace ModelSeal.Server.Http;
+
+/// <summary>
+/// Reads a JSON request body with the server's own error answers: 400 invalid-request for anything that is not a JSON
+/// object of the expected shape (the <c>errors</c> member names the JSON path), 413 request-too-large over
+/// <see cref="MaxBytes"/>. Oversized bodies are read and discarded up to <see cref="DrainLimit"/> so that the client
+/// receives the 413 instead of a reset connection.
+/// </summary>
+internal static class JsonBody
+{
+    /// <summary>The request body limit (docs/protocol.md section 6).</summary>
+    public const int MaxBytes = 16 * 1024;
+
+    /// <summary>Kestrel's hard limit: up to this much of an oversized body is discarded before answering 413.</summary>
+    public const int DrainLimit = 1024 * 1024;
+
+    public static async Task<(T? Value, ProblemHttpResult? Problem)> ReadAsync<T>(HttpRequest request, CancellationToken cancellationToken)
+        where T : class
+    {
+        if (!request.HasJsonContentType())
+        {
+            return (null, Problems.Invalid("body", "The body must be a JSON object sent with Content-Type: application/json."));
+        }
+
+        byte[] buffer = new byte[MaxBytes + 1];
+        int length = 0;
+        try
+        {
+            int read;
+            while (length < buffer.Length && (read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                length += read;
+            }
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, TooLarge());
+        }
+
+        if (length > MaxBytes)
+        {
+            await DrainAsync(request, cancellationToken).ConfigureAwait(false);
+            return (null, TooLarge());
+        }
+
+        JsonSerializerOptions options = request.HttpContext.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
+        try
+        {
+            T? value = JsonSerializer.Deserialize<T>(buffer.AsSpan(0, length), options);
+            return value is null ? (null, Problems.Invalid("body", "The body must be a JSON object, not null.")) : (value, null);
+        }
+        catch (JsonException e)
+        {
+            return (null, Problems.Invalid(string.IsNullOrEmpty(e.Path) ? "body" : e.Path, "Not valid JSON, or a value of the wrong type here."));
+        }
+    }
+
+    /// <summary>Reads and discards the rest of the body (Kestrel stops it at <see cref="DrainLimit"/>).</summary>
+    public static async Task DrainAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await request.Body.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException)
+        {
+            request.HttpContext.Response.Headers.Connection = "close";
+        }
+    }
+
+    /// <summary>Declares a JSON request body of type <typeparamref name="T"/> for the OpenAPI document.</summary>
+    /// <remarks>
+    /// Unlike <c>Accepts&lt;T&gt;</c> this adds no content-type constraint to routing, which would answer a
+    /// non-JSON body with 415 instead of the protocol's 400 invalid-request.
+    /// </remarks>
+    public static RouteHandlerBuilder AcceptsJson<T>(this RouteHandlerBuilder builder) =>
+        builder.WithMetadata(new JsonRequestBodyMetadata(typeof(T)));
+
+    private static ProblemHttpResult TooLarge() =>
+        Problems.Create(Problems.RequestTooLarge, $"The request body must be at most {MaxBytes} bytes.");
+}
+
+/// <summary>Endpoint metadata: the endpoint reads a JSON body of this type (see <see cref="JsonBody.AcceptsJson{T}"/>).</summary>
+internal sealed record JsonRequestBodyMetadata(Type Type);

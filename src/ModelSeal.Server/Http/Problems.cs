@@ -1,0 +1,140 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ModelSeal.Server.Http;
+
+/// <summary>
+/// Every error answer (docs/protocol.md section 6): <c>application/problem+json</c> with
+/// <c>type = https://modelseal.dev/problems/&lt;code&gt;</c>, a title, the status and a detail without internals.
+/// </summary>
+internal static class Problems
+{
+    public const string TypePrefix = "https://modelseal.dev/problems/";
+
+    public const string InvalidRequest = "invalid-request";
+    public const string InvalidDeviceKey = "invalid-device-key";
+    public const string Unauthorized = "unauthorized";
+    public const string Forbidden = "forbidden";
+    public const string LicenceRevoked = "licence-revoked";
+    public const string LicenceExpired = "licence-expired";
+    public const string LicenceNotYetValid = "licence-not-yet-valid";
+    public const string ModelNotLicensed = "model-not-licensed";
+    public const string VersionDisabled = "version-disabled";
+    public const string DeviceLimit = "device-limit";
+    public const string ModelNotFound = "model-not-found";
+    public const string VersionNotFound = "version-not-found";
+    public const string LicenceNotFound = "licence-not-found";
+    public const string ModelExists = "model-exists";
+    public const string VersionExists = "version-exists";
+    public const string VersionDestroyed = "version-destroyed";
+    public const string RequestTooLarge = "request-too-large";
+    public const string RateLimited = "rate-limited";
+    public const string AuditUnavailable = "audit-unavailable";
+    public const string NotReady = "not-ready";
+    public const string NotFound = "not-found";
+    public const string MethodNotAllowed = "method-not-allowed";
+    public const string UnsupportedMediaType = "unsupported-media-type";
+    public const string InternalError = "internal-error";
+
+    private static readonly Dictionary<string, (int Status, string Title)> Known = new(StringComparer.Ordinal)
+    {
+        [InvalidRequest] = (400, "The request is invalid."),
+        [InvalidDeviceKey] = (400, "The device public key is not a valid P-256 point."),
+        [Unauthorized] = (401, "Authentication failed."),
+        [Forbidden] = (403, "The token does not allow this."),
+        [LicenceRevoked] = (403, "The licence is revoked or does not exist."),
+        [LicenceExpired] = (403, "The licence has expired."),
+        [LicenceNotYetValid] = (403, "The licence is not valid yet."),
+        [ModelNotLicensed] = (403, "The licence does not cover this model."),
+        [VersionDisabled] = (403, "The model version is disabled."),
+        [DeviceLimit] = (403, "The licence has reached its device limit."),
+        [ModelNotFound] = (404, "The model does not exist."),
+        [VersionNotFound] = (404, "The model version does not exist."),
+        [LicenceNotFound] = (404, "The licence does not exist."),
+        [ModelExists] = (409, "The model already exists."),
+        [VersionExists] = (409, "The model version already exists."),
+        [VersionDestroyed] = (410, "The model version's key was destroyed."),
+        [RequestTooLarge] = (413, "The request body is too large."),
+        [RateLimited] = (429, "Too many requests."),
+        [AuditUnavailable] = (503, "The audit log is unavailable; no key was released."),
+        [NotReady] = (503, "The server is not ready."),
+        [NotFound] = (404, "Not found."),
+        [MethodNotAllowed] = (405, "Method not allowed."),
+        [UnsupportedMediaType] = (415, "Unsupported media type."),
+        [InternalError] = (500, "An internal error occurred."),
+    };
+
+    /// <summary>A problem answer with a known code.</summary>
+    public static ProblemHttpResult Create(string code, string? detail = null, IDictionary<string, object?>? extensions = null)
+    {
+        (int status, string title) = Known[code];
+        return TypedResults.Problem(detail, instance: null, status, title, TypePrefix + code, extensions);
+    }
+
+    /// <summary>400 invalid-request whose <c>errors</c> member names the fields at fault.</summary>
+    public static ProblemHttpResult Invalid(Dictionary<string, string[]> errors, string? detail = null) =>
+        Create(InvalidRequest, detail ?? "One or more fields are missing or invalid.", new Dictionary<string, object?> { ["errors"] = errors });
+
+    /// <summary>400 invalid-request naming one field.</summary>
+    public static ProblemHttpResult Invalid(string field, string message) =>
+        Invalid(new Dictionary<string, string[]> { [field] = [message] });
+
+    /// <summary>Declares the problem answers of a group of endpoints in the OpenAPI document.</summary>
+    public static TBuilder ProducesProblems<TBuilder>(this TBuilder builder, params int[] statuses)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        foreach (int status in statuses)
+        {
+            builder.WithMetadata(new ProducesResponseTypeMetadata(status, typeof(ProblemDetails), ["application/problem+json"]));
+        }
+
+        return builder;
+    }
+
+    /// <summary>Fills in type and title of problems the framework creates (status code pages, exceptions, auth).</summary>
+    public static void Customize(ProblemDetailsContext context)
+    {
+        ProblemDetails problem = context.ProblemDetails;
+        if (problem.Type is null || !problem.Type.StartsWith(TypePrefix, StringComparison.Ordinal))
+        {
+            string code = CodeFor(problem.Status ?? context.HttpContext.Response.StatusCode);
+            problem.Type = TypePrefix + code;
+            problem.Title = Known.TryGetValue(code, out var known) ? known.Title : problem.Title;
+            if (problem.Status >= 500)
+            {
+                problem.Detail = null;
+            }
+        }
+
+        problem.Extensions.Remove("exception");
+    }
+
+    /// <summary>Writes a problem directly (from middleware and authentication events).</summary>
+    public static async Task WriteAsync(HttpContext context, string code, string? detail = null)
+    {
+        (int status, string title) = Known[code];
+        context.Response.StatusCode = status;
+        var problem = new ProblemDetails { Type = TypePrefix + code, Title = title, Status = status, Detail = detail };
+        IProblemDetailsService service = context.RequestServices.GetRequiredService<IProblemDetailsService>();
+        await service.WriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem }).ConfigureAwait(false);
+    }
+
+    private static string CodeFor(int status) => status switch
+    {
+        400 => InvalidRequest,
+        401 => Unauthorized,
+        403 => Forbidden,
+        404 => NotFound,
+        405 => MethodNotAllowed,
+        413 => RequestTooLarge,
+        415 => UnsupportedMediaType,
+        429 => RateLimited,
+        503 => NotReady,
+        _ when status >= 500 => InternalError,
+        _ => InvalidRequest,
+    };
+}

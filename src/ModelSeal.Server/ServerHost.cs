@@ -1,0 +1,274 @@
+using System.Net;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ModelSeal.Server.Endpoints;
+using ModelSeal.Server.Http;
+using ModelSeal.Server.Security;
+using ModelSeal.Server.Storage;
+
+namespace ModelSeal.Server;
+
+/// <summary>Builds the key server (docs/protocol.md) as a <see cref="WebApplication"/> ready to start.</summary>
+public static class ServerHost
+{
+    /// <summary>
+    /// Validates <paramref name="options"/> and the data directory (creating it, the database, the master key, the
+    /// token key and the admin credential at first start) and builds the server. Start it with
+    /// <c>StartAsync</c>/<c>RunAsync</c>; the bound addresses are in <c>WebApplication.Urls</c> after start.
+    /// </summary>
+    /// <param name="options">The configuration; copied, so later changes have no effect.</param>
+    /// <param name="configureLogging">Configures logging (for example to replace the console provider).</param>
+    /// <exception cref="ServerConfigurationException">Missing or unsafe configuration; the message says what to fix.</exception>
+    public static WebApplication Build(ServerOptions options, Action<ILoggingBuilder>? configureLogging = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ServerOptions settings = options.Copy();
+        Validate(settings);
+        OidcKeys? oidc = settings.OidcAuthority is null ? null : OidcKeys.Load(settings.OidcAuthority, settings.OidcJwksFile!);
+
+        DataDirectory data = DataDirectory.Open(settings.DataDirectory);
+        var disposables = new Stack<IDisposable>();
+        try
+        {
+            DirectoryLock directoryLock = data.Lock();
+            disposables.Push(directoryLock);
+            data.EnsureDatabaseFile();
+            var store = new Store(data.DatabasePath);
+            disposables.Push(store);
+            bool hasKeys;
+            try
+            {
+                store.Initialize();
+                hasKeys = store.Read(s => s.HasWrappedKeys());
+            }
+            catch (SqliteException e)
+            {
+                throw new ServerConfigurationException($"The database '{data.DatabasePath}' could not be opened: {e.Message}", e);
+            }
+
+            MasterKeyRing masterKeys = MasterKeyRing.LoadOrCreate(data.MasterKeysPath, mayCreate: !hasKeys);
+            disposables.Push(masterKeys);
+            TokenIssuer tokens = TokenIssuer.LoadOrCreate(data.SigningKeyPath, settings);
+            disposables.Push(tokens);
+            byte[] adminHash = data.LoadOrCreateAdminCredentialHash(out bool adminCreated);
+
+            WebApplication app = Compose(settings, configureLogging, directoryLock, store, masterKeys, tokens, adminHash, oidc);
+
+            // From here on the container owns (and disposes) the lock, the store, the master keys and the token key.
+            disposables.Clear();
+            foreach (Type owned in new[] { typeof(DirectoryLock), typeof(Store), typeof(MasterKeyRing), typeof(TokenIssuer), typeof(KeyServer) })
+            {
+                app.Services.GetRequiredService(owned);
+            }
+
+            ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category);
+            if (adminCreated)
+            {
+                ServerLog.AdminCredentialCreated(logger, data.AdminCredentialPath);
+            }
+
+            if (oidc is not null)
+            {
+                ServerLog.OidcConfigured(logger, oidc.Authority, oidc.Keys.Count, settings.OidcJwksFile!);
+            }
+
+            ServerLog.Started(logger, data.Path, masterKeys.CurrentVersion, tokens.KeyId);
+            return app;
+        }
+        catch
+        {
+            while (disposables.Count > 0)
+            {
+                disposables.Pop().Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    private static WebApplication Compose(ServerOptions settings, Action<ILoggingBuilder>? configureLogging, DirectoryLock directoryLock, Store store, MasterKeyRing masterKeys, TokenIssuer tokens, byte[] adminHash, OidcKeys? oidc)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            ApplicationName = typeof(ServerHost).Assembly.GetName().Name,
+            EnvironmentName = Environments.Production,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+
+        // Only ServerOptions configure the server: no appsettings.json, environment variables or command line that
+        // could add endpoints (Kestrel:Endpoints, ASPNETCORE_URLS) or change what was validated.
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection();
+        builder.WebHost.UseUrls(settings.Urls);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = JsonBody.DrainLimit;
+        });
+        configureLogging?.Invoke(builder.Logging);
+
+        IServiceCollection services = builder.Services;
+        services.AddSingleton(settings);
+        services.AddSingleton(_ => directoryLock);
+        services.AddSingleton(_ => store);
+        services.AddSingleton(_ => masterKeys);
+        services.AddSingleton(_ => tokens);
+        services.AddSingleton(provider => new KeyServer(settings, store, masterKeys, tokens, adminHash, provider.GetService<ILoggerFactory>()?.CreateLogger(ServerLog.Category) ?? NullLogger.Instance));
+        services.ConfigureHttpJsonOptions(json =>
+        {
+            json.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+            json.SerializerOptions.MaxDepth = 16;
+            json.SerializerOptions.AllowDuplicateProperties = false;
+        });
+        services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Customize);
+        services.AddModelSealAuthentication(settings, tokens, oidc);
+        services.AddModelSealRateLimits(settings);
+        services.AddOpenApi(openApi => openApi.AddDocumentTransformer<OpenApiSecurity>().AddOperationTransformer<OpenApiJsonBodies>());
+
+        WebApplication app = builder.Build();
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            StatusCodeSelector = exception => exception switch
+            {
+                BadHttpRequestException bad => bad.StatusCode,
+                SqliteException => StatusCodes.Status503ServiceUnavailable,
+                _ => StatusCodes.Status500InternalServerError,
+            },
+        });
+        app.UseStatusCodePages();
+        app.Use(GuardAsync);
+        app.UseRouting();
+        app.UseAuthentication();
+        app.UseRateLimiter();
+        app.UseAuthorization();
+
+        app.MapHealthApi();
+        app.MapTokenApi();
+        app.MapKeyReleaseApi();
+        app.MapAdminApi();
+        app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
+        return app;
+    }
+
+    /// <summary>
+    /// Refuses a declared body over the limit before authentication or any handler sees it (bodies without a
+    /// Content-Length are limited where they are read, <see cref="JsonBody"/>), and keeps answers out of caches.
+    /// </summary>
+    private static async Task GuardAsync(HttpContext context, RequestDelegate next)
+    {
+        context.Response.Headers.CacheControl = "no-store";
+        if (context.Request.ContentLength is not > JsonBody.MaxBytes)
+        {
+            await next(context).ConfigureAwait(false);
+            return;
+        }
+
+        if (context.Request.ContentLength <= JsonBody.DrainLimit)
+        {
+            await JsonBody.DrainAsync(context.Request, context.RequestAborted).ConfigureAwait(false);
+        }
+        else
+        {
+            context.Response.Headers.Connection = "close";
+        }
+
+        await Problems.WriteAsync(context, Problems.RequestTooLarge, $"The request body must be at most {JsonBody.MaxBytes} bytes.").ConfigureAwait(false);
+    }
+
+    private static void Validate(ServerOptions options)
+    {
+        if (string.IsNullOrWhiteSpace(options.DataDirectory))
+        {
+            throw new ServerConfigurationException("No data directory is configured; set ServerOptions.DataDirectory (modelseal serve --data DIR).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Urls))
+        {
+            throw new ServerConfigurationException("No listen address is configured; set ServerOptions.Urls, e.g. http://127.0.0.1:5380.");
+        }
+
+        foreach (string url in options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            ValidateUrl(url, options.AllowNonLoopbackHttp);
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Issuer) || string.IsNullOrWhiteSpace(options.Audience))
+        {
+            throw new ServerConfigurationException("The token issuer and audience must not be empty.");
+        }
+
+        if (options.LeaseDuration <= TimeSpan.Zero || options.LeaseDuration > TimeSpan.FromDays(366))
+        {
+            throw new ServerConfigurationException("The lease duration must be positive and at most 366 days.");
+        }
+
+        if (options.TokenLifetime < TimeSpan.FromSeconds(1) || options.TokenLifetime > TimeSpan.FromDays(1))
+        {
+            throw new ServerConfigurationException("The token lifetime must be between 1 second and 1 day.");
+        }
+
+        if (options.ReleasesPerMinutePerSubject < 1 || options.RequestsPerMinutePerClient < 1)
+        {
+            throw new ServerConfigurationException("The rate limits must be at least 1 per minute.");
+        }
+
+        if (options.Time is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.Time must not be null (use TimeProvider.System).");
+        }
+
+        if (options.OidcAuthority is not null || options.OidcJwksFile is not null)
+        {
+            if (string.IsNullOrWhiteSpace(options.OidcAuthority))
+            {
+                throw new ServerConfigurationException("An OIDC JWKS file is configured without an OIDC authority; set both or neither.");
+            }
+
+            if (string.IsNullOrWhiteSpace(options.OidcJwksFile))
+            {
+                throw new ServerConfigurationException($"The OIDC authority '{options.OidcAuthority}' has no JWKS file; the server never fetches keys over the network, so give its signing keys as a JWKS file (ServerOptions.OidcJwksFile).");
+            }
+
+            if (string.Equals(options.OidcAuthority, options.Issuer, StringComparison.Ordinal))
+            {
+                throw new ServerConfigurationException("The OIDC authority must differ from the server's own issuer.");
+            }
+        }
+    }
+
+    private static void ValidateUrl(string url, bool allowNonLoopbackHttp)
+    {
+        BindingAddress address;
+        try
+        {
+            address = BindingAddress.Parse(url);
+        }
+        catch (FormatException e)
+        {
+            throw new ServerConfigurationException($"The listen address '{url}' is not a URL like http://127.0.0.1:5380.", e);
+        }
+
+        bool https = string.Equals(address.Scheme, "https", StringComparison.OrdinalIgnoreCase);
+        if (!https && !string.Equals(address.Scheme, "http", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ServerConfigurationException($"The listen address '{url}' must start with http:// or https://.");
+        }
+
+        bool loopback = address.IsUnixPipe ||
+            string.Equals(address.Host, "localhost", StringComparison.OrdinalIgnoreCase) ||
+            (IPAddress.TryParse(address.Host.Trim('[', ']'), out IPAddress? ip) && IPAddress.IsLoopback(ip));
+        if (!https && !loopback && !allowNonLoopbackHttp)
+        {
+            throw new ServerConfigurationException($"Refusing plain HTTP on the non-loopback address '{url}': keys and tokens would cross the network unencrypted. Listen on 127.0.0.1 behind a TLS-terminating proxy, use https://, or set AllowNonLoopbackHttp if TLS is terminated in front of this address.");
+        }
+    }
+}

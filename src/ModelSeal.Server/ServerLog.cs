@@ -1,0 +1,53 @@
+using Microsoft.Extensions.Logging;
+
+namespace ModelSeal.Server;
+
+/// <summary>
+/// Everything the server logs. Ids, thumbprints and outcomes only: never key material, credentials or tokens.
+/// </summary>
+internal static partial class ServerLog
+{
+    public const string Category = "ModelSeal.Server";
+
+    [LoggerMessage(1, LogLevel.Information, "Key server data directory {DataDirectory}: master key v{MasterKeyVersion}, token key id {TokenKeyId}.")]
+    public static partial void Started(ILogger logger, string dataDirectory, int masterKeyVersion, string tokenKeyId);
+
+    [LoggerMessage(2, LogLevel.Warning, "Created a new admin credential in {Path} (owner-only).")]
+    public static partial void AdminCredentialCreated(ILogger logger, string path);
+
+    [LoggerMessage(3, LogLevel.Information, "Accepting tokens of the OIDC issuer {Authority} ({KeyCount} keys from {JwksFile}).")]
+    public static partial void OidcConfigured(ILogger logger, string authority, int keyCount, string jwksFile);
+
+    [LoggerMessage(10, LogLevel.Information, "Key released: licence {LicenceId}, key {KeyId}, device {Device}.")]
+    public static partial void KeyReleased(ILogger logger, string licenceId, string keyId, string device);
+
+    [LoggerMessage(11, LogLevel.Information, "Key release refused ({Outcome}): licence {LicenceId}, model {ModelId}, version {Version}, device {Device}.")]
+    public static partial void KeyRefused(ILogger logger, string outcome, string? licenceId, string? modelId, string? version, string? device);
+
+    [LoggerMessage(12, LogLevel.Error, "The audit log could not be written ({ErrorType}, SQLite error {SqliteError}); no key was released.")]
+    public static partial void AuditUnavailable(ILogger logger, string errorType, int sqliteError);
+
+    [LoggerMessage(13, LogLevel.Warning, "A refusal could not be recorded in the audit log ({ErrorType}).")]
+    public static partial void RefusalNotAudited(ILogger logger, string errorType);
+
+    [LoggerMessage(20, LogLevel.Information, "Token issued: grant {GrantType}, licence {LicenceId}.")]
+    public static partial void TokenIssued(ILogger logger, string grantType, string? licenceId);
+
+    [LoggerMessage(21, LogLevel.Warning, "Token refused: grant {GrantType}, licence {LicenceId}, wrong or unknown credential.")]
+    public static partial void TokenRefused(ILogger logger, string grantType, string? licenceId);
+
+    [LoggerMessage(22, LogLevel.Information, "Bearer token rejected: {Reason}.")]
+    public static partial void TokenRejected(ILogger logger, string reason);
+
+    [LoggerMessage(30, LogLevel.Information, "Admin {Subject}: {Event} {Target}.")]
+    public static partial void AdminChange(ILogger logger, string subject, string @event, string target);
+
+    [LoggerMessage(31, LogLevel.Information, "Master key rotated to v{MasterKeyVersion}; {Rewrapped} data keys rewrapped.")]
+    public static partial void MasterKeyRotated(ILogger logger, int masterKeyVersion, int rewrapped);
+
+    [LoggerMessage(40, LogLevel.Warning, "Readiness check failed: {ErrorType}.")]
+    public static partial void NotReady(ILogger logger, string errorType);
+
+    [LoggerMessage(41, LogLevel.Warning, "WAL checkpoint after destroying a key did not complete: {ErrorType}.")]
+    public static partial void CheckpointFailed(ILogger logger, string errorType);
+}

@@ -1,0 +1,210 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace ModelSeal.Server.Storage;
+
+/// <summary>
+/// The server's data directory: created owner-only when absent, refused when other users can reach it or any of the
+/// files in it that hold secrets.
+/// </summary>
+internal sealed class DataDirectory
+{
+    public const string DatabaseFile = "modelseal.db";
+    public const string MasterKeysFile = "master.keys";
+    public const string SigningKeyFile = "token-signing.key";
+    public const string AdminCredentialFile = "admin.credential";
+    public const string LockFile = "modelseal.lock";
+
+    private const UnixFileMode GroupOrOther =
+        UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute |
+        UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+
+    private DataDirectory(string path)
+    {
+        Path = path;
+    }
+
+    public string Path { get; }
+
+    public string DatabasePath => System.IO.Path.Combine(Path, DatabaseFile);
+
+    public string MasterKeysPath => System.IO.Path.Combine(Path, MasterKeysFile);
+
+    public string SigningKeyPath => System.IO.Path.Combine(Path, SigningKeyFile);
+
+    public string AdminCredentialPath => System.IO.Path.Combine(Path, AdminCredentialFile);
+
+    /// <summary>Opens (creating owner-only when absent) and checks the data directory.</summary>
+    public static DataDirectory Open(string path)
+    {
+        string full;
+        try
+        {
+            full = System.IO.Path.GetFullPath(path);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new ServerConfigurationException($"The data directory '{path}' is not a valid path: {e.Message}", e);
+        }
+
+        if (File.Exists(full))
+        {
+            throw new ServerConfigurationException($"The data directory '{full}' is a file; give the path of a directory (it is created when absent).");
+        }
+
+        if (!Directory.Exists(full))
+        {
+            try
+            {
+                if (OperatingSystem.IsWindows())
+                {
+                    Directory.CreateDirectory(full);
+                }
+                else
+                {
+                    Directory.CreateDirectory(full, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ServerConfigurationException($"The data directory '{full}' could not be created: {e.Message}", e);
+            }
+        }
+
+        RequireOwnerOnly(full, "data directory", "700");
+        var directory = new DataDirectory(full);
+        foreach (string file in new[] { DatabaseFile, DatabaseFile + "-wal", DatabaseFile + "-shm", MasterKeysFile, SigningKeyFile, AdminCredentialFile, LockFile })
+        {
+            string filePath = System.IO.Path.Combine(full, file);
+            if (File.Exists(filePath))
+            {
+                RequireOwnerOnly(filePath, "file", "600");
+            }
+        }
+
+        return directory;
+    }
+
+    /// <summary>
+    /// Takes the directory's exclusive lock (held until disposed), so that two servers never share a data directory:
+    /// each would rotate master keys and count devices without seeing the other.
+    /// </summary>
+    public DirectoryLock Lock()
+    {
+        string path = System.IO.Path.Combine(Path, LockFile);
+        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        try
+        {
+            return new DirectoryLock(new FileStream(path, options));
+        }
+        catch (IOException e)
+        {
+            throw new ServerConfigurationException($"The data directory '{Path}' is in use by another ModelSeal server ('{path}' is locked); stop that server first.", e);
+        }
+    }
+
+    /// <summary>Creates the database file owner-only before SQLite opens it (SQLite gives its -wal and -shm the same mode).</summary>
+    public void EnsureDatabaseFile()
+    {
+        if (File.Exists(DatabasePath))
+        {
+            return;
+        }
+
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using (new FileStream(DatabasePath, options))
+        {
+        }
+    }
+
+    /// <summary>Reads the admin credential, creating a random one (32 bytes, base64url) at first start; returns its SHA-256.</summary>
+    public byte[] LoadOrCreateAdminCredentialHash(out bool created)
+    {
+        created = false;
+        if (!File.Exists(AdminCredentialPath))
+        {
+            byte[] secret = RandomNumberGenerator.GetBytes(32);
+            byte[] text = Encoding.ASCII.GetBytes(System.Buffers.Text.Base64Url.EncodeToString(secret) + "\n");
+            try
+            {
+                WriteSecretFile(AdminCredentialPath, text, overwrite: false);
+                created = true;
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(secret);
+                CryptographicOperations.ZeroMemory(text);
+            }
+        }
+
+        byte[] content = ReadSecretFile(AdminCredentialPath);
+        try
+        {
+            ReadOnlySpan<byte> credential = content.AsSpan().Trim(" \t\r\n"u8);
+            if (credential.Length < 16)
+            {
+                throw new ServerConfigurationException($"The admin credential file '{AdminCredentialPath}' is empty or too short (at least 16 characters); delete it to have a new one created at the next start.");
+            }
+
+            return SHA256.HashData(credential);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(content);
+        }
+    }
+
+    /// <summary>Writes a secret file atomically and owner-only.</summary>
+    public static void WriteSecretFile(string path, ReadOnlySpan<byte> content, bool overwrite)
+    {
+        using AtomicFile file = AtomicFile.Create(path, overwrite, ownerOnly: true);
+        file.Stream.Write(content);
+        file.Commit();
+    }
+
+    /// <summary>Reads a secret file after checking it is owner-only.</summary>
+    public static byte[] ReadSecretFile(string path)
+    {
+        RequireOwnerOnly(path, "file", "600");
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ServerConfigurationException($"The file '{path}' could not be read: {e.Message}", e);
+        }
+    }
+
+    private static void RequireOwnerOnly(string path, string what, string mode)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        UnixFileMode actual = File.GetUnixFileMode(path);
+        if ((actual & GroupOrOther) != 0)
+        {
+            string octal = Convert.ToString((int)actual & 0x1FF, 8).PadLeft(3, '0');
+            throw new ServerConfigurationException(string.Create(CultureInfo.InvariantCulture, $"The {what} '{path}' is accessible by other users (mode {octal}); make it owner-only: chmod {mode} '{path}'."));
+        }
+    }
+}
+
+/// <summary>The exclusive lock on a data directory; disposing releases it.</summary>
+internal sealed class DirectoryLock(FileStream stream) : IDisposable
+{
+    public void Dispose() => stream.Dispose();
+}

@@ -1,0 +1,473 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+
+namespace ModelSeal.Server.Storage;
+
+/// <summary>
+/// The SQLite store (<c>modelseal.db</c>, WAL): models, versions with their wrapped keys, licences, devices and the
+/// append-only audit log. Plain parameterised SQL. Writes go through one in-process gate and run as
+/// <c>BEGIN IMMEDIATE</c> transactions; reads run concurrently on their own connections.
+/// </summary>
+internal sealed class Store : IDisposable
+{
+    private const int SchemaVersion = 1;
+
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS models (
+            model_id    TEXT PRIMARY KEY NOT NULL,
+            created_at  INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS model_versions (
+            seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
+            model_id            TEXT NOT NULL REFERENCES models(model_id),
+            version             TEXT NOT NULL,
+            key_id              TEXT NOT NULL UNIQUE,
+            state               TEXT NOT NULL CHECK (state IN ('active', 'disabled', 'destroyed')),
+            master_key_version  INTEGER,
+            wrapped_key         BLOB,
+            created_at          INTEGER NOT NULL,
+            UNIQUE (model_id, version),
+            CHECK ((state = 'destroyed') = (wrapped_key IS NULL))
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS licences (
+            licence_id       TEXT PRIMARY KEY NOT NULL,
+            subject          TEXT NOT NULL,
+            models           TEXT NOT NULL,
+            not_before       INTEGER,
+            expires_at       INTEGER,
+            max_devices      INTEGER NOT NULL CHECK (max_devices >= 1),
+            created_at       INTEGER NOT NULL,
+            revoked_at       INTEGER,
+            credential_hash  BLOB NOT NULL
+        ) STRICT;
+        CREATE INDEX IF NOT EXISTS licences_by_subject ON licences (subject, created_at);
+        CREATE TABLE IF NOT EXISTS devices (
+            licence_id  TEXT NOT NULL REFERENCES licences(licence_id),
+            thumbprint  TEXT NOT NULL,
+            first_seen  INTEGER NOT NULL,
+            last_seen   INTEGER NOT NULL,
+            PRIMARY KEY (licence_id, thumbprint)
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS audit (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            at          INTEGER NOT NULL,
+            event       TEXT NOT NULL,
+            subject     TEXT,
+            licence_id  TEXT,
+            model_id    TEXT,
+            version     TEXT,
+            key_id      TEXT,
+            device      TEXT,
+            client      TEXT,
+            outcome     TEXT NOT NULL
+        ) STRICT;
+        CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """;
+
+    private readonly string _connectionString;
+    private readonly SemaphoreSlim _writeGate = new(1, 1);
+
+    public Store(string databasePath)
+    {
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = databasePath,
+            Mode = SqliteOpenMode.ReadWrite,
+            Cache = SqliteCacheMode.Private,
+            ForeignKeys = true,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+    }
+
+    /// <summary>Creates or checks the schema; switches the database to WAL.</summary>
+    public void Initialize()
+    {
+        using SqliteConnection connection = Open();
+        using (SqliteCommand wal = connection.CreateCommand())
+        {
+            wal.CommandText = "PRAGMA journal_mode = WAL;";
+            string? mode = wal.ExecuteScalar() as string;
+            if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new ServerConfigurationException($"The database could not be switched to WAL mode (got '{mode}').");
+            }
+        }
+
+        using SqliteTransaction transaction = connection.BeginTransaction(deferred: false);
+        long version = Scalar<long>(connection, transaction, "PRAGMA user_version;");
+        if (version > SchemaVersion)
+        {
+            throw new ServerConfigurationException(string.Create(CultureInfo.InvariantCulture, $"The database has schema version {version}; this server knows version {SchemaVersion}. Use a newer ModelSeal server."));
+        }
+
+        Execute(connection, transaction, Schema);
+        Execute(connection, transaction, string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {SchemaVersion};"));
+        transaction.Commit();
+    }
+
+    /// <summary>Runs a read on its own connection.</summary>
+    public T Read<T>(Func<Session, T> work)
+    {
+        using SqliteConnection connection = Open();
+        return work(new Session(connection, null));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in one write transaction and commits it when <paramref name="work"/> returns;
+    /// an exception rolls everything back.
+    /// </summary>
+    public async Task<T> WriteAsync<T>(Func<Session, T> work, CancellationToken cancellationToken)
+    {
+        await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using SqliteConnection connection = Open();
+            using SqliteTransaction transaction = connection.BeginTransaction(deferred: false);
+            T result = work(new Session(connection, transaction));
+            try
+            {
+                transaction.Commit();
+            }
+            catch
+            {
+                (result as IDisposable)?.Dispose();
+                throw;
+            }
+
+            return result;
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Best effort: moves the WAL into the database file and truncates it, so that pages from before a destroy do not
+    /// linger in the WAL.
+    /// </summary>
+    public async Task CheckpointAsync(CancellationToken cancellationToken)
+    {
+        await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using SqliteConnection connection = Open();
+            Execute(connection, null, "PRAGMA wal_checkpoint(TRUNCATE);");
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    /// <summary>Releases pooled connections to the database file.</summary>
+    public void Dispose()
+    {
+        using var connection = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(connection);
+        _writeGate.Dispose();
+    }
+
+    private SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+
+    private static void Execute(SqliteConnection connection, SqliteTransaction? transaction, string sql)
+    {
+        using SqliteCommand command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    private static T Scalar<T>(SqliteConnection connection, SqliteTransaction? transaction, string sql)
+    {
+        using SqliteCommand command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        return (T)Convert.ChangeType(command.ExecuteScalar()!, typeof(T), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>One connection (and, for writes, its transaction) with the store's queries.</summary>
+    internal sealed class Session(SqliteConnection connection, SqliteTransaction? transaction)
+    {
+        // ---- models and versions ----------------------------------------------------------------------------
+
+        public bool ModelExists(string modelId) =>
+            Exists("SELECT 1 FROM models WHERE model_id = $m", ("$m", modelId));
+
+        public void InsertModel(string modelId, DateTimeOffset now) =>
+            NonQuery("INSERT INTO models (model_id, created_at) VALUES ($m, $t)", ("$m", modelId), ("$t", Seconds(now)));
+
+        public List<ModelRecord> ListModels()
+        {
+            var versions = new Dictionary<string, List<VersionRecord>>(StringComparer.Ordinal);
+            using (SqliteCommand command = Command("SELECT seq, model_id, version, key_id, state, created_at FROM model_versions ORDER BY seq"))
+            using (SqliteDataReader reader = command.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    VersionRecord record = ReadVersion(reader);
+                    if (!versions.TryGetValue(record.ModelId, out List<VersionRecord>? list))
+                    {
+                        versions[record.ModelId] = list = [];
+                    }
+
+                    list.Add(record);
+                }
+            }
+
+            var models = new List<ModelRecord>();
+            using (SqliteCommand command = Command("SELECT model_id, created_at FROM models ORDER BY model_id"))
+            using (SqliteDataReader reader = command.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    string modelId = reader.GetString(0);
+                    models.Add(new ModelRecord(modelId, Time(reader.GetInt64(1)), versions.TryGetValue(modelId, out List<VersionRecord>? list) ? list : []));
+                }
+            }
+
+            return models;
+        }
+
+        public VersionRecord? FindVersion(string modelId, string version) =>
+            SingleVersion("SELECT seq, model_id, version, key_id, state, created_at FROM model_versions WHERE model_id = $m AND version = $v", ("$m", modelId), ("$v", version));
+
+        public VersionRecord? FindLatestActiveVersion(string modelId) =>
+            SingleVersion("SELECT seq, model_id, version, key_id, state, created_at FROM model_versions WHERE model_id = $m AND state = 'active' ORDER BY seq DESC LIMIT 1", ("$m", modelId));
+
+        public List<string> VersionNames(string modelId)
+        {
+            using SqliteCommand command = Command("SELECT version FROM model_versions WHERE model_id = $m", ("$m", modelId));
+            using SqliteDataReader reader = command.ExecuteReader();
+            var names = new List<string>();
+            while (reader.Read())
+            {
+                names.Add(reader.GetString(0));
+            }
+
+            return names;
+        }
+
+        public bool KeyIdExists(string keyId) =>
+            Exists("SELECT 1 FROM model_versions WHERE key_id = $k", ("$k", keyId));
+
+        public long InsertVersion(string modelId, string version, string keyId, int masterKeyVersion, byte[] wrappedKey, DateTimeOffset now)
+        {
+            using SqliteCommand command = Command(
+                "INSERT INTO model_versions (model_id, version, key_id, state, master_key_version, wrapped_key, created_at) VALUES ($m, $v, $k, 'active', $mk, $w, $t) RETURNING seq",
+                ("$m", modelId), ("$v", version), ("$k", keyId), ("$mk", masterKeyVersion), ("$w", wrappedKey), ("$t", Seconds(now)));
+            return (long)command.ExecuteScalar()!;
+        }
+
+        /// <summary>The state and wrapped key of a version (null key when destroyed).</summary>
+        public (string State, int MasterKeyVersion, byte[]? WrappedKey) ReadKey(long sequence)
+        {
+            using SqliteCommand command = Command("SELECT state, master_key_version, wrapped_key FROM model_versions WHERE seq = $s", ("$s", sequence));
+            using SqliteDataReader reader = command.ExecuteReader();
+            if (!reader.Read())
+            {
+                throw new InvalidOperationException("The model version disappeared.");
+            }
+
+            return (reader.GetString(0), reader.IsDBNull(1) ? 0 : reader.GetInt32(1), reader.IsDBNull(2) ? null : (byte[])reader.GetValue(2));
+        }
+
+        public void SetState(long sequence, string state)
+        {
+            if (state == VersionStates.Destroyed)
+            {
+                // secure_delete overwrites the freed bytes in the database file instead of leaving them in free pages.
+                NonQuery("PRAGMA secure_delete = ON");
+                NonQuery("UPDATE model_versions SET state = 'destroyed', wrapped_key = NULL, master_key_version = NULL WHERE seq = $s", ("$s", sequence));
+            }
+            else
+            {
+                NonQuery("UPDATE model_versions SET state = $st WHERE seq = $s", ("$st", state), ("$s", sequence));
+            }
+        }
+
+        public List<(long Sequence, string KeyId, int MasterKeyVersion, byte[] WrappedKey)> WrappedKeys()
+        {
+            using SqliteCommand command = Command("SELECT seq, key_id, master_key_version, wrapped_key FROM model_versions WHERE wrapped_key IS NOT NULL ORDER BY seq");
+            using SqliteDataReader reader = command.ExecuteReader();
+            var rows = new List<(long, string, int, byte[])>();
+            while (reader.Read())
+            {
+                rows.Add((reader.GetInt64(0), reader.GetString(1), reader.GetInt32(2), (byte[])reader.GetValue(3)));
+            }
+
+            return rows;
+        }
+
+        public bool HasWrappedKeys() => Exists("SELECT 1 FROM model_versions WHERE wrapped_key IS NOT NULL");
+
+        public void UpdateWrappedKey(long sequence, int masterKeyVersion, byte[] wrappedKey) =>
+            NonQuery("UPDATE model_versions SET master_key_version = $mk, wrapped_key = $w WHERE seq = $s AND wrapped_key IS NOT NULL", ("$mk", masterKeyVersion), ("$w", wrappedKey), ("$s", sequence));
+
+        // ---- licences and devices ---------------------------------------------------------------------------
+
+        public void InsertLicence(LicenceRecord licence) =>
+            NonQuery(
+                "INSERT INTO licences (licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash) VALUES ($id, $s, $m, $nb, $ex, $max, $t, NULL, $h)",
+                ("$id", licence.LicenceId),
+                ("$s", licence.Subject),
+                ("$m", JsonSerializer.Serialize(licence.Models)),
+                ("$nb", licence.NotBefore is { } nb ? Seconds(nb) : null),
+                ("$ex", licence.ExpiresAt is { } ex ? Seconds(ex) : null),
+                ("$max", licence.MaxDevices),
+                ("$t", Seconds(licence.CreatedAt)),
+                ("$h", licence.CredentialHash));
+
+        public LicenceRecord? GetLicence(string licenceId) =>
+            Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences WHERE licence_id = $id", ("$id", licenceId)).FirstOrDefault();
+
+        /// <summary>The licence of a subject (the newest, when there are several).</summary>
+        public LicenceRecord? FindLicenceBySubject(string subject) =>
+            Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences WHERE subject = $s ORDER BY created_at DESC, rowid DESC LIMIT 1", ("$s", subject)).FirstOrDefault();
+
+        public List<LicenceRecord> ListLicences() =>
+            Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences ORDER BY created_at, rowid");
+
+        public void RevokeLicence(string licenceId, DateTimeOffset now) =>
+            NonQuery("UPDATE licences SET revoked_at = $t WHERE licence_id = $id AND revoked_at IS NULL", ("$t", Seconds(now)), ("$id", licenceId));
+
+        public bool DeviceExists(string licenceId, string thumbprint) =>
+            Exists("SELECT 1 FROM devices WHERE licence_id = $l AND thumbprint = $d", ("$l", licenceId), ("$d", thumbprint));
+
+        public long CountDevices(string licenceId)
+        {
+            using SqliteCommand command = Command("SELECT COUNT(*) FROM devices WHERE licence_id = $l", ("$l", licenceId));
+            return (long)command.ExecuteScalar()!;
+        }
+
+        public void InsertDevice(string licenceId, string thumbprint, DateTimeOffset now) =>
+            NonQuery("INSERT INTO devices (licence_id, thumbprint, first_seen, last_seen) VALUES ($l, $d, $t, $t)", ("$l", licenceId), ("$d", thumbprint), ("$t", Seconds(now)));
+
+        public void TouchDevice(string licenceId, string thumbprint, DateTimeOffset now) =>
+            NonQuery("UPDATE devices SET last_seen = max(last_seen, $t) WHERE licence_id = $l AND thumbprint = $d", ("$l", licenceId), ("$d", thumbprint), ("$t", Seconds(now)));
+
+        public List<DeviceRecord> ListDevices(string licenceId)
+        {
+            using SqliteCommand command = Command("SELECT thumbprint, first_seen, last_seen FROM devices WHERE licence_id = $l ORDER BY first_seen, rowid", ("$l", licenceId));
+            using SqliteDataReader reader = command.ExecuteReader();
+            var devices = new List<DeviceRecord>();
+            while (reader.Read())
+            {
+                devices.Add(new DeviceRecord(reader.GetString(0), Time(reader.GetInt64(1)), Time(reader.GetInt64(2))));
+            }
+
+            return devices;
+        }
+
+        // ---- audit ------------------------------------------------------------------------------------------
+
+        public long AppendAudit(AuditEntry entry, DateTimeOffset now)
+        {
+            using SqliteCommand command = Command(
+                "INSERT INTO audit (at, event, subject, licence_id, model_id, version, key_id, device, client, outcome) VALUES ($t, $e, $s, $l, $m, $v, $k, $d, $c, $o) RETURNING id",
+                ("$t", Seconds(now)), ("$e", entry.Event), ("$s", entry.Subject), ("$l", entry.LicenceId), ("$m", entry.ModelId),
+                ("$v", entry.Version), ("$k", entry.KeyId), ("$d", entry.Device), ("$c", entry.Client), ("$o", entry.Outcome));
+            return (long)command.ExecuteScalar()!;
+        }
+
+        public List<AuditRecord> ListAudit(long after, int limit)
+        {
+            using SqliteCommand command = Command(
+                "SELECT id, at, event, subject, licence_id, model_id, version, key_id, device, client, outcome FROM audit WHERE id > $a ORDER BY id LIMIT $n",
+                ("$a", after), ("$n", limit));
+            using SqliteDataReader reader = command.ExecuteReader();
+            var records = new List<AuditRecord>();
+            while (reader.Read())
+            {
+                records.Add(new AuditRecord(
+                    reader.GetInt64(0),
+                    Time(reader.GetInt64(1)),
+                    new AuditEntry(reader.GetString(2), reader.GetString(10), NullableString(reader, 3), NullableString(reader, 4), NullableString(reader, 5), NullableString(reader, 6), NullableString(reader, 7), NullableString(reader, 8), NullableString(reader, 9))));
+            }
+
+            return records;
+        }
+
+        /// <summary>A cheap query that proves the database answers.</summary>
+        public long CountModels()
+        {
+            using SqliteCommand command = Command("SELECT COUNT(*) FROM models");
+            return (long)command.ExecuteScalar()!;
+        }
+
+        // ---- helpers ----------------------------------------------------------------------------------------
+
+        private static long Seconds(DateTimeOffset time) => time.ToUnixTimeSeconds();
+
+        private static DateTimeOffset Time(long seconds) => DateTimeOffset.FromUnixTimeSeconds(seconds);
+
+        private static string? NullableString(SqliteDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
+
+        private static VersionRecord ReadVersion(SqliteDataReader reader) =>
+            new(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), Time(reader.GetInt64(5)));
+
+        private VersionRecord? SingleVersion(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
+        {
+            using SqliteCommand command = Command(sql, parameters);
+            using SqliteDataReader reader = command.ExecuteReader();
+            return reader.Read() ? ReadVersion(reader) : null;
+        }
+
+        private List<LicenceRecord> Licences(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
+        {
+            using SqliteCommand command = Command(sql, parameters);
+            using SqliteDataReader reader = command.ExecuteReader();
+            var licences = new List<LicenceRecord>();
+            while (reader.Read())
+            {
+                licences.Add(new LicenceRecord(
+                    reader.GetString(0),
+                    reader.GetString(1),
+                    JsonSerializer.Deserialize<string[]>(reader.GetString(2)) ?? [],
+                    reader.IsDBNull(3) ? null : Time(reader.GetInt64(3)),
+                    reader.IsDBNull(4) ? null : Time(reader.GetInt64(4)),
+                    reader.GetInt32(5),
+                    Time(reader.GetInt64(6)),
+                    reader.IsDBNull(7) ? null : Time(reader.GetInt64(7)),
+                    (byte[])reader.GetValue(8)));
+            }
+
+            return licences;
+        }
+
+        private bool Exists(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
+        {
+            using SqliteCommand command = Command(sql, parameters);
+            return command.ExecuteScalar() is not null;
+        }
+
+        private void NonQuery(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
+        {
+            using SqliteCommand command = Command(sql, parameters);
+            command.ExecuteNonQuery();
+        }
+
+        private SqliteCommand Command(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
+        {
+            SqliteCommand command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = sql;
+            foreach ((string name, object? value) in parameters)
+            {
+                command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            }
+
+            return command;
+        }
+    }
+}

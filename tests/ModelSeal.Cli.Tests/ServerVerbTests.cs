@@ -1,0 +1,133 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using ModelSeal.Hpke;
+
+namespace ModelSeal.Cli.Tests;
+
+/// <summary>
+/// The server verbs against a real key server (Kestrel on 127.0.0.1, SQLite in a temporary data directory): a model
+/// sealed with <c>encrypt --server</c> opens with a key a device obtains with a licence made by <c>license add</c>.
+/// </summary>
+public sealed class ServerVerbTests : IAsyncLifetime
+{
+    private readonly Workspace _work = new();
+    private Microsoft.AspNetCore.Builder.WebApplication? _server;
+    private string _url = string.Empty;
+
+    private string Credential => Path.Combine(_work.Directory, "data", "admin.credential");
+
+    public async ValueTask InitializeAsync()
+    {
+        _server = ModelSeal.Server.ServerHost.Build(new ModelSeal.Server.ServerOptions { DataDirectory = Path.Combine(_work.Directory, "data"), Urls = "http://127.0.0.1:0" });
+        await _server.StartAsync();
+        _url = _server.Urls.Single();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_server is not null)
+        {
+            await _server.DisposeAsync();
+        }
+
+        _work.Dispose();
+    }
+
+    private Task<CliResult> Admin(params string[] args) => Workspace.RunAsync([.. args, "--server", _url, "--admin-credential-file", Credential]);
+
+    [Fact]
+    public async Task Publisher_and_device_flow_end_to_end()
+    {
+        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
+        CliResult sealedRun = await Admin("encrypt", Repo.SampleModel, "--model-id", "classifier", "--out", _work["cls.mseal"]);
+        Assert.True(sealedRun.ExitCode == 0, sealedRun.ToString());
+        SealedModelHeader header = await SealedModelHeader.ReadAsync(File.OpenRead(_work["cls.mseal"]));
+        Assert.Equal("1", header.ModelVersion);
+
+        CliResult licence = await Admin("license", "add", "--subject", "device-owner-1", "--models", "classifier", "--max-devices", "2", "--out", _work["licence.credential"]);
+        Assert.True(licence.ExitCode == 0, licence.ToString());
+        string credential = File.ReadAllText(_work["licence.credential"]).Trim();
+        Assert.DoesNotContain(credential, licence.Stdout + licence.Stderr, StringComparison.Ordinal);
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_work["licence.credential"]));
+        }
+
+        string licenceId = licence.Stdout.Split(' ')[2];
+        Assert.StartsWith("lic_", licenceId, StringComparison.Ordinal);
+        Assert.Contains(licenceId, (await Admin("license", "list")).Stdout, StringComparison.Ordinal);
+
+        CliResult token = await Workspace.RunAsync("token", "issue", "--license", licenceId, "--credential-file", _work["licence.credential"], "--server", _url);
+        Assert.True(token.ExitCode == 0, token.ToString());
+        string jwt = token.Stdout.Trim();
+        Assert.Equal(3, jwt.Split('.').Length);
+
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        using var http = new HttpClient { BaseAddress = new Uri(_url) };
+        using HttpResponseMessage released = await ReleaseAsync(http, jwt, device);
+        Assert.Equal(HttpStatusCode.OK, released.StatusCode);
+        JsonElement answer = await released.Content.ReadFromJsonAsync<JsonElement>();
+        using ModelKey key = KeyRelease.Open(
+            device,
+            Server.Base64Url.Decode(answer.GetProperty("enc").GetString()!),
+            Server.Base64Url.Decode(answer.GetProperty("sealedKey").GetString()!),
+            "classifier",
+            answer.GetProperty("version").GetString()!,
+            answer.GetProperty("keyId").GetString()!,
+            "device-owner-1",
+            answer.GetProperty("leaseExpiresAt").GetDateTimeOffset());
+        await using (FileStream file = File.OpenRead(_work["cls.mseal"]))
+        {
+            using DecryptedModel model = await SealedModel.DecryptAsync(file, key);
+            Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(Repo.SampleModel)));
+        }
+
+        Assert.Equal(0, (await Admin("license", "revoke", licenceId)).ExitCode);
+        using HttpResponseMessage refused = await ReleaseAsync(http, jwt, device);
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+
+        CliResult audit = await Admin("audit", "--json");
+        Assert.True(audit.ExitCode == 0, audit.ToString());
+        string[] events = [.. audit.Json().GetProperty("items").EnumerateArray().Select(i => i.GetProperty("event").GetString()!)];
+        Assert.Contains("key.released", events);
+        Assert.Contains("licence.revoked", events);
+        Assert.DoesNotContain(credential, audit.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Credentials_and_servers_that_fail_give_named_exit_codes()
+    {
+        File.WriteAllText(_work["wrong.credential"], "not-the-credential");
+        CliResult wrong = await Workspace.RunAsync("model", "list", "--server", _url, "--admin-credential-file", _work["wrong.credential"]);
+        Assert.Equal(7, wrong.ExitCode);
+        Assert.Contains("error: the key server refused", wrong.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint:", wrong.Stderr, StringComparison.Ordinal);
+
+        CliResult none = await Workspace.RunAsync("model", "list", "--server", _url);
+        Assert.Equal(5, none.ExitCode);
+        Assert.Contains("admin credential", none.Stderr, StringComparison.Ordinal);
+
+        CliResult unreachable = await Workspace.RunAsync("model", "list", "--server", "http://127.0.0.1:1", "--admin-credential-file", Credential);
+        Assert.Equal(7, unreachable.ExitCode);
+        Assert.Contains("cannot reach the key server", unreachable.Stderr, StringComparison.Ordinal);
+
+        CliResult both = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--model-id", "m", "--out", _work["x.mseal"]);
+        Assert.Equal(2, both.ExitCode);
+        Assert.False(File.Exists(_work["x.mseal"]));
+
+        CliResult unknownModel = await Admin("encrypt", Repo.SampleModel, "--model-id", "nope", "--out", _work["y.mseal"]);
+        Assert.Equal(7, unknownModel.ExitCode);
+        Assert.False(File.Exists(_work["y.mseal"]));
+    }
+
+    private static async Task<HttpResponseMessage> ReleaseAsync(HttpClient http, string jwt, HpkeKeyPair device)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/keys/release")
+        {
+            Content = JsonContent.Create(new { modelId = "classifier", version = "latest", devicePublicKey = Server.Base64Url.Encode(device.PublicKey.Span) }),
+        };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", jwt);
+        return await http.SendAsync(request);
+    }
+}
