@@ -32,9 +32,13 @@ internal sealed class EncryptCommand : VerbCommand
         Validators.Add(r =>
         {
             bool key = r.GetResult(KeyOption) is not null, server = r.GetResult(ServerOption) is not null;
-            if (key == server)
+            if (key && server)
             {
-                r.AddError("Give either --key FILE (a local key) or --server URL (a new version on the key server).");
+                r.AddError("Give either --key FILE (a local key) or --server URL (a new version on the key server), not both.");
+            }
+            else if (!key && !server && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("MODELSEAL_SERVER")))
+            {
+                r.AddError("Give --key FILE (a local key) or --server URL (a new version on the key server; or set MODELSEAL_SERVER).");
             }
             else if (key && r.GetResult(ModelVersionOption) is null)
             {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Microsoft.Extensions.Logging;
 using ModelSeal.Cli.Server;
 
 namespace ModelSeal.Cli.Commands;
@@ -115,7 +116,10 @@ internal sealed class ServeCommand : VerbCommand
         Microsoft.AspNetCore.Builder.WebApplication app;
         try
         {
-            app = ModelSeal.Server.ServerHost.Build(options);
+            // The console shows the server's own events; framework chatter only from warnings up.
+            app = ModelSeal.Server.ServerHost.Build(options, logging => logging
+                .AddFilter("Microsoft", Microsoft.Extensions.Logging.LogLevel.Warning)
+                .AddFilter("Microsoft.Hosting.Lifetime", Microsoft.Extensions.Logging.LogLevel.Information));
         }
         catch (ModelSeal.Server.ServerConfigurationException e)
         {
@@ -266,7 +270,7 @@ internal sealed class LicenseCommand : Command
                 await file.CommitAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            Context.Out.WriteLine($"created licence {licence.LicenceId} for {licence.Subject} ({string.Join(", ", licence.Models)}; up to {licence.MaxDevices} devices); credential in {output} (owner-only)");
+            Context.Out.WriteLine($"created licence {licence.LicenceId} for {licence.Subject} ({string.Join(", ", licence.Models)}; up to {Text.Plural(licence.MaxDevices, "device")}); credential in {output} (owner-only)");
             return ExitCodes.Success;
         }
     }
