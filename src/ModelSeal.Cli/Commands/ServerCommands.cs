@@ -82,6 +82,29 @@ internal static class ServerOptionsFactory
     }
 }
 
+/// <summary>A verb that talks to the key server as administrator: adds --server and --admin-credential-file.</summary>
+internal abstract class AdminVerbCommand : VerbCommand
+{
+    protected AdminVerbCommand(string name, string description, CliContext context)
+        : base(name, description, context)
+    {
+    }
+
+    protected Option<Uri> ServerOption { get; } = ServerOptionsFactory.Server();
+
+    protected Option<string> CredentialOption { get; } = ServerOptionsFactory.AdminCredentialFile();
+
+    /// <summary>Adds the server options last, so each verb's own options come first in its help.</summary>
+    protected void AddServerOptions()
+    {
+        Add(ServerOption);
+        Add(CredentialOption);
+    }
+
+    protected Task<KeyServerClient> ConnectAsync(ParseResult result, CancellationToken cancellationToken) =>
+        ServerOptionsFactory.AdminClientAsync(result, ServerOption, CredentialOption, cancellationToken);
+}
+
 /// <summary><c>modelseal serve [--data DIR] [--urls URL]</c>: runs the key server until Ctrl+C.</summary>
 internal sealed class ServeCommand : VerbCommand
 {
@@ -157,10 +180,8 @@ internal sealed class ModelCommand : Command
         Add(new ListCommand(context));
     }
 
-    private sealed class AddCommand : VerbCommand
+    private sealed class AddCommand : AdminVerbCommand
     {
-        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
-        private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
         private readonly Argument<string> _id = new("ID") { Description = "The model id (letters, digits, '.', '_', '-')." };
 
         public AddCommand(CliContext context)
@@ -174,34 +195,30 @@ internal sealed class ModelCommand : Command
                 }
             });
             Add(_id);
-            Add(_server);
-            Add(_credential);
+            AddServerOptions();
         }
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             ModelAnswer model = await client.AddModelAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
             Context.Out.WriteLine($"added model {model.ModelId} on {client.Server}");
             return ExitCodes.Success;
         }
     }
 
-    private sealed class ListCommand : VerbCommand
+    private sealed class ListCommand : AdminVerbCommand
     {
-        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
-        private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
 
         public ListCommand(CliContext context)
             : base("list", "List the models and their versions on the key server.", context)
         {
-            Add(_server);
-            Add(_credential);
+            AddServerOptions();
         }
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             foreach (ModelAnswer model in (await client.ListModelsAsync(cancellationToken).ConfigureAwait(false)).Items)
             {
                 Context.Out.WriteLine(model.ModelId);
@@ -227,10 +244,8 @@ internal sealed class LicenseCommand : Command
         Add(new ListCommand(context));
     }
 
-    private sealed class AddCommand : VerbCommand
+    private sealed class AddCommand : AdminVerbCommand
     {
-        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
-        private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
         private readonly Option<string> _subject = new("--subject") { Required = true, HelpName = "SUBJECT", Description = "Who the licence is for: the 'sub' of its tokens." };
         private readonly Option<string> _models = new("--models") { Required = true, HelpName = "IDS", Description = "Comma-separated model ids the licence covers, or '*' for all." };
         private readonly Option<DateTimeOffset?> _notBefore = new("--not-before") { HelpName = "TIME", Description = "Start of validity (ISO 8601)." };
@@ -247,15 +262,14 @@ internal sealed class LicenseCommand : Command
             Add(_expires);
             Add(_maxDevices);
             Add(_credentialOut);
-            Add(_server);
-            Add(_credential);
+            AddServerOptions();
         }
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
             string output = result.GetRequiredValue(_credentialOut);
             Files.CheckOutput(output, input: null, force: false);
-            using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             string[] models = result.GetRequiredValue(_models).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             LicenceAnswer licence = await client.AddLicenceAsync(
                 new AddLicenceRequest(result.GetRequiredValue(_subject), models, result.GetValue(_notBefore), result.GetValue(_expires), result.GetValue(_maxDevices)),
@@ -275,44 +289,38 @@ internal sealed class LicenseCommand : Command
         }
     }
 
-    private sealed class RevokeCommand : VerbCommand
+    private sealed class RevokeCommand : AdminVerbCommand
     {
-        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
-        private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
         private readonly Argument<string> _id = new("LICENCE-ID") { Description = "The licence to revoke." };
 
         public RevokeCommand(CliContext context)
             : base("revoke", "Revoke a licence: its devices get no more keys.", context)
         {
             Add(_id);
-            Add(_server);
-            Add(_credential);
+            AddServerOptions();
         }
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             LicenceAnswer licence = await client.RevokeLicenceAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
             Context.Out.WriteLine($"revoked licence {licence.LicenceId} ({licence.Subject})");
             return ExitCodes.Success;
         }
     }
 
-    private sealed class ListCommand : VerbCommand
+    private sealed class ListCommand : AdminVerbCommand
     {
-        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
-        private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
 
         public ListCommand(CliContext context)
             : base("list", "List licences.", context)
         {
-            Add(_server);
-            Add(_credential);
+            AddServerOptions();
         }
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             foreach (LicenceAnswer l in (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items)
             {
                 string state = l.RevokedAt is { } revoked ? "revoked " + Text.Timestamp(revoked) : l.ExpiresAt is { } expires ? "expires " + Text.Timestamp(expires) : "no expiry";
@@ -360,10 +368,8 @@ internal sealed class TokenCommand : Command
 }
 
 /// <summary><c>modelseal audit [--json] [--after ID] [--limit N]</c>.</summary>
-internal sealed class AuditCommand : VerbCommand
+internal sealed class AuditCommand : AdminVerbCommand
 {
-    private readonly Option<Uri> _server = ServerOptionsFactory.Server();
-    private readonly Option<string> _credential = ServerOptionsFactory.AdminCredentialFile();
     private readonly Option<long?> _after = new("--after") { HelpName = "ID", Description = "Show records after this id." };
     private readonly Option<int> _limit = new("--limit") { HelpName = "N", Description = "At most this many records (1–500) [default: 100].", DefaultValueFactory = _ => 100 };
     private readonly Option<bool> _json = VerbOptions.Json();
@@ -374,13 +380,12 @@ internal sealed class AuditCommand : VerbCommand
         Add(_after);
         Add(_limit);
         Add(_json);
-        Add(_server);
-        Add(_credential);
+        AddServerOptions();
     }
 
     protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
-        using KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, _server, _credential, cancellationToken).ConfigureAwait(false);
+        using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
         AuditPage page = await client.ReadAuditAsync(result.GetValue(_after), Math.Clamp(result.GetValue(_limit), 1, 500), cancellationToken).ConfigureAwait(false);
         if (result.GetValue(_json))
         {
