@@ -1,21 +1,33 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Security.Cryptography;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using ModelSeal.Cli.Server;
+using ModelSeal.Client;
+using ModelSeal.Hpke;
+using ModelSeal.OnnxRuntime;
 
 namespace ModelSeal.Cli.Commands;
 
 /// <summary>
-/// <c>modelseal demo</c>: the whole container workflow on the sample model embedded in this program — key, seal,
-/// inspect, verify, open (1 and N threads) and two rejected forgeries. Writes only to a temporary directory that it
-/// deletes, and never writes the plaintext model to disk.
+/// <c>modelseal demo</c>: the whole system on the embedded default, with no setup. Starts the key server in-process on
+/// 127.0.0.1 with a temporary data directory; as the publisher, registers the embedded sample model, has the server
+/// create its data key and seals the model; creates a licence; then, as an app, fetches the key over HTTP (HPKE-sealed
+/// to a device key), opens the sealed file in memory, creates an ONNX Runtime session, runs the classifier and checks
+/// its outputs against the plaintext model's. Exit code 0 only if everything matched.
 /// </summary>
 internal sealed class DemoCommand : VerbCommand
 {
     internal const string SampleResource = "ModelSeal.Cli.sample-model.onnx";
-    private const string SampleName = "ch_ppocr_mobile_v2.0_cls_infer.onnx (PaddleOCR text-direction classifier, Apache-2.0)";
+    private const string ModelId = "classifier";
 
     private const string Summary = """
-        Run the whole workflow on the bundled sample model: create a key, seal the model, inspect, verify and open
-        the sealed file, and show that a tampered file and a wrong key are rejected. Leaves no files behind.
+        Run the whole system on the bundled sample model with no setup: an in-process key server on 127.0.0.1, a
+        licence, a key fetched over HTTP and sealed to a device key, the sealed model opened in memory into ONNX
+        Runtime, and its outputs checked against the plaintext model. Leaves no files behind.
         """;
 
     public DemoCommand(CliContext context)
@@ -29,66 +41,84 @@ internal sealed class DemoCommand : VerbCommand
         DirectoryInfo work = Directory.CreateTempSubdirectory("modelseal-demo-");
         try
         {
-            await using Stream model = typeof(DemoCommand).Assembly.GetManifestResourceStream(SampleResource)
-                ?? throw new InvalidOperationException("The sample model is missing from this build.");
-            string sampleHash = Convert.ToHexStringLower(await SHA256.HashDataAsync(model, cancellationToken).ConfigureAwait(false));
-            model.Position = 0;
-            o.WriteLine("ModelSeal demo: the sealed-model workflow on the bundled sample model");
-            o.WriteLine($"  model    {SampleName}");
-            o.WriteLine($"           {Text.Plural(model.Length, "byte")}, sha256 {sampleHash}");
+            byte[] plaintext = await ReadSampleAsync(cancellationToken).ConfigureAwait(false);
+            o.WriteLine("ModelSeal demo: a sealed model served by a key server and run in ONNX Runtime");
+            o.WriteLine($"  model      PaddleOCR text-direction classifier (Apache-2.0), {Text.Plural(plaintext.Length, "byte")}, embedded in this program");
 
-            string keyPath = Path.Combine(work.FullName, "demo.key");
-            using ModelKey key = ModelKey.Generate(Keys.NewKeyId());
-            KeyFile.Write(keyPath, key);
-            o.WriteLine($"  keygen   new random data key '{key.KeyId}' in an owner-only key file (its bytes are never printed)");
+            // The key server, in-process on 127.0.0.1 with a temporary data directory.
+            var clock = Stopwatch.StartNew();
+            var serverOptions = new ModelSeal.Server.ServerOptions { DataDirectory = Path.Combine(work.FullName, "server"), Urls = "http://127.0.0.1:0" };
+            await using Microsoft.AspNetCore.Builder.WebApplication server = ModelSeal.Server.ServerHost.Build(serverOptions, logging => logging.SetMinimumLevel(LogLevel.Error));
+            await server.StartAsync(cancellationToken).ConfigureAwait(false);
+            var url = new Uri(server.Urls.Single() + "/");
+            o.WriteLine($"  server     key server at {url} (SQLite, master key, audit log in a temporary directory), up in {Ms(clock)}");
 
+            // Publisher: register the model; the server creates version 1 and its data key, sealed to a publisher key.
+            clock.Restart();
             string sealedPath = Path.Combine(work.FullName, "classifier.mseal");
-            long start = Context.Time.GetTimestamp();
-            SealedModelHeader header;
-            await using (AtomicFile file = AtomicFile.Create(sealedPath, overwrite: false))
+            string credentialPath = Path.Combine(work.FullName, "licence.credential");
+            string licenceId;
+            using (var admin = new KeyServerClient(url))
             {
-                header = await SealedModel.SealAsync(model, file.Stream, key, new SealOptions { ModelId = "classifier", ModelVersion = "1" }, cancellationToken: cancellationToken).ConfigureAwait(false);
-                await file.CommitAsync(cancellationToken).ConfigureAwait(false);
-            }
-
-            o.WriteLine($"  encrypt  {Text.Plural(new FileInfo(sealedPath).Length, "byte")} sealed file: header of {Text.Plural(header.Length, "byte")} + Cobblestone-256 payload in {Text.Plural(header.ChunkCount, "chunk")}, in {Text.Duration(Context.Since(start))}");
-
-            await using (FileStream input = Files.OpenInput(sealedPath))
-            {
-                SealedModelHeader read = await SealedModelHeader.ReadAsync(input, cancellationToken).ConfigureAwait(false);
-                o.WriteLine($"  inspect  without the key: {Text.Describe(read)}");
-            }
-
-            start = Context.Time.GetTimestamp();
-            await using (FileStream input = Files.OpenInput(sealedPath))
-            {
-                await SealedModel.VerifyAsync(input, key, cancellationToken: cancellationToken).ConfigureAwait(false);
-            }
-
-            o.WriteLine($"  verify   every chunk authenticated in {Text.Duration(Context.Since(start))}, nothing written");
-
-            foreach (int threads in new[] { 1, Environment.ProcessorCount })
-            {
-                start = Context.Time.GetTimestamp();
-                await using FileStream input = Files.OpenInput(sealedPath);
-                using DecryptedModel opened = await SealedModel.DecryptAsync(input, key, new DecryptOptions { MaxDegreeOfParallelism = threads }, cancellationToken: cancellationToken).ConfigureAwait(false);
-                TimeSpan elapsed = Context.Since(start);
-                bool same = Convert.ToHexStringLower(SHA256.HashData(opened.Span)) == sampleHash;
-                o.WriteLine($"  open     {Text.Plural(threads, "thread")}: {Text.Plural(opened.Length, "byte")} ({opened.ContentType.ToName()}) into one pinned buffer in {Text.Duration(elapsed)}; sha256 {(same ? "matches the original" : "DIFFERS")}; zeroed on dispose");
-                if (!same)
+                await admin.LoginAdminAsync((await File.ReadAllTextAsync(Path.Combine(serverOptions.DataDirectory, "admin.credential"), cancellationToken).ConfigureAwait(false)).Trim(), cancellationToken).ConfigureAwait(false);
+                await admin.AddModelAsync(ModelId, cancellationToken).ConfigureAwait(false);
+                using HpkeKeyPair publisher = HpkeKeyPair.Generate();
+                ReleaseAnswer version = await admin.AddVersionAsync(ModelId, null, publisher.PublicKey.ToArray(), cancellationToken).ConfigureAwait(false);
+                using ModelKey dataKey = KeyRelease.Open(publisher, Base64Url.Decode(version.Enc), Base64Url.Decode(version.SealedKey), version.ModelId, version.Version, version.KeyId, admin.AdminSubject, version.LeaseExpiresAt);
+                await using (AtomicFile file = AtomicFile.Create(sealedPath, overwrite: false))
                 {
-                    throw new InvalidOperationException("The decrypted sample differs from the original.");
+                    await SealedModel.SealAsync(new MemoryStream(plaintext, writable: false), file.Stream, dataKey, new SealOptions { ModelId = ModelId, ModelVersion = version.Version }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    await file.CommitAsync(cancellationToken).ConfigureAwait(false);
                 }
+
+                LicenceAnswer licence = await admin.AddLicenceAsync(new AddLicenceRequest("demo-app", [ModelId], null, DateTimeOffset.UtcNow.AddDays(30), 1), cancellationToken).ConfigureAwait(false);
+                licenceId = licence.LicenceId;
+                await using AtomicFile credential = AtomicFile.Create(credentialPath, overwrite: false, ownerOnly: true);
+                await credential.Stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(licence.Credential!), cancellationToken).ConfigureAwait(false);
+                await credential.CommitAsync(cancellationToken).ConfigureAwait(false);
+                o.WriteLine($"  publish    model {ModelId} v{version.Version}, data key {version.KeyId} created by the server and sealed to a publisher key; sealed file {Text.Plural(new FileInfo(sealedPath).Length, "byte")}; licence {licenceId} (1 device); {Ms(clock)}");
             }
+
+            // The app: a key source from DI (licence credential → token → key release sealed to an in-memory device key).
+            await using ServiceProvider app = new ServiceCollection()
+                .AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning))
+                .AddModelSeal(options =>
+                {
+                    options.ServerUrl = url.ToString();
+                    options.LicenceId = licenceId;
+                    options.CredentialFile = credentialPath;
+                })
+                .BuildServiceProvider();
+            var keys = new TimedKeySource(app.GetRequiredService<IModelKeySource>());
+
+            clock.Restart();
+            using InferenceSession session = await SealedInferenceSession.CreateAsync(sealedPath, keys, cancellationToken: cancellationToken).ConfigureAwait(false);
+            TimeSpan load = clock.Elapsed;
+            o.WriteLine($"  key        fetched over HTTP in {Text.Duration(keys.Elapsed)}: token from the licence credential, key sealed with HPKE (P-256) to this run's device key, opened in memory");
+            o.WriteLine($"  open       decrypted and authenticated into one pinned buffer, ONNX Runtime session created, buffer zeroed: {Text.Duration(load - keys.Elapsed)}");
+
+            float[] input = DeterministicInput();
+            using var reference = new InferenceSession(plaintext);
+            clock.Restart();
+            float[] sealedOutput = Run(session, input);
+            TimeSpan inference = clock.Elapsed;
+            float[] plainOutput = Run(reference, input);
+            bool same = sealedOutput.AsSpan().SequenceEqual(plainOutput);
+            o.WriteLine($"  inference  classifier on a fixed 1×3×48×192 input in {Text.Duration(inference)}: [{string.Join(", ", sealedOutput.Select(v => v.ToString("F6", System.Globalization.CultureInfo.InvariantCulture)))}] — {(same ? "identical to the plaintext model's outputs" : "DIFFERENT from the plaintext model's outputs")}");
 
             byte[] tampered = await File.ReadAllBytesAsync(sealedPath, cancellationToken).ConfigureAwait(false);
-            int flipAt = header.Length + (tampered.Length - header.Length) / 2;
-            tampered[flipAt] ^= 0x01;
-            o.WriteLine($"  tamper   one bit flipped at byte {Text.Count(flipAt)}: {await RejectionAsync(tampered, key, cancellationToken).ConfigureAwait(false)}");
+            tampered[tampered.Length / 2] ^= 0x01;
+            string rejection = await RejectionAsync(tampered, keys, cancellationToken).ConfigureAwait(false);
+            o.WriteLine($"  tamper     one bit flipped in the sealed file: {rejection}");
+            o.WriteLine("  on disk    only the sealed file, the server's data directory and the licence credential (all in a temporary directory, now deleted); the model's plaintext never touched the disk");
+            if (!same)
+            {
+                Context.WriteError("the sealed model's outputs differ from the plaintext model's.");
+                return ExitCodes.Failure;
+            }
 
-            using ModelKey wrong = ModelKey.Generate(key.KeyId);
-            o.WriteLine($"  wrong    another key with the same id: {await RejectionAsync(await File.ReadAllBytesAsync(sealedPath, cancellationToken).ConfigureAwait(false), wrong, cancellationToken).ConfigureAwait(false)}");
-            o.WriteLine("demo passed: the key file and sealed model were in a temporary directory, now deleted; the plaintext never touched the disk.");
+            await server.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            o.WriteLine("demo passed.");
             return ExitCodes.Success;
         }
         finally
@@ -97,17 +127,55 @@ internal sealed class DemoCommand : VerbCommand
         }
     }
 
-    private static async Task<string> RejectionAsync(byte[] sealedModel, ModelKey key, CancellationToken cancellationToken)
+    private static string Ms(Stopwatch clock) => Text.Duration(clock.Elapsed);
+
+    private static async Task<byte[]> ReadSampleAsync(CancellationToken cancellationToken)
+    {
+        await using Stream model = typeof(DemoCommand).Assembly.GetManifestResourceStream(SampleResource)
+            ?? throw new InvalidOperationException("The sample model is missing from this build.");
+        byte[] bytes = new byte[model.Length];
+        await model.ReadExactlyAsync(bytes, cancellationToken).ConfigureAwait(false);
+        return bytes;
+    }
+
+    private static float[] DeterministicInput()
+    {
+        var random = new Random(20261123);
+        return [.. Enumerable.Range(0, 3 * 48 * 192).Select(_ => (float)random.NextDouble())];
+    }
+
+    private static float[] Run(InferenceSession session, float[] input)
+    {
+        var tensor = new DenseTensor<float>(input, [1, 3, 48, 192]);
+        using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> outputs = session.Run([NamedOnnxValue.CreateFromTensor(session.InputMetadata.Keys.Single(), tensor)]);
+        return [.. outputs[0].AsEnumerable<float>()];
+    }
+
+    private static async Task<string> RejectionAsync(byte[] sealedModel, IModelKeySource keys, CancellationToken cancellationToken)
     {
         try
         {
-            using DecryptedModel opened = await SealedModel.DecryptAsync(new MemoryStream(sealedModel), key, cancellationToken: cancellationToken).ConfigureAwait(false);
+            using InferenceSession session = await SealedInferenceSession.CreateAsync(new MemoryStream(sealedModel), keys, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (SealedModelAuthenticationException e)
         {
-            return "rejected, nothing released: " + e.Message;
+            return "rejected before anything reached ONNX Runtime: " + e.Message;
         }
 
-        throw new InvalidOperationException("A forged sealed model was accepted.");
+        throw new InvalidOperationException("A tampered sealed model was accepted.");
+    }
+
+    /// <summary>Measures the time spent getting keys.</summary>
+    private sealed class TimedKeySource(IModelKeySource inner) : IModelKeySource
+    {
+        public TimeSpan Elapsed { get; private set; }
+
+        public async ValueTask<ModelKey> GetKeyAsync(SealedModelHeader header, CancellationToken cancellationToken = default)
+        {
+            var clock = Stopwatch.StartNew();
+            ModelKey key = await inner.GetKeyAsync(header, cancellationToken).ConfigureAwait(false);
+            Elapsed = clock.Elapsed;
+            return key;
+        }
     }
 }

@@ -1,0 +1,200 @@
+using Microsoft.Extensions.DependencyInjection;
+using System.Buffers.Text;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ModelSeal.Hpke;
+
+namespace ModelSeal.Client;
+
+/// <summary>
+/// Gets model keys from the key server (<c>POST /v1/keys/release</c>, docs/protocol.md section 2), sealed with HPKE to
+/// this device's key, and keeps each answer as an offline lease.
+/// </summary>
+/// <remarks>
+/// Policy: the server is always asked first. When it cannot be reached (transport errors, timeouts, 5xx/408/429 after
+/// the retries) a cached lease is used while the clock is before its expiry; after it,
+/// <see cref="ModelKeyUnavailableReason.LeaseExpired"/>. A definitive refusal (401, 403, 404, 410) is never
+/// overridden by a lease: it removes the lease, so a revocation takes effect at the next online contact.
+/// </remarks>
+public sealed class KeyServerKeySource : IModelKeySource
+{
+    private readonly Func<HttpClient> _client;
+    private readonly ITokenSource _tokens;
+    private readonly IDeviceKeyStore _deviceKeys;
+    private readonly ILeaseCache _leases;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates a key source.</summary>
+    /// <param name="httpClient">A client whose <see cref="HttpClient.BaseAddress"/> is the key server (use
+    /// <see cref="ModelSealServiceCollectionExtensions.AddModelSeal(IServiceCollection, Action{ModelSealClientOptions})"/>
+    /// for one with retries, timeouts and a circuit breaker).</param>
+    /// <param name="tokens">Where bearer tokens come from.</param>
+    /// <param name="deviceKeys">The device key store.</param>
+    /// <param name="leases">The offline lease cache.</param>
+    /// <param name="timeProvider">The clock for lease expiry (default: system).</param>
+    /// <param name="logger">A logger (never given secrets).</param>
+    public KeyServerKeySource(HttpClient httpClient, ITokenSource tokens, IDeviceKeyStore deviceKeys, ILeaseCache leases, TimeProvider? timeProvider = null, ILogger<KeyServerKeySource>? logger = null)
+        : this(Checked(httpClient), tokens, deviceKeys, leases, timeProvider, logger)
+    {
+    }
+
+    internal KeyServerKeySource(Func<HttpClient> client, ITokenSource tokens, IDeviceKeyStore deviceKeys, ILeaseCache leases, TimeProvider? timeProvider, ILogger? logger)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        ArgumentNullException.ThrowIfNull(deviceKeys);
+        ArgumentNullException.ThrowIfNull(leases);
+        _client = client;
+        _tokens = tokens;
+        _deviceKeys = deviceKeys;
+        _leases = leases;
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="ModelKeyUnavailableException">No key: <see cref="ModelKeyUnavailableException.Reason"/> says why.</exception>
+    public async ValueTask<ModelKey> GetKeyAsync(SealedModelHeader header, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        HpkeKeyPair device = await _deviceKeys.GetOrCreateAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await ReleaseOnlineAsync(header, device, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ModelKeyUnavailableException e) when (e.Reason == ModelKeyUnavailableReason.ServerUnavailable)
+        {
+            return await FromLeaseAsync(header, device, e, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ModelKeyUnavailableException e) when (e.IsDefinitiveRefusal)
+        {
+            await RemoveLeaseAsync(header).ConfigureAwait(false);
+            ClientLog.Refused(_logger, header.ModelId, header.ModelVersion, header.KeyId, e.Reason);
+            throw;
+        }
+    }
+
+    private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, HpkeKeyPair device, CancellationToken cancellationToken)
+    {
+        var body = new ReleaseRequestBody(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Span));
+        AccessToken token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
+        ReleaseAnswer answer;
+        try
+        {
+            answer = await KeyServerHttp.PostAsync(
+                _client(), "v1/keys/release", body, ClientJson.Default.ReleaseRequestBody, ClientJson.Default.ReleaseAnswer, token.Token, "key release", cancellationToken).ConfigureAwait(false);
+        }
+        catch (ModelKeyUnavailableException e) when (e.StatusCode == 401)
+        {
+            // A cached token can go stale (for example when the server's signing key was replaced): get a new one
+            // and ask once more. A second 401 is a real refusal.
+            _tokens.Invalidate();
+            token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
+            answer = await KeyServerHttp.PostAsync(
+                _client(), "v1/keys/release", body, ClientJson.Default.ReleaseRequestBody, ClientJson.Default.ReleaseAnswer, token.Token, "key release", cancellationToken).ConfigureAwait(false);
+        }
+
+        if (answer.ModelId != header.ModelId || answer.Version != header.ModelVersion)
+        {
+            throw Invalid($"The key server released a key for model '{answer.ModelId}' version '{answer.Version}', not the requested '{header.ModelId}' version '{header.ModelVersion}'.");
+        }
+
+        if (answer.KeyId != header.KeyId)
+        {
+            throw Invalid($"The key server's key for model '{header.ModelId}' version '{header.ModelVersion}' is '{answer.KeyId}', but the sealed file needs key '{header.KeyId}': the file was sealed with another key. Reseal the model or ship the matching file.");
+        }
+
+        if (answer.Suite != KeyRelease.Suite || answer.Enc is null || answer.SealedKey is null
+            || !DateTimeOffset.TryParse(answer.LeaseExpiresAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out DateTimeOffset leaseExpiresAt))
+        {
+            throw Invalid("The key server's release answer is incomplete (suite, enc, sealedKey or leaseExpiresAt missing or invalid).");
+        }
+
+        var lease = new ModelLease(header.ModelId, header.ModelVersion, header.KeyId, token.Subject, answer.Enc, answer.SealedKey, leaseExpiresAt);
+        ModelKey key = Open(lease, device) ?? throw Invalid("The key released by the server does not open with this device's key (wrong device key, subject or lease binding).");
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            string thumbprint = HpkePublicKey.Thumbprint(device.PublicKey.Span);
+            ClientLog.Released(_logger, header.ModelId, header.ModelVersion, header.KeyId, thumbprint, leaseExpiresAt);
+        }
+
+        try
+        {
+            await _leases.StoreAsync(lease, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            ClientLog.LeaseNotStored(_logger, header.KeyId, e.GetType().Name);
+        }
+
+        return key;
+    }
+
+    private async Task<ModelKey> FromLeaseAsync(SealedModelHeader header, HpkeKeyPair device, ModelKeyUnavailableException online, CancellationToken cancellationToken)
+    {
+        ModelLease? lease = await _leases.GetAsync(header.ModelId, header.ModelVersion, header.KeyId, cancellationToken).ConfigureAwait(false);
+        if (lease is null)
+        {
+            ClientLog.NoLease(_logger, header.ModelId, header.ModelVersion, header.KeyId, online.Reason);
+            throw online;
+        }
+
+        DateTimeOffset now = _time.GetUtcNow();
+        if (now >= lease.LeaseExpiresAt)
+        {
+            ClientLog.NoLease(_logger, header.ModelId, header.ModelVersion, header.KeyId, ModelKeyUnavailableReason.LeaseExpired);
+            throw new ModelKeyUnavailableException(
+                ModelKeyUnavailableReason.LeaseExpired,
+                $"The key server is unreachable and the offline lease for model '{header.ModelId}' version '{header.ModelVersion}' expired at {lease.LeaseExpiresAt:u}. Connect to the network so the key can be released again. ({online.Message})",
+                online, online.StatusCode, online.ProblemCode, online.Attempts);
+        }
+
+        ModelKey? key = Open(lease, device);
+        if (key is null)
+        {
+            await RemoveLeaseAsync(header).ConfigureAwait(false);
+            ClientLog.LeaseUnusable(_logger, header.KeyId);
+            throw online;
+        }
+
+        ClientLog.UsingLease(_logger, header.ModelId, header.ModelVersion, header.KeyId, lease.LeaseExpiresAt);
+        return key;
+    }
+
+    /// <summary>Removes a lease; a failure to remove is logged, never allowed to hide the refusal that caused it.</summary>
+    private async Task RemoveLeaseAsync(SealedModelHeader header)
+    {
+        try
+        {
+            await _leases.RemoveAsync(header.ModelId, header.ModelVersion, header.KeyId, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            ClientLog.LeaseNotRemoved(_logger, header.KeyId, e.GetType().Name);
+        }
+    }
+
+    private static ModelKey? Open(ModelLease lease, HpkeKeyPair device)
+    {
+        try
+        {
+            byte[] enc = Base64Url.DecodeFromChars(lease.Enc);
+            byte[] sealedKey = Base64Url.DecodeFromChars(lease.SealedKey);
+            return KeyRelease.Open(device, enc, sealedKey, lease.ModelId, lease.Version, lease.KeyId, lease.Subject, lease.LeaseExpiresAt);
+        }
+        catch (Exception e) when (e is HpkeOpenException or FormatException or ModelKeyException or ArgumentException or System.Security.Cryptography.CryptographicException)
+        {
+            return null;
+        }
+    }
+
+    private static ModelKeyUnavailableException Invalid(string message) =>
+        new(ModelKeyUnavailableReason.InvalidResponse, message);
+
+    private static Func<HttpClient> Checked(HttpClient httpClient)
+    {
+        ArgumentNullException.ThrowIfNull(httpClient);
+        return () => httpClient;
+    }
+}

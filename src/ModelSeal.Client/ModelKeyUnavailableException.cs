@@ -1,0 +1,94 @@
+namespace ModelSeal.Client;
+
+/// <summary>Why a model key could not be obtained from the key server or an offline lease.</summary>
+public enum ModelKeyUnavailableReason
+{
+    /// <summary>The server answered with something the client cannot use (malformed, or a key that does not open).</summary>
+    InvalidResponse = 0,
+
+    /// <summary>The licence credential or token was refused (401), or the token lacks the needed scope.</summary>
+    Unauthorized,
+
+    /// <summary>The licence was revoked, or no licence exists for the token.</summary>
+    LicenceRevoked,
+
+    /// <summary>The licence has expired (or is not valid yet).</summary>
+    LicenceExpired,
+
+    /// <summary>The licence does not cover this model.</summary>
+    NotLicensed,
+
+    /// <summary>The model or the model version does not exist on the server.</summary>
+    ModelNotFound,
+
+    /// <summary>The model version is disabled (403) or its key was destroyed (410).</summary>
+    VersionDisabled,
+
+    /// <summary>The licence has reached its device limit.</summary>
+    DeviceLimit,
+
+    /// <summary>The server could not be reached or kept failing after the retries, and no offline lease was cached.</summary>
+    ServerUnavailable,
+
+    /// <summary>The server could not be reached and the cached offline lease has expired.</summary>
+    LeaseExpired,
+}
+
+/// <summary>
+/// The key of a sealed model could not be obtained. <see cref="Reason"/> says why; the message says what to do. Messages
+/// never contain tokens, credentials or key material.
+/// </summary>
+public sealed class ModelKeyUnavailableException : Exception
+{
+    /// <summary>Creates an exception with reason <see cref="ModelKeyUnavailableReason.InvalidResponse"/>.</summary>
+    public ModelKeyUnavailableException()
+        : this("The model key is unavailable.")
+    {
+    }
+
+    /// <summary>Creates an exception with reason <see cref="ModelKeyUnavailableReason.InvalidResponse"/>.</summary>
+    public ModelKeyUnavailableException(string message)
+        : this(message, null)
+    {
+    }
+
+    /// <summary>Creates an exception with reason <see cref="ModelKeyUnavailableReason.InvalidResponse"/>.</summary>
+    public ModelKeyUnavailableException(string message, Exception? innerException)
+        : this(ModelKeyUnavailableReason.InvalidResponse, message, innerException)
+    {
+    }
+
+    /// <summary>Creates an exception.</summary>
+    /// <param name="reason">Why the key is unavailable.</param>
+    /// <param name="message">What happened and what to do; no secrets.</param>
+    /// <param name="innerException">The cause, if any.</param>
+    /// <param name="statusCode">The HTTP status of the server's answer, if there was one.</param>
+    /// <param name="problemCode">The server's problem code (docs/protocol.md section 6), if there was one.</param>
+    /// <param name="attempts">How many HTTP attempts were made (0 when unknown or none).</param>
+    public ModelKeyUnavailableException(ModelKeyUnavailableReason reason, string message, Exception? innerException = null, int? statusCode = null, string? problemCode = null, int attempts = 0)
+        : base(message, innerException)
+    {
+        Reason = reason;
+        StatusCode = statusCode;
+        ProblemCode = problemCode;
+        Attempts = attempts;
+    }
+
+    /// <summary>Why the key is unavailable.</summary>
+    public ModelKeyUnavailableReason Reason { get; }
+
+    /// <summary>The HTTP status of the server's answer, or null when there was none.</summary>
+    public int? StatusCode { get; }
+
+    /// <summary>The server's problem code (for example <c>licence-revoked</c>), or null.</summary>
+    public string? ProblemCode { get; }
+
+    /// <summary>How many HTTP attempts the last request made (0 when unknown).</summary>
+    public int Attempts { get; }
+
+    /// <summary>
+    /// True when the server itself refused (401, 403, 404 or 410): a definitive answer that an offline lease must not
+    /// override.
+    /// </summary>
+    public bool IsDefinitiveRefusal => StatusCode is 401 or 403 or 404 or 410;
+}
