@@ -70,8 +70,8 @@ public sealed class ServerVerbTests : IAsyncLifetime
         JsonElement answer = await released.Content.ReadFromJsonAsync<JsonElement>();
         using ModelKey key = KeyRelease.Open(
             device,
-            Server.Base64Url.Decode(answer.GetProperty("enc").GetString()!),
-            Server.Base64Url.Decode(answer.GetProperty("sealedKey").GetString()!),
+            System.Buffers.Text.Base64Url.DecodeFromChars(answer.GetProperty("enc").GetString()!),
+            System.Buffers.Text.Base64Url.DecodeFromChars(answer.GetProperty("sealedKey").GetString()!),
             "classifier",
             answer.GetProperty("version").GetString()!,
             answer.GetProperty("keyId").GetString()!,
@@ -125,7 +125,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/keys/release")
         {
-            Content = JsonContent.Create(new { modelId = "classifier", version = "latest", devicePublicKey = Server.Base64Url.Encode(device.PublicKey.Span) }),
+            Content = JsonContent.Create(new { modelId = "classifier", version = "latest", devicePublicKey = System.Buffers.Text.Base64Url.EncodeToString(device.PublicKey.Span) }),
         };
         request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", jwt);
         return await http.SendAsync(request);

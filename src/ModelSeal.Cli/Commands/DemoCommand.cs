@@ -64,7 +64,7 @@ internal sealed class DemoCommand : VerbCommand
                 await admin.AddModelAsync(ModelId, cancellationToken).ConfigureAwait(false);
                 using HpkeKeyPair publisher = HpkeKeyPair.Generate();
                 ReleaseAnswer version = await admin.AddVersionAsync(ModelId, null, publisher.PublicKey.ToArray(), cancellationToken).ConfigureAwait(false);
-                using ModelKey dataKey = KeyRelease.Open(publisher, Base64Url.Decode(version.Enc), Base64Url.Decode(version.SealedKey), version.ModelId, version.Version, version.KeyId, admin.AdminSubject, version.LeaseExpiresAt);
+                using ModelKey dataKey = KeyRelease.Open(publisher, System.Buffers.Text.Base64Url.DecodeFromChars(version.Enc), System.Buffers.Text.Base64Url.DecodeFromChars(version.SealedKey), version.ModelId, version.Version, version.KeyId, admin.AdminSubject, version.LeaseExpiresAt);
                 await using (AtomicFile file = AtomicFile.Create(sealedPath, overwrite: false))
                 {
                     await SealedModel.SealAsync(new MemoryStream(plaintext, writable: false), file.Stream, dataKey, new SealOptions { ModelId = ModelId, ModelVersion = version.Version }, cancellationToken: cancellationToken).ConfigureAwait(false);

@@ -137,7 +137,7 @@ internal sealed class EncryptCommand : VerbCommand
         using var publisher = ModelSeal.Hpke.HpkeKeyPair.Generate();
         Server.ReleaseAnswer answer = await client.AddVersionAsync(modelId, result.GetValue(ModelVersionOption), publisher.PublicKey.ToArray(), cancellationToken).ConfigureAwait(false);
         ModelKey key = ModelSeal.Hpke.KeyRelease.Open(
-            publisher, Server.Base64Url.Decode(answer.Enc), Server.Base64Url.Decode(answer.SealedKey), answer.ModelId, answer.Version, answer.KeyId, client.AdminSubject, answer.LeaseExpiresAt);
+            publisher, System.Buffers.Text.Base64Url.DecodeFromChars(answer.Enc), System.Buffers.Text.Base64Url.DecodeFromChars(answer.SealedKey), answer.ModelId, answer.Version, answer.KeyId, client.AdminSubject, answer.LeaseExpiresAt);
         Context.Error.WriteLine($"created version {answer.Version} of {answer.ModelId} on {client.Server} (key {answer.KeyId})");
         return (key, answer.Version);
     }

@@ -209,7 +209,6 @@ internal sealed class ModelCommand : Command
 
     private sealed class ListCommand : AdminVerbCommand
     {
-
         public ListCommand(CliContext context)
             : base("list", "List the models and their versions on the key server.", context)
         {
@@ -311,7 +310,6 @@ internal sealed class LicenseCommand : Command
 
     private sealed class ListCommand : AdminVerbCommand
     {
-
         public ListCommand(CliContext context)
             : base("list", "List licences.", context)
         {

@@ -53,7 +53,7 @@ internal sealed class KeyServerClient : IDisposable
         SendAsync<object, ItemsAnswer<ModelAnswer>>(HttpMethod.Get, "v1/admin/models", null, null, ServerJson.Default.ItemsAnswerModelAnswer, authorize: true, cancellationToken);
 
     public Task<ReleaseAnswer> AddVersionAsync(string modelId, string? version, byte[] publisherPublicKey, CancellationToken cancellationToken) =>
-        SendAsync(HttpMethod.Post, $"v1/admin/models/{Uri.EscapeDataString(modelId)}/versions", new AddVersionRequest(version, Base64Url.Encode(publisherPublicKey)), ServerJson.Default.AddVersionRequest, ServerJson.Default.ReleaseAnswer, authorize: true, cancellationToken);
+        SendAsync(HttpMethod.Post, $"v1/admin/models/{Uri.EscapeDataString(modelId)}/versions", new AddVersionRequest(version, System.Buffers.Text.Base64Url.EncodeToString(publisherPublicKey)), ServerJson.Default.AddVersionRequest, ServerJson.Default.ReleaseAnswer, authorize: true, cancellationToken);
 
     public Task<LicenceAnswer> AddLicenceAsync(AddLicenceRequest request, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, "v1/admin/licences", request, ServerJson.Default.AddLicenceRequest, ServerJson.Default.LicenceAnswer, authorize: true, cancellationToken);
@@ -141,7 +141,7 @@ internal sealed class KeyServerClient : IDisposable
         string[] parts = token.Split('.');
         if (parts.Length == 3)
         {
-            using JsonDocument payload = JsonDocument.Parse(Base64Url.Decode(parts[1]));
+            using JsonDocument payload = JsonDocument.Parse(System.Buffers.Text.Base64Url.DecodeFromChars(parts[1]));
             if (payload.RootElement.TryGetProperty("sub", out JsonElement sub) && sub.GetString() is { Length: > 0 } subject)
             {
                 return subject;
@@ -149,18 +149,6 @@ internal sealed class KeyServerClient : IDisposable
         }
 
         throw new CliException(ExitCodes.ServerError, "the key server issued a token without a subject.", "check the server version.");
-    }
-}
-
-internal static class Base64Url
-{
-    public static string Encode(ReadOnlySpan<byte> data) => Convert.ToBase64String(data).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    public static byte[] Decode(string text)
-    {
-        string padded = text.Replace('-', '+').Replace('_', '/');
-        padded += (padded.Length % 4) switch { 2 => "==", 3 => "=", _ => string.Empty };
-        return Convert.FromBase64String(padded);
     }
 }
 

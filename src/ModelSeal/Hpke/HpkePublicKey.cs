@@ -38,7 +38,7 @@ public static class HpkePublicKey
     /// <summary>
     /// A short public identifier of a public key: base64url (no padding) of SHA-256 over the 65-byte point.
     /// </summary>
-    public static string Thumbprint(ReadOnlySpan<byte> publicKey) => Base64UrlEncode(SHA256.HashData(publicKey));
+    public static string Thumbprint(ReadOnlySpan<byte> publicKey) => System.Buffers.Text.Base64Url.EncodeToString(SHA256.HashData(publicKey));
 
     internal static byte[] Serialize(ECParameters parameters)
     {
@@ -48,7 +48,4 @@ public static class HpkePublicKey
         parameters.Q.Y.AsSpan().CopyTo(point.AsSpan(1 + 64 - parameters.Q.Y!.Length));
         return point;
     }
-
-    private static string Base64UrlEncode(ReadOnlySpan<byte> data) =>
-        Convert.ToBase64String(data).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 }
