@@ -50,6 +50,22 @@ public class DecryptBenchmarks : IDisposable
         return model.Length;
     }
 
+    /// <summary>DecryptAsync(ReadOnlyMemory) with one thread: decrypts straight from the sealed bytes, no reader, no copy.</summary>
+    [Benchmark]
+    public async Task<int> Decrypt_in_memory_1_thread()
+    {
+        using DecryptedModel model = await SealedModel.DecryptAsync(_sealed, Key, OneThread);
+        return model.Length;
+    }
+
+    /// <summary>DecryptAsync(ReadOnlyMemory) with Environment.ProcessorCount threads claiming 8-chunk items.</summary>
+    [Benchmark]
+    public async Task<int> Decrypt_in_memory_N_threads()
+    {
+        using DecryptedModel model = await SealedModel.DecryptAsync(_sealed, Key, AllThreads);
+        return model.Length;
+    }
+
     /// <summary>VerifyAsync with one thread: every chunk authenticated, no plaintext kept (no model-sized buffer).</summary>
     [Benchmark]
     public async Task<long> Verify_1_thread()

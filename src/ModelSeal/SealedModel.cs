@@ -96,6 +96,30 @@ public static class SealedModel
             cancellationToken);
     }
 
+    /// <summary>
+    /// Decrypts a whole sealed model that is already in memory (an asset loaded into a byte array, a downloaded
+    /// buffer) into one pinned buffer. Nothing is copied or read: the workers decrypt straight from
+    /// <paramref name="sealedModel"/>, which must not change until the task completes. All or nothing, like the
+    /// stream overload.
+    /// </summary>
+    /// <exception cref="SealedModelFormatException">Not a sealed model, unsupported version or malformed header.</exception>
+    /// <exception cref="ModelKeyException">The key's id is not the one the model names.</exception>
+    /// <exception cref="SealedModelAuthenticationException">Wrong key, or the data was altered, truncated or extended.</exception>
+    public static Task<DecryptedModel> DecryptAsync(ReadOnlyMemory<byte> sealedModel, ModelKey key, DecryptOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        int parallelism = (options ?? DecryptOptions.Default).MaxDegreeOfParallelism;
+        return Task.Run(
+            () =>
+            {
+                SealedModelHeader header = SealedModelHeader.Parse(sealedModel.Span);
+                CheckKey(header, key);
+                byte[] plaintext = Payload.DecryptInMemory(sealedModel[header.Length..], key, header.EncodedArray, header.PlaintextLength, parallelism, cancellationToken);
+                return new DecryptedModel(header, plaintext);
+            },
+            cancellationToken);
+    }
+
     /// <summary>Authenticates every chunk of a sealed model and keeps no plaintext.</summary>
     /// <returns>The header of the verified model.</returns>
     /// <exception cref="SealedModelFormatException">Not a sealed model, unsupported version or malformed header.</exception>
@@ -165,14 +189,18 @@ public static class SealedModel
     private static async Task<SealedModelHeader> ReadHeaderForKeyAsync(Stream source, ModelKey key, CancellationToken cancellationToken)
     {
         SealedModelHeader header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
+        CheckKey(header, key);
+        return !source.CanSeek || source.Length - source.Position == header.PayloadLength
+            ? header
+            : throw new SealedModelAuthenticationException();
+    }
+
+    private static void CheckKey(SealedModelHeader header, ModelKey key)
+    {
         if (header.KeyId != key.KeyId)
         {
             throw new ModelKeyException($"This model is sealed with key '{header.KeyId}', but the key given is '{key.KeyId}'.");
         }
-
-        return !source.CanSeek || source.Length - source.Position == header.PayloadLength
-            ? header
-            : throw new SealedModelAuthenticationException();
     }
 
     private static async Task<ModelContentType> DetectAsync(Stream model, long length, CancellationToken cancellationToken)

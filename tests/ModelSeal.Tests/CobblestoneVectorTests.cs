@@ -60,10 +60,12 @@ public sealed class CobblestoneVectorTests
                 byte[] message = await decrypt;
                 Assert.Equal(v.MessageLength, message.Length);
                 Assert.Equal(v.MessageSha512, TestFiles.Sha512(message));
+                Assert.Equal(message, Payload.DecryptInMemory(v.Ciphertext, key, v.Context, length, parallelism, default));
             }
             else
             {
                 await Assert.ThrowsAsync<SealedModelAuthenticationException>(() => decrypt);
+                Assert.Throws<SealedModelAuthenticationException>(() => Payload.DecryptInMemory(v.Ciphertext, key, v.Context, length, parallelism, default));
             }
         }
     }

@@ -49,6 +49,24 @@ public sealed class ExampleVectorTests
 
     [Theory]
     [MemberData(nameof(Files))]
+    public async Task In_memory_decryption_gives_the_declared_outcome(string file)
+    {
+        Example e = All.Value[file];
+        using var key = ModelKey.Import(e.Key, e.KeyId);
+        Task<DecryptedModel> open = SealedModel.DecryptAsync(e.Bytes.AsMemory(), key);
+        if (e.Expect == "ok")
+        {
+            using DecryptedModel model = await open;
+            Assert.Equal(e.PlaintextSha256, TestFiles.Sha256(model.Span));
+        }
+        else
+        {
+            Assert.IsType(ExpectedException(e.Expect), await Record.ExceptionAsync(() => open), exactMatch: true);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Files))]
     public async Task Verification_of_a_forward_only_stream_gives_the_declared_outcome(string file)
     {
         Example e = All.Value[file];

@@ -88,6 +88,8 @@ public sealed class RoundTripTests
         {
             using DecryptedModel opened = await SealedModel.DecryptAsync(new ForwardOnlyStream(sealedModel), key, new DecryptOptions { MaxDegreeOfParallelism = parallelism });
             Assert.True(opened.Span.SequenceEqual(model), $"parallelism {parallelism}");
+            using DecryptedModel fromMemory = await SealedModel.DecryptAsync(sealedModel.AsMemory(), key, new DecryptOptions { MaxDegreeOfParallelism = parallelism });
+            Assert.True(fromMemory.Span.SequenceEqual(model), $"in memory, parallelism {parallelism}");
         }
     }
 
@@ -111,6 +113,8 @@ public sealed class RoundTripTests
             Assert.Equal(model, Seal.Open(sealedModel, key, parallelism));
             using DecryptedModel fromForwardOnly = await SealedModel.DecryptAsync(new ForwardOnlyStream(sealedModel), key, new DecryptOptions { MaxDegreeOfParallelism = parallelism });
             Assert.True(fromForwardOnly.Span.SequenceEqual(model));
+            using DecryptedModel fromMemory = await SealedModel.DecryptAsync(sealedModel.AsMemory(), key, new DecryptOptions { MaxDegreeOfParallelism = parallelism });
+            Assert.True(fromMemory.Span.SequenceEqual(model));
         }
 
         await SealedModel.VerifyAsync(new ForwardOnlyStream(sealedModel), key);

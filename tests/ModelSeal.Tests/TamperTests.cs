@@ -43,7 +43,10 @@ public sealed class TamperTests
             if (bit % 61 == 0)
             {
                 Exception? whole = await Record.ExceptionAsync(() => SealedModel.DecryptAsync(new MemoryStream(copy), Key, Sequential));
-                e = whole?.GetType() == e?.GetType() ? e : new InvalidOperationException($"verify: {e?.GetType().Name}, decrypt: {whole?.GetType().Name}");
+                Exception? inMemory = await Record.ExceptionAsync(() => SealedModel.DecryptAsync(copy.AsMemory(), Key));
+                e = whole?.GetType() == e?.GetType() && inMemory?.GetType() == e?.GetType()
+                    ? e
+                    : new InvalidOperationException($"verify: {e?.GetType().Name}, decrypt: {whole?.GetType().Name}, in memory: {inMemory?.GetType().Name}");
             }
 
             bool right = bit / 8 >= HeaderLength
@@ -173,5 +176,7 @@ public sealed class TamperTests
             Assert.IsType(expected, await Record.ExceptionAsync(() => open(new MemoryStream(file))), exactMatch: true);
             Assert.IsType(expected, await Record.ExceptionAsync(() => open(new ForwardOnlyStream(file))), exactMatch: true);
         }
+
+        Assert.IsType(expected, await Record.ExceptionAsync(() => SealedModel.DecryptAsync(file.AsMemory(), Key)), exactMatch: true);
     }
 }

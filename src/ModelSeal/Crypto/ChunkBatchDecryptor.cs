@@ -58,6 +58,68 @@ internal static class ChunkBatchDecryptor
         return parallelism == 1 ? job.RunSequentialAsync() : job.RunPipelinedAsync(parallelism);
     }
 
+    /// <summary>
+    /// Decrypts the chunks of a payload that is already in memory (<paramref name="chunks"/> = everything after the
+    /// 56-byte prefix). No reader and no copy: <paramref name="parallelism"/> workers claim 8-chunk items straight
+    /// from the caller's memory. Throws <see cref="SealedModelAuthenticationException"/> on any failure.
+    /// </summary>
+    public static void DecryptInMemory(ReadOnlyMemory<byte> chunks, ChunkCipher cipher, long plaintextLength, ChunkSink sink, int parallelism, CancellationToken cancellationToken)
+    {
+        if (chunks.Length != Cobblestone.CiphertextLength(plaintextLength) - Cobblestone.PrefixSize)
+        {
+            throw new SealedModelAuthenticationException();
+        }
+
+        long chunkCount = Cobblestone.ChunkCount(plaintextLength);
+        long items = (chunkCount + ChunksPerItem - 1) / ChunksPerItem;
+        parallelism = (int)Math.Clamp(parallelism, 1, items);
+        long claimed = -1;
+        int failed = 0;
+
+        void Work(int worker)
+        {
+            using AesGcm aead = cipher.CreateAead();
+            ReadOnlySpan<byte> all = chunks.Span;
+            long item;
+            while (Volatile.Read(ref failed) == 0 && !cancellationToken.IsCancellationRequested && (item = Interlocked.Increment(ref claimed)) < items)
+            {
+                long end = Math.Min((item + 1) * ChunksPerItem, chunkCount);
+                for (long index = item * ChunksPerItem; index < end; index++)
+                {
+                    int size = Cobblestone.ChunkPlaintextSize(plaintextLength, index);
+                    ReadOnlySpan<byte> chunk = all.Slice(checked((int)(index * Cobblestone.ChunkCiphertextSize)), size + Cobblestone.TagSize);
+                    if (!cipher.TryDecrypt(aead, index, chunk, sink.ChunkSpan(index, size, worker)))
+                    {
+                        Volatile.Write(ref failed, 1);
+                        return;
+                    }
+                }
+            }
+        }
+
+        var helpers = new Task[parallelism - 1];
+        for (int w = 1; w < parallelism; w++)
+        {
+            int worker = w;
+            helpers[w - 1] = Task.Run(() => Work(worker), CancellationToken.None);
+        }
+
+        try
+        {
+            Work(0);
+        }
+        finally
+        {
+            Task.WaitAll(helpers, CancellationToken.None); // they read the caller's memory and write the sink
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        if (failed != 0)
+        {
+            throw new SealedModelAuthenticationException();
+        }
+    }
+
     private readonly record struct WorkItem(int Slot, long FirstChunk, int From, int To);
 
     private sealed class Job(Stream source, ChunkCipher cipher, long plaintextLength, ChunkSink sink, IProgress<ModelSealProgress>? progress, CancellationToken cancellationToken)

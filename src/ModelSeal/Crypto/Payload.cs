@@ -46,6 +46,38 @@ internal static class Payload
         }
     }
 
+    /// <summary>
+    /// Decrypts a whole message that is in memory (<paramref name="payload"/> = prefix and chunks, nothing else) into a
+    /// new pinned array, all or nothing, like <see cref="DecryptAsync"/> but without reading or copying the ciphertext.
+    /// </summary>
+    public static byte[] DecryptInMemory(ReadOnlyMemory<byte> payload, ModelKey key, byte[] context, long length, int parallelism, CancellationToken cancellationToken)
+    {
+        // The payload must have exactly the length the plaintext length implies: checked before anything is allocated.
+        if (payload.Length != Cobblestone.CiphertextLength(length))
+        {
+            throw new SealedModelAuthenticationException();
+        }
+
+        if (length > Array.MaxLength)
+        {
+            throw new NotSupportedException(
+                $"The model is {length} bytes; whole-model decryption holds at most {Array.MaxLength} bytes. Use SealedModel.OpenReadAsync to stream it.");
+        }
+
+        using ChunkCipher cipher = ChunkCipher.ForDecryption(key.Bytes, context, payload.Span[..Cobblestone.PrefixSize]);
+        byte[] plaintext = GC.AllocateUninitializedArray<byte>((int)length, pinned: true);
+        try
+        {
+            ChunkBatchDecryptor.DecryptInMemory(payload[Cobblestone.PrefixSize..], cipher, length, new ChunkSink.Buffer(plaintext), parallelism, cancellationToken);
+            return plaintext;
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+            throw;
+        }
+    }
+
     /// <summary>Authenticates every chunk of a message of <paramref name="length"/> bytes, keeping no plaintext.</summary>
     public static async Task VerifyAsync(Stream source, ModelKey key, byte[] context, long length, int parallelism, IProgress<ModelSealProgress>? progress, CancellationToken cancellationToken)
     {
