@@ -22,7 +22,7 @@ namespace ModelSeal.OnnxRuntime;
 /// zeroes it only after the session is disposed. Peak memory is about the model size.
 /// </para>
 /// <para>
-/// Other runtimes (TensorFlow Lite, Unity Sentis, …): use <see cref="SealedModel.DecryptAsync"/> and hand
+/// Other runtimes (TensorFlow Lite, Unity Sentis, …): use <see cref="SealedModel.DecryptAsync(Stream, ModelKey, DecryptOptions?, IProgress{ModelSealProgress}?, CancellationToken)"/> and hand
 /// <see cref="DecryptedModel.DangerousGetArray"/>, <see cref="DecryptedModel.Span"/> or
 /// <see cref="DecryptedModel.OpenStream"/> to the runtime. Dispose the <see cref="DecryptedModel"/> once the runtime has
 /// copied the model; if the runtime keeps referring to the bytes, keep the <see cref="DecryptedModel"/> alive exactly as
@@ -151,7 +151,7 @@ public static class SealedInferenceSession
     /// <param name="cancellationToken">Cancels reading, key retrieval and decryption.</param>
     /// <returns>The owning session object; the caller disposes it.</returns>
     /// <exception cref="NotSupportedException">
-    /// The model is TensorFlow Lite or of unknown type: decrypt it with <see cref="SealedModel.DecryptAsync"/> and hand the
+    /// The model is TensorFlow Lite or of unknown type: decrypt it with <see cref="SealedModel.DecryptAsync(Stream, ModelKey, DecryptOptions?, IProgress{ModelSealProgress}?, CancellationToken)"/> and hand the
     /// bytes to the right runtime (docs/runtimes.md). Thrown from the header, before any key is requested.
     /// </exception>
     /// <exception cref="SealedModelFormatException">Not a sealed model, unsupported version or malformed header.</exception>
