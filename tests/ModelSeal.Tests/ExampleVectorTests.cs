@@ -30,79 +30,36 @@ public sealed class ExampleVectorTests
 
     [Theory]
     [MemberData(nameof(Files))]
-    public async Task Whole_model_decryption_gives_the_declared_outcome(string file)
-    {
-        Example e = All.Value[file];
-        using var key = ModelKey.Import(e.Key, e.KeyId);
-        Task<DecryptedModel> open = SealedModel.DecryptAsync(new MemoryStream(e.Bytes), key);
-        if (e.Expect == "ok")
+    public Task Whole_model_decryption_gives_the_declared_outcome(string file) =>
+        AssertDeclaredOutcomeAsync(file, async (e, key) =>
         {
-            using DecryptedModel model = await open;
+            using DecryptedModel model = await SealedModel.DecryptAsync(new MemoryStream(e.Bytes), key);
             Assert.Equal(e.PlaintextSha256, TestFiles.Sha256(model.Span));
             AssertHeader(e, model.Header);
-        }
-        else
-        {
-            Assert.IsType(ExpectedException(e.Expect), await Record.ExceptionAsync(() => open), exactMatch: true);
-        }
-    }
+        });
 
     [Theory]
     [MemberData(nameof(Files))]
-    public async Task In_memory_decryption_gives_the_declared_outcome(string file)
-    {
-        Example e = All.Value[file];
-        using var key = ModelKey.Import(e.Key, e.KeyId);
-        Task<DecryptedModel> open = SealedModel.DecryptAsync(e.Bytes.AsMemory(), key);
-        if (e.Expect == "ok")
+    public Task In_memory_decryption_gives_the_declared_outcome(string file) =>
+        AssertDeclaredOutcomeAsync(file, async (e, key) =>
         {
-            using DecryptedModel model = await open;
+            using DecryptedModel model = await SealedModel.DecryptAsync(e.Bytes.AsMemory(), key);
             Assert.Equal(e.PlaintextSha256, TestFiles.Sha256(model.Span));
-        }
-        else
-        {
-            Assert.IsType(ExpectedException(e.Expect), await Record.ExceptionAsync(() => open), exactMatch: true);
-        }
-    }
+        });
 
     [Theory]
     [MemberData(nameof(Files))]
-    public async Task Verification_of_a_forward_only_stream_gives_the_declared_outcome(string file)
-    {
-        Example e = All.Value[file];
-        using var key = ModelKey.Import(e.Key, e.KeyId);
-        Task<SealedModelHeader> verify = SealedModel.VerifyAsync(new ForwardOnlyStream(e.Bytes), key);
-        if (e.Expect == "ok")
-        {
-            AssertHeader(e, await verify);
-        }
-        else
-        {
-            Assert.IsType(ExpectedException(e.Expect), await Record.ExceptionAsync(() => verify), exactMatch: true);
-        }
-    }
+    public Task Verification_of_a_forward_only_stream_gives_the_declared_outcome(string file) =>
+        AssertDeclaredOutcomeAsync(file, async (e, key) => AssertHeader(e, await SealedModel.VerifyAsync(new ForwardOnlyStream(e.Bytes), key)));
 
     [Theory]
     [MemberData(nameof(Files))]
-    public async Task Streaming_gives_the_declared_outcome(string file)
-    {
-        Example e = All.Value[file];
-        using var key = ModelKey.Import(e.Key, e.KeyId);
-        Exception? failure = await Record.ExceptionAsync(async () =>
+    public Task Streaming_gives_the_declared_outcome(string file) =>
+        AssertDeclaredOutcomeAsync(file, async (e, key) =>
         {
             await using SealedModelStream stream = await SealedModel.OpenReadAsync(new ForwardOnlyStream(e.Bytes), key);
-            byte[] model = Seal.ReadAll(stream);
-            Assert.Equal(e.PlaintextSha256, TestFiles.Sha256(model));
+            Assert.Equal(e.PlaintextSha256, TestFiles.Sha256(Seal.ReadAll(stream)));
         });
-        if (e.Expect == "ok")
-        {
-            Assert.Null(failure);
-        }
-        else
-        {
-            Assert.IsType(ExpectedException(e.Expect), failure, exactMatch: true);
-        }
-    }
 
     [Theory]
     [MemberData(nameof(Files))]
@@ -121,6 +78,21 @@ public sealed class ExampleVectorTests
         else
         {
             Assert.Null(failure);
+        }
+    }
+
+    /// <summary>Runs <paramref name="open"/> with the example's key: it must succeed for "ok", else throw the declared type.</summary>
+    private static async Task AssertDeclaredOutcomeAsync(string file, Func<Example, ModelKey, Task> open)
+    {
+        Example e = All.Value[file];
+        using var key = ModelKey.Import(e.Key, e.KeyId);
+        if (e.Expect == "ok")
+        {
+            await open(e, key);
+        }
+        else
+        {
+            Assert.IsType(ExpectedException(e.Expect), await Record.ExceptionAsync(() => open(e, key)), exactMatch: true);
         }
     }
 
