@@ -118,10 +118,13 @@ public sealed class TamperTests
     [Fact]
     public async Task A_header_spliced_from_another_sealed_file_is_rejected()
     {
-        // Same key, same model id and version, same length: only the salt and sealing time differ.
-        byte[] other = Seal.Bytes(TestFiles.Bytes(ModelLength, 5), Key, "tamper-model", "1.0");
-        int otherHeader = SealedModelHeader.Parse(other).Length;
-        await AssertRejectedEverywhere([.. other[..otherHeader], .. Original[HeaderLength..]], typeof(SealedModelAuthenticationException));
+        // A header identical but for the (non-critical, informative) sealing time: still part of the context.
+        SealedModelHeader original = SealedModelHeader.Parse(Original);
+        Assert.NotNull(original.SealedAt);
+        SealedModelHeader later = SealedModelHeader.Create(
+            original.ModelId, original.ModelVersion, original.KeyId, original.ContentType, original.PlaintextLength, original.SealedAt.Value.AddSeconds(1));
+        Assert.Equal(HeaderLength, later.Length);
+        await AssertRejectedEverywhere([.. later.Encoded, .. Original[HeaderLength..]], typeof(SealedModelAuthenticationException));
 
         // A header claiming another version of the same model, over this payload.
         byte[] newer = Seal.Bytes(Model, Key, "tamper-model", "2.0");
