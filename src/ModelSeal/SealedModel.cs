@@ -114,8 +114,50 @@ public static class SealedModel
             {
                 SealedModelHeader header = SealedModelHeader.Parse(sealedModel.Span);
                 CheckKey(header, key);
-                byte[] plaintext = Payload.DecryptInMemory(sealedModel[header.Length..], key, header.EncodedArray, header.PlaintextLength, parallelism, cancellationToken);
+                ReadOnlyMemory<byte> payload = sealedModel[header.Length..];
+                if (payload.Length != header.PayloadLength)
+                {
+                    throw new SealedModelAuthenticationException(); // before a model-sized buffer is allocated
+                }
+
+                Payload.CheckWholeModelLength(header.PlaintextLength);
+                byte[] plaintext = GC.AllocateUninitializedArray<byte>((int)header.PlaintextLength, pinned: true);
+                DecryptInto(payload, plaintext, header, key, parallelism, cancellationToken);
                 return new DecryptedModel(header, plaintext);
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Decrypts a whole sealed model that is in memory into the caller's buffer: the model's plaintext goes to the first
+    /// <see cref="SealedModelHeader.PlaintextLength"/> bytes of <paramref name="destination"/>, the rest is left as it
+    /// is. For applications that manage the model's memory themselves (a reused buffer, native or pinned memory).
+    /// All or nothing: on any failure those bytes are zeroed before the exception leaves. The caller owns the
+    /// plaintext and must zero it when done (<see cref="CryptographicOperations.ZeroMemory(Span{byte})"/>).
+    /// </summary>
+    /// <returns>The header of the decrypted model.</returns>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than the model.</exception>
+    /// <exception cref="SealedModelFormatException">Not a sealed model, unsupported version or malformed header.</exception>
+    /// <exception cref="ModelKeyException">The key's id is not the one the model names.</exception>
+    /// <exception cref="SealedModelAuthenticationException">Wrong key, or the data was altered, truncated or extended.</exception>
+    public static Task<SealedModelHeader> DecryptAsync(ReadOnlyMemory<byte> sealedModel, Memory<byte> destination, ModelKey key, DecryptOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        int parallelism = (options ?? DecryptOptions.Default).MaxDegreeOfParallelism;
+        return Task.Run(
+            () =>
+            {
+                SealedModelHeader header = SealedModelHeader.Parse(sealedModel.Span);
+                CheckKey(header, key);
+                if (destination.Length < header.PlaintextLength)
+                {
+                    throw new ArgumentException(
+                        $"The destination holds {destination.Length} bytes, but the model ({header.ModelId} {header.ModelVersion}) is {header.PlaintextLength} bytes.",
+                        nameof(destination));
+                }
+
+                DecryptInto(sealedModel[header.Length..], destination[..(int)header.PlaintextLength], header, key, parallelism, cancellationToken);
+                return header;
             },
             cancellationToken);
     }
@@ -193,6 +235,20 @@ public static class SealedModel
         return !source.CanSeek || source.Length - source.Position == header.PayloadLength
             ? header
             : throw new SealedModelAuthenticationException();
+    }
+
+    /// <summary>Decrypts an in-memory payload into <paramref name="plaintext"/> (exactly the model's length); zeroes it on failure.</summary>
+    private static void DecryptInto(ReadOnlyMemory<byte> payload, Memory<byte> plaintext, SealedModelHeader header, ModelKey key, int parallelism, CancellationToken cancellationToken)
+    {
+        try
+        {
+            Payload.DecryptInMemory(payload, key, header.EncodedArray, header.PlaintextLength, plaintext, parallelism, cancellationToken);
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(plaintext.Span);
+            throw;
+        }
     }
 
     private static void CheckKey(SealedModelHeader header, ModelKey key)

@@ -60,14 +60,53 @@ public sealed class ApiBehaviourTests
         {
         }
 
-        Assert.NotEmpty(reports);
-        Assert.All(reports, r => Assert.Equal(Model.Length, r.TotalBytes));
-        Assert.Equal(Model.Length, reports[^1].BytesDone);
-        Assert.Equal(reports.Select(r => r.BytesDone).Order(), reports.Select(r => r.BytesDone));
+        AssertProgressUpToTotal(reports);
+
+        // From a file (positional reads by every worker).
+        reports.Clear();
+        string path = Path.Combine(Path.GetTempPath(), $"modelseal-progress-{Guid.NewGuid():N}.mseal");
+        await File.WriteAllBytesAsync(path, Sealed);
+        try
+        {
+            await using var file = new FileStream(path, FileMode.Open, FileAccess.Read);
+            using (await SealedModel.DecryptAsync(file, Key, progress: progress))
+            {
+            }
+
+            AssertProgressUpToTotal(reports);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
 
         reports.Clear();
         await SealedModel.SealAsync(new MemoryStream(Model), new MemoryStream(), Key, new SealOptions { ModelId = "m", ModelVersion = "1" }, progress);
         Assert.Equal(Model.Length, reports[^1].BytesDone);
+    }
+
+    private static void AssertProgressUpToTotal(List<ModelSealProgress> reports)
+    {
+        Assert.NotEmpty(reports);
+        Assert.All(reports, r => Assert.Equal(Model.Length, r.TotalBytes));
+        Assert.Equal(Model.Length, reports[^1].BytesDone);
+        Assert.Equal(reports.Select(r => r.BytesDone).Order(), reports.Select(r => r.BytesDone));
+    }
+
+    [Fact]
+    public async Task Decrypting_into_a_buffer_checks_its_size_and_zeroes_it_on_failure()
+    {
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => SealedModel.DecryptAsync(Sealed.AsMemory(), new byte[Model.Length - 1], Key));
+        Assert.Equal("destination", e.ParamName);
+        Assert.Contains($"is {Model.Length} bytes", e.Message, StringComparison.Ordinal);
+
+        // A chunk near the end fails after most of the model was decrypted into the buffer: all of it is zeroed again.
+        byte[] tampered = (byte[])Sealed.Clone();
+        tampered[^100] ^= 1;
+        byte[] destination = Enumerable.Repeat((byte)0xA5, Model.Length + 1).ToArray();
+        await Assert.ThrowsAsync<SealedModelAuthenticationException>(() => SealedModel.DecryptAsync(tampered.AsMemory(), destination, Key));
+        Assert.True(destination.AsSpan(0, Model.Length).IndexOfAnyExcept((byte)0) < 0, "the model's part of the buffer must be zeroed");
+        Assert.Equal(0xA5, destination[^1]);
     }
 
     [Fact]

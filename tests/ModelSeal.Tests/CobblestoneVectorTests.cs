@@ -54,18 +54,37 @@ public sealed class CobblestoneVectorTests
                 continue;
             }
 
-            Task<byte[]> decrypt = Payload.DecryptAsync(new MemoryStream(v.Ciphertext), key, v.Context, length, parallelism, null, default);
-            if (v.Valid)
+            // The three whole-message paths: the single-reader pipeline (any stream), positional reads (a file) and
+            // memory (no copy).
+            string file = Path.Combine(Path.GetTempPath(), $"modelseal-vector-{id}-{parallelism}-{Guid.NewGuid():N}.bin");
+            await File.WriteAllBytesAsync(file, v.Ciphertext);
+            try
             {
-                byte[] message = await decrypt;
-                Assert.Equal(v.MessageLength, message.Length);
-                Assert.Equal(v.MessageSha512, TestFiles.Sha512(message));
-                Assert.Equal(message, Payload.DecryptInMemory(v.Ciphertext, key, v.Context, length, parallelism, default));
+                await using var fileStream = new FileStream(file, FileMode.Open, FileAccess.Read);
+                Task<byte[]> fromStream = Payload.DecryptAsync(new MemoryStream(v.Ciphertext), key, v.Context, length, parallelism, null, default);
+                Task<byte[]> fromFile = Payload.DecryptAsync(fileStream, key, v.Context, length, parallelism, null, default);
+                byte[] inMemory = new byte[length];
+                void FromMemory() => Payload.DecryptInMemory(v.Ciphertext, key, v.Context, length, inMemory, parallelism, default);
+                if (v.Valid)
+                {
+                    byte[] message = await fromStream;
+                    Assert.Equal(v.MessageLength, message.Length);
+                    Assert.Equal(v.MessageSha512, TestFiles.Sha512(message));
+                    Assert.Equal(message, await fromFile);
+                    Assert.Equal(fileStream.Length, fileStream.Position);
+                    FromMemory();
+                    Assert.Equal(message, inMemory);
+                }
+                else
+                {
+                    await Assert.ThrowsAsync<SealedModelAuthenticationException>(() => fromStream);
+                    await Assert.ThrowsAsync<SealedModelAuthenticationException>(() => fromFile);
+                    Assert.Throws<SealedModelAuthenticationException>(FromMemory);
+                }
             }
-            else
+            finally
             {
-                await Assert.ThrowsAsync<SealedModelAuthenticationException>(() => decrypt);
-                Assert.Throws<SealedModelAuthenticationException>(() => Payload.DecryptInMemory(v.Ciphertext, key, v.Context, length, parallelism, default));
+                File.Delete(file);
             }
         }
     }

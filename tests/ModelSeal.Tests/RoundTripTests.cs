@@ -115,6 +115,30 @@ public sealed class RoundTripTests
             Assert.True(fromForwardOnly.Span.SequenceEqual(model));
             using DecryptedModel fromMemory = await SealedModel.DecryptAsync(sealedModel.AsMemory(), key, new DecryptOptions { MaxDegreeOfParallelism = parallelism });
             Assert.True(fromMemory.Span.SequenceEqual(model));
+
+            // Into the caller's buffer: the model's bytes first, the rest untouched.
+            byte[] destination = Enumerable.Repeat((byte)0xA5, model.Length + 3).ToArray();
+            SealedModelHeader header = await SealedModel.DecryptAsync(sealedModel.AsMemory(), destination, key, new DecryptOptions { MaxDegreeOfParallelism = parallelism });
+            Assert.Equal(model.Length, header.PlaintextLength);
+            Assert.True(destination.AsSpan(0, model.Length).SequenceEqual(model));
+            Assert.Equal([0xA5, 0xA5, 0xA5], destination[model.Length..]);
+
+            // From a file: every worker reads its own chunks with positional reads.
+            string path = Path.Combine(Path.GetTempPath(), $"modelseal-roundtrip-{Guid.NewGuid():N}.mseal");
+            await File.WriteAllBytesAsync(path, sealedModel);
+            try
+            {
+                await using var file = new FileStream(path, FileMode.Open, FileAccess.Read);
+                using DecryptedModel fromFile = await SealedModel.DecryptAsync(file, key, new DecryptOptions { MaxDegreeOfParallelism = parallelism });
+                Assert.True(fromFile.Span.SequenceEqual(model));
+                Assert.Equal(file.Length, file.Position);
+                file.Position = 0;
+                await SealedModel.VerifyAsync(file, key, new DecryptOptions { MaxDegreeOfParallelism = parallelism });
+            }
+            finally
+            {
+                File.Delete(path);
+            }
         }
 
         await SealedModel.VerifyAsync(new ForwardOnlyStream(sealedModel), key);

@@ -171,13 +171,24 @@ public sealed class TamperTests
         },
     ];
 
-    /// <summary>Whole-model (seekable and forward-only), verify and streaming all throw <paramref name="expected"/>.</summary>
+    /// <summary>Whole-model (seekable, forward-only and file), verify and streaming all throw <paramref name="expected"/>.</summary>
     private static async Task AssertRejectedEverywhere(byte[] file, Type expected)
     {
-        foreach (Func<Stream, Task> open in Paths(Key))
+        string path = Path.Combine(Path.GetTempPath(), $"modelseal-tamper-{Guid.NewGuid():N}.mseal");
+        await File.WriteAllBytesAsync(path, file);
+        try
         {
-            Assert.IsType(expected, await Record.ExceptionAsync(() => open(new MemoryStream(file))), exactMatch: true);
-            Assert.IsType(expected, await Record.ExceptionAsync(() => open(new ForwardOnlyStream(file))), exactMatch: true);
+            foreach (Func<Stream, Task> open in Paths(Key))
+            {
+                Assert.IsType(expected, await Record.ExceptionAsync(() => open(new MemoryStream(file))), exactMatch: true);
+                Assert.IsType(expected, await Record.ExceptionAsync(() => open(new ForwardOnlyStream(file))), exactMatch: true);
+                await using var onDisk = new FileStream(path, FileMode.Open, FileAccess.Read);
+                Assert.IsType(expected, await Record.ExceptionAsync(() => open(onDisk)), exactMatch: true);
+            }
+        }
+        finally
+        {
+            File.Delete(path);
         }
 
         Assert.IsType(expected, await Record.ExceptionAsync(() => SealedModel.DecryptAsync(file.AsMemory(), Key)), exactMatch: true);

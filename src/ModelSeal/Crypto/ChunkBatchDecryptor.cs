@@ -59,41 +59,64 @@ internal static class ChunkBatchDecryptor
     }
 
     /// <summary>
-    /// Decrypts the chunks of a payload that is already in memory (<paramref name="chunks"/> = everything after the
-    /// 56-byte prefix). No reader and no copy: <paramref name="parallelism"/> workers claim 8-chunk items straight
-    /// from the caller's memory. Throws <see cref="SealedModelAuthenticationException"/> on any failure.
+    /// Decrypts the chunks of a payload that is randomly accessible (<paramref name="chunks"/> holds everything after the
+    /// 56-byte prefix: memory, or a file read with positional reads). No reader thread and no shared buffer:
+    /// <paramref name="parallelism"/> workers claim 8-chunk items and fetch each straight from the source (from memory
+    /// without a copy; from a file into the worker's own buffer). Throws <see cref="SealedModelAuthenticationException"/>
+    /// on any authentication failure, and rethrows the first I/O error.
     /// </summary>
-    public static void DecryptInMemory(ReadOnlyMemory<byte> chunks, ChunkCipher cipher, long plaintextLength, ChunkSink sink, int parallelism, CancellationToken cancellationToken)
+    public static void DecryptRandomAccess(ChunkSource chunks, ChunkCipher cipher, long plaintextLength, ChunkSink sink, int parallelism, IProgress<ModelSealProgress>? progress, CancellationToken cancellationToken)
     {
         if (chunks.Length != Cobblestone.CiphertextLength(plaintextLength) - Cobblestone.PrefixSize)
         {
-            throw new SealedModelAuthenticationException();
+            throw new SealedModelAuthenticationException(); // truncated or extended: found before a chunk is touched
         }
 
         long chunkCount = Cobblestone.ChunkCount(plaintextLength);
         long items = (chunkCount + ChunksPerItem - 1) / ChunksPerItem;
-        parallelism = (int)Math.Clamp(parallelism, 1, items);
+        parallelism = (int)Math.Clamp(parallelism, 1, Math.Min(items, ChunkSource.MaxWorkers));
         long claimed = -1;
+        long decrypted = 0;
         int failed = 0;
+        Exception? fault = null;
 
         void Work(int worker)
         {
-            using AesGcm aead = cipher.CreateAead();
-            ReadOnlySpan<byte> all = chunks.Span;
-            long item;
-            while (Volatile.Read(ref failed) == 0 && !cancellationToken.IsCancellationRequested && (item = Interlocked.Increment(ref claimed)) < items)
+            try
             {
-                long end = Math.Min((item + 1) * ChunksPerItem, chunkCount);
-                for (long index = item * ChunksPerItem; index < end; index++)
+                using AesGcm aead = cipher.CreateAead();
+                long item;
+                while (Volatile.Read(ref failed) == 0 && !cancellationToken.IsCancellationRequested && (item = Interlocked.Increment(ref claimed)) < items)
                 {
-                    int size = Cobblestone.ChunkPlaintextSize(plaintextLength, index);
-                    ReadOnlySpan<byte> chunk = all.Slice(checked((int)(index * Cobblestone.ChunkCiphertextSize)), size + Cobblestone.TagSize);
-                    if (!cipher.TryDecrypt(aead, index, chunk, sink.ChunkSpan(index, size, worker)))
+                    long first = item * ChunksPerItem;
+                    long end = Math.Min(first + ChunksPerItem, chunkCount);
+                    long offset = first * Cobblestone.ChunkCiphertextSize;
+                    int bytes = checked((int)((((end - 1) * Cobblestone.ChunkCiphertextSize) + Cobblestone.ChunkPlaintextSize(plaintextLength, end - 1) + Cobblestone.TagSize) - offset));
+                    ReadOnlySpan<byte> ciphertext = chunks.Read(offset, bytes, worker);
+                    int plainBytes = 0;
+                    for (long index = first; index < end; index++)
                     {
-                        Volatile.Write(ref failed, 1);
-                        return;
+                        int size = Cobblestone.ChunkPlaintextSize(plaintextLength, index);
+                        if (!cipher.TryDecrypt(aead, index, ciphertext.Slice((int)((index - first) * Cobblestone.ChunkCiphertextSize), size + Cobblestone.TagSize), sink.ChunkSpan(index, size, worker)))
+                        {
+                            Volatile.Write(ref failed, 1);
+                            return;
+                        }
+
+                        plainBytes += size;
+                    }
+
+                    long done = Interlocked.Add(ref decrypted, plainBytes);
+                    if (worker == 0)
+                    {
+                        progress?.Report(new ModelSealProgress(done, plaintextLength));
                     }
                 }
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref fault, e, null);
+                Volatile.Write(ref failed, 1);
             }
         }
 
@@ -104,13 +127,12 @@ internal static class ChunkBatchDecryptor
             helpers[w - 1] = Task.Run(() => Work(worker), CancellationToken.None);
         }
 
-        try
+        Work(0);
+        Task.WaitAll(helpers, CancellationToken.None); // they read the source and write the sink: wait before returning
+
+        if (fault is not null)
         {
-            Work(0);
-        }
-        finally
-        {
-            Task.WaitAll(helpers, CancellationToken.None); // they read the caller's memory and write the sink
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(fault);
         }
 
         cancellationToken.ThrowIfCancellationRequested();
@@ -118,6 +140,8 @@ internal static class ChunkBatchDecryptor
         {
             throw new SealedModelAuthenticationException();
         }
+
+        progress?.Report(new ModelSealProgress(decrypted, plaintextLength));
     }
 
     private readonly record struct WorkItem(int Slot, long FirstChunk, int From, int To);

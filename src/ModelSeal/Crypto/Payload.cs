@@ -25,18 +25,12 @@ internal static class Payload
     /// </summary>
     public static async Task<byte[]> DecryptAsync(Stream source, ModelKey key, byte[] context, long length, int parallelism, IProgress<ModelSealProgress>? progress, CancellationToken cancellationToken)
     {
-        if (length > Array.MaxLength)
-        {
-            throw new NotSupportedException(
-                $"The model is {length} bytes; whole-model decryption holds at most {Array.MaxLength} bytes. Use SealedModel.OpenReadAsync to stream it.");
-        }
-
+        CheckWholeModelLength(length);
         using ChunkCipher cipher = await OpenAsync(source, key, context, cancellationToken).ConfigureAwait(false);
         byte[] plaintext = GC.AllocateUninitializedArray<byte>((int)length, pinned: true);
         try
         {
-            var sink = new ChunkSink.Buffer(plaintext);
-            await ChunkBatchDecryptor.DecryptAsync(source, cipher, length, sink, parallelism, progress, cancellationToken).ConfigureAwait(false);
+            await DecryptChunksAsync(source, cipher, length, new ChunkSink.Buffer(plaintext), parallelism, progress, cancellationToken).ConfigureAwait(false);
             return plaintext;
         }
         catch
@@ -47,43 +41,59 @@ internal static class Payload
     }
 
     /// <summary>
-    /// Decrypts a whole message that is in memory (<paramref name="payload"/> = prefix and chunks, nothing else) into a
-    /// new pinned array, all or nothing, like <see cref="DecryptAsync"/> but without reading or copying the ciphertext.
+    /// Decrypts a whole message that is in memory (<paramref name="payload"/> = prefix and chunks, nothing else) into
+    /// the first <paramref name="length"/> bytes of <paramref name="destination"/>, without reading or copying the
+    /// ciphertext. On failure the destination may hold partial plaintext: the caller zeroes it.
     /// </summary>
-    public static byte[] DecryptInMemory(ReadOnlyMemory<byte> payload, ModelKey key, byte[] context, long length, int parallelism, CancellationToken cancellationToken)
+    public static void DecryptInMemory(ReadOnlyMemory<byte> payload, ModelKey key, byte[] context, long length, Memory<byte> destination, int parallelism, CancellationToken cancellationToken)
     {
-        // The payload must have exactly the length the plaintext length implies: checked before anything is allocated.
+        // The payload must have exactly the length the plaintext length implies: checked before anything is touched.
         if (payload.Length != Cobblestone.CiphertextLength(length))
         {
             throw new SealedModelAuthenticationException();
         }
 
-        if (length > Array.MaxLength)
-        {
-            throw new NotSupportedException(
-                $"The model is {length} bytes; whole-model decryption holds at most {Array.MaxLength} bytes. Use SealedModel.OpenReadAsync to stream it.");
-        }
-
         using ChunkCipher cipher = ChunkCipher.ForDecryption(key.Bytes, context, payload.Span[..Cobblestone.PrefixSize]);
-        byte[] plaintext = GC.AllocateUninitializedArray<byte>((int)length, pinned: true);
-        try
-        {
-            ChunkBatchDecryptor.DecryptInMemory(payload[Cobblestone.PrefixSize..], cipher, length, new ChunkSink.Buffer(plaintext), parallelism, cancellationToken);
-            return plaintext;
-        }
-        catch
-        {
-            CryptographicOperations.ZeroMemory(plaintext);
-            throw;
-        }
+        using var chunks = new ChunkSource.InMemory(payload[Cobblestone.PrefixSize..]);
+        ChunkBatchDecryptor.DecryptRandomAccess(chunks, cipher, length, new ChunkSink.Buffer(destination), parallelism, progress: null, cancellationToken);
     }
 
     /// <summary>Authenticates every chunk of a message of <paramref name="length"/> bytes, keeping no plaintext.</summary>
     public static async Task VerifyAsync(Stream source, ModelKey key, byte[] context, long length, int parallelism, IProgress<ModelSealProgress>? progress, CancellationToken cancellationToken)
     {
         using ChunkCipher cipher = await OpenAsync(source, key, context, cancellationToken).ConfigureAwait(false);
-        using var sink = new ChunkSink.Discard(Math.Clamp(parallelism, 1, ChunkBatchDecryptor.ChunksPerBatch));
-        await ChunkBatchDecryptor.DecryptAsync(source, cipher, length, sink, parallelism, progress, cancellationToken).ConfigureAwait(false);
+        using var sink = new ChunkSink.Discard(Math.Clamp(parallelism, 1, ChunkSource.MaxWorkers));
+        await DecryptChunksAsync(source, cipher, length, sink, parallelism, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Whole-model decryption holds the model in one array.</summary>
+    public static void CheckWholeModelLength(long length)
+    {
+        if (length > Array.MaxLength)
+        {
+            throw new NotSupportedException(
+                $"The model is {length} bytes; whole-model decryption holds at most {Array.MaxLength} bytes. Use SealedModel.OpenReadAsync to stream it.");
+        }
+    }
+
+    /// <summary>
+    /// Decrypts the chunks that follow the prefix in <paramref name="source"/>. A seekable file is read by every worker
+    /// at once with positional reads (and left positioned at its end); any other stream goes through the
+    /// single-reader pipeline.
+    /// </summary>
+    private static async Task DecryptChunksAsync(Stream source, ChunkCipher cipher, long length, ChunkSink sink, int parallelism, IProgress<ModelSealProgress>? progress, CancellationToken cancellationToken)
+    {
+        if (source is FileStream { CanSeek: true } file)
+        {
+            long start = file.Position;
+            using var chunks = new ChunkSource.File(file.SafeFileHandle, start);
+            ChunkBatchDecryptor.DecryptRandomAccess(chunks, cipher, length, sink, parallelism, progress, cancellationToken);
+            file.Position = start + chunks.Length;
+        }
+        else
+        {
+            await ChunkBatchDecryptor.DecryptAsync(source, cipher, length, sink, parallelism, progress, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>
