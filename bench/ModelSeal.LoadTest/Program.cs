@@ -1,0 +1,179 @@
+using System.Globalization;
+using System.Text;
+using ModelSeal.LoadTest;
+
+// ModelSeal key-server load generator: full key releases over HTTP (JWT + device key in, HPKE-sealed data key out,
+// durable audit record per release) by N concurrent closed-loop clients, level by level. See bench/README.md.
+LoadTestOptions options;
+try
+{
+    options = LoadTestOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    Console.Error.WriteLine("hint: " + LoadTestOptions.Usage);
+    return 2;
+}
+
+if (options.Help)
+{
+    Console.WriteLine(LoadTestOptions.Usage);
+    return 0;
+}
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    cancel.Cancel();
+};
+
+try
+{
+    await using LoadTest test = await LoadTest.StartAsync(options, cancel.Token);
+    List<LevelResult> results = [];
+    foreach (int level in options.Levels)
+    {
+        LevelResult result = await test.RunLevelAsync(level, cancel.Token);
+        results.Add(result);
+        Console.Error.WriteLine(result.Summary());
+    }
+
+    string report = Report.Markdown(options, test, results);
+    Console.WriteLine(report);
+    if (options.Out is { } path)
+    {
+        await File.WriteAllTextAsync(path, report, Encoding.UTF8, cancel.Token);
+    }
+
+    List<string> failures = results.SelectMany(r => r.Failures).ToList();
+    foreach (string failure in failures)
+    {
+        Console.Error.WriteLine($"FAILED: {failure}");
+    }
+
+    return failures.Count == 0 ? 0 : 1;
+}
+catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+{
+    Console.Error.WriteLine("cancelled.");
+    return 130;
+}
+catch (LoadTestException e)
+{
+    Console.Error.WriteLine($"FAILED: {e.Message}");
+    return 1;
+}
+
+namespace ModelSeal.LoadTest
+{
+    /// <summary>A failure that ends the run with exit code 1.</summary>
+    internal sealed class LoadTestException(string message) : Exception(message);
+
+    /// <summary>Command-line options.</summary>
+    internal sealed class LoadTestOptions
+    {
+        public const string Usage = """
+            dotnet run -c Release --project bench/ModelSeal.LoadTest -- [options]
+              --levels 1,16,64,256       concurrent clients per level (closed loop: each sends its next request when the last returns)
+              --seconds 10               measured seconds per level
+              --warmup 2                 warm-up seconds per level before measuring (its releases are audited and checked too)
+              --licences 4               licences the clients' devices are spread over (device limit = clients per licence)
+              --verify-every 0           also open every Nth response of each client with its device key (0: only each client's first per level)
+              --out FILE                 also write the markdown report to FILE
+              --url URL                  target a running server instead of starting one (needs --admin-credential-file;
+                                         its rate limits must allow the load; audit rows are then counted through the admin API)
+              --admin-credential-file F  the server's admin.credential (with --url)
+              --server-log LEVEL         log level of the in-process server (default Warning; Information logs every release)
+            """;
+
+        public IReadOnlyList<int> Levels { get; private set; } = [1, 16, 64, 256];
+
+        public int Seconds { get; private set; } = 10;
+
+        public int WarmupSeconds { get; private set; } = 2;
+
+        public int Licences { get; private set; } = 4;
+
+        public int VerifyEvery { get; private set; }
+
+        public string? Out { get; private set; }
+
+        public Uri? Url { get; private set; }
+
+        public string? AdminCredentialFile { get; private set; }
+
+        public Microsoft.Extensions.Logging.LogLevel ServerLog { get; private set; } = Microsoft.Extensions.Logging.LogLevel.Warning;
+
+        public bool Help { get; private set; }
+
+        public IReadOnlyList<string> CommandLine { get; private set; } = [];
+
+        public static LoadTestOptions Parse(string[] args)
+        {
+            var options = new LoadTestOptions { CommandLine = args };
+            for (int i = 0; i < args.Length; i++)
+            {
+                string name = args[i];
+                if (name is "-h" or "--help")
+                {
+                    options.Help = true;
+                    continue;
+                }
+
+                string value = i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value.");
+                switch (name)
+                {
+                    case "--levels":
+                        options.Levels = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => Positive(name, v)).ToArray();
+                        if (options.Levels.Count == 0)
+                        {
+                            throw new ArgumentException("--levels needs at least one level.");
+                        }
+
+                        break;
+                    case "--seconds":
+                        options.Seconds = Positive(name, value);
+                        break;
+                    case "--warmup":
+                        options.WarmupSeconds = NonNegative(name, value);
+                        break;
+                    case "--licences":
+                        options.Licences = Positive(name, value);
+                        break;
+                    case "--verify-every":
+                        options.VerifyEvery = NonNegative(name, value);
+                        break;
+                    case "--out":
+                        options.Out = value;
+                        break;
+                    case "--url":
+                        options.Url = Uri.TryCreate(value.EndsWith('/') ? value : value + "/", UriKind.Absolute, out Uri? url) ? url : throw new ArgumentException($"--url '{value}' is not an absolute URL.");
+                        break;
+                    case "--admin-credential-file":
+                        options.AdminCredentialFile = value;
+                        break;
+                    case "--server-log":
+                        options.ServerLog = Enum.TryParse(value, ignoreCase: true, out Microsoft.Extensions.Logging.LogLevel level) ? level : throw new ArgumentException($"--server-log '{value}' is not a log level.");
+                        break;
+                    default:
+                        throw new ArgumentException($"Unknown option '{name}'.");
+                }
+            }
+
+            if (options.Url is not null && options.AdminCredentialFile is null)
+            {
+                throw new ArgumentException("--url needs --admin-credential-file (to provision the model and licences).");
+            }
+
+            return options;
+        }
+
+        private static int Positive(string name, string value) =>
+            int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0 ? n : throw new ArgumentException($"{name} must be a positive integer, not '{value}'.");
+
+        private static int NonNegative(string name, string value) =>
+            int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : throw new ArgumentException($"{name} must be a non-negative integer, not '{value}'.");
+    }
+}
