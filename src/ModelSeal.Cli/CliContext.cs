@@ -18,6 +18,12 @@ internal sealed record CliContext(TextWriter Out, TextWriter Error, bool Interac
     /// <summary>Operations on more model bytes than this draw a progress bar (when <see cref="Interactive"/>).</summary>
     public long ProgressThreshold { get; init; } = 8L * 1024 * 1024;
 
+    /// <summary>
+    /// How to start this program again (executable, then leading arguments), for the fresh processes of
+    /// <c>modelseal bench</c>: the app host itself, or the <c>dotnet</c> host with ModelSeal.Cli.dll.
+    /// </summary>
+    public IReadOnlyList<string> SelfCommand { get; init; } = DefaultSelfCommand();
+
     /// <summary>Time elapsed since <paramref name="startTimestamp"/> (from <see cref="Time"/>).</summary>
     public TimeSpan Since(long startTimestamp) => Time.GetElapsedTime(startTimestamp);
 
@@ -33,4 +39,18 @@ internal sealed record CliContext(TextWriter Out, TextWriter Error, bool Interac
 
     /// <summary>Writes <c>warning: …</c> to standard error.</summary>
     public void WriteWarning(string message) => Error.WriteLine("warning: " + message);
+
+    private static string[] DefaultSelfCommand()
+    {
+        string? process = Environment.ProcessPath;
+        string assembly = typeof(CliContext).Assembly.Location;
+        if (process is null || assembly.Length == 0 || Path.GetFileName(process) is "ModelSeal.Cli" or "ModelSeal.Cli.exe" or "modelseal" or "modelseal.exe")
+        {
+            return [process ?? "modelseal"]; // the app host, a single-file or a native build
+        }
+
+        // Run through the dotnet host (`dotnet ModelSeal.Cli.dll`, or a test host that references the CLI).
+        string? host = Path.GetFileNameWithoutExtension(process) == "dotnet" ? process : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        return [string.IsNullOrEmpty(host) ? "dotnet" : host, assembly];
+    }
 }

@@ -57,6 +57,8 @@ internal static class Program
                 new LicenseCommand(context),
                 new TokenCommand(context),
                 new AuditCommand(context),
+                new BenchCommand(context),
+                new BenchChildCommand(context),
             },
         };
     }

@@ -129,7 +129,7 @@ internal sealed class DemoCommand : VerbCommand
 
     private static string Ms(Stopwatch clock) => Text.Duration(clock.Elapsed);
 
-    private static async Task<byte[]> ReadSampleAsync(CancellationToken cancellationToken)
+    internal static async Task<byte[]> ReadSampleAsync(CancellationToken cancellationToken)
     {
         await using Stream model = typeof(DemoCommand).Assembly.GetManifestResourceStream(SampleResource)
             ?? throw new InvalidOperationException("The sample model is missing from this build.");
