@@ -137,15 +137,21 @@ internal sealed class LoadTest : IAsyncDisposable
         long auditBefore = await LastAuditIdAsync(cancellationToken);
         var warmup = TimeSpan.FromSeconds(_options.WarmupSeconds);
         var measured = TimeSpan.FromSeconds(_options.Seconds);
+        TimeSpan cpuBefore = Environment.CpuUsage.TotalTime;
         var clock = Stopwatch.StartNew();
         long measureFrom = (long)(warmup.TotalSeconds * Stopwatch.Frequency);
         long measureTo = measureFrom + (long)(measured.TotalSeconds * Stopwatch.Frequency);
         ClientStats[] stats = await Task.WhenAll(Enumerable.Range(0, clients).Select(i => Task.Run(() => RunClientAsync(_devices[i], clock, measureFrom, measureTo, cancellationToken), cancellationToken)));
         clock.Stop();
+        TimeSpan cpu = Environment.CpuUsage.TotalTime - cpuBefore;
 
         long successes = stats.Sum(s => s.Successes);
         long audited = await CountReleasedAsync(auditBefore, cancellationToken);
-        var result = new LevelResult(clients, measured, stats, successes, audited);
+        var result = new LevelResult(clients, measured, stats, successes, audited)
+        {
+            CpuPerRequest = successes == 0 ? 0 : cpu.TotalMicroseconds / successes,
+            CpuUtilisation = cpu / clock.Elapsed,
+        };
         if (audited != successes)
         {
             result.Failures.Add($"level {clients}: {successes} successful releases counted by the load generator, but {audited} key.released audit rows were written.");
@@ -538,6 +544,12 @@ internal sealed class LevelResult
 
     public long Verified { get; }
 
+    /// <summary>This process's CPU time (user + system, all threads) per successful release, in µs, over the whole level.</summary>
+    public double CpuPerRequest { get; init; }
+
+    /// <summary>This process's CPU time over wall time (2.0 = both cores of a 2-core machine).</summary>
+    public double CpuUtilisation { get; init; }
+
     public SortedDictionary<string, long> Errors { get; } = new(StringComparer.Ordinal);
 
     public List<string> Failures { get; } = [];
@@ -546,7 +558,7 @@ internal sealed class LevelResult
 
     public string Summary() => string.Create(
         System.Globalization.CultureInfo.InvariantCulture,
-        $"level {Clients,4}: {RequestsPerSecond,8:F0} req/s  p50 {P50:F2} ms  p90 {P90:F2} ms  p99 {P99:F2} ms  max {Max:F2} ms  errors {ErrorText}  audit {Audited}/{Successes}  opened {Verified}");
+        $"level {Clients,4}: {RequestsPerSecond,8:F0} req/s  p50 {P50:F2} ms  p90 {P90:F2} ms  p99 {P99:F2} ms  max {Max:F2} ms  errors {ErrorText}  audit {Audited}/{Successes}  opened {Verified}  cpu {CpuPerRequest:F0} µs/req ({CpuUtilisation:F2} cores)");
 
     private static double Percentile(long[] sorted, double p) =>
         sorted.Length == 0 ? 0 : Ms(sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)]);
@@ -572,15 +584,15 @@ internal static class Report
 
         text.AppendLine(c, $"- command line: `{string.Join(' ', options.CommandLine)}`");
         text.AppendLine();
-        text.AppendLine("| clients | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | audit rows (= successes) |");
-        text.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---|---:|");
+        text.AppendLine("| clients | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | audit rows (= successes) | CPU µs/req | cores busy |");
+        text.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|");
         foreach (LevelResult r in results)
         {
-            text.AppendLine(c, $"| {r.Clients} | {r.Requests} | {r.RequestsPerSecond:F0} | {r.P50:F2} | {r.P90:F2} | {r.P99:F2} | {r.Max:F2} | {r.ErrorText} | {r.Audited} {(r.Audited == r.Successes ? "=" : "≠")} {r.Successes} |");
+            text.AppendLine(c, $"| {r.Clients} | {r.Requests} | {r.RequestsPerSecond:F0} | {r.P50:F2} | {r.P90:F2} | {r.P99:F2} | {r.Max:F2} | {r.ErrorText} | {r.Audited} {(r.Audited == r.Successes ? "=" : "≠")} {r.Successes} | {r.CpuPerRequest:F0} | {r.CpuUtilisation:F2} |");
         }
 
         text.AppendLine();
-        text.AppendLine("`requests` counts successful releases that started and finished inside the measured window; `audit rows` counts the level's `key.released` rows (warm-up included) against every success the clients saw. Each client opened at least its first answer per level with its device key.");
+        text.AppendLine("`requests` counts successful releases that started and finished inside the measured window; `audit rows` counts the level's `key.released` rows (warm-up included) against every success the clients saw. Each client opened at least its first answer per level with its device key. `CPU µs/req` is this process's CPU time (server and load generator together when the server runs in-process) per successful release over the whole level; `cores busy` is that CPU time over wall time.");
         return text.ToString();
     }
 }

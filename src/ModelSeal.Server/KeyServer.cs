@@ -20,6 +20,9 @@ internal sealed class KeyServer(ServerOptions options, Store store, MasterKeyRin
 
     public ILogger Logger { get; } = logger;
 
+    /// <summary>Device keys already validated (see <see cref="DeviceKeyCache"/>).</summary>
+    public DeviceKeyCache DeviceKeys { get; } = new(65_536);
+
     /// <summary>Now, in whole seconds (what tokens, leases and records carry).</summary>
     public DateTimeOffset Now() => DateTimeOffset.FromUnixTimeSeconds(Options.Time.GetUtcNow().ToUnixTimeSeconds());
 
@@ -62,6 +65,12 @@ internal sealed class KeyServer(ServerOptions options, Store store, MasterKeyRin
             return null;
         }
     }
+
+    /// <summary>
+    /// True when <paramref name="publicKey"/> is a 65-byte uncompressed point on P-256; <paramref name="thumbprint"/> is
+    /// its <see cref="HpkePublicKey.Thumbprint"/> (remembered for the device's next release).
+    /// </summary>
+    public bool IsValidDeviceKey(byte[]? publicKey, string? thumbprint) => DeviceKeys.IsValid(publicKey, thumbprint, IsValidPublicKey);
 
     /// <summary>True when the bytes are a 65-byte uncompressed point on P-256.</summary>
     public static bool IsValidPublicKey(byte[]? publicKey)

@@ -28,6 +28,11 @@ public sealed class BenchTests
         Assert.Contains("| random 0.3 MiB | 0.3 | 12.5 |", report, StringComparison.Ordinal);
         Assert.Contains("| 1 core | 4,000 |", report, StringComparison.Ordinal);
         Assert.Contains("| 2 cores | 8,000 |", report, StringComparison.Ordinal);
+
+        BenchResult json = BenchReport.ToJson([row], (OneCore: 4000, AllCores: null), settings);
+        Assert.Equal(model.Plaintext.Length, Assert.Single(json.Models).Bytes);
+        Assert.Equal(row.Cold, json.Models[0].Cold);
+        Assert.Null(json.OpenSslAllCoresMBps);
     }
 
     [Theory]

@@ -226,7 +226,7 @@ internal static class BenchReport
     {
         var text = new StringBuilder();
         string n = settings.Threads.ToString(CultureInfo.InvariantCulture);
-        text.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} logical processors, {CpuName()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Machine()}.");
         text.AppendLine(CultureInfo.InvariantCulture, $"Medians of {settings.Runs} warm runs and {settings.ColdRuns} fresh processes per model. Times in ms.");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"| model | MiB | paper: phone decrypt | encrypt | decrypt 1 thread | decrypt {n} threads | speedup | whole process, cold |");
@@ -266,6 +266,13 @@ internal static class BenchReport
         text.AppendLine("the one-time start-up of .NET's crypto library and thread pool (shown apart: any app pays it once, not per load).");
         return text.ToString();
     }
+
+    public static BenchResult ToJson(IReadOnlyList<BenchRow> rows, (double? OneCore, double? AllCores) ceiling, BenchSettings settings) =>
+        new(Machine(), settings.Threads, settings.Runs, settings.ColdRuns, ceiling.OneCore, ceiling.AllCores,
+            [.. rows.Select(r => new BenchResultRow(r.Model.Name, r.Model.Plaintext.Length, r.Model.PaperDecryptMs, r.EncryptMs, r.Decrypt1Ms, r.DecryptNMs, r.WarmLoadMs, r.WarmReadMs, r.Cold))]);
+
+    private static string Machine() =>
+        $"{Environment.ProcessorCount} logical processors, {CpuName()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
 
     private static string MiB(long bytes) => (bytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture);
 

@@ -5,7 +5,7 @@ using ModelSeal.Cli.Bench;
 namespace ModelSeal.Cli.Commands;
 
 /// <summary>
-/// <c>modelseal bench [--full] [--model FILE]... [--threads N] [--out FILE.md]</c>: the paper-style table on this machine
+/// <c>modelseal bench [--full] [--model FILE]... [--threads N] [--out FILE.md] [--json]</c>: the paper-style table on this machine
 /// (see <see cref="BenchSuite"/>), with the AES-256-GCM ceiling measured by OpenSSL in the same run.
 /// </summary>
 internal sealed class BenchCommand : VerbCommand
@@ -20,6 +20,7 @@ internal sealed class BenchCommand : VerbCommand
         Examples:
           modelseal bench
           modelseal bench --full --model my-model.onnx --out bench.md
+          modelseal bench --json > bench.json
         """;
 
     public BenchCommand(CliContext context)
@@ -30,7 +31,10 @@ internal sealed class BenchCommand : VerbCommand
         Add(ThreadsOption);
         Add(OutOption);
         Add(ForceOption);
+        Add(JsonOption);
     }
+
+    public Option<bool> JsonOption { get; } = VerbOptions.Json();
 
     public Option<bool> FullOption { get; } = new("--full") { Description = "More repetitions (21 warm runs, 9 fresh processes, 3-second OpenSSL runs): about 2 minutes." };
 
@@ -96,7 +100,15 @@ internal sealed class BenchCommand : VerbCommand
         Context.Error.WriteLine("measuring the AES-256-GCM ceiling with openssl speed");
         (double? OneCore, double? AllCores) ceiling = await suite.MeasureOpenSslAsync(cancellationToken).ConfigureAwait(false);
         string report = BenchReport.Format(rows, ceiling, settings);
-        Context.Out.Write(report);
+        if (result.GetValue(JsonOption))
+        {
+            CliJsonContext.Write(Context, BenchReport.ToJson(rows, ceiling, settings));
+        }
+        else
+        {
+            Context.Out.Write(report);
+        }
+
         if (output is not null)
         {
             await using AtomicFile file = AtomicFile.Create(output, result.GetValue(ForceOption));

@@ -108,7 +108,7 @@ internal static class KeyReleaseApi
             return await RefuseState(server, refused, version.State, cancellationToken).ConfigureAwait(false);
         }
 
-        if (!KeyServer.IsValidPublicKey(deviceKey))
+        if (!server.IsValidDeviceKey(deviceKey, device))
         {
             return await RefuseAsync(server, refused, Problems.InvalidDeviceKey, "devicePublicKey must be base64url (no padding) of a 65-byte uncompressed point (04 || X || Y) on P-256.", cancellationToken).ConfigureAwait(false);
         }
@@ -139,9 +139,12 @@ internal static class KeyReleaseApi
         {
             if (outcome.Key is null)
             {
-                return outcome.Refusal == Problems.DeviceLimit
-                    ? await RefuseAsync(server, refused, Problems.DeviceLimit, $"The licence allows {licence.MaxDevices} device(s) and all are registered.", cancellationToken).ConfigureAwait(false)
-                    : await RefuseState(server, refused, outcome.Refusal!, cancellationToken).ConfigureAwait(false);
+                return outcome.Refusal switch
+                {
+                    Problems.DeviceLimit => await RefuseAsync(server, refused, Problems.DeviceLimit, $"The licence allows {licence.MaxDevices} device(s) and all are registered.", cancellationToken).ConfigureAwait(false),
+                    Problems.LicenceRevoked => await RefuseAsync(server, refused, Problems.LicenceRevoked, "The licence was revoked.", cancellationToken).ConfigureAwait(false),
+                    _ => await RefuseState(server, refused, outcome.Refusal!, cancellationToken).ConfigureAwait(false),
+                };
             }
 
             (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(outcome.Key, deviceKey, modelId, version.Version, subject, lease);
@@ -159,6 +162,13 @@ internal static class KeyReleaseApi
 
     private static ReleaseOutcome RecordRelease(Store.Session session, MasterKeyRing masterKeys, VersionRecord version, LicenceRecord licence, string device, AuditEntry released, DateTimeOffset now)
     {
+        // Re-checked inside the transaction: a revocation or a state change committed before this release's
+        // transaction refuses it, however recently it happened.
+        if (!session.LicenceActive(licence.LicenceId))
+        {
+            return new ReleaseOutcome(null, Problems.LicenceRevoked);
+        }
+
         (string state, int masterKeyVersion, byte[]? wrapped) = session.ReadKey(version.Sequence);
         if (state != VersionStates.Active)
         {

@@ -1,13 +1,18 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
 namespace ModelSeal.Server.Storage;
 
 /// <summary>
-/// The SQLite store (<c>modelseal.db</c>, WAL): models, versions with their wrapped keys, licences, devices and the
-/// append-only audit log. Plain parameterised SQL. Writes go through one in-process gate and run as
-/// <c>BEGIN IMMEDIATE</c> transactions; reads run concurrently on their own connections.
+/// The SQLite store (<c>modelseal.db</c>, WAL, <c>synchronous = FULL</c>): models, versions with their wrapped keys,
+/// licences, devices and the append-only audit log. Plain parameterised SQL. Reads run concurrently on their own
+/// connections. Writes are serialised by one writer with group commit: the writer takes every write waiting in its
+/// queue (up to <see cref="MaxBatch"/>), runs them one after the other in one <c>BEGIN IMMEDIATE</c> transaction,
+/// each inside its own savepoint (so each sees the writes before it, and a failing one is rolled back alone), commits
+/// once — one WAL fsync for the whole batch — and only then completes the waiting callers. A commit failure fails
+/// every write of the batch.
 /// </summary>
 internal sealed class Store : IDisposable
 {
@@ -68,11 +73,19 @@ internal sealed class Store : IDisposable
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         """;
 
+    /// <summary>The most writes one transaction takes.</summary>
+    public const int MaxBatch = 256;
+
     private readonly string _connectionString;
+
+    // Held by the writer while it runs a batch, and by CheckpointAsync, which must not run inside a transaction.
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly Channel<WriteItem> _writes = Channel.CreateUnbounded<WriteItem>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writer;
 
     public Store(string databasePath)
     {
+        _writer = Task.Run(WriteLoopAsync);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = databasePath,
@@ -118,32 +131,97 @@ internal sealed class Store : IDisposable
     }
 
     /// <summary>
-    /// Runs <paramref name="work"/> in one write transaction and commits it when <paramref name="work"/> returns;
-    /// an exception rolls everything back.
+    /// Runs <paramref name="work"/> in a write transaction and completes once that transaction has committed durably;
+    /// an exception rolls back everything <paramref name="work"/> wrote (and nothing else) and is rethrown here. The
+    /// transaction may hold other callers' writes (group commit): each <paramref name="work"/> runs alone, in queue
+    /// order, and sees what the writes before it did. If the commit fails, the result (when it is
+    /// <see cref="IDisposable"/>) is disposed and the commit's exception is thrown.
     /// </summary>
-    public async Task<T> WriteAsync<T>(Func<Session, T> work, CancellationToken cancellationToken)
+    /// <remarks>
+    /// <paramref name="cancellationToken"/> is honoured until the writer takes the work; from then on it runs and
+    /// commits.
+    /// </remarks>
+    public Task<T> WriteAsync<T>(Func<Session, T> work, CancellationToken cancellationToken)
     {
-        await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        ArgumentNullException.ThrowIfNull(work);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<T>(cancellationToken);
+        }
+
+        var item = new WriteItem<T>(work, cancellationToken);
+        return _writes.Writer.TryWrite(item) ? item.Task : Task.FromException<T>(new ObjectDisposedException(nameof(Store)));
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new List<WriteItem>(MaxBatch);
+        while (await _writes.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            await _writeGate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                while (batch.Count < MaxBatch && _writes.Reader.TryRead(out WriteItem? item))
+                {
+                    if (item.CancellationToken.IsCancellationRequested)
+                    {
+                        item.Cancel();
+                    }
+                    else
+                    {
+                        batch.Add(item);
+                    }
+                }
+
+                if (batch.Count > 0)
+                {
+                    RunBatch(batch);
+                }
+            }
+            finally
+            {
+                batch.Clear();
+                _writeGate.Release();
+            }
+        }
+    }
+
+    /// <summary>One transaction for the whole batch, a savepoint per write; completes every write after the commit.</summary>
+    private void RunBatch(List<WriteItem> batch)
+    {
+        Exception? failure = null;
         try
         {
             using SqliteConnection connection = Open();
             using SqliteTransaction transaction = connection.BeginTransaction(deferred: false);
-            T result = work(new Session(connection, transaction));
-            try
+            var session = new Session(connection, transaction);
+            foreach (WriteItem item in batch)
             {
-                transaction.Commit();
-            }
-            catch
-            {
-                (result as IDisposable)?.Dispose();
-                throw;
+                transaction.Save(Savepoint);
+                if (item.Run(session))
+                {
+                    transaction.Release(Savepoint);
+                }
+                else
+                {
+                    // Its own writes only; a rollback that fails (the transaction is gone) fails the whole batch.
+                    transaction.Rollback(Savepoint);
+                    transaction.Release(Savepoint);
+                }
             }
 
-            return result;
+            transaction.Commit();
         }
-        finally
+#pragma warning disable CA1031 // Whatever ends the transaction is handed to every caller of the batch.
+        catch (Exception e)
+#pragma warning restore CA1031
         {
-            _writeGate.Release();
+            failure = e;
+        }
+
+        foreach (WriteItem item in batch)
+        {
+            item.Complete(failure);
         }
     }
 
@@ -168,10 +246,15 @@ internal sealed class Store : IDisposable
     /// <summary>Releases pooled connections to the database file.</summary>
     public void Dispose()
     {
+        // Writes already queued still run and commit; new ones are refused.
+        _writes.Writer.TryComplete();
+        _writer.GetAwaiter().GetResult();
         using var connection = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(connection);
         _writeGate.Dispose();
     }
+
+    private const string Savepoint = "write";
 
     private SqliteConnection Open()
     {
@@ -194,6 +277,67 @@ internal sealed class Store : IDisposable
         command.Transaction = transaction;
         command.CommandText = sql;
         return (T)Convert.ChangeType(command.ExecuteScalar()!, typeof(T), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>A queued write: its work, its caller's token, and how to complete the caller.</summary>
+    private abstract class WriteItem(CancellationToken cancellationToken)
+    {
+        public CancellationToken CancellationToken { get; } = cancellationToken;
+
+        /// <summary>Runs the work; false when it threw (the exception is kept for the caller).</summary>
+        public abstract bool Run(Session session);
+
+        /// <summary>Completes the caller: with the work's result or exception, or the commit's exception.</summary>
+        public abstract void Complete(Exception? commitFailure);
+
+        public abstract void Cancel();
+    }
+
+    private sealed class WriteItem<T>(Func<Session, T> work, CancellationToken cancellationToken) : WriteItem(cancellationToken)
+    {
+        // Continuations run on the thread pool, not on the writer, which goes on to the next batch.
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T? _result;
+        private Exception? _exception;
+
+        public Task<T> Task => _completion.Task;
+
+        public override bool Run(Session session)
+        {
+            try
+            {
+                _result = work(session);
+                return true;
+            }
+#pragma warning disable CA1031 // Handed to the caller, as if the work had run on its own thread.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                _exception = e;
+                return false;
+            }
+        }
+
+        public override void Complete(Exception? commitFailure)
+        {
+            if (_exception is not null)
+            {
+                _completion.SetException(_exception);
+            }
+            else if (commitFailure is not null)
+            {
+                (_result as IDisposable)?.Dispose();
+                _completion.SetException(commitFailure);
+            }
+            else
+            {
+                _completion.SetResult(_result!);
+            }
+
+            _result = default;
+        }
+
+        public override void Cancel() => _completion.SetCanceled(CancellationToken);
     }
 
     /// <summary>One connection (and, for writes, its transaction) with the store's queries.</summary>
@@ -340,6 +484,10 @@ internal sealed class Store : IDisposable
 
         public void RevokeLicence(string licenceId, DateTimeOffset now) =>
             NonQuery("UPDATE licences SET revoked_at = $t WHERE licence_id = $id AND revoked_at IS NULL", ("$t", Seconds(now)), ("$id", licenceId));
+
+        /// <summary>True when the licence exists and is not revoked.</summary>
+        public bool LicenceActive(string licenceId) =>
+            Exists("SELECT 1 FROM licences WHERE licence_id = $id AND revoked_at IS NULL", ("$id", licenceId));
 
         public bool DeviceExists(string licenceId, string thumbprint) =>
             Exists("SELECT 1 FROM devices WHERE licence_id = $l AND thumbprint = $d", ("$l", licenceId), ("$d", thumbprint));
