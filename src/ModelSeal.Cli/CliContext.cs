@@ -10,10 +10,10 @@ internal sealed record CliContext(TextWriter Out, TextWriter Error, bool Interac
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
     /// <summary>
-    /// Largest model that <c>decrypt</c> decrypts whole in memory before writing; larger ones are streamed into the
-    /// temporary output file. Only tests lower it.
+    /// Makes <c>decrypt</c> stream on one thread, as it does for input it cannot seek (a pipe), instead of decrypting
+    /// in parallel with positional reads and writes. Only tests set it.
     /// </summary>
-    public long MaxInMemoryModelLength { get; init; } = Array.MaxLength;
+    public bool StreamingDecrypt { get; init; }
 
     /// <summary>Operations on more model bytes than this draw a progress bar (when <see cref="Interactive"/>).</summary>
     public long ProgressThreshold { get; init; } = 8L * 1024 * 1024;

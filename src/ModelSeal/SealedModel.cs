@@ -162,6 +162,27 @@ public static class SealedModel
             cancellationToken);
     }
 
+    /// <summary>
+    /// Decrypts a sealed file into a plaintext file with every thread, without a model-sized buffer. Not public:
+    /// on failure <paramref name="destination"/> holds partial plaintext, so only a caller that writes to a temporary
+    /// file it deletes on failure (<c>modelseal decrypt</c>) may use it.
+    /// </summary>
+    internal static Task<SealedModelHeader> DecryptToFileAsync(FileStream source, FileStream destination, ModelKey key, DecryptOptions? options, IProgress<ModelSealProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentNullException.ThrowIfNull(key);
+        int parallelism = (options ?? DecryptOptions.Default).MaxDegreeOfParallelism;
+        return Task.Run(
+            async () =>
+            {
+                SealedModelHeader header = await ReadHeaderForKeyAsync(source, key, cancellationToken).ConfigureAwait(false);
+                await Payload.DecryptToFileAsync(source, key, header.EncodedArray, header.PlaintextLength, destination, parallelism, progress, cancellationToken).ConfigureAwait(false);
+                return header;
+            },
+            cancellationToken);
+    }
+
     /// <summary>Authenticates every chunk of a sealed model and keeps no plaintext.</summary>
     /// <returns>The header of the verified model.</returns>
     /// <exception cref="SealedModelFormatException">Not a sealed model, unsupported version or malformed header.</exception>

@@ -61,7 +61,7 @@ public sealed class FailureTests
         byte[] bytes = File.ReadAllBytes(sealedModel);
         bytes[headerLength + 56 + (20 * 16400) + 123] ^= 0x04; // a bit in chunk 20 of 36: earlier chunks are fine
         File.WriteAllBytes(sealedModel, bytes);
-        Func<CliContext, CliContext> configure = c => streaming ? c with { MaxInMemoryModelLength = 1000 } : c;
+        Func<CliContext, CliContext> configure = c => streaming ? c with { StreamingDecrypt = true } : c;
 
         CliResult verify = await Workspace.RunAsync(["verify", sealedModel, "--key", key], false, configure);
         CliResult decrypt = await Workspace.RunAsync(["decrypt", sealedModel, "--key", key, "--out", ws["out.onnx"]], false, configure);

@@ -134,6 +134,16 @@ public sealed class RoundTripTests
                 Assert.Equal(file.Length, file.Position);
                 file.Position = 0;
                 await SealedModel.VerifyAsync(file, key, new DecryptOptions { MaxDegreeOfParallelism = parallelism });
+
+                // File to file (modelseal decrypt): positional reads and writes, no model-sized buffer.
+                file.Position = 0;
+                await using (var plaintext = new FileStream(path + ".out", FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 0, FileOptions.DeleteOnClose))
+                {
+                    await SealedModel.DecryptToFileAsync(file, plaintext, key, new DecryptOptions { MaxDegreeOfParallelism = parallelism }, null, default);
+                    byte[] written = new byte[model.Length + 1];
+                    Assert.Equal(model.Length, RandomAccess.Read(plaintext.SafeFileHandle, written, 0));
+                    Assert.True(written.AsSpan(0, model.Length).SequenceEqual(model));
+                }
             }
             finally
             {

@@ -185,6 +185,12 @@ public sealed class TamperTests
                 await using var onDisk = new FileStream(path, FileMode.Open, FileAccess.Read);
                 Assert.IsType(expected, await Record.ExceptionAsync(() => open(onDisk)), exactMatch: true);
             }
+
+            await using (var sealedFile = new FileStream(path, FileMode.Open, FileAccess.Read))
+            await using (var plaintext = new FileStream(path + ".out", FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0, FileOptions.DeleteOnClose))
+            {
+                Assert.IsType(expected, await Record.ExceptionAsync(() => SealedModel.DecryptToFileAsync(sealedFile, plaintext, Key, null, null, default)), exactMatch: true);
+            }
         }
         finally
         {

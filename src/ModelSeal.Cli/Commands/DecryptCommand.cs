@@ -7,7 +7,8 @@ namespace ModelSeal.Cli.Commands;
 internal sealed class DecryptCommand : VerbCommand
 {
     private const string Summary = """
-        Open a sealed model into a plaintext file (owner-only), written only after every chunk is authenticated.
+        Open a sealed model into a plaintext file (owner-only). The file appears only once every chunk is
+        authenticated; until then the plaintext goes to a temporary file beside it, deleted on any failure.
 
         The plaintext goes to the --out file only, never to standard output.
 
@@ -53,9 +54,9 @@ internal sealed class DecryptCommand : VerbCommand
         Keys.RequireKeyFor(header, key, input, keyPath);
         source.Position = 0;
         cancellationToken.ThrowIfCancellationRequested();
-        if (header.PlaintextLength <= Context.MaxInMemoryModelLength)
+        if (source.CanSeek && !Context.StreamingDecrypt)
         {
-            await DecryptInMemoryAsync(source, key, header, output, force, cancellationToken).ConfigureAwait(false);
+            await DecryptInParallelAsync(source, key, header, output, force, cancellationToken).ConfigureAwait(false);
         }
         else
         {
@@ -77,24 +78,20 @@ internal sealed class DecryptCommand : VerbCommand
         return ExitCodes.Success;
     }
 
-    // The whole model is decrypted and authenticated in memory first: the output file is created only afterwards.
-    private async Task DecryptInMemoryAsync(FileStream source, ModelKey key, SealedModelHeader header, string output, bool force, CancellationToken cancellationToken)
+    // Every thread reads its chunks from the sealed file and writes them, once authenticated, to their place in the
+    // owner-only temporary file, which is renamed into place only when every chunk verified and deleted otherwise.
+    private async Task DecryptInParallelAsync(FileStream source, ModelKey key, SealedModelHeader header, string output, bool force, CancellationToken cancellationToken)
     {
-        DecryptedModel model;
+        await using AtomicFile file = AtomicFile.Create(output, force, ownerOnly: true);
         using (ProgressBar? progress = ProgressBar.Create(Context, "decrypting", header.PlaintextLength))
         {
-            model = await SealedModel.DecryptAsync(source, key, options: null, progress, cancellationToken).ConfigureAwait(false);
+            await SealedModel.DecryptToFileAsync(source, file.Stream, key, options: null, progress, cancellationToken).ConfigureAwait(false);
         }
 
-        using (model)
-        {
-            await using AtomicFile file = AtomicFile.Create(output, force, ownerOnly: true);
-            await file.Stream.WriteAsync(model.Memory, cancellationToken).ConfigureAwait(false);
-            await file.CommitAsync(cancellationToken).ConfigureAwait(false);
-        }
+        await file.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    // Models too large for one array: streamed into the owner-only temporary file, which is renamed into place only
+    // A sealed model read from a pipe: streamed on one thread into the owner-only temporary file, which is renamed into place only
     // once the stream has ended cleanly (every chunk verified, nothing after the final one) and deleted otherwise.
     private async Task DecryptStreamingAsync(FileStream source, ModelKey key, SealedModelHeader header, string input, string output, bool force, CancellationToken cancellationToken)
     {

@@ -10,6 +10,15 @@ internal abstract class ChunkSink
     /// <summary>The span chunk <paramref name="index"/> decrypts into, for worker <paramref name="worker"/>.</summary>
     public abstract Span<byte> ChunkSpan(long index, int length, int worker);
 
+    /// <summary>
+    /// Called by <see cref="ChunkBatchDecryptor.DecryptRandomAccess"/> when worker <paramref name="worker"/> has
+    /// decrypted and authenticated the <paramref name="bytes"/> bytes of the 8-chunk item starting at chunk
+    /// <paramref name="firstChunk"/>.
+    /// </summary>
+    public virtual void ItemDone(long firstChunk, int bytes, int worker)
+    {
+    }
+
     /// <summary>Chunks decrypt into their place in one buffer holding the whole message.</summary>
     public sealed class Buffer(Memory<byte> destination) : ChunkSink
     {
@@ -24,6 +33,24 @@ internal abstract class ChunkSink
 
         public override Span<byte> ChunkSpan(long index, int length, int worker) =>
             _scratch.AsSpan(worker * Cobblestone.ChunkSize, length);
+
+        public void Dispose() => CryptographicOperations.ZeroMemory(_scratch);
+    }
+
+    /// <summary>
+    /// Chunks decrypt into a per-worker item buffer, written to its place in a file once the whole item is
+    /// authenticated (positional writes, so workers never share a file position). Only for
+    /// <see cref="ChunkBatchDecryptor.DecryptRandomAccess"/>, whose items start at multiples of 8 chunks.
+    /// </summary>
+    public sealed class File(Microsoft.Win32.SafeHandles.SafeFileHandle handle, int workers) : ChunkSink, IDisposable
+    {
+        private readonly byte[] _scratch = GC.AllocateArray<byte>(workers * ChunkBatchDecryptor.ChunksPerItem * Cobblestone.ChunkSize, pinned: true);
+
+        public override Span<byte> ChunkSpan(long index, int length, int worker) =>
+            _scratch.AsSpan(((worker * ChunkBatchDecryptor.ChunksPerItem) + (int)(index % ChunkBatchDecryptor.ChunksPerItem)) * Cobblestone.ChunkSize, length);
+
+        public override void ItemDone(long firstChunk, int bytes, int worker) =>
+            RandomAccess.Write(handle, _scratch.AsSpan(worker * ChunkBatchDecryptor.ChunksPerItem * Cobblestone.ChunkSize, bytes), firstChunk * Cobblestone.ChunkSize);
 
         public void Dispose() => CryptographicOperations.ZeroMemory(_scratch);
     }
@@ -42,7 +69,7 @@ internal static class ChunkBatchDecryptor
     /// <summary>Chunks per batch: 64 chunks, about 1 MiB of ciphertext.</summary>
     internal const int ChunksPerBatch = 64;
 
-    private const int ChunksPerItem = 8;
+    internal const int ChunksPerItem = 8;
 
     public static Task DecryptAsync(
         Stream source,
@@ -106,6 +133,7 @@ internal static class ChunkBatchDecryptor
                         plainBytes += size;
                     }
 
+                    sink.ItemDone(first, plainBytes, worker);
                     long done = Interlocked.Add(ref decrypted, plainBytes);
                     if (worker == 0)
                     {

@@ -66,6 +66,20 @@ internal static class Payload
         await DecryptChunksAsync(source, cipher, length, sink, parallelism, progress, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Decrypts a message from a seekable file into another file, in parallel with positional reads and writes and
+    /// without a buffer of the message's size. Each 8-chunk item is written once authenticated, so on failure the
+    /// destination holds partial plaintext: the caller deletes it (CLI: a temporary file that is never committed).
+    /// </summary>
+    public static async Task DecryptToFileAsync(FileStream source, ModelKey key, byte[] context, long length, FileStream destination, int parallelism, IProgress<ModelSealProgress>? progress, CancellationToken cancellationToken)
+    {
+        using ChunkCipher cipher = await OpenAsync(source, key, context, cancellationToken).ConfigureAwait(false);
+        using var chunks = new ChunkSource.File(source.SafeFileHandle, source.Position);
+        int workers = Math.Clamp(parallelism, 1, ChunkSource.MaxWorkers);
+        using var sink = new ChunkSink.File(destination.SafeFileHandle, workers);
+        ChunkBatchDecryptor.DecryptRandomAccess(chunks, cipher, length, sink, workers, progress, cancellationToken);
+    }
+
     /// <summary>Whole-model decryption holds the model in one array.</summary>
     public static void CheckWholeModelLength(long length)
     {
