@@ -27,7 +27,16 @@ internal sealed record LoadMode(string Name, string Description, bool Main, bool
     /// <summary>Diagnostic: copy mode after one AES-GCM and one HKDF-SHA512 operation (OpenSSL loaded and initialised).</summary>
     public static readonly LoadMode SealedCryptoWarm = new("sealed-warm-crypto", "diagnostic: `sealed` after one `AesGcm` encryption and one `HKDF.Expand` (SHA-512) before the measurement starts (OpenSSL loaded and initialised, nothing of ModelSeal compiled)", Main: false, ForOnnx: true, ForOrt: false);
 
-    public static IReadOnlyList<LoadMode> All { get; } = [Path, Bytes, Sealed, SealedZeroCopy, SealedSplit, SealedSplit1, SealedCryptoWarm, SealedWarm];
+    /// <summary>Diagnostic: <see cref="Path"/> a second time in the same process (the first load untimed and disposed).</summary>
+    public static readonly LoadMode PathSecond = new("path-2nd", "diagnostic: `path` again in the same process, after one untimed `path` load of the same model (steady state)", Main: false, ForOnnx: true, ForOrt: false);
+
+    /// <summary>Diagnostic: <see cref="Bytes"/> a second time in the same process (the first load untimed and disposed).</summary>
+    public static readonly LoadMode BytesSecond = new("bytes-2nd", "diagnostic: `bytes` again in the same process, after one untimed `bytes` load of the same model (steady state)", Main: false, ForOnnx: true, ForOrt: false);
+
+    /// <summary>Diagnostic: <see cref="Sealed"/> a second time in the same process (the first load untimed and disposed).</summary>
+    public static readonly LoadMode SealedSecond = new("sealed-2nd", "diagnostic: `sealed` again in the same process, after one untimed `sealed` load of the same model (steady state)", Main: false, ForOnnx: true, ForOrt: false);
+
+    public static IReadOnlyList<LoadMode> All { get; } = [Path, Bytes, Sealed, SealedZeroCopy, SealedSplit, SealedSplit1, SealedCryptoWarm, SealedWarm, PathSecond, BytesSecond, SealedSecond];
 
     public static LoadMode Parse(string name) =>
         All.FirstOrDefault(m => m.Name == name) ?? throw new ArgumentException($"Unknown mode '{name}'; known: {string.Join(", ", All.Select(m => m.Name))}.", nameof(name));

@@ -33,7 +33,7 @@ internal sealed record Sample(double TotalMs, long RssBeforeKiB, long PeakKiB, l
 /// <summary>Seals the models, launches the child processes interleaved, and writes the markdown report.</summary>
 internal static class Parent
 {
-    private const string Usage = "usage: ModelSeal.OrtBench [--runs N] [--out FILE.md] [--main-only] [--model PATH]... [--keep DIR]";
+    private const string Usage = "usage: ModelSeal.OrtBench [--runs N] [--out FILE.md] [--main-only] [--modes M1,M2,...] [--model PATH]... [--keep DIR]";
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -41,6 +41,7 @@ internal static class Parent
         string? outPath = null;
         bool mainOnly = false;
         string? keepDirectory = null;
+        HashSet<string>? onlyModes = null;
         var extraModels = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -54,6 +55,9 @@ internal static class Parent
                     break;
                 case "--main-only":
                     mainOnly = true;
+                    break;
+                case "--modes" when i + 1 < args.Length:
+                    onlyModes = [.. args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
                     break;
                 case "--keep" when i + 1 < args.Length:
                     keepDirectory = Path.GetFullPath(args[++i]);
@@ -89,7 +93,10 @@ internal static class Parent
             var cells = new List<(BenchModel Model, LoadMode Mode)>();
             foreach (BenchModel model in models)
             {
-                cells.AddRange(LoadMode.All.Where(m => m.AppliesTo(model.IsOrt) && (m.Main || !mainOnly)).Select(m => (model, m)));
+                // path is always measured: it is the reference for the ratio.
+                cells.AddRange(LoadMode.All
+                    .Where(m => m.AppliesTo(model.IsOrt) && (m.Main || !mainOnly) && (onlyModes is null || onlyModes.Contains(m.Name) || m == LoadMode.Path))
+                    .Select(m => (model, m)));
             }
 
             // Page cache warm for every file: the children measure a cold process, not a cold disk.

@@ -49,7 +49,7 @@ internal static class Report
 
         md.AppendLine();
         md.AppendLine("## Breakdown").AppendLine();
-        md.AppendLine("Medians. Phases are timed inside the load (`read`: `File.ReadAllBytes`; `key`: `KeyFile.Read`; `decrypt`: `SealedModel.DecryptAsync` from the file; `session`: the `InferenceSession` constructor; `zero`: `DecryptedModel.Dispose`), except `warmup`, which runs before the measurement starts. JIT: `System.Runtime.JitInfo` compilation time and methods compiled during the load, all threads (background tier-1 recompilation included). Threads: OS threads added by the load. RSS: `warmup` = RSS added by the warm-up (before the measurement); `decrypted` = RSS over the pre-load RSS once decryption is done (plaintext buffer, batch buffers, OpenSSL, JIT).").AppendLine();
+        md.AppendLine("Medians. Phases are timed inside the load (`read`: `File.ReadAllBytes`; `key`: `KeyFile.Read`; `decrypt`: `SealedModel.DecryptAsync` from the file; `session`: the `InferenceSession` constructor; `zero`: `DecryptedModel.Dispose`), except `warmup` and `first-load`, which run before the measurement starts. JIT: `System.Runtime.JitInfo` compilation time and methods compiled during the load, all threads (background tier-1 recompilation included). Threads: OS threads added by the load. RSS: `warmup` = RSS added by the warm-up (before the measurement); `decrypted` = RSS over the pre-load RSS once decryption is done (plaintext buffer, batch buffers, OpenSSL, JIT).").AppendLine();
         md.AppendLine("| model | mode | time | phases | JIT ms (methods) | threads | RSS marks | load peak |");
         md.AppendLine("|---|---|---:|---|---:|---:|---|---:|");
         foreach ((BenchModel model, LoadMode mode) in cells)
