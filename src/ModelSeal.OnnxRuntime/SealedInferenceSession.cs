@@ -196,19 +196,21 @@ public static class SealedInferenceSession
 
     private static async Task<InferenceSession> OpenCopyAsync(Stream source, IModelKeySource keys, SessionOptions? options, IProgress<ModelSealProgress>? progress, CancellationToken cancellationToken)
     {
+        long start = source.CanSeek ? source.Position : -1;
         SealedModelHeader header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
         _ = ChooseMode(header.ContentType, Request.Copy);
         using ModelKey key = await GetKeyAsync(keys, header, cancellationToken).ConfigureAwait(false);
-        using var replay = new HeaderReplayStream(header.Encoded.ToArray(), source);
+        Stream replay = FromTheStart(source, start, header);
         return await DecryptAndCreateCopyAsync(replay, key, options, progress, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task<SealedOrtSession> OpenAsync(Stream source, IModelKeySource keys, SessionOptions? options, IProgress<ModelSealProgress>? progress, Request request, CancellationToken cancellationToken)
     {
+        long start = source.CanSeek ? source.Position : -1;
         SealedModelHeader header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
         SessionLoadMode mode = ChooseMode(header.ContentType, request);
         using ModelKey key = await GetKeyAsync(keys, header, cancellationToken).ConfigureAwait(false);
-        using var replay = new HeaderReplayStream(header.Encoded.ToArray(), source);
+        Stream replay = FromTheStart(source, start, header);
         if (mode == SessionLoadMode.Copy)
         {
             InferenceSession session = await DecryptAndCreateCopyAsync(replay, key, options, progress, cancellationToken).ConfigureAwait(false);
@@ -216,6 +218,22 @@ public static class SealedInferenceSession
         }
 
         return await DecryptAndCreateZeroCopyAsync(replay, key, options, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The sealed model from its first byte again, now that its header chose the key: a seekable source is rewound
+    /// (a file then takes the core's parallel positional-read path); any other replays the header already read before
+    /// the rest of the stream. Owned by the caller of the public method, like <paramref name="source"/>.
+    /// </summary>
+    private static Stream FromTheStart(Stream source, long start, SealedModelHeader header)
+    {
+        if (start < 0)
+        {
+            return new HeaderReplayStream(header.Encoded.ToArray(), source);
+        }
+
+        source.Position = start;
+        return source;
     }
 
     private static SessionLoadMode ChooseMode(ModelContentType contentType, Request request)

@@ -183,6 +183,27 @@ public static class SealedModel
             cancellationToken);
     }
 
+    /// <summary>
+    /// Does ahead of time what the first decryption in a process otherwise pays for: loading the platform's crypto
+    /// library (OpenSSL on Linux) and compiling the decryption path, tens of milliseconds in a fresh process
+    /// (docs/performance.md). Optional: call it once at start-up, off the UI thread, so that the first model opens as
+    /// fast as later ones. It seals and opens a small throw-away message with a throw-away key in memory; no file,
+    /// no key of yours.
+    /// </summary>
+    public static Task WarmUpAsync(CancellationToken cancellationToken = default) =>
+        Task.Run(
+            async () =>
+            {
+                using ModelKey key = ModelKey.Generate("warm-up");
+                using var sealedModel = new MemoryStream();
+                byte[] message = new byte[(2 * Cobblestone.ChunkSize) + 1];
+                await SealAsync(new MemoryStream(message), sealedModel, key, new SealOptions { ModelId = "warm-up", ModelVersion = "1", ContentType = ModelContentType.Unknown }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                (await DecryptAsync(sealedModel.GetBuffer().AsMemory(0, (int)sealedModel.Length), key, cancellationToken: cancellationToken).ConfigureAwait(false)).Dispose();
+                sealedModel.Position = 0;
+                (await DecryptAsync(sealedModel, key, cancellationToken: cancellationToken).ConfigureAwait(false)).Dispose();
+            },
+            cancellationToken);
+
     /// <summary>Authenticates every chunk of a sealed model and keeps no plaintext.</summary>
     /// <returns>The header of the verified model.</returns>
     /// <exception cref="SealedModelFormatException">Not a sealed model, unsupported version or malformed header.</exception>

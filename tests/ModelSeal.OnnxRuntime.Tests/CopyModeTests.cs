@@ -26,6 +26,20 @@ public sealed class CopyModeTests
     }
 
     [Fact]
+    public async Task A_seekable_stream_that_starts_mid_way_is_rewound_to_the_sealed_models_start()
+    {
+        byte[] sealedBytes = await TestSupport.SealAsync(File.ReadAllBytes(TestSupport.Classifier));
+        using var plain = new InferenceSession(TestSupport.Classifier);
+        List<NamedOnnxValue> inputs = TestSupport.Inputs(plain, seed: 7);
+
+        using var offset = new MemoryStream([.. new byte[100], .. sealedBytes], writable: false) { Position = 100 };
+        using InferenceSession session = await SealedInferenceSession.CreateAsync(offset, new TestKeySource(), cancellationToken: TestContext.Current.CancellationToken);
+
+        TestSupport.AssertBitwiseEqual(TestSupport.Run(plain, inputs), TestSupport.Run(session, inputs));
+        Assert.Equal(offset.Length, offset.Position);
+    }
+
+    [Fact]
     public async Task Copy_mode_zeroes_the_buffer_right_after_the_session_exists_for_onnx_and_ort()
     {
         using var temp = new TempDirectory();

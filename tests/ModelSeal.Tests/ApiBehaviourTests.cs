@@ -85,6 +85,29 @@ public sealed class ApiBehaviourTests
         Assert.Equal(Model.Length, reports[^1].BytesDone);
     }
 
+    [Fact]
+    public async Task Warm_up_runs_off_the_callers_context_and_honours_cancellation()
+    {
+        var context = new CountingContext();
+        SynchronizationContext? previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(context);
+        try
+        {
+#pragma warning disable xUnit1031 // Blocking is the point: it proves no continuation needs this context.
+            SealedModel.WarmUpAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult();
+#pragma warning restore xUnit1031
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
+
+        Assert.Equal(0, context.Posts);
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SealedModel.WarmUpAsync(cancelled.Token));
+    }
+
     private static void AssertProgressUpToTotal(List<ModelSealProgress> reports)
     {
         Assert.NotEmpty(reports);
