@@ -15,12 +15,12 @@ internal static class Child
 {
     public const string ResultPrefix = "RESULT ";
 
-    /// <summary>Arguments: mode, plaintext model path, sealed model path, key file path, warm-up sealed file path.</summary>
+    /// <summary>Arguments: mode, plaintext model path, sealed model path, key file path.</summary>
     public static async Task<int> RunAsync(string[] args)
     {
-        if (args.Length != 5)
+        if (args.Length != 4)
         {
-            await Console.Error.WriteLineAsync("usage: --child MODE MODEL SEALED KEYFILE WARMUP");
+            await Console.Error.WriteLineAsync("usage: --child MODE MODEL SEALED KEYFILE");
             return 2;
         }
 
@@ -28,7 +28,6 @@ internal static class Child
         string modelPath = args[1];
         string sealedPath = args[2];
         string keyPath = args[3];
-        string warmupPath = args[4];
         bool isOrt = modelPath.EndsWith(".ort", StringComparison.OrdinalIgnoreCase);
 
         // Common to every mode and outside the measurement: the ORT native library and its environment.
@@ -43,7 +42,7 @@ internal static class Child
             long w0 = Stopwatch.GetTimestamp();
             if (mode == LoadMode.SealedWarm)
             {
-                await WarmUpAsync(warmupPath, keyPath);
+                await SealedModel.WarmUpAsync(); // what an app calls at start-up
             }
             else
             {
@@ -193,11 +192,4 @@ internal static class Child
         System.Security.Cryptography.HKDF.Expand(System.Security.Cryptography.HashAlgorithmName.SHA512, new byte[64], okm, block);
     }
 
-    /// <summary>Decrypts a small sealed file with the default options: JIT, OpenSSL, thread pool and array pool warmed up.</summary>
-    private static async Task WarmUpAsync(string warmupPath, string keyPath)
-    {
-        using ModelKey key = KeyFile.Read(keyPath);
-        await using var file = new FileStream(warmupPath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        using DecryptedModel model = await SealedModel.DecryptAsync(file, key);
-    }
 }

@@ -22,7 +22,7 @@ internal sealed record LoadMode(string Name, string Description, bool Main, bool
     public static readonly LoadMode SealedSplit1 = new("sealed-split-1t", "diagnostic: `sealed-split` with `MaxDegreeOfParallelism = 1` (one reused batch buffer, no worker tasks)", Main: false, ForOnnx: true, ForOrt: false);
 
     /// <summary>Diagnostic: copy mode after a warm-up decryption of a small sealed file (JIT, OpenSSL, thread pool warm).</summary>
-    public static readonly LoadMode SealedWarm = new("sealed-warm", "diagnostic: `sealed` after decrypting a 200 KiB sealed file first, before the measurement starts (decrypt path JIT-compiled, OpenSSL and thread pool started)", Main: false, ForOnnx: true, ForOrt: false);
+    public static readonly LoadMode SealedWarm = new("sealed-warm", "`sealed` after `SealedModel.WarmUpAsync()` (what an app calls at start-up), before the measurement starts: OpenSSL loaded, decrypt path JIT-compiled, thread pool started", Main: false, ForOnnx: true, ForOrt: false);
 
     /// <summary>Diagnostic: copy mode after one AES-GCM and one HKDF-SHA512 operation (OpenSSL loaded and initialised).</summary>
     public static readonly LoadMode SealedCryptoWarm = new("sealed-warm-crypto", "diagnostic: `sealed` after one `AesGcm` encryption and one `HKDF.Expand` (SHA-512) before the measurement starts (OpenSSL loaded and initialised, nothing of ModelSeal compiled)", Main: false, ForOnnx: true, ForOrt: false);

@@ -88,8 +88,7 @@ internal static class Parent
         try
         {
             string keyPath = Path.Combine(temp.FullName, "bench.key");
-            string warmupPath = Path.Combine(temp.FullName, "warmup" + SealedModel.FileExtension);
-            List<BenchModel> models = await SealAllAsync(plainModels, temp.FullName, keyPath, warmupPath);
+            List<BenchModel> models = await SealAllAsync(plainModels, temp.FullName, keyPath);
             var cells = new List<(BenchModel Model, LoadMode Mode)>();
             foreach (BenchModel model in models)
             {
@@ -100,7 +99,7 @@ internal static class Parent
             }
 
             // Page cache warm for every file: the children measure a cold process, not a cold disk.
-            foreach (string file in models.SelectMany(m => new[] { m.PlainPath, m.SealedPath }).Append(warmupPath))
+            foreach (string file in models.SelectMany(m => new[] { m.PlainPath, m.SealedPath }))
             {
                 _ = await File.ReadAllBytesAsync(file);
             }
@@ -110,7 +109,7 @@ internal static class Parent
                 // Prepare only (with --keep DIR): print the child command lines.
                 foreach ((BenchModel model, LoadMode mode) in cells)
                 {
-                    Console.WriteLine($"{Environment.ProcessPath} --child {mode.Name} {model.PlainPath} {model.SealedPath} {keyPath} {warmupPath}");
+                    Console.WriteLine($"{Environment.ProcessPath} --child {mode.Name} {model.PlainPath} {model.SealedPath} {keyPath}");
                 }
 
                 return 0;
@@ -127,7 +126,7 @@ internal static class Parent
                 random.Shuffle(order);
                 foreach ((BenchModel model, LoadMode mode) in order)
                 {
-                    samples[(model, mode)].Add(await RunChildAsync(mode, model, keyPath, warmupPath));
+                    samples[(model, mode)].Add(await RunChildAsync(mode, model, keyPath));
                 }
 
                 Console.Error.WriteLine($"run {run}/{runs} done ({wall.Elapsed.TotalSeconds:F0} s)");
@@ -152,7 +151,7 @@ internal static class Parent
         }
     }
 
-    private static async Task<List<BenchModel>> SealAllAsync(List<string> plainModels, string directory, string keyPath, string warmupPath)
+    private static async Task<List<BenchModel>> SealAllAsync(List<string> plainModels, string directory, string keyPath)
     {
         using ModelKey key = ModelKey.Generate("ortbench");
         KeyFile.Write(keyPath, key);
@@ -171,18 +170,10 @@ internal static class Parent
             models.Add(new BenchModel(name, plain, sealedPath, new FileInfo(plain).Length));
         }
 
-        byte[] warmup = new byte[200 * 1024];
-        new Random(7).NextBytes(warmup);
-        await using (var source = new MemoryStream(warmup, writable: false))
-        await using (FileStream destination = File.Create(warmupPath))
-        {
-            await SealedModel.SealAsync(source, destination, key, new SealOptions { ModelId = "warmup", ModelVersion = "1" });
-        }
-
         return models;
     }
 
-    private static async Task<Sample> RunChildAsync(LoadMode mode, BenchModel model, string keyPath, string warmupPath)
+    private static async Task<Sample> RunChildAsync(LoadMode mode, BenchModel model, string keyPath)
     {
         var start = new ProcessStartInfo
         {
@@ -196,7 +187,7 @@ internal static class Parent
             start.ArgumentList.Add(typeof(Parent).Assembly.Location);
         }
 
-        foreach (string arg in new[] { "--child", mode.Name, model.PlainPath, model.SealedPath, keyPath, warmupPath })
+        foreach (string arg in new[] { "--child", mode.Name, model.PlainPath, model.SealedPath, keyPath })
         {
             start.ArgumentList.Add(arg);
         }
