@@ -82,6 +82,7 @@ internal sealed class Store : IDisposable
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly Channel<WriteItem> _writes = Channel.CreateUnbounded<WriteItem>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
+    private int _queued;
 
     public Store(string databasePath)
     {
@@ -150,8 +151,18 @@ internal sealed class Store : IDisposable
         }
 
         var item = new WriteItem<T>(work, cancellationToken);
-        return _writes.Writer.TryWrite(item) ? item.Task : Task.FromException<T>(new ObjectDisposedException(nameof(Store)));
+        Interlocked.Increment(ref _queued);
+        if (_writes.Writer.TryWrite(item))
+        {
+            return item.Task;
+        }
+
+        Interlocked.Decrement(ref _queued);
+        return Task.FromException<T>(new ObjectDisposedException(nameof(Store)));
     }
+
+    /// <summary>Writes queued and not yet taken by the writer (for tests and diagnostics).</summary>
+    internal int QueuedWrites => Volatile.Read(ref _queued);
 
     private async Task WriteLoopAsync()
     {
@@ -163,6 +174,7 @@ internal sealed class Store : IDisposable
             {
                 while (batch.Count < MaxBatch && _writes.Reader.TryRead(out WriteItem? item))
                 {
+                    Interlocked.Decrement(ref _queued);
                     if (item.CancellationToken.IsCancellationRequested)
                     {
                         item.Cancel();

@@ -1,0 +1,230 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using ModelSeal.Hpke;
+using ModelSeal.Server.Storage;
+
+namespace ModelSeal.Server.Tests;
+
+/// <summary>
+/// The store's writer commits the writes waiting in its queue together (group commit). Each write still runs alone,
+/// in queue order, sees the writes before it, and fails alone; callers complete only after the commit.
+/// </summary>
+public sealed class GroupCommitTests
+{
+    [Fact]
+    public async Task Queued_writes_share_a_transaction_yet_run_in_order_and_fail_alone()
+    {
+        using var directory = new TempDirectory();
+        string path = directory.Sub("store.db");
+        File.WriteAllBytes(path, []);
+        using var store = new Store(path);
+        store.Initialize();
+        DateTimeOffset now = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000);
+
+        // Hold the writer inside a first write, so that everything queued meanwhile is taken as one batch.
+        using var entered = new ManualResetEventSlim();
+        using var proceed = new ManualResetEventSlim();
+        Task<int> blocker = store.WriteAsync(_ =>
+        {
+            entered.Set();
+            proceed.Wait(TestContext.Current.CancellationToken);
+            return 0;
+        }, TestContext.Current.CancellationToken);
+        Assert.True(entered.Wait(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+
+        try
+        {
+            const int Writes = 50;
+            const int Failing = 25;
+            var writes = new List<Task<long>>();
+            for (int i = 0; i < Writes; i++)
+            {
+                int n = i;
+                writes.Add(store.WriteAsync(s =>
+                {
+                    long before = s.ListAudit(0, 500).Count;
+                    s.AppendAudit(new AuditEntry(AuditEvents.ModelCreated, "ok", "test", ModelId: $"m{n}"), now);
+                    return n == Failing ? throw new InvalidOperationException("this write fails") : before;
+                }, TestContext.Current.CancellationToken));
+            }
+
+            Assert.Equal(Writes, store.QueuedWrites);
+            Assert.All(writes, w => Assert.False(w.IsCompleted));
+            proceed.Set();
+            await blocker;
+
+            // The failing write threw to its caller only, and took its own row with it.
+            await Assert.ThrowsAsync<InvalidOperationException>(() => writes[Failing]);
+            long[] seen = await Task.WhenAll(writes.Where((_, i) => i != Failing));
+            Assert.Equal(Enumerable.Range(0, Writes - 1).Select(i => (long)i), seen);
+            List<AuditRecord> records = store.Read(s => s.ListAudit(0, 500));
+            Assert.Equal(Writes - 1, records.Count);
+            Assert.DoesNotContain(records, r => r.Entry.ModelId == $"m{Failing}");
+            Assert.Equal(Enumerable.Range(0, Writes).Where(i => i != Failing).Select(i => $"m{i}"), records.Select(r => r.Entry.ModelId));
+            Assert.Equal(0, store.QueuedWrites);
+        }
+        finally
+        {
+            // Never leave the writer blocked (disposing the store waits for it).
+            proceed.Set();
+        }
+    }
+
+    [Fact]
+    public async Task A_write_cancelled_before_the_writer_takes_it_does_not_run()
+    {
+        using var directory = new TempDirectory();
+        string path = directory.Sub("store.db");
+        File.WriteAllBytes(path, []);
+        using var store = new Store(path);
+        store.Initialize();
+
+        using var entered = new ManualResetEventSlim();
+        using var proceed = new ManualResetEventSlim();
+        Task<int> blocker = store.WriteAsync(_ =>
+        {
+            entered.Set();
+            proceed.Wait(TestContext.Current.CancellationToken);
+            return 0;
+        }, TestContext.Current.CancellationToken);
+        Assert.True(entered.Wait(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+
+        try
+        {
+            using var cancel = new CancellationTokenSource();
+            bool ran = false;
+            Task<int> cancelled = store.WriteAsync(_ =>
+            {
+                ran = true;
+                return 1;
+            }, cancel.Token);
+            await cancel.CancelAsync();
+            proceed.Set();
+            await blocker;
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+            Assert.False(ran);
+        }
+        finally
+        {
+            proceed.Set();
+        }
+    }
+
+    [Fact]
+    public async Task Concurrent_releases_from_many_devices_never_exceed_the_device_limit_and_are_each_audited_once()
+    {
+        await using TestServer server = await TestServer.StartAsync(o =>
+        {
+            o.ReleasesPerMinutePerSubject = 100_000;
+            o.RequestsPerMinutePerClient = 100_000;
+        });
+        string admin = await server.AdminTokenAsync();
+        await server.CreateModelAsync(admin, "m");
+        (Release version, ModelKey created) = await server.CreateVersionAsync(admin, "m");
+        created.Dispose();
+        const int Limit = 10;
+        const int Devices = 40;
+        const int Rounds = 3;
+        Licence licence = await server.CreateLicenceAsync(admin, "crowd", ["m"], maxDevices: Limit);
+        string token = await server.LicenceTokenAsync(licence);
+        HpkeKeyPair[] devices = Enumerable.Range(0, Devices).Select(_ => HpkeKeyPair.Generate()).ToArray();
+        string connection = $"Data Source={Path.Combine(server.DataDirectory, "modelseal.db")};Pooling=False";
+        long maxIdBefore = Count(connection, "SELECT COALESCE(MAX(id), 0) FROM audit");
+
+        var answers = new ConcurrentBag<(int Device, Api Answer)>();
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, Devices * Rounds),
+            new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = TestContext.Current.CancellationToken },
+            async (i, _) => answers.Add((i % Devices, await server.ReleaseAsync(token, "m", "latest", devices[i % Devices]))));
+
+        var ok = answers.Where(a => a.Answer.Status == HttpStatusCode.OK).ToList();
+        var refused = answers.Where(a => a.Answer.Status != HttpStatusCode.OK).ToList();
+        Assert.All(refused, a => a.Answer.AssertProblem(HttpStatusCode.Forbidden, "device-limit"));
+
+        // Exactly the first Limit devices got in; a device is either always admitted or always refused.
+        var admitted = ok.Select(a => a.Device).ToHashSet();
+        Assert.Equal(Limit, admitted.Count);
+        Assert.DoesNotContain(refused, a => admitted.Contains(a.Device));
+        Assert.Equal(Limit * Rounds, ok.Count);
+        foreach ((int device, Api answer) in ok)
+        {
+            using ModelKey key = Release.From(answer).Open(devices[device], licence.Subject);
+            Assert.Equal(version.KeyId, key.KeyId);
+        }
+
+        Assert.Equal(Limit, Count(connection, $"SELECT COUNT(*) FROM devices WHERE licence_id = '{licence.Id}'"));
+        Assert.Equal(ok.Count, Count(connection, $"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released'"));
+        Assert.Equal(ok.Count, Count(connection, $"SELECT COUNT(DISTINCT id) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released'"));
+        Assert.Equal(refused.Count, Count(connection, $"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.refused' AND outcome = 'device-limit'"));
+        foreach (int device in admitted)
+        {
+            Assert.Equal(Rounds, Count(connection, $"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released' AND device = '{HpkePublicKey.Thumbprint(devices[device].PublicKey.Span)}'"));
+        }
+
+        foreach (HpkeKeyPair device in devices)
+        {
+            device.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_revocation_committed_ahead_of_a_release_in_the_same_batch_refuses_it()
+    {
+        await using TestServer server = await TestServer.StartAsync();
+        string admin = await server.AdminTokenAsync();
+        await server.CreateModelAsync(admin, "m");
+        (_, ModelKey created) = await server.CreateVersionAsync(admin, "m");
+        created.Dispose();
+        Licence licence = await server.CreateLicenceAsync(admin, "revoked-meanwhile", ["m"]);
+        string token = await server.LicenceTokenAsync(licence);
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        (await server.ReleaseAndOpenAsync(token, licence, "m", "latest", device)).Key.Dispose();
+        Store store = server.App.Services.GetRequiredService<KeyServer>().Store;
+
+        // Hold the writer; queue the revocation, then a release whose checks before its transaction still see the
+        // licence as valid. The release's transaction runs after the revocation and must refuse.
+        using var entered = new ManualResetEventSlim();
+        using var proceed = new ManualResetEventSlim();
+        Task<int> blocker = store.WriteAsync(_ =>
+        {
+            entered.Set();
+            proceed.Wait(TestContext.Current.CancellationToken);
+            return 0;
+        }, TestContext.Current.CancellationToken);
+        Assert.True(entered.Wait(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+        try
+        {
+            Task revoke = store.WriteAsync(s =>
+            {
+                s.RevokeLicence(licence.Id, server.Now);
+                return 0;
+            }, TestContext.Current.CancellationToken);
+            Task<Api> release = server.ReleaseAsync(token, "m", "latest", device);
+            Assert.True(SpinWait.SpinUntil(() => store.QueuedWrites == 2 || release.IsCompleted, TimeSpan.FromSeconds(30)));
+            Assert.False(release.IsCompleted);
+            proceed.Set();
+            await blocker;
+            await revoke;
+            (await release).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
+        }
+        finally
+        {
+            proceed.Set();
+        }
+
+        string connection = $"Data Source={Path.Combine(server.DataDirectory, "modelseal.db")};Pooling=False";
+        Assert.Equal(1, Count(connection, $"SELECT COUNT(*) FROM audit WHERE event = 'key.released' AND licence_id = '{licence.Id}'"));
+        Assert.Equal(1, Count(connection, $"SELECT COUNT(*) FROM audit WHERE event = 'key.refused' AND outcome = 'licence-revoked' AND licence_id = '{licence.Id}'"));
+    }
+
+    private static long Count(string connectionString, string sql)
+    {
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        using SqliteCommand command = connection.CreateCommand();
+        command.CommandText = sql;
+        return (long)command.ExecuteScalar()!;
+    }
+}
