@@ -51,6 +51,10 @@ internal static class Authentication
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme)
             .AddJwtBearer(jwt =>
             {
+                // The standard handler plus a cache of tokens it has already validated (only the lifetime is checked
+                // again for those).
+                jwt.TokenHandlers.Clear();
+                jwt.TokenHandlers.Add(new CachingTokenHandler(options.Time, capacity: 65_536) { MapInboundClaims = false });
                 jwt.MapInboundClaims = false;
                 jwt.IncludeErrorDetails = false;
                 jwt.SaveToken = false;
