@@ -73,6 +73,17 @@ public sealed class GroupCommitTests
     }
 
     [Fact]
+    public async Task Writes_commit_with_synchronous_full()
+    {
+        using var directory = new TempDirectory();
+        string path = directory.Sub("store.db");
+        File.WriteAllBytes(path, []);
+        using var store = new Store(path);
+        store.Initialize();
+        Assert.Equal(2, await store.WriteAsync(s => s.Synchronous(), TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
     public async Task A_write_cancelled_before_the_writer_takes_it_does_not_run()
     {
         using var directory = new TempDirectory();

@@ -81,12 +81,15 @@ internal sealed class Store : IDisposable
     // Held by the writer while it runs a batch, and by CheckpointAsync, which must not run inside a transaction.
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly Channel<WriteItem> _writes = Channel.CreateUnbounded<WriteItem>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Task _writer;
+    private readonly Thread _writer;
     private int _queued;
 
     public Store(string databasePath)
     {
-        _writer = Task.Run(WriteLoopAsync);
+        // A thread of its own: the writer blocks in SQLite and fsync, which must not take a thread-pool thread from
+        // request handling (a 2-core machine starts with 2 of them).
+        _writer = new Thread(WriteLoop) { IsBackground = true, Name = "ModelSeal store writer" };
+        _writer.Start();
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = databasePath,
@@ -164,12 +167,12 @@ internal sealed class Store : IDisposable
     /// <summary>Writes queued and not yet taken by the writer (for tests and diagnostics).</summary>
     internal int QueuedWrites => Volatile.Read(ref _queued);
 
-    private async Task WriteLoopAsync()
+    private void WriteLoop()
     {
         var batch = new List<WriteItem>(MaxBatch);
-        while (await _writes.Reader.WaitToReadAsync().ConfigureAwait(false))
+        while (WaitForWrites())
         {
-            await _writeGate.WaitAsync().ConfigureAwait(false);
+            _writeGate.Wait();
             try
             {
                 while (batch.Count < MaxBatch && _writes.Reader.TryRead(out WriteItem? item))
@@ -198,6 +201,12 @@ internal sealed class Store : IDisposable
         }
     }
 
+    private bool WaitForWrites()
+    {
+        ValueTask<bool> ready = _writes.Reader.WaitToReadAsync();
+        return ready.IsCompletedSuccessfully ? ready.Result : ready.AsTask().GetAwaiter().GetResult();
+    }
+
     /// <summary>One transaction for the whole batch, a savepoint per write; completes every write after the commit.</summary>
     private void RunBatch(List<WriteItem> batch)
     {
@@ -205,6 +214,9 @@ internal sealed class Store : IDisposable
         try
         {
             using SqliteConnection connection = Open();
+
+            // Durable commits, whatever the SQLite build's default: in WAL mode FULL syncs the WAL at every commit.
+            Execute(connection, null, "PRAGMA synchronous = FULL;");
             using SqliteTransaction transaction = connection.BeginTransaction(deferred: false);
             var session = new Session(connection, transaction);
             foreach (WriteItem item in batch)
@@ -260,7 +272,7 @@ internal sealed class Store : IDisposable
     {
         // Writes already queued still run and commit; new ones are refused.
         _writes.Writer.TryComplete();
-        _writer.GetAwaiter().GetResult();
+        _writer.Join();
         using var connection = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(connection);
         _writeGate.Dispose();
@@ -556,6 +568,13 @@ internal sealed class Store : IDisposable
             }
 
             return records;
+        }
+
+        /// <summary>The connection's <c>PRAGMA synchronous</c> (2 = FULL).</summary>
+        public long Synchronous()
+        {
+            using SqliteCommand command = Command("PRAGMA synchronous");
+            return (long)command.ExecuteScalar()!;
         }
 
         /// <summary>A cheap query that proves the database answers.</summary>
