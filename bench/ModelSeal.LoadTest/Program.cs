@@ -44,7 +44,7 @@ try
     Console.WriteLine(report);
     if (options.Out is { } path)
     {
-        await File.WriteAllTextAsync(path, report, Encoding.UTF8, cancel.Token);
+        await File.WriteAllTextAsync(path, report, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), cancel.Token);
     }
 
     List<string> failures = results.SelectMany(r => r.Failures).ToList();
