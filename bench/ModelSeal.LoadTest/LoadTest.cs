@@ -361,7 +361,7 @@ internal sealed class LoadTest : IAsyncDisposable
         if (response.StatusCode != expected)
         {
             // Problem details never hold secrets (docs/protocol.md section 6); the request path names no secret either.
-            throw new LoadTestException($"{request.Method} /{request.RequestUri} answered {(int)response.StatusCode}, expected {(int)expected}: {Shorten(text)}");
+            throw new LoadTestException($"{request.Method} {request.RequestUri?.PathAndQuery} answered {(int)response.StatusCode}, expected {(int)expected}: {Shorten(text)}");
         }
 
         using JsonDocument document = JsonDocument.Parse(text);
