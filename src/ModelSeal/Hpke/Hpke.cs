@@ -42,7 +42,8 @@ public static class Hpke
         using ECDiffieHellman recipient = HpkePublicKey.Import(recipientPublicKey);
         using HpkeKeyPair ephemeral = ephemeralIkm.IsEmpty ? HpkeKeyPair.Generate() : HpkeKeyPair.Derive(ephemeralIkm);
         enc = ephemeral.PublicKey.ToArray();
-        byte[] dh = ephemeral.Key.DeriveRawSecretAgreement(recipient.PublicKey);
+        using ECDiffieHellmanPublicKey recipientPublic = recipient.PublicKey;
+        byte[] dh = ephemeral.Key.DeriveRawSecretAgreement(recipientPublic);
         return KeySchedule(dh, enc, recipientPublicKey, info);
     }
 
@@ -61,8 +62,9 @@ public static class Hpke
         }
 
         using (ephemeral)
+        using (ECDiffieHellmanPublicKey ephemeralPublic = ephemeral.PublicKey)
         {
-            byte[] dh = recipient.Key.DeriveRawSecretAgreement(ephemeral.PublicKey);
+            byte[] dh = recipient.Key.DeriveRawSecretAgreement(ephemeralPublic);
             return KeySchedule(dh, enc, recipient.PublicKey.Span, info);
         }
     }
