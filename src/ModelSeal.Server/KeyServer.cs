@@ -67,10 +67,10 @@ internal sealed class KeyServer(ServerOptions options, Store store, MasterKeyRin
     }
 
     /// <summary>
-    /// True when <paramref name="publicKey"/> is a 65-byte uncompressed point on P-256; <paramref name="thumbprint"/> is
-    /// its <see cref="HpkePublicKey.Thumbprint"/> (remembered for the device's next release).
+    /// The device key imported and validated (a 65-byte uncompressed point on P-256), or null when it is not one;
+    /// <paramref name="thumbprint"/> is its <see cref="HpkePublicKey.Thumbprint"/> (remembered for the device's next release).
     /// </summary>
-    public bool IsValidDeviceKey(byte[]? publicKey, string? thumbprint) => DeviceKeys.IsValid(publicKey, thumbprint, IsValidPublicKey);
+    public HpkeRecipientKey? DeviceKey(byte[]? publicKey, string? thumbprint) => DeviceKeys.Get(publicKey, thumbprint);
 
     /// <summary>True when the bytes are a 65-byte uncompressed point on P-256.</summary>
     public static bool IsValidPublicKey(byte[]? publicKey)

@@ -34,7 +34,8 @@ public sealed class HpkeTests
     {
         JsonElement v = BaseModeEntry.Value;
         byte[] info = Hex(v, "info");
-        using HpkeContext sender = Hpke.Hpke.SetupBaseSender(Hex(v, "pkRm"), info, Hex(v, "ikmE"), out byte[] enc);
+        using var recipientPublicKey = HpkeRecipientKey.Import(Hex(v, "pkRm"));
+        using HpkeContext sender = Hpke.Hpke.SetupBaseSender(recipientPublicKey, info, Hex(v, "ikmE"), out byte[] enc);
         Assert.Equal(Hex(v, "enc"), enc);
         Assert.Equal(Hex(v, "key"), sender.Key.ToArray());
         Assert.Equal(Hex(v, "base_nonce"), sender.BaseNonce.ToArray());
@@ -89,6 +90,29 @@ public sealed class HpkeTests
             iter: 200);
 
         static bool Refused(Action open) => Record.Exception(open) is HpkeOpenException;
+    }
+
+    [Fact]
+    public async Task A_recipient_key_imported_once_is_shared_by_concurrent_seals()
+    {
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        using var recipient = HpkeRecipientKey.Import(device.PublicKey.Span);
+        Assert.True(recipient.Encoded.SequenceEqual(device.PublicKey.Span));
+        Assert.Throws<ModelKeyException>(() => HpkeRecipientKey.Import(new byte[65]));
+
+        // Many threads seal to the same imported key at once; every message opens, with its own encapsulated key.
+        byte[][] sealedMessages = await Task.WhenAll(Enumerable.Range(0, 200).Select(i => Task.Run(() =>
+        {
+            (byte[] enc, byte[] ct) = Hpke.Hpke.Seal(recipient, "info"u8, BitConverter.GetBytes(i), BitConverter.GetBytes(i * 7));
+            return (byte[])[.. enc, .. ct];
+        })));
+        for (int i = 0; i < sealedMessages.Length; i++)
+        {
+            byte[] opened = Hpke.Hpke.Open(device, sealedMessages[i].AsSpan(0, Hpke.Hpke.EncapsulatedKeySize), "info"u8, BitConverter.GetBytes(i), sealedMessages[i].AsSpan(Hpke.Hpke.EncapsulatedKeySize));
+            Assert.Equal(BitConverter.GetBytes(i * 7), opened);
+        }
+
+        Assert.Equal(200, sealedMessages.Select(m => Convert.ToHexString(m, 0, Hpke.Hpke.EncapsulatedKeySize)).Distinct().Count());
     }
 
     [Theory]

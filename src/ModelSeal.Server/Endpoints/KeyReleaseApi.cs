@@ -108,7 +108,8 @@ internal static class KeyReleaseApi
             return await RefuseState(server, refused, version.State, cancellationToken).ConfigureAwait(false);
         }
 
-        if (!server.IsValidDeviceKey(deviceKey, device))
+        HpkeRecipientKey? recipient = server.DeviceKey(deviceKey, device);
+        if (recipient is null)
         {
             return await RefuseAsync(server, refused, Problems.InvalidDeviceKey, "devicePublicKey must be base64url (no padding) of a 65-byte uncompressed point (04 || X || Y) on P-256.", cancellationToken).ConfigureAwait(false);
         }
@@ -147,7 +148,7 @@ internal static class KeyReleaseApi
                 };
             }
 
-            (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(outcome.Key, deviceKey, modelId, version.Version, subject, lease);
+            (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(outcome.Key, recipient, modelId, version.Version, subject, lease);
             ServerLog.KeyReleased(server.Logger, licence.LicenceId, version.KeyId, device!);
             return TypedResults.Ok(new ReleaseResponse(
                 modelId,

@@ -1,47 +1,53 @@
 using System.Collections.Concurrent;
+using ModelSeal.Hpke;
 
 namespace ModelSeal.Server.Security;
 
 /// <summary>
-/// Thumbprints (base64url SHA-256 of the exact 65 bytes) of device public keys already found to be valid P-256 points,
-/// so that a device's repeated releases skip the import that validates the point (about 100 µs of OpenSSL work, a
-/// scalar multiplication for the order check). Validity is a property of the bytes alone, and the thumbprint binds the
-/// bytes, so a hit is as good as a fresh check. Only valid keys are remembered. Bounded: when full it starts over
-/// (a miss only costs the check again).
+/// Device public keys already imported and found to be valid P-256 points, by thumbprint (base64url SHA-256 of the
+/// exact 65 bytes), so that a device's repeated releases skip the import (about 100 µs of OpenSSL work: the on-curve
+/// and order checks) both when the request is checked and when the data key is sealed to it. Validity is a property
+/// of the bytes alone, and the thumbprint binds the bytes, so a hit is as good as a fresh import. Only valid keys are
+/// remembered. Bounded: when full it starts over (a miss only costs the import again); dropped keys are not disposed,
+/// because a release in flight may still be sealing to one (their handles are released by the finalizer).
 /// </summary>
 internal sealed class DeviceKeyCache(int capacity)
 {
-    private readonly ConcurrentDictionary<string, bool> _valid = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, HpkeRecipientKey> _keys = new(StringComparer.Ordinal);
     private int _count;
 
     /// <summary>
-    /// True when <paramref name="publicKey"/> (whose thumbprint is <paramref name="thumbprint"/>) is a valid
-    /// uncompressed P-256 point; <paramref name="validate"/> decides on a miss.
+    /// The imported key for <paramref name="publicKey"/> (whose thumbprint is <paramref name="thumbprint"/>), or null
+    /// when it is not a valid uncompressed P-256 point.
     /// </summary>
-    public bool IsValid(byte[]? publicKey, string? thumbprint, Func<byte[]?, bool> validate)
+    public HpkeRecipientKey? Get(byte[]? publicKey, string? thumbprint)
     {
         if (publicKey is null || thumbprint is null)
         {
-            return false;
+            return null;
         }
 
-        if (_valid.ContainsKey(thumbprint))
+        if (_keys.TryGetValue(thumbprint, out HpkeRecipientKey? known))
         {
-            return true;
+            return known;
         }
 
-        if (!validate(publicKey))
+        HpkeRecipientKey imported;
+        try
         {
-            return false;
+            imported = HpkeRecipientKey.Import(publicKey);
+        }
+        catch (ModelKeyException)
+        {
+            return null;
         }
 
         if (Interlocked.Increment(ref _count) > capacity)
         {
-            _valid.Clear();
+            _keys.Clear();
             Interlocked.Exchange(ref _count, 1);
         }
 
-        _valid.TryAdd(thumbprint, true);
-        return true;
+        return _keys.GetOrAdd(thumbprint, imported);
     }
 }

@@ -20,11 +20,20 @@ public static class Hpke
     /// <exception cref="ModelKeyException">The public key is not a valid P-256 point.</exception>
     public static (byte[] Enc, byte[] Ciphertext) Seal(ReadOnlySpan<byte> recipientPublicKey, ReadOnlySpan<byte> info, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> plaintext)
     {
-        using HpkeContext context = SetupBaseSender(recipientPublicKey, info, ephemeralIkm: default, out byte[] enc);
+        using HpkeRecipientKey recipient = HpkeRecipientKey.Import(recipientPublicKey);
+        return Seal(recipient, info, aad, plaintext);
+    }
+
+    /// <summary>Encrypts <paramref name="plaintext"/> to a public key imported once for many seals.</summary>
+    /// <returns>The encapsulated key and the ciphertext.</returns>
+    public static (byte[] Enc, byte[] Ciphertext) Seal(HpkeRecipientKey recipient, ReadOnlySpan<byte> info, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> plaintext)
+    {
+        ArgumentNullException.ThrowIfNull(recipient);
+        using HpkeContext context = SetupBaseSender(recipient, info, ephemeralIkm: default, out byte[] enc);
         return (enc, context.Seal(aad, plaintext));
     }
 
-    /// <summary>Decrypts what <see cref="Seal"/> produced for this recipient.</summary>
+    /// <summary>Decrypts what <see cref="Seal(ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/> produced for this recipient.</summary>
     /// <exception cref="HpkeOpenException">Not sealed to this key with this info and aad, or altered.</exception>
     public static byte[] Open(HpkeKeyPair recipient, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> info, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> ciphertext)
     {
@@ -37,14 +46,12 @@ public static class Hpke
     /// SetupBaseS. With <paramref name="ephemeralIkm"/> (tests only) the ephemeral key is derived from it
     /// (DeriveKeyPair), otherwise generated at random.
     /// </summary>
-    internal static HpkeContext SetupBaseSender(ReadOnlySpan<byte> recipientPublicKey, ReadOnlySpan<byte> info, ReadOnlySpan<byte> ephemeralIkm, out byte[] enc)
+    internal static HpkeContext SetupBaseSender(HpkeRecipientKey recipient, ReadOnlySpan<byte> info, ReadOnlySpan<byte> ephemeralIkm, out byte[] enc)
     {
-        using ECDiffieHellman recipient = HpkePublicKey.Import(recipientPublicKey);
         using HpkeKeyPair ephemeral = ephemeralIkm.IsEmpty ? HpkeKeyPair.Generate() : HpkeKeyPair.Derive(ephemeralIkm);
         enc = ephemeral.PublicKey.ToArray();
-        using ECDiffieHellmanPublicKey recipientPublic = recipient.PublicKey;
-        byte[] dh = ephemeral.Key.DeriveRawSecretAgreement(recipientPublic);
-        return KeySchedule(dh, enc, recipientPublicKey, info);
+        byte[] dh = ephemeral.Key.DeriveRawSecretAgreement(recipient.PublicKey);
+        return KeySchedule(dh, enc, recipient.Encoded, info);
     }
 
     /// <summary>SetupBaseR.</summary>

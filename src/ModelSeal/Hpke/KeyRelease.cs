@@ -58,6 +58,14 @@ public static class KeyRelease
         return Hpke.Seal(devicePublicKey, Info(modelId, version, dataKey.KeyId, subject), Aad(leaseExpiresAt), dataKey.Bytes);
     }
 
+    /// <summary>Seals <paramref name="dataKey"/> to a device's public key imported once (a key server's known devices).</summary>
+    /// <returns>The encapsulated key and the sealed key (48 bytes).</returns>
+    public static (byte[] Enc, byte[] SealedKey) Seal(ModelKey dataKey, HpkeRecipientKey device, string modelId, string version, string subject, DateTimeOffset leaseExpiresAt)
+    {
+        ArgumentNullException.ThrowIfNull(dataKey);
+        return Hpke.Seal(device, Info(modelId, version, dataKey.KeyId, subject), Aad(leaseExpiresAt), dataKey.Bytes);
+    }
+
     /// <summary>Opens a released key with the device's key pair; the key id becomes the <see cref="ModelKey"/>'s id.</summary>
     /// <exception cref="HpkeOpenException">Not sealed to this device for this model, version, key id, subject and lease.</exception>
     public static ModelKey Open(HpkeKeyPair device, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> sealedKey, string modelId, string version, string keyId, string subject, DateTimeOffset leaseExpiresAt)
