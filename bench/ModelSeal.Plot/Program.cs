@@ -13,8 +13,9 @@ if (args.Length != 2)
 using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(args[0]));
 JsonElement root = document.RootElement;
 int threads = root.GetProperty("threads").GetInt32();
-double? oneCore = Number(root.GetProperty("openSslOneCoreMBps"));
-double? allCores = Number(root.GetProperty("openSslAllCoresMBps"));
+// The ceiling for decryption: `openssl speed -decrypt` (older results only have the encryption figures).
+double? oneCore = Number(root.GetProperty("openSslDecryptOneCoreMBps")) ?? Number(root.GetProperty("openSslOneCoreMBps"));
+double? allCores = Number(root.GetProperty("openSslDecryptAllCoresMBps")) ?? Number(root.GetProperty("openSslAllCoresMBps"));
 var models = root.GetProperty("models").EnumerateArray()
     .Select(m => (
         MiB: m.GetProperty("bytes").GetInt64() / 1048576.0,
@@ -48,7 +49,7 @@ Series(sizes, [.. models.Select(m => m.One)], "ModelSeal, 1 thread", Colors.Blue
 Series(sizes, [.. models.Select(m => m.All)], $"ModelSeal, {threads} threads", Colors.Green, LinePattern.Solid, MarkerShape.FilledTriangleUp);
 if (oneCore is { } c1)
 {
-    Series(sizes, [.. sizes.Select(s => s * 1048576 / (c1 * 1000))], "OpenSSL AES-256-GCM ceiling, 1 core", Colors.Gray, LinePattern.Dashed, MarkerShape.None);
+    Series(sizes, [.. sizes.Select(s => s * 1048576 / (c1 * 1000))], "OpenSSL AES-256-GCM decryption ceiling, 1 core", Colors.Gray, LinePattern.Dashed, MarkerShape.None);
 }
 
 if (allCores is { } cN)

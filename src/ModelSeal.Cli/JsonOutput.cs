@@ -92,6 +92,8 @@ internal sealed record BenchResult(
     int ColdRuns,
     double? OpenSslOneCoreMBps,
     double? OpenSslAllCoresMBps,
+    double? OpenSslDecryptOneCoreMBps,
+    double? OpenSslDecryptAllCoresMBps,
     IReadOnlyList<BenchResultRow> Models)
 {
     [JsonPropertyOrder(-1)]

@@ -24,15 +24,16 @@ public sealed class BenchTests
         Assert.True(row.Cold.LoadMs > 0 && row.Cold.ReadMs > 0 && row.Cold.ProcessMs > row.Cold.LoadMs);
         Assert.Empty(System.IO.Directory.GetFiles(work.Directory)); // the temporary model, sealed file and key are gone
 
-        string report = BenchReport.Format([row], (OneCore: 4000, AllCores: 8000), settings);
+        string report = BenchReport.Format([row], new OpenSslCeiling(4000, 8000, 4100, 8200), settings);
         Assert.Contains("| random 0.3 MiB | 0.3 | 12.5 |", report, StringComparison.Ordinal);
-        Assert.Contains("| 1 core | 4,000 |", report, StringComparison.Ordinal);
-        Assert.Contains("| 2 cores | 8,000 |", report, StringComparison.Ordinal);
+        Assert.Contains("| 1 core | 4,000 | 4,100 |", report, StringComparison.Ordinal);
+        Assert.Contains("| 2 cores | 8,000 | 8,200 |", report, StringComparison.Ordinal);
 
-        BenchResult json = BenchReport.ToJson([row], (OneCore: 4000, AllCores: null), settings);
+        BenchResult json = BenchReport.ToJson([row], new OpenSslCeiling(4000, null, 4100, null), settings);
         Assert.Equal(model.Plaintext.Length, Assert.Single(json.Models).Bytes);
         Assert.Equal(row.Cold, json.Models[0].Cold);
         Assert.Null(json.OpenSslAllCoresMBps);
+        Assert.Equal(4100, json.OpenSslDecryptOneCoreMBps);
     }
 
     [Theory]

@@ -13,6 +13,13 @@ internal sealed record BenchRow(BenchModel Model, double EncryptMs, double Decry
 /// <summary>Medians over fresh processes: the sealed load and the plaintext read, the one-time runtime start-up, the whole process and peak RSS.</summary>
 internal sealed record ColdRow(double LoadMs, double ReadMs, double StartupMs, double ProcessMs, long LoadPeakKiB, long ReadPeakKiB);
 
+/// <summary>
+/// <c>openssl speed</c> for AES-256-GCM at 16 KiB in MB/s (10^6 bytes/s), each null where not measured: encryption (the
+/// command the performance issue names) and decryption (<c>-decrypt</c>, the operation ModelSeal's loads perform), on
+/// one core and on all cores (<c>-multi N</c>).
+/// </summary>
+internal sealed record OpenSslCeiling(double? Encrypt1, double? EncryptN, double? Decrypt1, double? DecryptN);
+
 /// <summary>How much to measure.</summary>
 /// <param name="Runs">In-process repetitions per operation (median reported).</param>
 /// <param name="ColdRuns">Fresh processes per model and mode (median reported); 0 skips the cold measurements.</param>
@@ -109,22 +116,40 @@ internal sealed class BenchSuite(BenchSettings settings, IReadOnlyList<string> s
     }
 
     /// <summary>
-    /// <c>openssl speed -elapsed -seconds S -bytes 16384 [-multi N] -evp aes-256-gcm</c>: MB/s (10^6 bytes) on one core
-    /// and on <see cref="BenchSettings.Threads"/> processes, or null where OpenSSL is missing or its output unreadable.
+    /// <c>openssl speed -elapsed -seconds S -bytes 16384 [-decrypt] [-multi N] -evp aes-256-gcm</c>, or nulls where
+    /// OpenSSL is missing or its output unreadable.
     /// </summary>
-    public async Task<(double? OneCore, double? AllCores)> MeasureOpenSslAsync(CancellationToken cancellationToken)
+    public async Task<OpenSslCeiling> MeasureOpenSslAsync(CancellationToken cancellationToken)
     {
         if (settings.OpenSslSeconds == 0)
         {
-            return (null, null);
+            return new OpenSslCeiling(null, null, null, null);
         }
 
-        string seconds = settings.OpenSslSeconds.ToString(CultureInfo.InvariantCulture);
-        double? one = await OpenSslSpeedAsync(["speed", "-elapsed", "-seconds", seconds, "-bytes", "16384", "-evp", "aes-256-gcm"], cancellationToken).ConfigureAwait(false);
-        double? all = settings.Threads == 1
-            ? one
-            : await OpenSslSpeedAsync(["speed", "-elapsed", "-seconds", seconds, "-bytes", "16384", "-multi", settings.Threads.ToString(CultureInfo.InvariantCulture), "-evp", "aes-256-gcm"], cancellationToken).ConfigureAwait(false);
-        return (one, all);
+        async Task<double?> Speed(bool decrypt, int processes)
+        {
+            List<string> arguments = ["speed", "-elapsed", "-seconds", settings.OpenSslSeconds.ToString(CultureInfo.InvariantCulture), "-bytes", "16384"];
+            if (decrypt)
+            {
+                arguments.Add("-decrypt");
+            }
+
+            if (processes > 1)
+            {
+                arguments.AddRange(["-multi", processes.ToString(CultureInfo.InvariantCulture)]);
+            }
+
+            arguments.AddRange(["-evp", "aes-256-gcm"]);
+            return await OpenSslSpeedAsync(arguments, cancellationToken).ConfigureAwait(false);
+        }
+
+        double? encrypt1 = await Speed(decrypt: false, 1).ConfigureAwait(false);
+        if (encrypt1 is null)
+        {
+            return new OpenSslCeiling(null, null, null, null);
+        }
+
+        return new OpenSslCeiling(encrypt1, await Speed(false, settings.Threads).ConfigureAwait(false), await Speed(true, 1).ConfigureAwait(false), await Speed(true, settings.Threads).ConfigureAwait(false));
     }
 
     /// <summary>The figure on the last <c>AES-256-GCM</c> line, in thousands of bytes per second, as MB/s.</summary>
@@ -138,7 +163,7 @@ internal sealed class BenchSuite(BenchSettings settings, IReadOnlyList<string> s
             : null;
     }
 
-    private async Task<double?> OpenSslSpeedAsync(string[] arguments, CancellationToken cancellationToken)
+    private async Task<double?> OpenSslSpeedAsync(List<string> arguments, CancellationToken cancellationToken)
     {
         try
         {
@@ -222,7 +247,7 @@ internal sealed class BenchSuite(BenchSettings settings, IReadOnlyList<string> s
 /// <summary>Formats the results as Markdown tables (readable as plain text too).</summary>
 internal static class BenchReport
 {
-    public static string Format(IReadOnlyList<BenchRow> rows, (double? OneCore, double? AllCores) ceiling, BenchSettings settings)
+    public static string Format(IReadOnlyList<BenchRow> rows, OpenSslCeiling ceiling, BenchSettings settings)
     {
         var text = new StringBuilder();
         string n = settings.Threads.ToString(CultureInfo.InvariantCulture);
@@ -255,10 +280,10 @@ internal static class BenchReport
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"AES-256-GCM ceiling (openssl speed, 16 KiB blocks) against warm decryption of {largest.Model.Name}, MB/s (10^6 bytes/s):");
         text.AppendLine();
-        text.AppendLine("| | OpenSSL | ModelSeal | ratio |");
-        text.AppendLine("|---|---:|---:|---:|");
-        text.AppendLine(CultureInfo.InvariantCulture, $"| 1 core | {Speed(ceiling.OneCore)} | {Speed(one)} | {Ratio(one / ceiling.OneCore)} |");
-        text.AppendLine(CultureInfo.InvariantCulture, $"| {n} cores | {Speed(ceiling.AllCores)} | {Speed(all)} | {Ratio(all / ceiling.AllCores)} |");
+        text.AppendLine("| | OpenSSL encrypt | OpenSSL decrypt | ModelSeal decrypt | ratio to encrypt | ratio to decrypt |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|");
+        text.AppendLine(CultureInfo.InvariantCulture, $"| 1 core | {Speed(ceiling.Encrypt1)} | {Speed(ceiling.Decrypt1)} | {Speed(one)} | {Ratio(one / ceiling.Encrypt1)} | {Ratio(one / ceiling.Decrypt1)} |");
+        text.AppendLine(CultureInfo.InvariantCulture, $"| {n} cores | {Speed(ceiling.EncryptN)} | {Speed(ceiling.DecryptN)} | {Speed(all)} | {Ratio(all / ceiling.EncryptN)} | {Ratio(all / ceiling.DecryptN)} |");
         text.AppendLine();
         text.AppendLine("paper: the published design's figure on an 8-core 2 GHz phone (only the 23.9 MB Inception V3 figure is quoted here).");
         text.AppendLine("decrypt: warm, in memory, into an already-touched buffer. whole process: a fresh process that starts, loads the sealed file into memory and exits.");
@@ -267,8 +292,8 @@ internal static class BenchReport
         return text.ToString();
     }
 
-    public static BenchResult ToJson(IReadOnlyList<BenchRow> rows, (double? OneCore, double? AllCores) ceiling, BenchSettings settings) =>
-        new(Machine(), settings.Threads, settings.Runs, settings.ColdRuns, ceiling.OneCore, ceiling.AllCores,
+    public static BenchResult ToJson(IReadOnlyList<BenchRow> rows, OpenSslCeiling ceiling, BenchSettings settings) =>
+        new(Machine(), settings.Threads, settings.Runs, settings.ColdRuns, ceiling.Encrypt1, ceiling.EncryptN, ceiling.Decrypt1, ceiling.DecryptN,
             [.. rows.Select(r => new BenchResultRow(r.Model.Name, r.Model.Plaintext.Length, r.Model.PaperDecryptMs, r.EncryptMs, r.Decrypt1Ms, r.DecryptNMs, r.WarmLoadMs, r.WarmReadMs, r.Cold))]);
 
     private static string Machine() =>

@@ -98,7 +98,7 @@ internal sealed class BenchCommand : VerbCommand
         }
 
         Context.Error.WriteLine("measuring the AES-256-GCM ceiling with openssl speed");
-        (double? OneCore, double? AllCores) ceiling = await suite.MeasureOpenSslAsync(cancellationToken).ConfigureAwait(false);
+        OpenSslCeiling ceiling = await suite.MeasureOpenSslAsync(cancellationToken).ConfigureAwait(false);
         string report = BenchReport.Format(rows, ceiling, settings);
         if (result.GetValue(JsonOption))
         {
