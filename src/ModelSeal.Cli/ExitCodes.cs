@@ -46,6 +46,13 @@ internal static class ExitCodes
     /// <summary>7: the key server refused the request (its problem type is printed) or could not be reached.</summary>
     public const int ServerError = 7;
 
+    /// <summary>
+    /// 8: the key server's audit log failed verification (<c>modelseal audit verify</c>): a record does not chain to
+    /// the one before it (deleted, altered or reordered records), or the head given with <c>--expect-records</c> and
+    /// <c>--expect-hash</c> is gone (records removed from the end).
+    /// </summary>
+    public const int AuditBroken = 8;
+
     /// <summary>130 (128 + SIGINT): cancelled, by Ctrl+C or SIGTERM. Nothing was written.</summary>
     public const int Cancelled = 130;
 }

@@ -54,6 +54,12 @@ public sealed class AuditTests
 
         Assert.Equal(devices.Length, Count(connection, $"SELECT COUNT(*) FROM devices WHERE licence_id = '{licence.Id}'"));
 
+        // The writer chained the concurrent releases one after another: the whole log verifies.
+        System.Text.Json.JsonElement chain = await AuditChainTests.VerifyAsync(server, admin);
+        Assert.True(chain.GetProperty("verified").GetBoolean(), chain.ToString());
+        Assert.Equal(Count(connection, "SELECT COUNT(*) FROM audit"), chain.GetProperty("records").GetInt64());
+        Assert.Equal(Count(connection, "SELECT MAX(id) FROM audit"), chain.GetProperty("lastId").GetInt64());
+
         // The audit log becomes unwritable: releases fail closed, for known and new devices alike.
         Execute(connection, "CREATE TRIGGER block_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END;");
         using HpkeKeyPair newDevice = HpkeKeyPair.Generate();

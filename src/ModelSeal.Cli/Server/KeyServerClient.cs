@@ -67,6 +67,17 @@ internal sealed class KeyServerClient : IDisposable
     public Task<AuditPage> ReadAuditAsync(long? after, int limit, CancellationToken cancellationToken) =>
         SendAsync<object, AuditPage>(HttpMethod.Get, $"v1/admin/audit?limit={limit}" + (after is { } a ? $"&after={a}" : string.Empty), null, null, ServerJson.Default.AuditPage, authorize: true, cancellationToken);
 
+    /// <summary>Walks the audit hash chain on the server; with an earlier head (records, lastHash) also checks it is still there.</summary>
+    public Task<AuditVerification> VerifyAuditAsync(long? expectRecords, string? expectHash, CancellationToken cancellationToken) =>
+        SendAsync<object, AuditVerification>(
+            HttpMethod.Get,
+            "v1/admin/audit/verify" + (expectRecords is { } n && expectHash is not null ? $"?expectRecords={n}&expectHash={Uri.EscapeDataString(expectHash)}" : string.Empty),
+            null,
+            null,
+            ServerJson.Default.AuditVerification,
+            authorize: true,
+            cancellationToken);
+
     private async Task<TAnswer> SendAsync<TRequest, TAnswer>(
         HttpMethod method,
         string path,
@@ -172,7 +183,9 @@ internal sealed record LicenceAnswer(string LicenceId, string Subject, IReadOnly
 
 internal sealed record ItemsAnswer<T>(IReadOnlyList<T> Items);
 
-internal sealed record AuditRecord(long Id, DateTimeOffset At, string Event, string? Subject, string? LicenceId, string? ModelId, string? Version, string? KeyId, string? Device, string? Client, string? Outcome);
+internal sealed record AuditRecord(long Id, DateTimeOffset At, string Event, string? Subject, string? LicenceId, string? ModelId, string? Version, string? KeyId, string? Device, string? Client, string? Outcome, string? Hash);
+
+internal sealed record AuditVerification(bool Verified, long Records, long? LastId, string LastHash, long? FirstBadId, string? Reason);
 
 internal sealed record AuditPage(IReadOnlyList<AuditRecord> Items, long? Next);
 
@@ -190,5 +203,6 @@ internal sealed record Problem(string? Type, string? Title, int? Status, string?
 [JsonSerializable(typeof(LicenceAnswer))]
 [JsonSerializable(typeof(ItemsAnswer<LicenceAnswer>))]
 [JsonSerializable(typeof(AuditPage))]
+[JsonSerializable(typeof(AuditVerification))]
 [JsonSerializable(typeof(Problem))]
 internal sealed partial class ServerJson : JsonSerializerContext;

@@ -43,6 +43,8 @@ internal static class AdminApi
         group.MapGet("/licences/{licenceId}/devices", ListDevices).WithSummary("Lists the devices registered for a licence.");
         group.MapPost("/master-key/rotate", RotateMasterKeyAsync).WithSummary("Adds a new master key and rewraps every data key with it.");
         group.MapGet("/audit", ListAudit).WithSummary("Reads the audit log in pages.");
+        group.MapGet("/audit/verify", VerifyAudit)
+            .WithSummary("Walks the audit hash chain and reports the first record that does not chain; with expectRecords and expectHash (an earlier answer's records and lastHash) also detects records removed from the end.");
         return app;
     }
 
@@ -427,8 +429,41 @@ internal static class AdminApi
         }
 
         List<AuditRecord> records = server.Store.Read(s => s.ListAudit(afterId, count));
-        List<AuditItem> items = records.ConvertAll(r => new AuditItem(r.Id, Rfc3339.Format(r.At), r.Entry.Event, r.Entry.Subject, r.Entry.LicenceId, r.Entry.ModelId, r.Entry.Version, r.Entry.KeyId, r.Entry.Device, r.Entry.Client, r.Entry.Outcome));
+        List<AuditItem> items = records.ConvertAll(r => new AuditItem(r.Id, Rfc3339.Format(r.At), r.Entry.Event, r.Entry.Subject, r.Entry.LicenceId, r.Entry.ModelId, r.Entry.Version, r.Entry.KeyId, r.Entry.Device, r.Entry.Client, r.Entry.Outcome, r.Hash is null ? null : System.Buffers.Text.Base64Url.EncodeToString(r.Hash)));
         return TypedResults.Ok(new AuditPage(items, items.Count == count ? items[^1].Id : null));
+    }
+
+    internal static Results<Ok<AuditVerifyResponse>, ProblemHttpResult> VerifyAudit(string? expectRecords, string? expectHash, KeyServer server)
+    {
+        long records = 0;
+        byte[]? hash = null;
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (expectRecords is not null && (!long.TryParse(expectRecords, NumberStyles.None, CultureInfo.InvariantCulture, out records) || records < 0))
+        {
+            errors["expectRecords"] = ["Optional, with expectHash: a record count (a non-negative integer) from an earlier verification."];
+        }
+
+        if (expectHash is not null)
+        {
+            hash = KeyServer.DecodeBase64Url(expectHash);
+            if (hash is not { Length: AuditChain.HashSize })
+            {
+                errors["expectHash"] = ["Optional, with expectRecords: base64url of a 32-byte lastHash from an earlier verification."];
+            }
+        }
+
+        if ((expectRecords is null) != (expectHash is null))
+        {
+            errors[expectRecords is null ? "expectRecords" : "expectHash"] = ["expectRecords and expectHash go together."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return Problems.Invalid(errors);
+        }
+
+        AuditVerification result = server.Store.Read(s => s.VerifyAudit(expectRecords is null ? null : records, hash));
+        return TypedResults.Ok(new AuditVerifyResponse(result.Verified, result.Records, result.LastId, System.Buffers.Text.Base64Url.EncodeToString(result.LastHash), result.FirstBadId, result.Reason));
     }
 
     /// <summary>The next integer version: one more than the largest all-digit version, or 1.</summary>

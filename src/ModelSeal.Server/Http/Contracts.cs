@@ -54,10 +54,16 @@ internal sealed record ItemsResponse<T>(IReadOnlyList<T> Items);
 internal sealed record RotateResponse(int MasterKeyVersion, int Rewrapped);
 
 /// <summary>An audit record (docs/protocol.md section 4).</summary>
-internal sealed record AuditItem(long Id, string At, string Event, string? Subject, string? LicenceId, string? ModelId, string? Version, string? KeyId, string? Device, string? Client, string Outcome);
+internal sealed record AuditItem(long Id, string At, string Event, string? Subject, string? LicenceId, string? ModelId, string? Version, string? KeyId, string? Device, string? Client, string Outcome, string? Hash);
 
 /// <summary>A page of audit records.</summary>
 internal sealed record AuditPage(IReadOnlyList<AuditItem> Items, long? Next);
+
+/// <summary>
+/// The result of <c>GET /v1/admin/audit/verify</c> (docs/protocol.md section 4.1): <c>records</c> and <c>lastHash</c>
+/// describe the longest intact prefix of the log (all of it when verified).
+/// </summary>
+internal sealed record AuditVerifyResponse(bool Verified, long Records, long? LastId, string LastHash, long? FirstBadId, string? Reason);
 
 /// <summary>A health answer.</summary>
 internal sealed record HealthResponse(string Status);

@@ -16,7 +16,8 @@ namespace ModelSeal.Server.Storage;
 /// </summary>
 internal sealed class Store : IDisposable
 {
-    private const int SchemaVersion = 1;
+    // 1: the first schema. 2: audit.hash, the hash chain (docs/protocol.md section 4.1).
+    private const int SchemaVersion = 2;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS models (
@@ -65,7 +66,8 @@ internal sealed class Store : IDisposable
             key_id      TEXT,
             device      TEXT,
             client      TEXT,
-            outcome     TEXT NOT NULL
+            outcome     TEXT NOT NULL,
+            hash        BLOB
         ) STRICT;
         CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -120,6 +122,14 @@ internal sealed class Store : IDisposable
         if (version > SchemaVersion)
         {
             throw new ServerConfigurationException(string.Create(CultureInfo.InvariantCulture, $"The database has schema version {version}; this server knows version {SchemaVersion}. Use a newer ModelSeal server."));
+        }
+
+        if (version == 1)
+        {
+            // Version 1 had no hash chain: add the column and chain the existing records in id order. The update
+            // trigger is dropped for this and created again by the schema below.
+            Execute(connection, transaction, "ALTER TABLE audit ADD COLUMN hash BLOB; DROP TRIGGER IF EXISTS audit_no_update;");
+            new Session(connection, transaction).ChainUnhashedAudit();
         }
 
         Execute(connection, transaction, Schema);
@@ -543,31 +553,122 @@ internal sealed class Store : IDisposable
 
         // ---- audit ------------------------------------------------------------------------------------------
 
+        /// <summary>
+        /// Appends a record chained to the last one (read inside this write transaction, so concurrent writes, which
+        /// the writer runs one after another, chain in commit order). Its id is the last id + 1.
+        /// </summary>
         public long AppendAudit(AuditEntry entry, DateTimeOffset now)
         {
-            using SqliteCommand command = Command(
-                "INSERT INTO audit (at, event, subject, licence_id, model_id, version, key_id, device, client, outcome) VALUES ($t, $e, $s, $l, $m, $v, $k, $d, $c, $o) RETURNING id",
-                ("$t", Seconds(now)), ("$e", entry.Event), ("$s", entry.Subject), ("$l", entry.LicenceId), ("$m", entry.ModelId),
-                ("$v", entry.Version), ("$k", entry.KeyId), ("$d", entry.Device), ("$c", entry.Client), ("$o", entry.Outcome));
-            return (long)command.ExecuteScalar()!;
+            long lastId = 0;
+            byte[] previous = AuditChain.Genesis;
+            using (SqliteCommand last = Command("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1"))
+            using (SqliteDataReader reader = last.ExecuteReader())
+            {
+                if (reader.Read())
+                {
+                    lastId = reader.GetInt64(0);
+
+                    // A missing or malformed hash is reported by verification; appends go on chaining to it.
+                    previous = reader.IsDBNull(1) ? AuditChain.Genesis : (byte[])reader.GetValue(1);
+                }
+            }
+
+            long id = lastId + 1;
+            long at = Seconds(now);
+            byte[] hash = AuditChain.Link(previous, id, at, entry);
+            NonQuery(
+                "INSERT INTO audit (id, at, event, subject, licence_id, model_id, version, key_id, device, client, outcome, hash) VALUES ($id, $t, $e, $s, $l, $m, $v, $k, $d, $c, $o, $h)",
+                ("$id", id), ("$t", at), ("$e", entry.Event), ("$s", entry.Subject), ("$l", entry.LicenceId), ("$m", entry.ModelId),
+                ("$v", entry.Version), ("$k", entry.KeyId), ("$d", entry.Device), ("$c", entry.Client), ("$o", entry.Outcome), ("$h", hash));
+            return id;
         }
 
         public List<AuditRecord> ListAudit(long after, int limit)
         {
-            using SqliteCommand command = Command(
-                "SELECT id, at, event, subject, licence_id, model_id, version, key_id, device, client, outcome FROM audit WHERE id > $a ORDER BY id LIMIT $n",
-                ("$a", after), ("$n", limit));
+            using SqliteCommand command = Command(AuditColumns + " WHERE id > $a ORDER BY id LIMIT $n", ("$a", after), ("$n", limit));
             using SqliteDataReader reader = command.ExecuteReader();
             var records = new List<AuditRecord>();
             while (reader.Read())
             {
-                records.Add(new AuditRecord(
-                    reader.GetInt64(0),
-                    Time(reader.GetInt64(1)),
-                    new AuditEntry(reader.GetString(2), reader.GetString(10), NullableString(reader, 3), NullableString(reader, 4), NullableString(reader, 5), NullableString(reader, 6), NullableString(reader, 7), NullableString(reader, 8), NullableString(reader, 9))));
+                records.Add(ReadAudit(reader));
             }
 
             return records;
+        }
+
+        /// <summary>
+        /// Walks the whole log in id order and checks every link; stops at the first record that does not chain.
+        /// With <paramref name="expectRecords"/> and <paramref name="expectHash"/> (a head kept from an earlier
+        /// verification) it also checks that record number <paramref name="expectRecords"/> still has that hash,
+        /// which detects records removed from the end.
+        /// </summary>
+        public AuditVerification VerifyAudit(long? expectRecords, byte[]? expectHash)
+        {
+            long count = 0;
+            long? lastId = null;
+            byte[] previous = AuditChain.Genesis;
+            using (SqliteCommand command = Command(AuditColumns + " ORDER BY id"))
+            using (SqliteDataReader reader = command.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    AuditRecord record = ReadAudit(reader);
+                    byte[] expected = AuditChain.Link(previous, record.Id, Seconds(record.At), record.Entry);
+                    if (record.Hash is null || !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(expected, record.Hash))
+                    {
+                        string why = record.Hash is null
+                            ? "it has no hash"
+                            : lastId is { } before && record.Id != before + 1
+                                ? string.Create(CultureInfo.InvariantCulture, $"its hash does not match, and the ids jump from {before} to {record.Id}: records were deleted")
+                                : "its hash does not match: this record was altered, or a record before it was deleted, altered or moved";
+                        return new AuditVerification(false, count, lastId, previous, record.Id, string.Create(CultureInfo.InvariantCulture, $"record {record.Id} does not chain to the record before it: {why}."));
+                    }
+
+                    count++;
+                    lastId = record.Id;
+                    previous = expected;
+                    if (count == expectRecords && expectHash is not null && !expected.AsSpan().SequenceEqual(expectHash))
+                    {
+                        return new AuditVerification(false, count, lastId, previous, record.Id, string.Create(CultureInfo.InvariantCulture, $"record {record.Id}, number {count} in the log, does not have the expected head hash: the log was rewritten from there on or before."));
+                    }
+                }
+            }
+
+            if (count < expectRecords)
+            {
+                return new AuditVerification(false, count, lastId, previous, null, string.Create(CultureInfo.InvariantCulture, $"the log has {count} records where {expectRecords} were expected: records were removed from its end."));
+            }
+
+            return new AuditVerification(true, count, lastId, previous, null, null);
+        }
+
+        /// <summary>Computes the hash of every record without one, in id order (the migration to schema version 2).</summary>
+        internal void ChainUnhashedAudit()
+        {
+            const int Page = 10_000;
+            long after = 0;
+            byte[] previous = AuditChain.Genesis;
+            while (true)
+            {
+                List<AuditRecord> page = ListAudit(after, Page);
+                foreach (AuditRecord record in page)
+                {
+                    byte[] hash = record.Hash ?? AuditChain.Link(previous, record.Id, Seconds(record.At), record.Entry);
+                    if (record.Hash is null)
+                    {
+                        NonQuery("UPDATE audit SET hash = $h WHERE id = $id", ("$h", hash), ("$id", record.Id));
+                    }
+
+                    previous = hash;
+                }
+
+                if (page.Count < Page)
+                {
+                    return;
+                }
+
+                after = page[^1].Id;
+            }
         }
 
         /// <summary>The connection's <c>PRAGMA synchronous</c> (2 = FULL).</summary>
@@ -591,6 +692,15 @@ internal sealed class Store : IDisposable
         private static DateTimeOffset Time(long seconds) => DateTimeOffset.FromUnixTimeSeconds(seconds);
 
         private static string? NullableString(SqliteDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
+
+        private const string AuditColumns = "SELECT id, at, event, subject, licence_id, model_id, version, key_id, device, client, outcome, hash FROM audit";
+
+        private static AuditRecord ReadAudit(SqliteDataReader reader) =>
+            new(
+                reader.GetInt64(0),
+                Time(reader.GetInt64(1)),
+                new AuditEntry(reader.GetString(2), reader.GetString(10), NullableString(reader, 3), NullableString(reader, 4), NullableString(reader, 5), NullableString(reader, 6), NullableString(reader, 7), NullableString(reader, 8), NullableString(reader, 9)),
+                reader.IsDBNull(11) ? null : (byte[])reader.GetValue(11));
 
         private static VersionRecord ReadVersion(SqliteDataReader reader) =>
             new(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), Time(reader.GetInt64(5)));

@@ -1,0 +1,262 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using ModelSeal.Hpke;
+
+namespace ModelSeal.Server.Tests;
+
+/// <summary>
+/// The audit log's hash chain (docs/protocol.md section 4.1): intact logs verify, survive restarts and migrations, and
+/// every change made directly in the database file is found by <c>GET /v1/admin/audit/verify</c>.
+/// </summary>
+public sealed class AuditChainTests
+{
+    private const int Records = 6;
+
+    [Fact]
+    public async Task An_intact_log_verifies_and_its_hashes_follow_the_documented_encoding()
+    {
+        await using TestServer server = await TestServer.StartAsync();
+        string admin = await server.AdminTokenAsync();
+        Assert.Equal(HttpStatusCode.Unauthorized, (await server.GetAsync("/v1/admin/audit/verify")).Status);
+
+        JsonElement empty = (await server.GetAsync("/v1/admin/audit/verify", admin)).Json;
+        Assert.True(empty.GetProperty("verified").GetBoolean());
+        Assert.Equal(0, empty.GetProperty("records").GetInt64());
+        Assert.Equal(TestServer.Base64Url(new byte[32]), empty.GetProperty("lastHash").GetString());
+
+        await FillAsync(server, admin);
+        JsonElement result = await VerifyAsync(server, admin);
+        Assert.True(result.GetProperty("verified").GetBoolean(), result.ToString());
+        Assert.Equal(Records, result.GetProperty("records").GetInt64());
+        Assert.Equal(Records, result.GetProperty("lastId").GetInt64());
+        Assert.Equal(JsonValueKind.Null, result.GetProperty("firstBadId").ValueKind);
+        Assert.Equal(JsonValueKind.Null, result.GetProperty("reason").ValueKind);
+
+        // An outsider's verifier, written from the documentation alone, agrees with every hash.
+        JsonElement items = (await server.GetAsync("/v1/admin/audit?limit=500", admin)).Json.GetProperty("items");
+        byte[] previous = new byte[32];
+        foreach (JsonElement item in items.EnumerateArray())
+        {
+            previous = OutsiderLink(previous, item);
+            Assert.Equal(TestServer.Base64Url(previous), item.GetProperty("hash").GetString());
+        }
+
+        Assert.Equal(TestServer.Base64Url(previous), result.GetProperty("lastHash").GetString());
+
+        // The head of an earlier verification is still there.
+        JsonElement again = await VerifyAsync(server, admin, result);
+        Assert.True(again.GetProperty("verified").GetBoolean(), again.ToString());
+        (await server.GetAsync("/v1/admin/audit/verify?expectRecords=3", admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
+        (await server.GetAsync("/v1/admin/audit/verify?expectRecords=3&expectHash=AAAA", admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
+        (await server.GetAsync("/v1/admin/audit/verify?expectRecords=-1&expectHash=" + TestServer.Base64Url(new byte[32]), admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
+    }
+
+    [Theory]
+    [InlineData("delete-middle", 4L, 2L)]
+    [InlineData("alter-field", 3L, 2L)]
+    [InlineData("null-to-empty", 3L, 2L)]
+    [InlineData("swap", 2L, 1L)]
+    public async Task Changes_to_the_database_file_are_found(string tamper, long firstBadId, long goodRecords)
+    {
+        await using TestServer server = await TestServer.StartAsync();
+        string admin = await server.AdminTokenAsync();
+        await FillAsync(server, admin);
+        Assert.True((await VerifyAsync(server, admin)).GetProperty("verified").GetBoolean());
+
+        string sql = tamper switch
+        {
+            "delete-middle" => "DELETE FROM audit WHERE id = 3;",
+            "alter-field" => "UPDATE audit SET outcome = 'forged' WHERE id = 3;",
+            "null-to-empty" => "UPDATE audit SET model_id = '' WHERE id = 3 AND model_id IS NULL;",
+            _ => """
+                CREATE TEMP TABLE swap AS SELECT * FROM audit WHERE id IN (2, 3);
+                UPDATE audit SET (at, event, subject, licence_id, model_id, version, key_id, device, client, outcome, hash) =
+                    (SELECT at, event, subject, licence_id, model_id, version, key_id, device, client, outcome, hash FROM swap WHERE swap.id = 5 - audit.id)
+                    WHERE id IN (2, 3);
+                """,
+        };
+        int changed = Tamper(server, sql);
+        Assert.True(tamper == "swap" ? changed >= 2 : changed == 1, $"{changed} rows changed");
+
+        JsonElement result = await VerifyAsync(server, admin);
+        Assert.False(result.GetProperty("verified").GetBoolean(), result.ToString());
+        Assert.Equal(firstBadId, result.GetProperty("firstBadId").GetInt64());
+        Assert.Equal(goodRecords, result.GetProperty("records").GetInt64());
+        Assert.Contains($"record {firstBadId} does not chain", result.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        if (tamper == "delete-middle")
+        {
+            Assert.Contains("ids jump from 2 to 4", result.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Truncating_the_tail_is_found_against_an_earlier_head()
+    {
+        await using TestServer server = await TestServer.StartAsync();
+        string admin = await server.AdminTokenAsync();
+        await FillAsync(server, admin);
+        JsonElement head = await VerifyAsync(server, admin);
+
+        Assert.Equal(1, Tamper(server, "DELETE FROM audit WHERE id = (SELECT MAX(id) FROM audit);"));
+
+        // Alone, a shorter chain is a valid chain: that is why the head must be kept elsewhere.
+        JsonElement alone = await VerifyAsync(server, admin);
+        Assert.True(alone.GetProperty("verified").GetBoolean());
+        Assert.Equal(Records - 1, alone.GetProperty("records").GetInt64());
+
+        JsonElement truncated = await VerifyAsync(server, admin, head);
+        Assert.False(truncated.GetProperty("verified").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, truncated.GetProperty("firstBadId").ValueKind);
+        Assert.Contains("removed from its end", truncated.GetProperty("reason").GetString(), StringComparison.Ordinal);
+
+        // Writing a new record in place of the removed one does not hide it.
+        await server.CreateModelAsync(admin, "replacement");
+        JsonElement rewritten = await VerifyAsync(server, admin, head);
+        Assert.False(rewritten.GetProperty("verified").GetBoolean());
+        Assert.Equal(Records, rewritten.GetProperty("firstBadId").GetInt64());
+        Assert.Contains("expected head hash", rewritten.GetProperty("reason").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_chain_survives_a_restart()
+    {
+        using var data = new TempDirectory();
+        JsonElement before;
+        await using (TestServer server = await TestServer.StartAsync(dataDirectory: data.Sub("data")))
+        {
+            string admin = await server.AdminTokenAsync();
+            await FillAsync(server, admin);
+            before = await VerifyAsync(server, admin);
+        }
+
+        await using (TestServer server = await TestServer.StartAsync(dataDirectory: data.Sub("data")))
+        {
+            string admin = await server.AdminTokenAsync();
+            Assert.Equal(before.ToString(), (await VerifyAsync(server, admin)).ToString());
+            await server.CreateModelAsync(admin, "after-restart");
+            JsonElement after = await VerifyAsync(server, admin, before);
+            Assert.True(after.GetProperty("verified").GetBoolean(), after.ToString());
+            Assert.Equal(Records + 1, after.GetProperty("records").GetInt64());
+        }
+    }
+
+    [Fact]
+    public async Task A_schema_1_database_is_migrated_and_its_records_chained()
+    {
+        using var data = new TempDirectory();
+        JsonElement before;
+        string listing;
+        await using (TestServer server = await TestServer.StartAsync(dataDirectory: data.Sub("data")))
+        {
+            string admin = await server.AdminTokenAsync();
+            await FillAsync(server, admin);
+            before = await VerifyAsync(server, admin);
+            listing = (await server.GetAsync("/v1/admin/audit?limit=500", admin)).Text;
+        }
+
+        // Back to the first schema: no hash column, user_version 1.
+        string connection = Connection(data.Sub("data"));
+        Execute(connection, """
+            DROP TRIGGER audit_no_update;
+            ALTER TABLE audit DROP COLUMN hash;
+            CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+            PRAGMA user_version = 1;
+            """);
+
+        await using (TestServer server = await TestServer.StartAsync(dataDirectory: data.Sub("data")))
+        {
+            string admin = await server.AdminTokenAsync();
+            Assert.Equal(before.ToString(), (await VerifyAsync(server, admin)).ToString());
+            Assert.Equal(listing, (await server.GetAsync("/v1/admin/audit?limit=500", admin)).Text);
+            Assert.Equal(2L, Scalar(connection, "PRAGMA user_version"));
+            Assert.Throws<SqliteException>(() => Execute(connection, "UPDATE audit SET outcome = 'forged'"));
+            await server.CreateModelAsync(admin, "after-migration");
+            Assert.True((await VerifyAsync(server, admin, before)).GetProperty("verified").GetBoolean());
+        }
+    }
+
+    /// <summary>Six records: a licence, models, a version and a release (with a device and a null licence id in between).</summary>
+    private static async Task FillAsync(TestServer server, string admin)
+    {
+        await server.CreateModelAsync(admin, "m");
+        (Release _, ModelKey key) = await server.CreateVersionAsync(admin, "m");
+        key.Dispose();
+        Licence licence = await server.CreateLicenceAsync(admin, "chain", ["m"]);
+        await server.CreateModelAsync(admin, "n");
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        string token = await server.LicenceTokenAsync(licence);
+        (await server.ReleaseAndOpenAsync(token, licence, "m", "latest", device)).Key.Dispose();
+        await server.CreateModelAsync(admin, "o");
+        Assert.Equal(Records, Scalar(Connection(server.DataDirectory), "SELECT COUNT(*) FROM audit"));
+    }
+
+    internal static async Task<JsonElement> VerifyAsync(TestServer server, string admin, JsonElement? head = null)
+    {
+        string query = head is { } h ? $"?expectRecords={h.GetProperty("records").GetInt64()}&expectHash={h.GetProperty("lastHash").GetString()}" : string.Empty;
+        Api answer = await server.GetAsync("/v1/admin/audit/verify" + query, admin);
+        Assert.True(answer.Status == HttpStatusCode.OK, answer.Text);
+        return answer.Json;
+    }
+
+    /// <summary>Changes the database behind the server's back, as someone with the file could.</summary>
+    private static int Tamper(TestServer server, string sql)
+    {
+        string connection = Connection(server.DataDirectory);
+        Execute(connection, "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;");
+        return Execute(connection, sql);
+    }
+
+    /// <summary>docs/protocol.md 4.1, implemented again from the text.</summary>
+    private static byte[] OutsiderLink(byte[] previous, JsonElement item)
+    {
+        using var bytes = new MemoryStream();
+        bytes.Write(previous);
+        Span<byte> number = stackalloc byte[8];
+        Span<byte> length = stackalloc byte[4];
+        BinaryPrimitives.WriteInt64BigEndian(number, item.GetProperty("id").GetInt64());
+        bytes.Write(number);
+        BinaryPrimitives.WriteInt64BigEndian(number, DateTimeOffset.Parse(item.GetProperty("at").GetString()!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeSeconds());
+        bytes.Write(number);
+        foreach (string name in new[] { "event", "subject", "licenceId", "modelId", "version", "keyId", "device", "client", "outcome" })
+        {
+            string? value = item.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            if (value is null)
+            {
+                bytes.WriteByte(0);
+                continue;
+            }
+
+            byte[] utf8 = Encoding.UTF8.GetBytes(value);
+            bytes.WriteByte(1);
+            BinaryPrimitives.WriteUInt32BigEndian(length, (uint)utf8.Length);
+            bytes.Write(length);
+            bytes.Write(utf8);
+        }
+
+        return SHA256.HashData(bytes.ToArray());
+    }
+
+    private static string Connection(string dataDirectory) => $"Data Source={Path.Combine(dataDirectory, "modelseal.db")};Pooling=False";
+
+    private static long Scalar(string connectionString, string sql)
+    {
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        using SqliteCommand command = connection.CreateCommand();
+        command.CommandText = sql;
+        return (long)command.ExecuteScalar()!;
+    }
+
+    private static int Execute(string connectionString, string sql)
+    {
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        using SqliteCommand command = connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteNonQuery();
+    }
+}
