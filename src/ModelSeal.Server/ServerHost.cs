@@ -55,7 +55,7 @@ public static class ServerHost
                 throw new ServerConfigurationException($"The database '{data.DatabasePath}' could not be opened: {e.Message}", e);
             }
 
-            MasterKeyRing masterKeys = MasterKeyRing.LoadOrCreate(data.MasterKeysPath, mayCreate: !hasKeys);
+            MasterKeyRing masterKeys = MasterKeyProviders.Open(settings.MasterKey, data.MasterKeysPath, mayCreate: !hasKeys);
             disposables.Push(masterKeys);
             TokenIssuer tokens = TokenIssuer.LoadOrCreate(data.SigningKeyPath, settings);
             disposables.Push(tokens);
@@ -225,6 +225,8 @@ public static class ServerHost
         {
             throw new ServerConfigurationException("ServerOptions.Time must not be null (use TimeProvider.System).");
         }
+
+        MasterKeyProviders.Validate(options.MasterKey);
 
         if (options.OidcAuthority is not null || options.OidcJwksFile is not null)
         {

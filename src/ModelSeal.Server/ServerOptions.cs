@@ -51,5 +51,46 @@ public sealed class ServerOptions
     /// <summary>The clock for token lifetimes, licence validity, leases and records.</summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;
 
-    internal ServerOptions Copy() => (ServerOptions)MemberwiseClone();
+    /// <summary>Where the master keys that wrap every data key live (configuration section <c>MasterKey</c>).</summary>
+    public MasterKeyOptions MasterKey { get; set; } = new();
+
+    internal ServerOptions Copy()
+    {
+        var copy = (ServerOptions)MemberwiseClone();
+        copy.MasterKey = MasterKey is null ? null! : MasterKey.Copy();
+        return copy;
+    }
+}
+
+/// <summary>Which master-key provider the server uses (docs/deploy.md), bound from the <c>MasterKey</c> section.</summary>
+public sealed class MasterKeyOptions
+{
+    /// <summary>The file provider: <c>master.keys</c> in the data directory (the default).</summary>
+    public const string File = "file";
+
+    /// <summary>The PKCS#11 provider: AES-256 keys generated inside an HSM token, never extractable.</summary>
+    public const string Pkcs11 = "pkcs11";
+
+    /// <summary><c>file</c> (default) or <c>pkcs11</c> (<c>MasterKey:Provider</c>).</summary>
+    public string Provider { get; set; } = File;
+
+    /// <summary>PKCS#11: the module (shared library) path, e.g. <c>/usr/lib/softhsm/libsofthsm2.so</c>.</summary>
+    public string? Pkcs11Module { get; set; }
+
+    /// <summary>PKCS#11: the label of the token that holds the master keys.</summary>
+    public string? TokenLabel { get; set; }
+
+    /// <summary>PKCS#11: the label prefix of the master-key objects; version N is <c>&lt;KeyLabel&gt;-vN</c>.</summary>
+    public string KeyLabel { get; set; } = "modelseal-master";
+
+    /// <summary>PKCS#11: a file (owner-only) holding the token's user PIN. Exactly one of this and <see cref="PinEnvironmentVariable"/>.</summary>
+    public string? PinFile { get; set; }
+
+    /// <summary>PKCS#11: the name of an environment variable holding the user PIN (the PIN itself is never configuration).</summary>
+    public string? PinEnvironmentVariable { get; set; }
+
+    /// <summary>PKCS#11: create <c>&lt;KeyLabel&gt;-v1</c> in the token when no version exists and no data key needs one (default true).</summary>
+    public bool CreateIfMissing { get; set; } = true;
+
+    internal MasterKeyOptions Copy() => (MasterKeyOptions)MemberwiseClone();
 }

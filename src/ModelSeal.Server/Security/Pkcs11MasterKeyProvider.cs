@@ -1,0 +1,433 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using ModelSeal.Server.Storage;
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+using Net.Pkcs11Interop.HighLevelAPI.Factories;
+using Net.Pkcs11Interop.HighLevelAPI.MechanismParams;
+
+namespace ModelSeal.Server.Security;
+
+/// <summary>
+/// Master keys inside a PKCS#11 token (<c>MasterKey:Provider = pkcs11</c>): each version is an AES-256 secret key
+/// object labelled <c>&lt;label&gt;-v&lt;N&gt;</c>, generated in the token with <c>CKA_SENSITIVE = true</c> and
+/// <c>CKA_EXTRACTABLE = false</c>, so its value never leaves it. Data keys are wrapped by the token with
+/// <c>CKM_AES_GCM</c> (random 12-byte IV, the key id as AAD, 128-bit tag): the stored bytes are IV || ciphertext || tag,
+/// the same <see cref="MasterKeyRing.WrappedSize"/> bytes as the file provider. Sessions are pooled (one operation per
+/// session at a time); the user logs in once, with a PIN read from a file or an environment variable and zeroed after.
+/// </summary>
+internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
+{
+    private readonly Pkcs11Module _module;
+    private readonly ISlot _slot;
+    private readonly ISession _main;
+    private readonly ConcurrentBag<ISession> _idle = [];
+    private readonly Lock _rotateLock = new();
+    private readonly string _tokenLabel;
+    private readonly string _keyLabel;
+    private volatile Dictionary<int, IObjectHandle> _keys;
+    private volatile int _current;
+    private bool _disposed;
+
+    private Pkcs11MasterKeyProvider(Pkcs11Module module, ISlot slot, ISession main, string tokenLabel, string keyLabel, Dictionary<int, IObjectHandle> keys)
+    {
+        _module = module;
+        _slot = slot;
+        _main = main;
+        _tokenLabel = tokenLabel;
+        _keyLabel = keyLabel;
+        _keys = keys;
+        _current = keys.Count == 0 ? 0 : keys.Keys.Max();
+    }
+
+    /// <inheritdoc/>
+    public string Description => $"pkcs11 token '{_tokenLabel}' key '{_keyLabel}'";
+
+    /// <inheritdoc/>
+    public int CurrentVersion => _current;
+
+    /// <summary>The label of master-key version <paramref name="version"/>.</summary>
+    public static string VersionLabel(string keyLabel, int version) => string.Create(CultureInfo.InvariantCulture, $"{keyLabel}-v{version}");
+
+    /// <summary>
+    /// Loads the PKCS#11 module, finds the token, logs in and finds the key versions; creates v1 when there is none and
+    /// <paramref name="mayCreate"/>. The PIN is zeroed before this returns.
+    /// </summary>
+    /// <exception cref="ServerConfigurationException">The module, token, PIN or keys are missing or unusable.</exception>
+    public static Pkcs11MasterKeyProvider Open(string modulePath, string tokenLabel, string keyLabel, byte[] pin, bool mayCreate)
+    {
+        ArgumentNullException.ThrowIfNull(pin);
+        Pkcs11Module module;
+        try
+        {
+            module = Pkcs11Module.Acquire(modulePath);
+        }
+        catch (Exception e) when (e is Pkcs11Exception or UnmanagedException or DllNotFoundException or IOException or BadImageFormatException)
+        {
+            CryptographicOperations.ZeroMemory(pin);
+            throw new ServerConfigurationException($"The PKCS#11 module '{modulePath}' could not be loaded ({Describe(e)}); check MasterKey:Pkcs11Module.", e);
+        }
+
+        ISession? main = null;
+        try
+        {
+            ISlot slot = module.Library.GetSlotList(SlotsType.WithTokenPresent)
+                .FirstOrDefault(s => string.Equals(s.GetTokenInfo().Label.TrimEnd(), tokenLabel, StringComparison.Ordinal))
+                ?? throw new ServerConfigurationException($"No token labelled '{tokenLabel}' is present in the PKCS#11 module '{modulePath}'; check MasterKey:TokenLabel (and SOFTHSM2_CONF for SoftHSM2).");
+            main = slot.OpenSession(SessionType.ReadWrite);
+            try
+            {
+                main.Login(CKU.CKU_USER, pin);
+            }
+            catch (Pkcs11Exception e) when (e.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
+            {
+                // Another provider in this process logged in to the same token: login state is per application.
+            }
+            catch (Pkcs11Exception e) when (e.RV is CKR.CKR_PIN_INCORRECT or CKR.CKR_PIN_LEN_RANGE or CKR.CKR_PIN_LOCKED or CKR.CKR_PIN_EXPIRED)
+            {
+                throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' refused the user PIN ({e.RV}); check the PIN file or variable (MasterKey:PinFile / MasterKey:PinEnvironmentVariable).", e);
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(pin);
+            }
+
+            Dictionary<int, IObjectHandle> keys = FindVersions(module.Factories, main, tokenLabel, keyLabel);
+            var provider = new Pkcs11MasterKeyProvider(module, slot, main, tokenLabel, keyLabel, keys);
+            if (keys.Count == 0)
+            {
+                if (!mayCreate)
+                {
+                    throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' holds no master key labelled '{VersionLabel(keyLabel, 1)}' (or later), but the database holds data keys wrapped with one; check MasterKey:TokenLabel and MasterKey:KeyLabel, or restore the token from its backup.");
+                }
+
+                provider.AddVersion();
+            }
+
+            main = null; // owned by the provider from here on
+            return provider;
+        }
+        catch (Pkcs11Exception e)
+        {
+            throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' could not be used ({e.RV}).", e);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(pin);
+            if (main is not null)
+            {
+                main.Dispose();
+                module.Release();
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public (int Version, byte[] Wrapped) Wrap(ReadOnlySpan<byte> dataKey, string keyId)
+    {
+        Dictionary<int, IObjectHandle> keys = _keys;
+        int version = _current;
+        byte[] wrapped = new byte[MasterKeyRing.WrappedSize];
+        byte[] iv = new byte[MasterKeyRing.NonceSize];
+        RandomNumberGenerator.Fill(iv);
+        byte[] plain = GC.AllocateArray<byte>(dataKey.Length, pinned: true);
+        dataKey.CopyTo(plain);
+        try
+        {
+            byte[] sealedKey = Use(session =>
+            {
+                using IMechanism mechanism = Gcm(iv, keyId);
+                return session.Encrypt(mechanism, keys[version], plain);
+            });
+            if (sealedKey.Length != ModelKey.SizeInBytes + MasterKeyRing.TagSize)
+            {
+                throw new CryptographicException("The PKCS#11 token returned a wrapped key of an unexpected size.");
+            }
+
+            iv.CopyTo(wrapped, 0);
+            sealedKey.CopyTo(wrapped, MasterKeyRing.NonceSize);
+            return (version, wrapped);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plain);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Unwrap(int version, ReadOnlySpan<byte> wrapped, string keyId, Span<byte> dataKey)
+    {
+        if (!_keys.TryGetValue(version, out IObjectHandle? key))
+        {
+            throw new CryptographicException($"Master key {VersionLabel(_keyLabel, version)} is not in the PKCS#11 token '{_tokenLabel}'.");
+        }
+
+        if (wrapped.Length != MasterKeyRing.WrappedSize)
+        {
+            throw new CryptographicException("A wrapped data key has the wrong size.");
+        }
+
+        byte[] iv = wrapped[..MasterKeyRing.NonceSize].ToArray();
+        byte[] sealedKey = wrapped[MasterKeyRing.NonceSize..].ToArray();
+        byte[] plain;
+        try
+        {
+            plain = Use(session =>
+            {
+                using IMechanism mechanism = Gcm(iv, keyId);
+                return session.Decrypt(mechanism, key, sealedKey);
+            });
+        }
+        catch (CryptographicException e) when (e.InnerException is Pkcs11Exception)
+        {
+            throw new AuthenticationTagMismatchException("A wrapped data key does not authenticate under its master key and key id.", e);
+        }
+
+        try
+        {
+            if (plain.Length != dataKey.Length)
+            {
+                throw new CryptographicException("The PKCS#11 token returned an unwrapped key of an unexpected size.");
+            }
+
+            plain.CopyTo(dataKey);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plain);
+        }
+    }
+
+    /// <summary>
+    /// Generates <c>&lt;label&gt;-v(N+1)</c> inside the token (a token object, so durable before anything is wrapped
+    /// with it) and makes it current.
+    /// </summary>
+    public int AddVersion()
+    {
+        lock (_rotateLock)
+        {
+            int version = _current + 1;
+            string label = VersionLabel(_keyLabel, version);
+            IObjectHandle handle = Use(session =>
+            {
+                IObjectAttributeFactory a = _module.Factories.ObjectAttributeFactory;
+                var attributes = new List<IObjectAttribute>
+                {
+                    a.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
+                    a.Create(CKA.CKA_KEY_TYPE, CKK.CKK_AES),
+                    a.Create(CKA.CKA_VALUE_LEN, (ulong)MasterKeyRing.KeySize),
+                    a.Create(CKA.CKA_LABEL, label),
+                    a.Create(CKA.CKA_ID, Encoding.UTF8.GetBytes(label)),
+                    a.Create(CKA.CKA_TOKEN, true),
+                    a.Create(CKA.CKA_PRIVATE, true),
+                    a.Create(CKA.CKA_SENSITIVE, true),
+                    a.Create(CKA.CKA_EXTRACTABLE, false),
+                    a.Create(CKA.CKA_MODIFIABLE, false),
+                    a.Create(CKA.CKA_ENCRYPT, true),
+                    a.Create(CKA.CKA_DECRYPT, true),
+                    a.Create(CKA.CKA_WRAP, false),
+                    a.Create(CKA.CKA_UNWRAP, false),
+                    a.Create(CKA.CKA_SIGN, false),
+                    a.Create(CKA.CKA_VERIFY, false),
+                    a.Create(CKA.CKA_DERIVE, false),
+                };
+                using IMechanism generate = _module.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_GEN);
+                return session.GenerateKey(generate, attributes);
+            });
+            _keys = new Dictionary<int, IObjectHandle>(_keys) { [version] = handle };
+            _current = version;
+            return version;
+        }
+    }
+
+    /// <summary>The handle of a version (tests read its attributes).</summary>
+    internal IObjectHandle Handle(int version) => _keys[version];
+
+    /// <summary>Runs <paramref name="action"/> on a pooled session of this token (tests inspect the keys).</summary>
+    internal T Use<T>(Func<ISession, T> action)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_idle.TryTake(out ISession? session))
+        {
+            try
+            {
+                session = _slot.OpenSession(SessionType.ReadWrite);
+            }
+            catch (Pkcs11Exception e)
+            {
+                throw new CryptographicException($"The PKCS#11 token '{_tokenLabel}' could not open a session ({e.RV}).", e);
+            }
+        }
+
+        try
+        {
+            return action(session);
+        }
+        catch (Pkcs11Exception e)
+        {
+            throw new CryptographicException($"The PKCS#11 token '{_tokenLabel}' refused an operation ({e.RV}).", e);
+        }
+        finally
+        {
+            _idle.Add(session);
+        }
+    }
+
+    /// <summary>Closes the sessions (the token's objects stay) and releases the module.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        while (_idle.TryTake(out ISession? session))
+        {
+            session.Dispose();
+        }
+
+        _main.Dispose();
+        _module.Release();
+    }
+
+    private IMechanism Gcm(byte[] iv, string keyId)
+    {
+        ICkGcmParams parameters = _module.Factories.MechanismParamsFactory.CreateCkGcmParams(iv, MasterKeyRing.NonceSize * 8, Encoding.UTF8.GetBytes(keyId), MasterKeyRing.TagSize * 8);
+        return _module.Factories.MechanismFactory.Create(CKM.CKM_AES_GCM, parameters);
+    }
+
+    private static Dictionary<int, IObjectHandle> FindVersions(Pkcs11InteropFactories factories, ISession session, string tokenLabel, string keyLabel)
+    {
+        IObjectAttributeFactory a = factories.ObjectAttributeFactory;
+        List<IObjectHandle> objects = session.FindAllObjects([a.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), a.Create(CKA.CKA_KEY_TYPE, CKK.CKK_AES)]);
+        var keys = new Dictionary<int, IObjectHandle>();
+        string prefix = keyLabel + "-v";
+        foreach (IObjectHandle handle in objects)
+        {
+            List<IObjectAttribute> read = session.GetAttributeValue(handle, [CKA.CKA_LABEL, CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE, CKA.CKA_VALUE_LEN]);
+            string label = read[0].CannotBeRead ? string.Empty : read[0].GetValueAsString();
+            if (!label.StartsWith(prefix, StringComparison.Ordinal) ||
+                !int.TryParse(label.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int version) || version < 1 ||
+                !string.Equals(VersionLabel(keyLabel, version), label, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            if (read[1].CannotBeRead || !read[1].GetValueAsBool() || read[2].CannotBeRead || read[2].GetValueAsBool())
+            {
+                throw new ServerConfigurationException($"The master key '{label}' in the PKCS#11 token '{tokenLabel}' is extractable or not sensitive; a master key must never leave the token. Generate a new one inside the token (docs/deploy.md) and rotate to it.");
+            }
+
+            if (read[3].CannotBeRead || read[3].GetValueAsUlong() != MasterKeyRing.KeySize)
+            {
+                throw new ServerConfigurationException($"The master key '{label}' in the PKCS#11 token '{tokenLabel}' is not an AES-256 key.");
+            }
+
+            if (!keys.TryAdd(version, handle))
+            {
+                throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' holds two keys labelled '{label}'; remove the one that wraps nothing.");
+            }
+        }
+
+        return keys;
+    }
+
+    private static string Describe(Exception e) => e is Pkcs11Exception p ? p.RV.ToString() : e.GetType().Name;
+}
+
+/// <summary>
+/// A PKCS#11 module loaded (C_Initialize) once per process and path, shared and reference-counted: a module may be
+/// initialised only once per process, and C_Finalize would end every other user's sessions.
+/// </summary>
+internal sealed class Pkcs11Module
+{
+    private static readonly Dictionary<string, Pkcs11Module> Loaded = new(StringComparer.Ordinal);
+    private static readonly Lock LoadLock = new();
+    private static readonly string[] LibdlCandidates = ["libdl.so.2", "libc.so.6", "libdl.so"];
+    private static bool _resolverSet;
+    private readonly string _path;
+    private int _references;
+
+    private Pkcs11Module(string path, Pkcs11InteropFactories factories, IPkcs11Library library)
+    {
+        _path = path;
+        Factories = factories;
+        Library = library;
+    }
+
+    public Pkcs11InteropFactories Factories { get; }
+
+    public IPkcs11Library Library { get; }
+
+    public static Pkcs11Module Acquire(string path)
+    {
+        string full = Path.GetFullPath(path);
+        lock (LoadLock)
+        {
+            ResolveLibdl();
+            if (!Loaded.TryGetValue(full, out Pkcs11Module? module))
+            {
+                var factories = new Pkcs11InteropFactories();
+                module = new Pkcs11Module(full, factories, factories.Pkcs11LibraryFactory.LoadPkcs11Library(factories, full, AppType.MultiThreaded));
+                Loaded[full] = module;
+            }
+
+            module._references++;
+            return module;
+        }
+    }
+
+    /// <summary>
+    /// Pkcs11Interop 5.3 P/Invokes dlopen from "libdl", which glibc 2.34+ systems (Debian 12) ship only as
+    /// <c>libdl.so.2</c> (the unversioned name comes with libc6-dev): resolve it to the versioned library, or to libc,
+    /// where dlopen lives since glibc 2.34.
+    /// </summary>
+    private static void ResolveLibdl()
+    {
+        if (_resolverSet || !OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        _resolverSet = true;
+        try
+        {
+            System.Runtime.InteropServices.NativeLibrary.SetDllImportResolver(typeof(Pkcs11InteropFactories).Assembly, (name, assembly, searchPath) =>
+            {
+                if (!string.Equals(name, "libdl", StringComparison.Ordinal))
+                {
+                    return IntPtr.Zero;
+                }
+
+                foreach (string candidate in LibdlCandidates)
+                {
+                    if (System.Runtime.InteropServices.NativeLibrary.TryLoad(candidate, assembly, searchPath, out IntPtr handle))
+                    {
+                        return handle;
+                    }
+                }
+
+                return IntPtr.Zero;
+            });
+        }
+        catch (InvalidOperationException)
+        {
+            // A resolver is already set for Pkcs11Interop (by the host application): it decides.
+        }
+    }
+
+    public void Release()
+    {
+        lock (LoadLock)
+        {
+            if (--_references == 0)
+            {
+                Loaded.Remove(_path);
+                Library.Dispose();
+            }
+        }
+    }
+}
