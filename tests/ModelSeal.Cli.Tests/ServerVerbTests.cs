@@ -121,6 +121,65 @@ public sealed class ServerVerbTests : IAsyncLifetime
         Assert.False(File.Exists(_work["y.mseal"]));
     }
 
+    [Fact]
+    public async Task Audit_verify_reports_an_intact_log_and_exits_8_on_a_broken_one()
+    {
+        Assert.Equal(0, (await Admin("model", "add", "a")).ExitCode);
+        Assert.Equal(0, (await Admin("model", "add", "b")).ExitCode);
+        Assert.Equal(0, (await Admin("model", "add", "c")).ExitCode);
+
+        CliResult intact = await Admin("audit", "verify");
+        Assert.True(intact.ExitCode == 0, intact.ToString());
+        Assert.StartsWith("audit log intact: 3 records, head ", intact.Stdout, StringComparison.Ordinal);
+        Assert.Single(intact.Stdout.Trim().Split('\n'));
+
+        CliResult json = await Admin("audit", "verify", "--json");
+        Assert.True(json.ExitCode == 0, json.ToString());
+        JsonElement head = json.Json();
+        Assert.True(head.GetProperty("verified").GetBoolean());
+        Assert.Equal(3, head.GetProperty("records").GetInt64());
+        string lastHash = head.GetProperty("lastHash").GetString()!;
+        Assert.Contains(lastHash, intact.Stdout, StringComparison.Ordinal);
+
+        // The plain listing still works and shows each record's hash in JSON.
+        CliResult listing = await Admin("audit", "--json");
+        Assert.True(listing.ExitCode == 0, listing.ToString());
+        Assert.Equal(lastHash, listing.Json().GetProperty("items")[2].GetProperty("hash").GetString());
+
+        CliResult half = await Admin("audit", "verify", "--expect-records", "3");
+        Assert.Equal(2, half.ExitCode);
+
+        // Someone with the database file removes the last record: only a kept head shows it.
+        Tamper("DELETE FROM audit WHERE id = 3;");
+        Assert.Equal(0, (await Admin("audit", "verify")).ExitCode);
+        CliResult truncated = await Admin("audit", "verify", "--expect-records", "3", "--expect-hash", lastHash);
+        Assert.Equal(8, truncated.ExitCode);
+        Assert.Contains("error: the audit log is broken: the log has 2 records where 3 were expected", truncated.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint:", truncated.Stderr, StringComparison.Ordinal);
+
+        // ... or alters one.
+        Tamper("UPDATE audit SET outcome = 'forged' WHERE id = 1;");
+        CliResult broken = await Admin("audit", "verify");
+        Assert.Equal(8, broken.ExitCode);
+        Assert.Equal(string.Empty, broken.Stdout);
+        Assert.Contains("error: the audit log is broken at record 1: record 1 does not chain", broken.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint:", broken.Stderr, StringComparison.Ordinal);
+
+        CliResult brokenJson = await Admin("audit", "verify", "--json");
+        Assert.Equal(8, brokenJson.ExitCode);
+        Assert.False(brokenJson.Json().GetProperty("verified").GetBoolean());
+        Assert.Equal(1, brokenJson.Json().GetProperty("firstBadId").GetInt64());
+    }
+
+    private void Tamper(string sql)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_work.Directory, "data", "modelseal.db")};Pooling=False");
+        connection.Open();
+        using Microsoft.Data.Sqlite.SqliteCommand command = connection.CreateCommand();
+        command.CommandText = "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete; " + sql;
+        command.ExecuteNonQuery();
+    }
+
     private static async Task<HttpResponseMessage> ReleaseAsync(HttpClient http, string jwt, HpkeKeyPair device)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/keys/release")
