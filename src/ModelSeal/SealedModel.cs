@@ -112,8 +112,7 @@ public static class SealedModel
         return Task.Run(
             () =>
             {
-                SealedModelHeader header = SealedModelHeader.Parse(sealedModel.Span);
-                CheckKey(header, key);
+                SealedModelHeader header = ParseHeaderForKey(sealedModel.Span, key);
                 ReadOnlyMemory<byte> payload = sealedModel[header.Length..];
                 if (payload.Length != header.PayloadLength)
                 {
@@ -147,8 +146,7 @@ public static class SealedModel
         return Task.Run(
             () =>
             {
-                SealedModelHeader header = SealedModelHeader.Parse(sealedModel.Span);
-                CheckKey(header, key);
+                SealedModelHeader header = ParseHeaderForKey(sealedModel.Span, key);
                 if (destination.Length < header.PlaintextLength)
                 {
                     throw new ArgumentException(
@@ -277,6 +275,13 @@ public static class SealedModel
         return !source.CanSeek || source.Length - source.Position == header.PayloadLength
             ? header
             : throw new SealedModelAuthenticationException();
+    }
+
+    private static SealedModelHeader ParseHeaderForKey(ReadOnlySpan<byte> sealedModel, ModelKey key)
+    {
+        SealedModelHeader header = SealedModelHeader.Parse(sealedModel);
+        CheckKey(header, key);
+        return header;
     }
 
     /// <summary>Decrypts an in-memory payload into <paramref name="plaintext"/> (exactly the model's length); zeroes it on failure.</summary>
