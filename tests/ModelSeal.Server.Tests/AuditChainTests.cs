@@ -55,6 +55,28 @@ public sealed class AuditChainTests
         (await server.GetAsync("/v1/admin/audit/verify?expectRecords=-1&expectHash=" + TestServer.Base64Url(new byte[32]), admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
     }
 
+    [Fact]
+    public void The_encoding_matches_the_documented_example()
+    {
+        long at = new DateTimeOffset(2026, 11, 23, 10, 0, 0, TimeSpan.Zero).ToUnixTimeSeconds();
+        var first = new ModelSeal.Server.Storage.AuditEntry("model.created", "ok", "admin", ModelId: "m", Client: "127.0.0.1");
+        var second = new ModelSeal.Server.Storage.AuditEntry("licence.created", "ok", "admin", LicenceId: "");
+        Assert.Equal(
+            "0000000000000001000000006b040ea0010000000d6d6f64656c2e63726561746564010000000561646d696e0001000000016d00000001000000093132372e302e302e3101000000026f6b",
+            Convert.ToHexStringLower(ModelSeal.Server.Storage.AuditChain.Encode(1, at, first)));
+        byte[] hash1 = ModelSeal.Server.Storage.AuditChain.Link(new byte[32], 1, at, first);
+        Assert.Equal("9726f68679e0698b2f4386efa926559385ff3eb19a10bb9ac30bc3427bba610e", Convert.ToHexStringLower(hash1));
+        Assert.Equal(
+            "0000000000000002000000006b040ea1010000000f6c6963656e63652e63726561746564010000000561646d696e0100000000000000000001000000026f6b",
+            Convert.ToHexStringLower(ModelSeal.Server.Storage.AuditChain.Encode(2, at + 1, second)));
+        Assert.Equal("f40c72c6d5b2ab79bfb1aaa8e1c7cbae56021224f68b0022362b9169e825b775", Convert.ToHexStringLower(ModelSeal.Server.Storage.AuditChain.Link(hash1, 2, at + 1, second)));
+
+        // A null and an empty string encode differently.
+        Assert.NotEqual(
+            ModelSeal.Server.Storage.AuditChain.Encode(2, at, second),
+            ModelSeal.Server.Storage.AuditChain.Encode(2, at, second with { LicenceId = null }));
+    }
+
     [Theory]
     [InlineData("delete-middle", 4L, 2L)]
     [InlineData("alter-field", 3L, 2L)]
