@@ -95,18 +95,26 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
             }
 
             Dictionary<int, IObjectHandle> keys = FindVersions(module.Factories, main, tokenLabel, keyLabel);
-            var provider = new Pkcs11MasterKeyProvider(module, slot, main, tokenLabel, keyLabel, keys);
-            if (keys.Count == 0)
+            if (keys.Count == 0 && !mayCreate)
             {
-                if (!mayCreate)
-                {
-                    throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' holds no master key labelled '{VersionLabel(keyLabel, 1)}' (or later), but the database holds data keys wrapped with one; check MasterKey:TokenLabel and MasterKey:KeyLabel, or restore the token from its backup.");
-                }
-
-                provider.AddVersion();
+                throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' holds no master key labelled '{VersionLabel(keyLabel, 1)}' (or later), but the database holds data keys wrapped with one (or MasterKey:CreateIfMissing is false); check MasterKey:TokenLabel and MasterKey:KeyLabel, or restore the token from its backup.");
             }
 
-            main = null; // owned by the provider from here on
+            var provider = new Pkcs11MasterKeyProvider(module, slot, main, tokenLabel, keyLabel, keys);
+            main = null; // the provider owns the session and the module reference from here on
+            if (keys.Count == 0)
+            {
+                try
+                {
+                    provider.AddVersion();
+                }
+                catch (CryptographicException e)
+                {
+                    provider.Dispose();
+                    throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' could not generate the master key '{VersionLabel(keyLabel, 1)}': {e.Message}", e);
+                }
+            }
+
             return provider;
         }
         catch (Pkcs11Exception e)
@@ -180,8 +188,10 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
                 return session.Decrypt(mechanism, key, sealedKey);
             });
         }
-        catch (CryptographicException e) when (e.InnerException is Pkcs11Exception)
+        catch (CryptographicException e) when (e.InnerException is Pkcs11Exception { RV: CKR.CKR_ENCRYPTED_DATA_INVALID or CKR.CKR_ENCRYPTED_DATA_LEN_RANGE or CKR.CKR_FUNCTION_FAILED or CKR.CKR_GENERAL_ERROR })
         {
+            // What tokens return when the GCM tag does not verify (SoftHSM2: CKR_GENERAL_ERROR or CKR_ENCRYPTED_DATA_INVALID);
+            // session, login and device errors stay plain CryptographicExceptions naming the return value.
             throw new AuthenticationTagMismatchException("A wrapped data key does not authenticate under its master key and key id.", e);
         }
 
