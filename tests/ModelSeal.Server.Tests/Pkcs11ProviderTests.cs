@@ -198,6 +198,68 @@ public sealed class Pkcs11ProviderTests
     }
 
     [Fact]
+    public async Task A_restarted_server_finds_its_token_keys_with_the_PIN_from_an_owner_only_file()
+    {
+        Pkcs11Token token = Services.RequirePkcs11();
+        using var directory = new TempDirectory();
+        string pinFile = directory.Sub("hsm.pin");
+        File.WriteAllText(pinFile, token.Pin + "\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(pinFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        string label = NewLabel();
+        void Configure(ServerOptions o) => o.MasterKey = new MasterKeyOptions
+        {
+            Provider = MasterKeyOptions.Pkcs11,
+            Pkcs11Module = token.Module,
+            TokenLabel = token.Label,
+            KeyLabel = label,
+            PinFile = pinFile,
+        };
+
+        string data = directory.Sub("data");
+        byte[] expected;
+        string version;
+        Licence licence;
+        await using (TestServer first = await TestServer.StartAsync(Configure, data))
+        {
+            string admin = await first.AdminTokenAsync();
+            await first.CreateModelAsync(admin, "m");
+            (Release created, ModelKey key) = await first.CreateVersionAsync(admin, "m");
+            using (key)
+            {
+                expected = TestServer.KeyBytes(key);
+            }
+
+            version = created.Version;
+            licence = await first.CreateLicenceAsync(admin, "restart", ["m"]);
+            Assert.Equal(HttpStatusCode.OK, (await first.PostAsync("/v1/admin/master-key/rotate", null, admin)).Status);
+        }
+
+        // The same data directory, a new process's worth of state: v1 and v2 found in the token, v2 current.
+        await using TestServer second = await TestServer.StartAsync(Configure, data);
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        (_, ModelKey released) = await second.ReleaseAndOpenAsync(await second.LicenceTokenAsync(licence), licence, "m", version, device);
+        using (released)
+        {
+            Assert.Equal(expected, TestServer.KeyBytes(released));
+        }
+
+        Assert.Contains(second.Logs.Lines, line => line.Contains("master key v2", StringComparison.Ordinal));
+
+        // A PIN file others can read is refused before the token is touched.
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(pinFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+            var options = new ServerOptions { DataDirectory = directory.Sub("other") };
+            Configure(options);
+            Assert.Contains("chmod 600", Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(options)).Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task A_pkcs11_configuration_that_cannot_work_is_refused_on_start_with_what_to_fix()
     {
         // No token needed: these fail validation before any module is loaded.
