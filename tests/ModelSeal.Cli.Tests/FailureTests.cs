@@ -5,6 +5,23 @@ namespace ModelSeal.Cli.Tests;
 public sealed class FailureTests
 {
     [Fact]
+    public async Task Serve_refuses_an_incomplete_hsm_configuration_before_creating_anything()
+    {
+        using var ws = new Workspace();
+        string data = ws["data"];
+
+        CliResult missingModule = await Workspace.RunAsync("serve", "--data", data, "--urls", "http://127.0.0.1:0", "--master-key", "pkcs11");
+        CliResult unknownProvider = await Workspace.RunAsync("serve", "--data", data, "--master-key", "hsm");
+
+        Assert.Equal(ExitCodes.Usage, missingModule.ExitCode);
+        Asserts.ErrorWithHint(missingModule, "Pkcs11Module is not set");
+        Assert.Contains("--pkcs11-module", missingModule.Stderr, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, unknownProvider.ExitCode);
+        Assert.Contains("'hsm'", unknownProvider.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(data), "nothing may be created for a refused configuration");
+    }
+
+    [Fact]
     public async Task A_key_with_another_id_is_a_key_error()
     {
         using var ws = new Workspace();

@@ -105,7 +105,10 @@ internal abstract class AdminVerbCommand : VerbCommand
         ServerOptionsFactory.AdminClientAsync(result, ServerOption, CredentialOption, cancellationToken);
 }
 
-/// <summary><c>modelseal serve [--data DIR] [--urls URL]</c>: runs the key server until Ctrl+C.</summary>
+/// <summary>
+/// <c>modelseal serve [--data DIR] [--urls URL] [--master-key file|pkcs11 --pkcs11-module PATH --token-label L
+/// [--key-label L] (--pin-file FILE | --pin-env VAR)]</c>: runs the key server until Ctrl+C.
+/// </summary>
 internal sealed class ServeCommand : VerbCommand
 {
     public ServeCommand(CliContext context)
@@ -113,7 +116,30 @@ internal sealed class ServeCommand : VerbCommand
     {
         Add(DataOption);
         Add(UrlsOption);
+        Add(MasterKeyOption);
+        Add(Pkcs11ModuleOption);
+        Add(TokenLabelOption);
+        Add(KeyLabelOption);
+        Add(PinFileOption);
+        Add(PinEnvOption);
     }
+
+    public Option<string> MasterKeyOption { get; } = new Option<string>("--master-key")
+    {
+        HelpName = "PROVIDER",
+        Description = "Where the master keys live: 'file' (master.keys in the data directory) or 'pkcs11' (an HSM token; docs/deploy.md) [default: file].",
+        DefaultValueFactory = _ => ModelSeal.Server.MasterKeyOptions.File,
+    }.AcceptOnlyFromAmong(ModelSeal.Server.MasterKeyOptions.File, ModelSeal.Server.MasterKeyOptions.Pkcs11);
+
+    public Option<string> Pkcs11ModuleOption { get; } = new("--pkcs11-module") { HelpName = "PATH", Description = "PKCS#11: the module (shared library) of the HSM." };
+
+    public Option<string> TokenLabelOption { get; } = new("--token-label") { HelpName = "LABEL", Description = "PKCS#11: the label of the token holding the master keys." };
+
+    public Option<string> KeyLabelOption { get; } = new("--key-label") { HelpName = "LABEL", Description = "PKCS#11: the label prefix of the master-key objects (<label>-v1, -v2, …) [default: modelseal-master]." };
+
+    public Option<string> PinFileOption { get; } = new("--pin-file") { HelpName = "FILE", Description = "PKCS#11: an owner-only file holding the token's user PIN." };
+
+    public Option<string> PinEnvOption { get; } = new("--pin-env") { HelpName = "VAR", Description = "PKCS#11: the name of an environment variable holding the user PIN (never the PIN itself)." };
 
     public Option<string> DataOption { get; } = new("--data")
     {
@@ -135,6 +161,15 @@ internal sealed class ServeCommand : VerbCommand
         {
             DataDirectory = Path.GetFullPath(result.GetRequiredValue(DataOption)),
             Urls = result.GetRequiredValue(UrlsOption),
+            MasterKey = new ModelSeal.Server.MasterKeyOptions
+            {
+                Provider = result.GetRequiredValue(MasterKeyOption),
+                Pkcs11Module = result.GetValue(Pkcs11ModuleOption),
+                TokenLabel = result.GetValue(TokenLabelOption),
+                KeyLabel = result.GetValue(KeyLabelOption) ?? new ModelSeal.Server.MasterKeyOptions().KeyLabel,
+                PinFile = result.GetValue(PinFileOption),
+                PinEnvironmentVariable = result.GetValue(PinEnvOption),
+            },
         };
         Microsoft.AspNetCore.Builder.WebApplication app;
         try
@@ -146,7 +181,11 @@ internal sealed class ServeCommand : VerbCommand
         }
         catch (ModelSeal.Server.ServerConfigurationException e)
         {
-            throw new CliException(ExitCodes.Usage, e.Message, "fix the configuration and start again.", e);
+            throw new CliException(
+                ExitCodes.Usage,
+                e.Message,
+                "fix the configuration and start again; --master-key, --pkcs11-module, --token-label, --key-label and --pin-file/--pin-env set the MasterKey options (docs/deploy.md).",
+                e);
         }
 
         await using (app.ConfigureAwait(false))
