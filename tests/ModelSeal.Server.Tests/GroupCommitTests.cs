@@ -24,52 +24,35 @@ public sealed class GroupCommitTests
         DateTimeOffset now = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000);
 
         // Hold the writer inside a first write, so that everything queued meanwhile is taken as one batch.
-        using var entered = new ManualResetEventSlim();
-        using var proceed = new ManualResetEventSlim();
-        Task<int> blocker = store.WriteAsync(_ =>
-        {
-            entered.Set();
-            proceed.Wait(TestContext.Current.CancellationToken);
-            return 0;
-        }, TestContext.Current.CancellationToken);
-        Assert.True(entered.Wait(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+        await using HeldWriter held = HeldWriter.Hold(store);
 
-        try
+        const int Writes = 50;
+        const int Failing = 25;
+        var writes = new List<Task<long>>();
+        for (int i = 0; i < Writes; i++)
         {
-            const int Writes = 50;
-            const int Failing = 25;
-            var writes = new List<Task<long>>();
-            for (int i = 0; i < Writes; i++)
+            int n = i;
+            writes.Add(store.WriteAsync(s =>
             {
-                int n = i;
-                writes.Add(store.WriteAsync(s =>
-                {
-                    long before = s.ListAudit(0, 500).Count;
-                    s.AppendAudit(new AuditEntry(AuditEvents.ModelCreated, "ok", "test", ModelId: $"m{n}"), now);
-                    return n == Failing ? throw new InvalidOperationException("this write fails") : before;
-                }, TestContext.Current.CancellationToken));
-            }
-
-            Assert.Equal(Writes, store.QueuedWrites);
-            Assert.All(writes, w => Assert.False(w.IsCompleted));
-            proceed.Set();
-            await blocker;
-
-            // The failing write threw to its caller only, and took its own row with it.
-            await Assert.ThrowsAsync<InvalidOperationException>(() => writes[Failing]);
-            long[] seen = await Task.WhenAll(writes.Where((_, i) => i != Failing));
-            Assert.Equal(Enumerable.Range(0, Writes - 1).Select(i => (long)i), seen);
-            List<AuditRecord> records = store.Read(s => s.ListAudit(0, 500));
-            Assert.Equal(Writes - 1, records.Count);
-            Assert.DoesNotContain(records, r => r.Entry.ModelId == $"m{Failing}");
-            Assert.Equal(Enumerable.Range(0, Writes).Where(i => i != Failing).Select(i => $"m{i}"), records.Select(r => r.Entry.ModelId));
-            Assert.Equal(0, store.QueuedWrites);
+                long before = s.ListAudit(0, 500).Count;
+                s.AppendAudit(new AuditEntry(AuditEvents.ModelCreated, "ok", "test", ModelId: $"m{n}"), now);
+                return n == Failing ? throw new InvalidOperationException("this write fails") : before;
+            }, TestContext.Current.CancellationToken));
         }
-        finally
-        {
-            // Never leave the writer blocked (disposing the store waits for it).
-            proceed.Set();
-        }
+
+        Assert.Equal(Writes, store.QueuedWrites);
+        Assert.All(writes, w => Assert.False(w.IsCompleted));
+        await held.ReleaseAsync();
+
+        // The failing write threw to its caller only, and took its own row with it.
+        await Assert.ThrowsAsync<InvalidOperationException>(() => writes[Failing]);
+        long[] seen = await Task.WhenAll(writes.Where((_, i) => i != Failing));
+        Assert.Equal(Enumerable.Range(0, Writes - 1).Select(i => (long)i), seen);
+        List<AuditRecord> records = store.Read(s => s.ListAudit(0, 500));
+        Assert.Equal(Writes - 1, records.Count);
+        Assert.DoesNotContain(records, r => r.Entry.ModelId == $"m{Failing}");
+        Assert.Equal(Enumerable.Range(0, Writes).Where(i => i != Failing).Select(i => $"m{i}"), records.Select(r => r.Entry.ModelId));
+        Assert.Equal(0, store.QueuedWrites);
     }
 
     [Fact]
@@ -92,35 +75,19 @@ public sealed class GroupCommitTests
         using var store = new Store(path);
         store.Initialize();
 
-        using var entered = new ManualResetEventSlim();
-        using var proceed = new ManualResetEventSlim();
-        Task<int> blocker = store.WriteAsync(_ =>
-        {
-            entered.Set();
-            proceed.Wait(TestContext.Current.CancellationToken);
-            return 0;
-        }, TestContext.Current.CancellationToken);
-        Assert.True(entered.Wait(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+        await using HeldWriter held = HeldWriter.Hold(store);
 
-        try
+        using var cancel = new CancellationTokenSource();
+        bool ran = false;
+        Task<int> cancelled = store.WriteAsync(_ =>
         {
-            using var cancel = new CancellationTokenSource();
-            bool ran = false;
-            Task<int> cancelled = store.WriteAsync(_ =>
-            {
-                ran = true;
-                return 1;
-            }, cancel.Token);
-            await cancel.CancelAsync();
-            proceed.Set();
-            await blocker;
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
-            Assert.False(ran);
-        }
-        finally
-        {
-            proceed.Set();
-        }
+            ran = true;
+            return 1;
+        }, cancel.Token);
+        await cancel.CancelAsync();
+        await held.ReleaseAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+        Assert.False(ran);
     }
 
     [Fact]
@@ -196,34 +163,18 @@ public sealed class GroupCommitTests
 
         // Hold the writer; queue the revocation, then a release whose checks before its transaction still see the
         // licence as valid. The release's transaction runs after the revocation and must refuse.
-        using var entered = new ManualResetEventSlim();
-        using var proceed = new ManualResetEventSlim();
-        Task<int> blocker = store.WriteAsync(_ =>
+        await using HeldWriter held = HeldWriter.Hold(store);
+        Task revoke = store.WriteAsync(s =>
         {
-            entered.Set();
-            proceed.Wait(TestContext.Current.CancellationToken);
+            s.RevokeLicence(licence.Id, server.Now);
             return 0;
         }, TestContext.Current.CancellationToken);
-        Assert.True(entered.Wait(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
-        try
-        {
-            Task revoke = store.WriteAsync(s =>
-            {
-                s.RevokeLicence(licence.Id, server.Now);
-                return 0;
-            }, TestContext.Current.CancellationToken);
-            Task<Api> release = server.ReleaseAsync(token, "m", "latest", device);
-            Assert.True(SpinWait.SpinUntil(() => store.QueuedWrites == 2 || release.IsCompleted, TimeSpan.FromSeconds(30)));
-            Assert.False(release.IsCompleted);
-            proceed.Set();
-            await blocker;
-            await revoke;
-            (await release).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
-        }
-        finally
-        {
-            proceed.Set();
-        }
+        Task<Api> release = server.ReleaseAsync(token, "m", "latest", device);
+        Assert.True(SpinWait.SpinUntil(() => store.QueuedWrites == 2 || release.IsCompleted, TimeSpan.FromSeconds(30)));
+        Assert.False(release.IsCompleted);
+        await held.ReleaseAsync();
+        await revoke;
+        (await release).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
 
         string connection = $"Data Source={Path.Combine(server.DataDirectory, "modelseal.db")};Pooling=False";
         Assert.Equal(1, Count(connection, $"SELECT COUNT(*) FROM audit WHERE event = 'key.released' AND licence_id = '{licence.Id}'"));
@@ -237,5 +188,41 @@ public sealed class GroupCommitTests
         using SqliteCommand command = connection.CreateCommand();
         command.CommandText = sql;
         return (long)command.ExecuteScalar()!;
+    }
+
+    /// <summary>Holds the store's writer inside a first write, so that everything queued meanwhile is taken as one batch.</summary>
+    private sealed class HeldWriter : IAsyncDisposable
+    {
+        private readonly ManualResetEventSlim _proceed = new();
+        private Task<int> _blocker = Task.FromResult(0);
+
+        public static HeldWriter Hold(Store store)
+        {
+            var held = new HeldWriter();
+            using var entered = new ManualResetEventSlim();
+            held._blocker = store.WriteAsync(_ =>
+            {
+                entered.Set();
+                held._proceed.Wait(TestContext.Current.CancellationToken);
+                return 0;
+            }, TestContext.Current.CancellationToken);
+            Assert.True(entered.Wait(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+            return held;
+        }
+
+        /// <summary>Lets the writer go on and waits for the holding write to finish.</summary>
+        public async Task ReleaseAsync()
+        {
+            _proceed.Set();
+            await _blocker;
+        }
+
+        /// <summary>Never leaves the writer blocked (disposing the store waits for it).</summary>
+        public async ValueTask DisposeAsync()
+        {
+            _proceed.Set();
+            await ((Task)_blocker).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            _proceed.Dispose();
+        }
     }
 }
