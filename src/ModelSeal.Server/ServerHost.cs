@@ -14,6 +14,8 @@ using ModelSeal.Server.Endpoints;
 using ModelSeal.Server.Http;
 using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace ModelSeal.Server;
 
@@ -42,7 +44,9 @@ public static class ServerHost
             DirectoryLock directoryLock = data.Lock();
             disposables.Push(directoryLock);
             data.EnsureDatabaseFile();
-            var store = new Store(data.DatabasePath);
+            var telemetry = new ServerTelemetry();
+            disposables.Push(telemetry);
+            var store = new Store(data.DatabasePath) { Telemetry = telemetry };
             disposables.Push(store);
             bool hasKeys;
             try
@@ -57,15 +61,16 @@ public static class ServerHost
 
             MasterKeyRing masterKeys = MasterKeyProviders.Open(settings.MasterKey, data.MasterKeysPath, mayCreate: !hasKeys);
             disposables.Push(masterKeys);
+            masterKeys.Telemetry = telemetry;
             TokenIssuer tokens = TokenIssuer.LoadOrCreate(data.SigningKeyPath, settings);
             disposables.Push(tokens);
             byte[] adminHash = data.LoadOrCreateAdminCredentialHash(out bool adminCreated);
 
-            WebApplication app = Compose(settings, configureLogging, directoryLock, store, masterKeys, tokens, adminHash, oidc);
+            WebApplication app = Compose(settings, configureLogging, telemetry, directoryLock, store, masterKeys, tokens, adminHash, oidc);
 
-            // From here on the container owns (and disposes) the lock, the store, the master keys and the token key.
+            // From here on the container owns (and disposes) the meter, the lock, the store, the master keys and the token key.
             disposables.Clear();
-            foreach (Type owned in new[] { typeof(DirectoryLock), typeof(Store), typeof(MasterKeyRing), typeof(TokenIssuer), typeof(KeyServer) })
+            foreach (Type owned in new[] { typeof(ServerTelemetry), typeof(DirectoryLock), typeof(Store), typeof(MasterKeyRing), typeof(TokenIssuer), typeof(KeyServer) })
             {
                 app.Services.GetRequiredService(owned);
             }
@@ -95,7 +100,7 @@ public static class ServerHost
         }
     }
 
-    private static WebApplication Compose(ServerOptions settings, Action<ILoggingBuilder>? configureLogging, DirectoryLock directoryLock, Store store, MasterKeyRing masterKeys, TokenIssuer tokens, byte[] adminHash, OidcKeys? oidc)
+    private static WebApplication Compose(ServerOptions settings, Action<ILoggingBuilder>? configureLogging, ServerTelemetry telemetry, DirectoryLock directoryLock, Store store, MasterKeyRing masterKeys, TokenIssuer tokens, byte[] adminHash, OidcKeys? oidc)
     {
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -118,6 +123,7 @@ public static class ServerHost
 
         IServiceCollection services = builder.Services;
         services.AddSingleton(settings);
+        services.AddSingleton(_ => telemetry);
         services.AddSingleton(_ => directoryLock);
         services.AddSingleton(_ => store);
         services.AddSingleton(_ => masterKeys);
@@ -132,6 +138,15 @@ public static class ServerHost
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Customize);
         services.AddModelSealAuthentication(settings, tokens, oidc);
         services.AddModelSealRateLimits(settings);
+        // Traces: the server's activity source and ASP.NET Core's, with no exporter (docs/deploy.md "Observability").
+        // Metrics: only when the scrape endpoint is enabled.
+        OpenTelemetry.OpenTelemetryBuilder openTelemetry = services.AddOpenTelemetry()
+            .WithTracing(tracing => tracing.AddSource(ServerTelemetry.Name).AddAspNetCoreInstrumentation());
+        if (settings.Metrics.Enabled)
+        {
+            openTelemetry.WithMetrics(metrics => metrics.AddMeter(ServerTelemetry.Name).AddAspNetCoreInstrumentation().AddPrometheusExporter());
+        }
+
         services.AddOpenApi(openApi => openApi.AddDocumentTransformer<OpenApiSecurity>().AddOperationTransformer<OpenApiJsonBodies>());
 
         WebApplication app = builder.Build();
@@ -145,6 +160,7 @@ public static class ServerHost
             },
         });
         app.UseStatusCodePages();
+        app.Use(telemetry.ObserveReleaseAsync);
         app.Use(GuardAsync);
         app.UseRouting();
         app.UseAuthentication();
@@ -156,6 +172,11 @@ public static class ServerHost
         app.MapKeyReleaseApi();
         app.MapAdminApi();
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
+        if (settings.Metrics.Enabled)
+        {
+            app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous().ExcludeFromDescription();
+        }
+
         return app;
     }
 
@@ -227,6 +248,11 @@ public static class ServerHost
         }
 
         MasterKeyProviders.Validate(options.MasterKey);
+
+        if (options.Metrics is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.Metrics must not be null.");
+        }
 
         if (options.OidcAuthority is not null || options.OidcJwksFile is not null)
         {

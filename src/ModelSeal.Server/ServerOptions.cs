@@ -54,10 +54,14 @@ public sealed class ServerOptions
     /// <summary>Where the master keys that wrap every data key live (configuration section <c>MasterKey</c>).</summary>
     public MasterKeyOptions MasterKey { get; set; } = new();
 
+    /// <summary>The Prometheus scrape endpoint <c>/metrics</c> (configuration section <c>Metrics</c>).</summary>
+    public MetricsOptions Metrics { get; set; } = new();
+
     internal ServerOptions Copy()
     {
         var copy = (ServerOptions)MemberwiseClone();
         copy.MasterKey = MasterKey is null ? null! : MasterKey.Copy();
+        copy.Metrics = Metrics is null ? null! : Metrics.Copy();
         return copy;
     }
 }
@@ -93,4 +97,16 @@ public sealed class MasterKeyOptions
     public bool CreateIfMissing { get; set; } = true;
 
     internal MasterKeyOptions Copy() => (MasterKeyOptions)MemberwiseClone();
+}
+
+/// <summary>The metrics the server exposes (docs/deploy.md "Observability"), bound from the <c>Metrics</c> section.</summary>
+public sealed class MetricsOptions
+{
+    /// <summary>
+    /// Serves the Prometheus scrape endpoint <c>GET /metrics</c> on the server's listener, unauthenticated
+    /// (<c>Metrics:Enabled</c>, default true). Set false to collect no metrics and map no endpoint.
+    /// </summary>
+    public bool Enabled { get; set; } = true;
+
+    internal MetricsOptions Copy() => (MetricsOptions)MemberwiseClone();
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -30,7 +31,24 @@ internal static class KeyReleaseApi
         return app;
     }
 
-    internal static async Task<Results<Ok<ReleaseResponse>, ProblemHttpResult>> ReleaseAsync(HttpContext http, KeyServer server, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<ReleaseResponse>, ProblemHttpResult>> ReleaseAsync(HttpContext http, KeyServer server, ServerTelemetry telemetry, CancellationToken cancellationToken)
+    {
+        Results<Ok<ReleaseResponse>, ProblemHttpResult> answer = await DecideAsync(http, server, cancellationToken).ConfigureAwait(false);
+        switch (answer.Result)
+        {
+            case Ok<ReleaseResponse> { Value: { } released }:
+                telemetry.KeyReleased(released.ModelId);
+                break;
+            case ProblemHttpResult { ProblemDetails.Type: { } type } when type.StartsWith(Problems.TypePrefix, StringComparison.Ordinal):
+                // Counted by ServerTelemetry when the response starts (as are refusals before this handler: 401, 429...).
+                http.Items[ServerTelemetry.ReasonItem] = type[Problems.TypePrefix.Length..];
+                break;
+        }
+
+        return answer;
+    }
+
+    private static async Task<Results<Ok<ReleaseResponse>, ProblemHttpResult>> DecideAsync(HttpContext http, KeyServer server, CancellationToken cancellationToken)
     {
         (ReleaseRequest? request, ProblemHttpResult? invalid) = await JsonBody.ReadAsync<ReleaseRequest>(http.Request, cancellationToken).ConfigureAwait(false);
         if (invalid is not null)
@@ -61,6 +79,9 @@ internal static class KeyReleaseApi
 
         string modelId = request.ModelId!;
         string requestedVersion = request.Version!;
+        Activity? activity = Activity.Current?.OperationName == ServerTelemetry.ReleaseActivity ? Activity.Current : null;
+        activity?.SetTag("modelseal.model", modelId);
+        activity?.SetTag("modelseal.version", requestedVersion);
         string subject = Authentication.Subject(http.User);
         byte[]? deviceKey = KeyServer.DecodeBase64Url(request.DevicePublicKey);
         string? device = deviceKey is null ? null : HpkePublicKey.Thumbprint(deviceKey);
@@ -103,6 +124,7 @@ internal static class KeyReleaseApi
         }
 
         refused = refused with { Version = version.Version, KeyId = version.KeyId };
+        activity?.SetTag("modelseal.version", version.Version);
         if (version.State != VersionStates.Active)
         {
             return await RefuseState(server, refused, version.State, cancellationToken).ConfigureAwait(false);
@@ -126,14 +148,20 @@ internal static class KeyReleaseApi
         // One transaction: the version is still active, the device fits the licence, the device is registered or
         // touched and the release is recorded. Only after it commits is the key sealed.
         ReleaseOutcome outcome;
-        try
+        using (Activity? write = ServerTelemetry.Source.StartActivity(ServerTelemetry.StoreWriteActivity, ActivityKind.Internal))
         {
-            outcome = await server.Store.WriteAsync(s => RecordRelease(s, server.MasterKeys, version, licence, device!, released, now), cancellationToken).ConfigureAwait(false);
-        }
-        catch (SqliteException e)
-        {
-            ServerLog.AuditUnavailable(server.Logger, e.GetType().Name, e.SqliteErrorCode);
-            return Problems.Create(Problems.AuditUnavailable, "The release could not be recorded in the audit log, so no key was released. Try again later.");
+            // The write runs on the store's writer thread: the unwrap's activity is parented explicitly.
+            ActivityContext parent = write?.Context ?? default;
+            try
+            {
+                outcome = await server.Store.WriteAsync(s => RecordRelease(s, server.MasterKeys, version, licence, device!, released, now, parent), cancellationToken).ConfigureAwait(false);
+            }
+            catch (SqliteException e)
+            {
+                write?.SetStatus(ActivityStatusCode.Error, e.GetType().Name);
+                ServerLog.AuditUnavailable(server.Logger, e.GetType().Name, e.SqliteErrorCode);
+                return Problems.Create(Problems.AuditUnavailable, "The release could not be recorded in the audit log, so no key was released. Try again later.");
+            }
         }
 
         using (outcome)
@@ -161,7 +189,7 @@ internal static class KeyReleaseApi
         }
     }
 
-    private static ReleaseOutcome RecordRelease(Store.Session session, MasterKeyRing masterKeys, VersionRecord version, LicenceRecord licence, string device, AuditEntry released, DateTimeOffset now)
+    private static ReleaseOutcome RecordRelease(Store.Session session, MasterKeyRing masterKeys, VersionRecord version, LicenceRecord licence, string device, AuditEntry released, DateTimeOffset now, ActivityContext parent)
     {
         // Re-checked inside the transaction: a revocation or a state change committed before this release's
         // transaction refuses it, however recently it happened.
@@ -192,7 +220,7 @@ internal static class KeyReleaseApi
         byte[] keyBytes = GC.AllocateArray<byte>(ModelKey.SizeInBytes, pinned: true);
         try
         {
-            masterKeys.Unwrap(masterKeyVersion, wrapped!, version.KeyId, keyBytes);
+            masterKeys.Unwrap(masterKeyVersion, wrapped!, version.KeyId, keyBytes, parent);
             var key = ModelKey.Import(keyBytes, version.KeyId);
             try
             {

@@ -117,13 +117,15 @@ internal static class Problems
     public static async Task WriteAsync(HttpContext context, string code, string? detail = null)
     {
         (int status, string title) = Known[code];
+        context.Items[ServerTelemetry.ReasonItem] = code;
         context.Response.StatusCode = status;
         var problem = new ProblemDetails { Type = TypePrefix + code, Title = title, Status = status, Detail = detail };
         IProblemDetailsService service = context.RequestServices.GetRequiredService<IProblemDetailsService>();
         await service.WriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem }).ConfigureAwait(false);
     }
 
-    private static string CodeFor(int status) => status switch
+    /// <summary>The problem code of an answer with this status that carries no code of its own.</summary>
+    internal static string CodeFor(int status) => status switch
     {
         400 => InvalidRequest,
         401 => Unauthorized,

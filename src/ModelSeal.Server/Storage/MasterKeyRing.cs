@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using ModelSeal.Server.Security;
+
 namespace ModelSeal.Server.Storage;
 
 /// <summary>
@@ -15,6 +18,17 @@ internal sealed class MasterKeyRing(IMasterKeyProvider provider) : IDisposable
     /// <summary>The provider behind the ring.</summary>
     public IMasterKeyProvider Provider { get; } = provider ?? throw new ArgumentNullException(nameof(provider));
 
+    /// <summary>Where wrap and unwrap durations are recorded (none when null).</summary>
+    public ServerTelemetry? Telemetry { get; set; }
+
+    /// <summary>The provider's kind for metrics: <c>file</c>, <c>pkcs11</c> or <c>other</c>.</summary>
+    public string ProviderKind { get; } = provider switch
+    {
+        FileMasterKeyProvider => MasterKeyOptions.File,
+        Pkcs11MasterKeyProvider => MasterKeyOptions.Pkcs11,
+        _ => "other",
+    };
+
     /// <summary>The version that wraps new keys.</summary>
     public int CurrentVersion => Provider.CurrentVersion;
 
@@ -29,11 +43,25 @@ internal sealed class MasterKeyRing(IMasterKeyProvider provider) : IDisposable
             throw new ArgumentException($"A data key is {ModelKey.SizeInBytes} bytes, not {dataKey.Length}.", nameof(dataKey));
         }
 
-        return Provider.Wrap(dataKey, keyId);
+        using Activity? activity = ServerTelemetry.Source.StartActivity(ServerTelemetry.WrapActivity, ActivityKind.Internal);
+        activity?.SetTag("modelseal.masterkey.provider", ProviderKind);
+        long start = Stopwatch.GetTimestamp();
+        try
+        {
+            return Provider.Wrap(dataKey, keyId);
+        }
+        finally
+        {
+            Telemetry?.MasterKeyOperation(start, ProviderKind, "wrap");
+        }
     }
 
     /// <inheritdoc cref="IMasterKeyProvider.Unwrap"/>
-    public void Unwrap(int version, ReadOnlySpan<byte> wrapped, string keyId, Span<byte> dataKey)
+    /// <remarks>
+    /// <c>parent</c> is the trace the unwrap belongs to when it runs off the request's flow (on the store's writer
+    /// thread); by default the current activity.
+    /// </remarks>
+    public void Unwrap(int version, ReadOnlySpan<byte> wrapped, string keyId, Span<byte> dataKey, ActivityContext parent = default)
     {
         if (dataKey.Length != ModelKey.SizeInBytes)
         {
@@ -45,7 +73,18 @@ internal sealed class MasterKeyRing(IMasterKeyProvider provider) : IDisposable
             throw new System.Security.Cryptography.CryptographicException("A wrapped data key has the wrong size.");
         }
 
-        Provider.Unwrap(version, wrapped, keyId, dataKey);
+        using Activity? activity = ServerTelemetry.Source.StartActivity(ServerTelemetry.UnwrapActivity, ActivityKind.Internal, parent);
+        activity?.SetTag("modelseal.masterkey.provider", ProviderKind);
+        activity?.SetTag("modelseal.masterkey.version", version);
+        long start = Stopwatch.GetTimestamp();
+        try
+        {
+            Provider.Unwrap(version, wrapped, keyId, dataKey);
+        }
+        finally
+        {
+            Telemetry?.MasterKeyOperation(start, ProviderKind, "unwrap");
+        }
     }
 
     /// <inheritdoc cref="IMasterKeyProvider.AddVersion"/>

@@ -174,6 +174,9 @@ internal sealed class Store : IDisposable
         return Task.FromException<T>(new ObjectDisposedException(nameof(Store)));
     }
 
+    /// <summary>Where the duration of each write transaction is recorded (none when null).</summary>
+    internal ServerTelemetry? Telemetry { get; init; }
+
     /// <summary>Writes queued and not yet taken by the writer (for tests and diagnostics).</summary>
     internal int QueuedWrites => Volatile.Read(ref _queued);
 
@@ -221,6 +224,7 @@ internal sealed class Store : IDisposable
     private void RunBatch(List<WriteItem> batch)
     {
         Exception? failure = null;
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             using SqliteConnection connection = Open();
@@ -253,6 +257,7 @@ internal sealed class Store : IDisposable
             failure = e;
         }
 
+        Telemetry?.StoreWrite(start, failure is null);
         foreach (WriteItem item in batch)
         {
             item.Complete(failure);
