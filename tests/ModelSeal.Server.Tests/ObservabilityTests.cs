@@ -43,6 +43,7 @@ public sealed class ObservabilityTests
         Assert.True(Sample(scrape.Text, "modelseal_store_write_duration_milliseconds_count", "outcome=\"commit\"") >= 1);
         Assert.True(Sample(scrape.Text, "modelseal_masterkey_operation_duration_milliseconds_count", "operation=\"unwrap\"") >= 1);
         Assert.Contains("provider=\"file\"", scrape.Text, StringComparison.Ordinal);
+        Assert.Contains("http_server_request_duration_seconds", scrape.Text, StringComparison.Ordinal);
 
         // No subject, licence id, credential or token in the metrics.
         Assert.DoesNotContain(licence.Subject, scrape.Text, StringComparison.Ordinal);
@@ -51,11 +52,62 @@ public sealed class ObservabilityTests
     }
 
     [Fact]
+    public async Task A_release_is_traced_with_the_store_write_and_the_unwrap_as_children_and_no_secrets()
+    {
+        var stopped = new System.Collections.Concurrent.ConcurrentQueue<System.Diagnostics.Activity>();
+        var releaseStopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "ModelSeal.Server",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity =>
+            {
+                stopped.Enqueue(activity);
+                if (activity.OperationName == "modelseal.key.release" && activity.GetTagItem("modelseal.model") as string == "traced")
+                {
+                    releaseStopped.TrySetResult();
+                }
+            },
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+
+        await using TestServer server = await TestServer.StartAsync();
+        string admin = await server.AdminTokenAsync();
+        await server.CreateModelAsync(admin, "traced");
+        (Release created, ModelKey _) = await server.CreateVersionAsync(admin, "traced");
+        Licence licence = await server.CreateLicenceAsync(admin, "customer-traces", ["traced"]);
+        string token = await server.LicenceTokenAsync(licence);
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        await server.ReleaseAndOpenAsync(token, licence, "traced", "latest", device);
+
+        // The activity stops after the response is written: wait for it (bounded), no sleep.
+        await releaseStopped.Task.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        System.Diagnostics.Activity release = stopped.Single(a => a.OperationName == "modelseal.key.release" && a.GetTagItem("modelseal.model") as string == "traced");
+        Assert.Equal(created.Version, release.GetTagItem("modelseal.version"));
+        Assert.Equal("released", release.GetTagItem("modelseal.outcome"));
+        System.Diagnostics.Activity write = stopped.Single(a => a.OperationName == "modelseal.store.write" && a.ParentSpanId == release.SpanId);
+        System.Diagnostics.Activity unwrap = stopped.Single(a => a.OperationName == "modelseal.masterkey.unwrap" && a.ParentSpanId == write.SpanId);
+        Assert.Equal(release.TraceId, unwrap.TraceId);
+        Assert.Equal("file", unwrap.GetTagItem("modelseal.masterkey.provider"));
+
+        foreach (System.Diagnostics.Activity activity in stopped.Where(a => a.TraceId == release.TraceId))
+        {
+            foreach (KeyValuePair<string, object?> tag in activity.TagObjects)
+            {
+                string value = Convert.ToString(tag.Value, CultureInfo.InvariantCulture) ?? string.Empty;
+                Assert.DoesNotContain(token, value, StringComparison.Ordinal);
+                Assert.NotEqual(licence.Subject, value);
+                Assert.NotEqual(licence.Credential, value);
+            }
+        }
+    }
+
+    [Fact]
     public async Task The_metrics_endpoint_can_be_switched_off()
     {
         await using TestServer server = await TestServer.StartAsync(o => o.Metrics.Enabled = false);
         Api scrape = await server.GetAsync("/metrics");
-        Assert.True(scrape.Status is HttpStatusCode.NotFound or HttpStatusCode.Unauthorized, $"Got {(int)scrape.Status}: {scrape.Text}");
+        Assert.True(scrape.Status == HttpStatusCode.Unauthorized, $"Got {(int)scrape.Status}: {scrape.Text}");
         Assert.DoesNotContain("modelseal_", scrape.Text, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/ready")).Status);
     }
