@@ -68,9 +68,11 @@ public static class ServerHost
 
             WebApplication app = Compose(settings, configureLogging, telemetry, directoryLock, store, masterKeys, tokens, adminHash, oidc);
 
-            // From here on the container owns (and disposes) the meter, the lock, the store, the master keys and the token key.
+            // From here on the container owns (and disposes) the meter, the lock, the master keys, the store and the token
+            // key. It disposes in the reverse order of this resolution: the store (which still runs queued writes, some
+            // of which wrap and unwrap) before the master keys, the meter and the directory lock last.
             disposables.Clear();
-            foreach (Type owned in new[] { typeof(ServerTelemetry), typeof(DirectoryLock), typeof(Store), typeof(MasterKeyRing), typeof(TokenIssuer), typeof(KeyServer) })
+            foreach (Type owned in new[] { typeof(ServerTelemetry), typeof(DirectoryLock), typeof(MasterKeyRing), typeof(Store), typeof(TokenIssuer), typeof(KeyServer) })
             {
                 app.Services.GetRequiredService(owned);
             }

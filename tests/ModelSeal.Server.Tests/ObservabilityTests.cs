@@ -137,6 +137,18 @@ public sealed class ObservabilityTests
         Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/ready")).Status);
     }
 
+    [Fact]
+    public async Task Readiness_is_503_when_the_master_key_provider_is_unusable()
+    {
+        await using TestServer server = await TestServer.StartAsync();
+        Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/ready")).Status);
+
+        // A disposed file provider has zeroed its keys: it refuses to wrap or unwrap instead of using them.
+        Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Storage.MasterKeyRing>(server.App.Services).Dispose();
+        (await server.GetAsync("/health/ready")).AssertProblem(HttpStatusCode.ServiceUnavailable, "not-ready");
+        Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/live")).Status);
+    }
+
     /// <summary>The value of the one sample of <paramref name="metric"/> whose labels contain <paramref name="label"/>.</summary>
     private static double Sample(string exposition, string metric, string? label)
     {

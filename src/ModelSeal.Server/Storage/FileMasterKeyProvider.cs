@@ -21,6 +21,7 @@ internal sealed class FileMasterKeyProvider : IMasterKeyProvider
     private readonly Lock _rotateLock = new();
     private volatile Dictionary<int, byte[]> _keys;
     private volatile int _current;
+    private volatile bool _disposed;
 
     private FileMasterKeyProvider(string path, Dictionary<int, byte[]> keys)
     {
@@ -71,6 +72,8 @@ internal sealed class FileMasterKeyProvider : IMasterKeyProvider
     /// <summary>Wraps a data key with the current master key.</summary>
     public (int Version, byte[] Wrapped) Wrap(ReadOnlySpan<byte> dataKey, string keyId)
     {
+        // After Dispose the keys are zeroes: wrapping with them would store a data key anyone can unwrap.
+        ObjectDisposedException.ThrowIf(_disposed, this);
         Dictionary<int, byte[]> keys = _keys;
         int version = _current;
         byte[] wrapped = new byte[WrappedSize];
@@ -85,6 +88,7 @@ internal sealed class FileMasterKeyProvider : IMasterKeyProvider
     /// <exception cref="CryptographicException">Unknown master key version, or the wrapped key does not authenticate.</exception>
     public void Unwrap(int version, ReadOnlySpan<byte> wrapped, string keyId, Span<byte> dataKey)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (!_keys.TryGetValue(version, out byte[]? key))
         {
             throw new CryptographicException(string.Create(CultureInfo.InvariantCulture, $"Master key v{version} is not in master.keys."));
@@ -107,6 +111,7 @@ internal sealed class FileMasterKeyProvider : IMasterKeyProvider
     {
         lock (_rotateLock)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             var keys = new Dictionary<int, byte[]>(_keys);
             int version = _current + 1;
             keys[version] = NewKey();
@@ -120,6 +125,7 @@ internal sealed class FileMasterKeyProvider : IMasterKeyProvider
     /// <summary>Zeroes every master key.</summary>
     public void Dispose()
     {
+        _disposed = true;
         foreach (byte[] key in _keys.Values)
         {
             CryptographicOperations.ZeroMemory(key);
