@@ -96,6 +96,7 @@ internal sealed class LoadTest : IAsyncDisposable
 
                 // Tokens are obtained once up front; they must outlive the whole run.
                 TokenLifetime = TimeSpan.FromHours(12),
+                Metrics = new MetricsOptions { Enabled = options.Metrics },
             };
             server = ServerHost.Build(serverOptions, logging => logging.ClearProviders().AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(options.ServerLog));
             await server.StartAsync(cancellationToken);

@@ -86,6 +86,7 @@ namespace ModelSeal.LoadTest
                                          its rate limits must allow the load; audit rows are then counted through the admin API)
               --admin-credential-file F  the server's admin.credential (with --url)
               --server-log LEVEL         log level of the in-process server (default Warning; Information logs every release)
+              --metrics on|off           the in-process server's metrics (OpenTelemetry, /metrics; default on)
             """;
 
         public IReadOnlyList<int> Levels { get; private set; } = [1, 16, 64, 256];
@@ -105,6 +106,8 @@ namespace ModelSeal.LoadTest
         public string? AdminCredentialFile { get; private set; }
 
         public Microsoft.Extensions.Logging.LogLevel ServerLog { get; private set; } = Microsoft.Extensions.Logging.LogLevel.Warning;
+
+        public bool Metrics { get; private set; } = true;
 
         public bool Help { get; private set; }
 
@@ -153,6 +156,14 @@ namespace ModelSeal.LoadTest
                         break;
                     case "--admin-credential-file":
                         options.AdminCredentialFile = value;
+                        break;
+                    case "--metrics":
+                        options.Metrics = value switch
+                        {
+                            "on" => true,
+                            "off" => false,
+                            _ => throw new ArgumentException($"--metrics must be 'on' or 'off', not '{value}'."),
+                        };
                         break;
                     case "--server-log":
                         options.ServerLog = Enum.TryParse(value, ignoreCase: true, out Microsoft.Extensions.Logging.LogLevel level) ? level : throw new ArgumentException($"--server-log '{value}' is not a log level.");
