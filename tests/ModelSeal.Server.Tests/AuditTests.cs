@@ -13,11 +13,7 @@ public sealed class AuditTests
     [Fact]
     public async Task A_burst_of_releases_has_one_audit_record_each_and_a_broken_audit_log_releases_nothing()
     {
-        await using TestServer server = await TestServer.StartAsync(o =>
-        {
-            o.ReleasesPerMinutePerSubject = 100_000;
-            o.RequestsPerMinutePerClient = 100_000;
-        });
+        await using TestServer server = await TestServer.StartAsync(TestServer.WithoutRateLimits);
         string admin = await server.AdminTokenAsync();
         await server.CreateModelAsync(admin, "m");
         (Release version, ModelKey created) = await server.CreateVersionAsync(admin, "m");

@@ -93,11 +93,7 @@ public sealed class GroupCommitTests
     [Fact]
     public async Task Concurrent_releases_from_many_devices_never_exceed_the_device_limit_and_are_each_audited_once()
     {
-        await using TestServer server = await TestServer.StartAsync(o =>
-        {
-            o.ReleasesPerMinutePerSubject = 100_000;
-            o.RequestsPerMinutePerClient = 100_000;
-        });
+        await using TestServer server = await TestServer.StartAsync(TestServer.WithoutRateLimits);
         string admin = await server.AdminTokenAsync();
         await server.CreateModelAsync(admin, "m");
         (Release version, ModelKey created) = await server.CreateVersionAsync(admin, "m");

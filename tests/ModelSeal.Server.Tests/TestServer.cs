@@ -44,6 +44,13 @@ internal sealed class TestServer : IAsyncDisposable
 
     public DateTimeOffset Now => Options.Time.GetUtcNow();
 
+    /// <summary>Rate limits far above what a burst test sends (every client here is 127.0.0.1, with few subjects).</summary>
+    public static void WithoutRateLimits(ServerOptions options)
+    {
+        options.ReleasesPerMinutePerSubject = 100_000;
+        options.RequestsPerMinutePerClient = 100_000;
+    }
+
     /// <summary>Starts a server; in a new temporary directory unless <paramref name="dataDirectory"/> is given.</summary>
     public static async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null, string? dataDirectory = null)
     {
