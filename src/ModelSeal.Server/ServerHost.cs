@@ -1,10 +1,10 @@
+using System.Data.Common;
 using System.Net;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -43,10 +43,9 @@ public static class ServerHost
         {
             DirectoryLock directoryLock = data.Lock();
             disposables.Push(directoryLock);
-            data.EnsureDatabaseFile();
             var telemetry = new ServerTelemetry();
             disposables.Push(telemetry);
-            var store = new Store(data.DatabasePath) { Telemetry = telemetry };
+            Store store = OpenStore(settings.Database, data, telemetry);
             disposables.Push(store);
             bool hasKeys;
             try
@@ -54,9 +53,9 @@ public static class ServerHost
                 store.Initialize();
                 hasKeys = store.Read(s => s.HasWrappedKeys());
             }
-            catch (SqliteException e)
+            catch (DbException e)
             {
-                throw new ServerConfigurationException($"The database '{data.DatabasePath}' could not be opened: {e.Message}", e);
+                throw new ServerConfigurationException($"The {store.Description} could not be opened: {e.Message}", e);
             }
 
             MasterKeyRing masterKeys = MasterKeyProviders.Open(settings.MasterKey, data.MasterKeysPath, mayCreate: !hasKeys);
@@ -157,7 +156,7 @@ public static class ServerHost
             StatusCodeSelector = exception => exception switch
             {
                 BadHttpRequestException bad => bad.StatusCode,
-                SqliteException => StatusCodes.Status503ServiceUnavailable,
+                DbException => StatusCodes.Status503ServiceUnavailable,
                 _ => StatusCodes.Status500InternalServerError,
             },
         });
@@ -207,6 +206,48 @@ public static class ServerHost
         await Problems.WriteAsync(context, Problems.RequestTooLarge, $"The request body must be at most {JsonBody.MaxBytes} bytes.").ConfigureAwait(false);
     }
 
+    private static Store OpenStore(DatabaseOptions options, DataDirectory data, ServerTelemetry telemetry)
+    {
+        if (options.Provider == DatabaseOptions.Postgres)
+        {
+            string connectionString = options.ConnectionString ?? Environment.GetEnvironmentVariable(options.ConnectionStringEnvironmentVariable!) ?? "";
+            if (string.IsNullOrWhiteSpace(connectionString))
+            {
+                throw new ServerConfigurationException($"The environment variable '{options.ConnectionStringEnvironmentVariable}' (Database:ConnectionStringEnvironmentVariable) is not set or empty; set it to the PostgreSQL connection string.");
+            }
+
+            return new PostgresStore(connectionString) { Telemetry = telemetry };
+        }
+
+        data.EnsureDatabaseFile();
+        return new SqliteStore(data.DatabasePath) { Telemetry = telemetry };
+    }
+
+    private static void ValidateDatabase(DatabaseOptions? options)
+    {
+        if (options is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.Database must not be null.");
+        }
+
+        if (options.Provider is not (DatabaseOptions.Sqlite or DatabaseOptions.Postgres))
+        {
+            throw new ServerConfigurationException($"Unknown database provider '{options.Provider}'; use '{DatabaseOptions.Sqlite}' (default, one instance) or '{DatabaseOptions.Postgres}'.");
+        }
+
+        bool hasString = !string.IsNullOrWhiteSpace(options.ConnectionString);
+        bool hasVariable = !string.IsNullOrWhiteSpace(options.ConnectionStringEnvironmentVariable);
+        if (options.Provider == DatabaseOptions.Sqlite && (hasString || hasVariable))
+        {
+            throw new ServerConfigurationException($"A database connection string is configured but the provider is '{DatabaseOptions.Sqlite}', which keeps modelseal.db in the data directory; set Database:Provider to '{DatabaseOptions.Postgres}' or remove the connection string.");
+        }
+
+        if (options.Provider == DatabaseOptions.Postgres && hasString == hasVariable)
+        {
+            throw new ServerConfigurationException("The PostgreSQL store needs exactly one of Database:ConnectionString (password from PGPASSWORD or PGPASSFILE) and Database:ConnectionStringEnvironmentVariable (modelseal serve --database postgres --connection-string-env VAR).");
+        }
+    }
+
     private static void Validate(ServerOptions options)
     {
         if (string.IsNullOrWhiteSpace(options.DataDirectory))
@@ -250,6 +291,7 @@ public static class ServerHost
         }
 
         MasterKeyProviders.Validate(options.MasterKey);
+        ValidateDatabase(options.Database);
 
         if (options.Metrics is null)
         {

@@ -24,8 +24,8 @@ internal static partial class ServerLog
     [LoggerMessage(11, LogLevel.Information, "Key release refused ({Outcome}): licence {LicenceId}, model {ModelId}, version {Version}, device {Device}.")]
     public static partial void KeyRefused(ILogger logger, string outcome, string? licenceId, string? modelId, string? version, string? device);
 
-    [LoggerMessage(12, LogLevel.Error, "The audit log could not be written ({ErrorType}, SQLite error {SqliteError}); no key was released.")]
-    public static partial void AuditUnavailable(ILogger logger, string errorType, int sqliteError);
+    [LoggerMessage(12, LogLevel.Error, "The audit log could not be written ({ErrorType}, {ErrorCode}); no key was released.")]
+    public static partial void AuditUnavailable(ILogger logger, string errorType, string errorCode);
 
     [LoggerMessage(13, LogLevel.Warning, "A refusal could not be recorded in the audit log ({ErrorType}).")]
     public static partial void RefusalNotAudited(ILogger logger, string errorType);

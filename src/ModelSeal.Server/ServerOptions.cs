@@ -57,11 +57,15 @@ public sealed class ServerOptions
     /// <summary>The Prometheus scrape endpoint <c>/metrics</c> (configuration section <c>Metrics</c>).</summary>
     public MetricsOptions Metrics { get; set; } = new();
 
+    /// <summary>Where models, licences, devices and the audit log live (configuration section <c>Database</c>).</summary>
+    public DatabaseOptions Database { get; set; } = new();
+
     internal ServerOptions Copy()
     {
         var copy = (ServerOptions)MemberwiseClone();
         copy.MasterKey = MasterKey is null ? null! : MasterKey.Copy();
         copy.Metrics = Metrics is null ? null! : Metrics.Copy();
+        copy.Database = Database is null ? null! : Database.Copy();
         return copy;
     }
 }
@@ -109,4 +113,29 @@ public sealed class MetricsOptions
     public bool Enabled { get; set; } = true;
 
     internal MetricsOptions Copy() => (MetricsOptions)MemberwiseClone();
+}
+
+/// <summary>Which database the server uses (docs/deploy.md), bound from the <c>Database</c> section.</summary>
+public sealed class DatabaseOptions
+{
+    /// <summary>SQLite: <c>modelseal.db</c> in the data directory, for one server instance (the default).</summary>
+    public const string Sqlite = "sqlite";
+
+    /// <summary>PostgreSQL (14 or newer), shared by any number of server instances.</summary>
+    public const string Postgres = "postgres";
+
+    /// <summary><c>sqlite</c> (default) or <c>postgres</c> (<c>Database:Provider</c>).</summary>
+    public string Provider { get; set; } = Sqlite;
+
+    /// <summary>
+    /// PostgreSQL: the Npgsql connection string, e.g. <c>Host=db;Database=modelseal;Username=keyserver</c>. Leave the
+    /// password out of it: Npgsql reads it from <c>PGPASSWORD</c> or a <c>PGPASSFILE</c>. Exactly one of this and
+    /// <see cref="ConnectionStringEnvironmentVariable"/>.
+    /// </summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>PostgreSQL: the name of an environment variable holding the whole connection string (password included).</summary>
+    public string? ConnectionStringEnvironmentVariable { get; set; }
+
+    internal DatabaseOptions Copy() => (DatabaseOptions)MemberwiseClone();
 }

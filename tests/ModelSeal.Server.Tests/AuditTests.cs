@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using ModelSeal.Hpke;
 
 namespace ModelSeal.Server.Tests;
@@ -22,9 +22,8 @@ public sealed class AuditTests
         Licence licence = await server.CreateLicenceAsync(admin, "burst", ["m"], maxDevices: 8);
         string token = await server.LicenceTokenAsync(licence);
         HpkeKeyPair[] devices = Enumerable.Range(0, 6).Select(_ => HpkeKeyPair.Generate()).ToArray();
-        string connection = $"Data Source={Path.Combine(server.DataDirectory, "modelseal.db")};Pooling=False";
-        long before = Count(connection, "SELECT COUNT(*) FROM audit WHERE event = 'key.released'");
-        long maxIdBefore = Count(connection, "SELECT COALESCE(MAX(id), 0) FROM audit");
+        long before = server.Database.Count("SELECT COUNT(*) FROM audit WHERE event = 'key.released'");
+        long maxIdBefore = server.Database.Count("SELECT COALESCE(MAX(id), 0) FROM audit");
 
         var answers = new ConcurrentBag<(int Device, Api Answer)>();
         await Parallel.ForEachAsync(
@@ -39,25 +38,27 @@ public sealed class AuditTests
             Assert.Equal(expectedKey, TestServer.KeyBytes(key));
         }
 
-        long after = Count(connection, "SELECT COUNT(*) FROM audit WHERE event = 'key.released'");
+        long after = server.Database.Count("SELECT COUNT(*) FROM audit WHERE event = 'key.released'");
         Assert.Equal(answers.Count(a => a.Answer.Status == HttpStatusCode.OK), after - before);
-        Assert.Equal(Releases, Count(connection, $"SELECT COUNT(DISTINCT id) FROM audit WHERE event = 'key.released' AND id > {maxIdBefore}"));
-        Assert.Equal(Releases, Count(connection, $"SELECT COUNT(*) FROM audit WHERE event = 'key.released' AND id > {maxIdBefore} AND licence_id = '{licence.Id}' AND key_id = '{version.KeyId}'"));
+        Assert.Equal(Releases, server.Database.Count($"SELECT COUNT(DISTINCT id) FROM audit WHERE event = 'key.released' AND id > {maxIdBefore}"));
+        Assert.Equal(Releases, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE event = 'key.released' AND id > {maxIdBefore} AND licence_id = '{licence.Id}' AND key_id = '{version.KeyId}'"));
         foreach (HpkeKeyPair device in devices)
         {
-            Assert.Equal(Releases / devices.Length + (Array.IndexOf(devices, device) < Releases % devices.Length ? 1 : 0), Count(connection, $"SELECT COUNT(*) FROM audit WHERE event = 'key.released' AND id > {maxIdBefore} AND device = '{HpkePublicKey.Thumbprint(device.PublicKey.Span)}'"));
+            Assert.Equal(Releases / devices.Length + (Array.IndexOf(devices, device) < Releases % devices.Length ? 1 : 0), server.Database.Count($"SELECT COUNT(*) FROM audit WHERE event = 'key.released' AND id > {maxIdBefore} AND device = '{HpkePublicKey.Thumbprint(device.PublicKey.Span)}'"));
         }
 
-        Assert.Equal(devices.Length, Count(connection, $"SELECT COUNT(*) FROM devices WHERE licence_id = '{licence.Id}'"));
+        Assert.Equal(devices.Length, server.Database.Count($"SELECT COUNT(*) FROM devices WHERE licence_id = '{licence.Id}'"));
 
         // The writer chained the concurrent releases one after another: the whole log verifies.
         System.Text.Json.JsonElement chain = await AuditChainTests.VerifyAsync(server, admin);
         Assert.True(chain.GetProperty("verified").GetBoolean(), chain.ToString());
-        Assert.Equal(Count(connection, "SELECT COUNT(*) FROM audit"), chain.GetProperty("records").GetInt64());
-        Assert.Equal(Count(connection, "SELECT MAX(id) FROM audit"), chain.GetProperty("lastId").GetInt64());
+        Assert.Equal(server.Database.Count("SELECT COUNT(*) FROM audit"), chain.GetProperty("records").GetInt64());
+        Assert.Equal(server.Database.Count("SELECT MAX(id) FROM audit"), chain.GetProperty("lastId").GetInt64());
 
         // The audit log becomes unwritable: releases fail closed, for known and new devices alike.
-        Execute(connection, "CREATE TRIGGER block_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END;");
+        server.Database.Execute(server.Database.IsPostgres
+            ? "CREATE FUNCTION block_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit unavailable'; END $$; CREATE TRIGGER block_audit BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION block_audit();"
+            : "CREATE TRIGGER block_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END;");
         using HpkeKeyPair newDevice = HpkeKeyPair.Generate();
         foreach (HpkeKeyPair device in new[] { devices[0], newDevice })
         {
@@ -67,18 +68,18 @@ public sealed class AuditTests
             Assert.DoesNotContain("\"enc\"", refused.Text, StringComparison.Ordinal);
         }
 
-        Assert.Equal(after, Count(connection, "SELECT COUNT(*) FROM audit WHERE event = 'key.released'"));
-        Assert.Equal(devices.Length, Count(connection, $"SELECT COUNT(*) FROM devices WHERE licence_id = '{licence.Id}'"));
+        Assert.Equal(after, server.Database.Count("SELECT COUNT(*) FROM audit WHERE event = 'key.released'"));
+        Assert.Equal(devices.Length, server.Database.Count($"SELECT COUNT(*) FROM devices WHERE licence_id = '{licence.Id}'"));
 
         // Refusals still answer (their audit is best effort), and admin changes fail without being half done.
         (await server.ReleaseAsync(token, "other", "latest", devices[0])).AssertProblem(HttpStatusCode.Forbidden, "model-not-licensed");
         Api model = await server.PostAsync("/v1/admin/models", new { modelId = "unaudited" }, admin);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, model.Status);
         Assert.Equal("application/problem+json", model.ContentType);
-        Assert.Equal(0, Count(connection, "SELECT COUNT(*) FROM models WHERE model_id = 'unaudited'"));
+        Assert.Equal(0, server.Database.Count("SELECT COUNT(*) FROM models WHERE model_id = 'unaudited'"));
 
         // Once the audit log is back, so are releases.
-        Execute(connection, "DROP TRIGGER block_audit;");
+        server.Database.Execute(server.Database.IsPostgres ? "DROP TRIGGER block_audit ON audit;" : "DROP TRIGGER block_audit;");
         (await server.ReleaseAndOpenAsync(token, licence, "m", "latest", newDevice)).Key.Dispose();
         foreach (HpkeKeyPair device in devices)
         {
@@ -96,10 +97,9 @@ public sealed class AuditTests
             await server.CreateModelAsync(admin, $"m{i}");
         }
 
-        string connection = $"Data Source={Path.Combine(server.DataDirectory, "modelseal.db")};Pooling=False";
-        Assert.Throws<SqliteException>(() => Execute(connection, "UPDATE audit SET outcome = 'forged'"));
-        Assert.Throws<SqliteException>(() => Execute(connection, "DELETE FROM audit"));
-        Assert.Equal(5, Count(connection, "SELECT COUNT(*) FROM audit WHERE event = 'model.created' AND outcome = 'ok'"));
+        Assert.ThrowsAny<DbException>(() => server.Database.Execute("UPDATE audit SET outcome = 'forged'"));
+        Assert.ThrowsAny<DbException>(() => server.Database.Execute("DELETE FROM audit"));
+        Assert.Equal(5, server.Database.Count("SELECT COUNT(*) FROM audit WHERE event = 'model.created' AND outcome = 'ok'"));
 
         Api first = await server.GetAsync("/v1/admin/audit?limit=2", admin);
         Assert.Equal(2, first.Json.GetProperty("items").GetArrayLength());
@@ -112,23 +112,5 @@ public sealed class AuditTests
         (await server.GetAsync("/v1/admin/audit?limit=0", admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
         (await server.GetAsync("/v1/admin/audit?limit=501", admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
         (await server.GetAsync("/v1/admin/audit?after=x", admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
-    }
-
-    private static long Count(string connectionString, string sql)
-    {
-        using var connection = new SqliteConnection(connectionString);
-        connection.Open();
-        using SqliteCommand command = connection.CreateCommand();
-        command.CommandText = sql;
-        return (long)command.ExecuteScalar()!;
-    }
-
-    private static void Execute(string connectionString, string sql)
-    {
-        using var connection = new SqliteConnection(connectionString);
-        connection.Open();
-        using SqliteCommand command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
     }
 }

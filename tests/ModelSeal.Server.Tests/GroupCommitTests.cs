@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using ModelSeal.Hpke;
 using ModelSeal.Server.Storage;
@@ -14,12 +13,13 @@ namespace ModelSeal.Server.Tests;
 public sealed class GroupCommitTests
 {
     [Fact]
+    [Trait("Store", "sqlite")]
     public async Task Queued_writes_share_a_transaction_yet_run_in_order_and_fail_alone()
     {
         using var directory = new TempDirectory();
         string path = directory.Sub("store.db");
         File.WriteAllBytes(path, []);
-        using var store = new Store(path);
+        using var store = new SqliteStore(path);
         store.Initialize();
         DateTimeOffset now = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000);
 
@@ -56,23 +56,25 @@ public sealed class GroupCommitTests
     }
 
     [Fact]
+    [Trait("Store", "sqlite")]
     public async Task Writes_commit_with_synchronous_full()
     {
         using var directory = new TempDirectory();
         string path = directory.Sub("store.db");
         File.WriteAllBytes(path, []);
-        using var store = new Store(path);
+        using var store = new SqliteStore(path);
         store.Initialize();
         Assert.Equal(2, await store.WriteAsync(s => s.Synchronous(), TestContext.Current.CancellationToken));
     }
 
     [Fact]
+    [Trait("Store", "sqlite")]
     public async Task A_write_cancelled_before_the_writer_takes_it_does_not_run()
     {
         using var directory = new TempDirectory();
         string path = directory.Sub("store.db");
         File.WriteAllBytes(path, []);
-        using var store = new Store(path);
+        using var store = new SqliteStore(path);
         store.Initialize();
 
         await using HeldWriter held = HeldWriter.Hold(store);
@@ -104,8 +106,7 @@ public sealed class GroupCommitTests
         Licence licence = await server.CreateLicenceAsync(admin, "crowd", ["m"], maxDevices: Limit);
         string token = await server.LicenceTokenAsync(licence);
         HpkeKeyPair[] devices = Enumerable.Range(0, Devices).Select(_ => HpkeKeyPair.Generate()).ToArray();
-        string connection = $"Data Source={Path.Combine(server.DataDirectory, "modelseal.db")};Pooling=False";
-        long maxIdBefore = Count(connection, "SELECT COALESCE(MAX(id), 0) FROM audit");
+        long maxIdBefore = server.Database.Count("SELECT COALESCE(MAX(id), 0) FROM audit");
 
         var answers = new ConcurrentBag<(int Device, Api Answer)>();
         await Parallel.ForEachAsync(
@@ -128,13 +129,13 @@ public sealed class GroupCommitTests
             Assert.Equal(version.KeyId, key.KeyId);
         }
 
-        Assert.Equal(Limit, Count(connection, $"SELECT COUNT(*) FROM devices WHERE licence_id = '{licence.Id}'"));
-        Assert.Equal(ok.Count, Count(connection, $"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released'"));
-        Assert.Equal(ok.Count, Count(connection, $"SELECT COUNT(DISTINCT id) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released'"));
-        Assert.Equal(refused.Count, Count(connection, $"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.refused' AND outcome = 'device-limit'"));
+        Assert.Equal(Limit, server.Database.Count($"SELECT COUNT(*) FROM devices WHERE licence_id = '{licence.Id}'"));
+        Assert.Equal(ok.Count, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released'"));
+        Assert.Equal(ok.Count, server.Database.Count($"SELECT COUNT(DISTINCT id) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released'"));
+        Assert.Equal(refused.Count, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.refused' AND outcome = 'device-limit'"));
         foreach (int device in admitted)
         {
-            Assert.Equal(Rounds, Count(connection, $"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released' AND device = '{HpkePublicKey.Thumbprint(devices[device].PublicKey.Span)}'"));
+            Assert.Equal(Rounds, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released' AND device = '{HpkePublicKey.Thumbprint(devices[device].PublicKey.Span)}'"));
         }
 
         foreach (HpkeKeyPair device in devices)
@@ -172,18 +173,8 @@ public sealed class GroupCommitTests
         await revoke;
         (await release).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
 
-        string connection = $"Data Source={Path.Combine(server.DataDirectory, "modelseal.db")};Pooling=False";
-        Assert.Equal(1, Count(connection, $"SELECT COUNT(*) FROM audit WHERE event = 'key.released' AND licence_id = '{licence.Id}'"));
-        Assert.Equal(1, Count(connection, $"SELECT COUNT(*) FROM audit WHERE event = 'key.refused' AND outcome = 'licence-revoked' AND licence_id = '{licence.Id}'"));
-    }
-
-    private static long Count(string connectionString, string sql)
-    {
-        using var connection = new SqliteConnection(connectionString);
-        connection.Open();
-        using SqliteCommand command = connection.CreateCommand();
-        command.CommandText = sql;
-        return (long)command.ExecuteScalar()!;
+        Assert.Equal(1, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE event = 'key.released' AND licence_id = '{licence.Id}'"));
+        Assert.Equal(1, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE event = 'key.refused' AND outcome = 'licence-revoked' AND licence_id = '{licence.Id}'"));
     }
 
     /// <summary>Holds the store's writer inside a first write, so that everything queued meanwhile is taken as one batch.</summary>

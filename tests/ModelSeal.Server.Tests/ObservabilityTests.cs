@@ -42,7 +42,7 @@ public sealed class ObservabilityTests
         Assert.Equal(2, Sample(scrape.Text, "modelseal_key_release_duration_milliseconds_count", "outcome=\"refused\""));
         Assert.True(Sample(scrape.Text, "modelseal_store_write_duration_milliseconds_count", "outcome=\"commit\"") >= 1);
         Assert.True(Sample(scrape.Text, "modelseal_masterkey_operation_duration_milliseconds_count", "operation=\"unwrap\"") >= 1);
-        Assert.Contains("provider=\"file\"", scrape.Text, StringComparison.Ordinal);
+        Assert.Contains($"provider=\"{server.Options.MasterKey.Provider}\"", scrape.Text, StringComparison.Ordinal);
         Assert.Contains("http_server_request_duration_seconds", scrape.Text, StringComparison.Ordinal);
 
         // No subject, licence id, credential or token in the metrics.
@@ -88,7 +88,7 @@ public sealed class ObservabilityTests
         System.Diagnostics.Activity write = stopped.Single(a => a.OperationName == "modelseal.store.write" && a.ParentSpanId == release.SpanId);
         System.Diagnostics.Activity unwrap = stopped.Single(a => a.OperationName == "modelseal.masterkey.unwrap" && a.ParentSpanId == write.SpanId);
         Assert.Equal(release.TraceId, unwrap.TraceId);
-        Assert.Equal("file", unwrap.GetTagItem("modelseal.masterkey.provider"));
+        Assert.Equal(server.Options.MasterKey.Provider, unwrap.GetTagItem("modelseal.masterkey.provider"));
 
         foreach (System.Diagnostics.Activity activity in stopped.Where(a => a.TraceId == release.TraceId))
         {
@@ -113,6 +113,7 @@ public sealed class ObservabilityTests
     }
 
     [Fact]
+    [Trait("Store", "sqlite")]
     public async Task Readiness_is_503_when_the_database_cannot_be_opened_and_liveness_stays_200()
     {
         await using TestServer server = await TestServer.StartAsync();

@@ -26,7 +26,11 @@ internal sealed class TestServer : IAsyncDisposable
         Client = new HttpClient { BaseAddress = Address };
         AdminCredential = File.ReadAllText(Path.Combine(options.DataDirectory, "admin.credential")).Trim();
         Secrets.Add("admin credential", AdminCredential);
+        Database = new TestDatabase(options);
     }
+
+    /// <summary>The server's database, opened directly (as someone with access to it could).</summary>
+    public TestDatabase Database { get; }
 
     public WebApplication App { get; }
 
@@ -57,6 +61,7 @@ internal sealed class TestServer : IAsyncDisposable
         TempDirectory? owned = dataDirectory is null ? new TempDirectory() : null;
         var options = new ServerOptions { DataDirectory = dataDirectory ?? owned!.Sub("data"), Urls = "http://127.0.0.1:0" };
         configure?.Invoke(options);
+        TestBackends.Apply(options);
         var logs = new LogCapture();
         WebApplication app = ServerHost.Build(options, logging =>
         {
@@ -73,7 +78,12 @@ internal sealed class TestServer : IAsyncDisposable
         await App.StopAsync(CancellationToken.None);
         await App.DisposeAsync();
         Client.Dispose();
-        _ownedDirectory?.Dispose();
+        if (_ownedDirectory is not null)
+        {
+            Database.Drop();
+            _ownedDirectory.Dispose();
+        }
+
         List<string> leaked = Secrets.FoundIn(Logs.Lines);
         Assert.True(leaked.Count == 0, $"The server logged secrets: {string.Join(", ", leaked)}.");
     }

@@ -1,10 +1,10 @@
+using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Data.Sqlite;
 using ModelSeal.Hpke;
 using ModelSeal.Server.Http;
 using ModelSeal.Server.Security;
@@ -250,7 +250,7 @@ internal static class AdminApi
             {
                 await server.Store.CheckpointAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (SqliteException e)
+            catch (DbException e)
             {
                 ServerLog.CheckpointFailed(server.Logger, e.GetType().Name);
             }

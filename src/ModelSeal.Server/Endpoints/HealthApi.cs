@@ -1,9 +1,9 @@
+using System.Data.Common;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Data.Sqlite;
 using ModelSeal.Server.Http;
 
 namespace ModelSeal.Server.Endpoints;
@@ -29,7 +29,7 @@ internal static class HealthApi
             server.MasterKeys.Unwrap(version, wrapped, "readiness-probe", probe);
             return TypedResults.Ok(new HealthResponse("ready"));
         }
-        catch (Exception e) when (e is SqliteException or CryptographicException or InvalidOperationException)
+        catch (Exception e) when (e is DbException or CryptographicException or InvalidOperationException)
         {
             ServerLog.NotReady(server.Logger, e.GetType().Name);
             return Problems.Create(Problems.NotReady, "The database or the master key is not usable.");

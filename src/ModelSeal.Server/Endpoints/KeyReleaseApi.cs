@@ -1,10 +1,10 @@
+using System.Data.Common;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Data.Sqlite;
 using ModelSeal.Hpke;
 using ModelSeal.Server.Http;
 using ModelSeal.Server.Security;
@@ -156,10 +156,10 @@ internal static class KeyReleaseApi
             {
                 outcome = await server.Store.WriteAsync(s => RecordRelease(s, server.MasterKeys, version, licence, device!, released, now, parent), cancellationToken).ConfigureAwait(false);
             }
-            catch (SqliteException e)
+            catch (DbException e)
             {
                 write?.SetStatus(ActivityStatusCode.Error, e.GetType().Name);
-                ServerLog.AuditUnavailable(server.Logger, e.GetType().Name, e.SqliteErrorCode);
+                ServerLog.AuditUnavailable(server.Logger, e.GetType().Name, Store.ErrorCode(e));
                 return Problems.Create(Problems.AuditUnavailable, "The release could not be recorded in the audit log, so no key was released. Try again later.");
             }
         }

@@ -1,147 +1,70 @@
+using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
 using System.Threading.Channels;
-using Microsoft.Data.Sqlite;
 
 namespace ModelSeal.Server.Storage;
 
 /// <summary>
-/// The SQLite store (<c>modelseal.db</c>, WAL, <c>synchronous = FULL</c>): models, versions with their wrapped keys,
-/// licences, devices and the append-only audit log. Plain parameterised SQL. Reads run concurrently on their own
-/// connections. Writes are serialised by one writer with group commit: the writer takes every write waiting in its
-/// queue (up to <see cref="MaxBatch"/>), runs them one after the other in one <c>BEGIN IMMEDIATE</c> transaction,
-/// each inside its own savepoint (so each sees the writes before it, and a failing one is rolled back alone), commits
-/// once — one WAL fsync for the whole batch — and only then completes the waiting callers. A commit failure fails
-/// every write of the batch.
+/// The key server's database: models, versions with their wrapped keys, licences, devices and the append-only audit
+/// log, in SQLite (<see cref="SqliteStore"/>, the embedded default) or PostgreSQL (<see cref="PostgresStore"/>), with
+/// the same plain parameterised SQL. Reads run concurrently on their own connections. Writes are serialised by one
+/// writer with group commit: the writer takes every write waiting in its queue (up to <see cref="MaxBatch"/>), runs
+/// them one after the other in one transaction that holds the database's write lock, each inside its own savepoint
+/// (so each sees the writes before it, and a failing one is rolled back alone), commits once — one durable flush for
+/// the whole batch — and only then completes the waiting callers. A commit failure fails every write of the batch.
+/// The write lock is the database's, not the process's: on PostgreSQL several server instances serialise their write
+/// transactions on it, so device counts, revocations and the audit chain stay exact across instances.
 /// </summary>
-internal sealed class Store : IDisposable
+internal abstract class Store : IDisposable
 {
-    // 1: the first schema. 2: audit.hash, the hash chain (docs/protocol.md section 4.1).
-    private const int SchemaVersion = 2;
-
-    private const string Schema = """
-        CREATE TABLE IF NOT EXISTS models (
-            model_id    TEXT PRIMARY KEY NOT NULL,
-            created_at  INTEGER NOT NULL
-        ) STRICT;
-        CREATE TABLE IF NOT EXISTS model_versions (
-            seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
-            model_id            TEXT NOT NULL REFERENCES models(model_id),
-            version             TEXT NOT NULL,
-            key_id              TEXT NOT NULL UNIQUE,
-            state               TEXT NOT NULL CHECK (state IN ('active', 'disabled', 'destroyed')),
-            master_key_version  INTEGER,
-            wrapped_key         BLOB,
-            created_at          INTEGER NOT NULL,
-            UNIQUE (model_id, version),
-            CHECK ((state = 'destroyed') = (wrapped_key IS NULL))
-        ) STRICT;
-        CREATE TABLE IF NOT EXISTS licences (
-            licence_id       TEXT PRIMARY KEY NOT NULL,
-            subject          TEXT NOT NULL,
-            models           TEXT NOT NULL,
-            not_before       INTEGER,
-            expires_at       INTEGER,
-            max_devices      INTEGER NOT NULL CHECK (max_devices >= 1),
-            created_at       INTEGER NOT NULL,
-            revoked_at       INTEGER,
-            credential_hash  BLOB NOT NULL
-        ) STRICT;
-        CREATE INDEX IF NOT EXISTS licences_by_subject ON licences (subject, created_at);
-        CREATE TABLE IF NOT EXISTS devices (
-            licence_id  TEXT NOT NULL REFERENCES licences(licence_id),
-            thumbprint  TEXT NOT NULL,
-            first_seen  INTEGER NOT NULL,
-            last_seen   INTEGER NOT NULL,
-            PRIMARY KEY (licence_id, thumbprint)
-        ) STRICT;
-        CREATE TABLE IF NOT EXISTS audit (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            at          INTEGER NOT NULL,
-            event       TEXT NOT NULL,
-            subject     TEXT,
-            licence_id  TEXT,
-            model_id    TEXT,
-            version     TEXT,
-            key_id      TEXT,
-            device      TEXT,
-            client      TEXT,
-            outcome     TEXT NOT NULL,
-            hash        BLOB
-        ) STRICT;
-        CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-        CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-        """;
-
     /// <summary>The most writes one transaction takes.</summary>
     public const int MaxBatch = 256;
-
-    private readonly string _connectionString;
 
     // Held by the writer while it runs a batch, and by CheckpointAsync, which must not run inside a transaction.
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly Channel<WriteItem> _writes = Channel.CreateUnbounded<WriteItem>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Thread _writer;
     private int _queued;
+    private bool _disposed;
 
-    public Store(string databasePath)
+    protected Store()
     {
-        // A thread of its own: the writer blocks in SQLite and fsync, which must not take a thread-pool thread from
-        // request handling (a 2-core machine starts with 2 of them).
+        // A thread of its own: the writer blocks in the database and its flushes, which must not take a thread-pool
+        // thread from request handling (a 2-core machine starts with 2 of them).
         _writer = new Thread(WriteLoop) { IsBackground = true, Name = "ModelSeal store writer" };
         _writer.Start();
-        _connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = databasePath,
-            Mode = SqliteOpenMode.ReadWrite,
-            Cache = SqliteCacheMode.Private,
-            ForeignKeys = true,
-            Pooling = true,
-            DefaultTimeout = 30,
-        }.ToString();
     }
 
-    /// <summary>Creates or checks the schema; switches the database to WAL.</summary>
-    public void Initialize()
+    /// <summary>What the database is, for messages and logs (never with a password).</summary>
+    public abstract string Description { get; }
+
+    /// <summary>Creates the schema or migrates it to this server's version; refuses a newer one.</summary>
+    public abstract void Initialize();
+
+    /// <summary>Opens a connection to the database.</summary>
+    protected abstract DbConnection Open();
+
+    /// <summary>Begins a write transaction that holds the database's write lock until it ends.</summary>
+    protected abstract DbTransaction BeginWrite(DbConnection connection);
+
+    /// <summary>Runs before a version's wrapped key is deleted, on the write's session (e.g. SQLite's secure_delete).</summary>
+    internal virtual void BeforeDestroy(Session session)
     {
-        using SqliteConnection connection = Open();
-        using (SqliteCommand wal = connection.CreateCommand())
-        {
-            wal.CommandText = "PRAGMA journal_mode = WAL;";
-            string? mode = wal.ExecuteScalar() as string;
-            if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
-            {
-                throw new ServerConfigurationException($"The database could not be switched to WAL mode (got '{mode}').");
-            }
-        }
-
-        using SqliteTransaction transaction = connection.BeginTransaction(deferred: false);
-        long version = Scalar<long>(connection, transaction, "PRAGMA user_version;");
-        if (version > SchemaVersion)
-        {
-            throw new ServerConfigurationException(string.Create(CultureInfo.InvariantCulture, $"The database has schema version {version}; this server knows version {SchemaVersion}. Use a newer ModelSeal server."));
-        }
-
-        if (version == 1)
-        {
-            // Version 1 had no hash chain: add the column and chain the existing records in id order. The update
-            // trigger is dropped for this and created again by the schema below.
-            Execute(connection, transaction, "ALTER TABLE audit ADD COLUMN hash BLOB; DROP TRIGGER IF EXISTS audit_no_update;");
-            new Session(connection, transaction).ChainUnhashedAudit();
-        }
-
-        Execute(connection, transaction, Schema);
-        Execute(connection, transaction, string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {SchemaVersion};"));
-        transaction.Commit();
     }
+
+    /// <summary>Best effort, after a destroy: makes the database let go of the deleted key's bytes where it can.</summary>
+    protected abstract void Compact(DbConnection connection);
+
+    /// <summary>Releases pooled connections.</summary>
+    protected abstract void ClearPools();
 
     /// <summary>Runs a read on its own connection.</summary>
     public T Read<T>(Func<Session, T> work)
     {
-        using SqliteConnection connection = Open();
-        return work(new Session(connection, null));
+        ArgumentNullException.ThrowIfNull(work);
+        using DbConnection connection = Open();
+        return work(new Session(connection, null, this));
     }
 
     /// <summary>
@@ -171,7 +94,7 @@ internal sealed class Store : IDisposable
         }
 
         Interlocked.Decrement(ref _queued);
-        return Task.FromException<T>(new ObjectDisposedException(nameof(Store)));
+        return Task.FromException<T>(new ObjectDisposedException(GetType().Name));
     }
 
     /// <summary>Where the duration of each write transaction is recorded (none when null).</summary>
@@ -179,6 +102,18 @@ internal sealed class Store : IDisposable
 
     /// <summary>Writes queued and not yet taken by the writer (for tests and diagnostics).</summary>
     internal int QueuedWrites => Volatile.Read(ref _queued);
+
+    /// <summary>A short description of a database error for logs: its type and code, never its data.</summary>
+    public static string ErrorCode(DbException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return exception switch
+        {
+            Microsoft.Data.Sqlite.SqliteException sqlite => string.Create(CultureInfo.InvariantCulture, $"SQLite error {sqlite.SqliteErrorCode}"),
+            _ when exception.SqlState is { } state => "SQLSTATE " + state,
+            _ => exception.GetType().Name,
+        };
+    }
 
     private void WriteLoop()
     {
@@ -227,12 +162,9 @@ internal sealed class Store : IDisposable
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            using SqliteConnection connection = Open();
-
-            // Durable commits, whatever the SQLite build's default: in WAL mode FULL syncs the WAL at every commit.
-            Execute(connection, null, "PRAGMA synchronous = FULL;");
-            using SqliteTransaction transaction = connection.BeginTransaction(deferred: false);
-            var session = new Session(connection, transaction);
+            using DbConnection connection = Open();
+            using DbTransaction transaction = BeginWrite(connection);
+            var session = new Session(connection, transaction, this);
             foreach (WriteItem item in batch)
             {
                 transaction.Save(Savepoint);
@@ -265,16 +197,16 @@ internal sealed class Store : IDisposable
     }
 
     /// <summary>
-    /// Best effort: moves the WAL into the database file and truncates it, so that pages from before a destroy do not
-    /// linger in the WAL.
+    /// Best effort, after a destroy: lets the database drop the deleted key's bytes (SQLite: moves the WAL into the
+    /// database file and truncates it; PostgreSQL: vacuums the versions table).
     /// </summary>
     public async Task CheckpointAsync(CancellationToken cancellationToken)
     {
         await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            using SqliteConnection connection = Open();
-            Execute(connection, null, "PRAGMA wal_checkpoint(TRUNCATE);");
+            using DbConnection connection = Open();
+            Compact(connection);
         }
         finally
         {
@@ -282,41 +214,46 @@ internal sealed class Store : IDisposable
         }
     }
 
-    /// <summary>Releases pooled connections to the database file.</summary>
+    /// <summary>Runs the queued writes, stops the writer and releases pooled connections.</summary>
     public void Dispose()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+
         // Writes already queued still run and commit; new ones are refused.
         _writes.Writer.TryComplete();
         _writer.Join();
-        using var connection = new SqliteConnection(_connectionString);
-        SqliteConnection.ClearPool(connection);
+        ClearPools();
         _writeGate.Dispose();
     }
 
     private const string Savepoint = "write";
 
-    private SqliteConnection Open()
+    protected static void Execute(DbConnection connection, DbTransaction? transaction, string sql)
     {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        return connection;
-    }
-
-    private static void Execute(SqliteConnection connection, SqliteTransaction? transaction, string sql)
-    {
-        using SqliteCommand command = connection.CreateCommand();
+        ArgumentNullException.ThrowIfNull(connection);
+        using DbCommand command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = sql;
         command.ExecuteNonQuery();
     }
 
-    private static T Scalar<T>(SqliteConnection connection, SqliteTransaction? transaction, string sql)
+    protected static object? Scalar(DbConnection connection, DbTransaction? transaction, string sql)
     {
-        using SqliteCommand command = connection.CreateCommand();
+        ArgumentNullException.ThrowIfNull(connection);
+        using DbCommand command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = sql;
-        return (T)Convert.ChangeType(command.ExecuteScalar()!, typeof(T), CultureInfo.InvariantCulture);
+        return command.ExecuteScalar();
     }
+
+    /// <summary>Chains the records of a schema-1 audit log (see <see cref="Session.ChainUnhashedAudit"/>).</summary>
+    protected void ChainUnhashedAudit(DbConnection connection, DbTransaction transaction) =>
+        new Session(connection, transaction, this).ChainUnhashedAudit();
 
     /// <summary>A queued write: its work, its caller's token, and how to complete the caller.</summary>
     private abstract class WriteItem(CancellationToken cancellationToken)
@@ -380,21 +317,21 @@ internal sealed class Store : IDisposable
     }
 
     /// <summary>One connection (and, for writes, its transaction) with the store's queries.</summary>
-    internal sealed class Session(SqliteConnection connection, SqliteTransaction? transaction)
+    internal sealed class Session(DbConnection connection, DbTransaction? transaction, Store store)
     {
         // ---- models and versions ----------------------------------------------------------------------------
 
         public bool ModelExists(string modelId) =>
-            Exists("SELECT 1 FROM models WHERE model_id = $m", ("$m", modelId));
+            Exists("SELECT 1 FROM models WHERE model_id = @m", ("@m", modelId));
 
         public void InsertModel(string modelId, DateTimeOffset now) =>
-            NonQuery("INSERT INTO models (model_id, created_at) VALUES ($m, $t)", ("$m", modelId), ("$t", Seconds(now)));
+            NonQuery("INSERT INTO models (model_id, created_at) VALUES (@m, @t)", ("@m", modelId), ("@t", Seconds(now)));
 
         public List<ModelRecord> ListModels()
         {
             var versions = new Dictionary<string, List<VersionRecord>>(StringComparer.Ordinal);
-            using (SqliteCommand command = Command("SELECT seq, model_id, version, key_id, state, created_at FROM model_versions ORDER BY seq"))
-            using (SqliteDataReader reader = command.ExecuteReader())
+            using (DbCommand command = Command("SELECT seq, model_id, version, key_id, state, created_at FROM model_versions ORDER BY seq"))
+            using (DbDataReader reader = command.ExecuteReader())
             {
                 while (reader.Read())
                 {
@@ -409,8 +346,8 @@ internal sealed class Store : IDisposable
             }
 
             var models = new List<ModelRecord>();
-            using (SqliteCommand command = Command("SELECT model_id, created_at FROM models ORDER BY model_id"))
-            using (SqliteDataReader reader = command.ExecuteReader())
+            using (DbCommand command = Command("SELECT model_id, created_at FROM models ORDER BY model_id"))
+            using (DbDataReader reader = command.ExecuteReader())
             {
                 while (reader.Read())
                 {
@@ -423,15 +360,15 @@ internal sealed class Store : IDisposable
         }
 
         public VersionRecord? FindVersion(string modelId, string version) =>
-            SingleVersion("SELECT seq, model_id, version, key_id, state, created_at FROM model_versions WHERE model_id = $m AND version = $v", ("$m", modelId), ("$v", version));
+            SingleVersion("SELECT seq, model_id, version, key_id, state, created_at FROM model_versions WHERE model_id = @m AND version = @v", ("@m", modelId), ("@v", version));
 
         public VersionRecord? FindLatestActiveVersion(string modelId) =>
-            SingleVersion("SELECT seq, model_id, version, key_id, state, created_at FROM model_versions WHERE model_id = $m AND state = 'active' ORDER BY seq DESC LIMIT 1", ("$m", modelId));
+            SingleVersion("SELECT seq, model_id, version, key_id, state, created_at FROM model_versions WHERE model_id = @m AND state = 'active' ORDER BY seq DESC LIMIT 1", ("@m", modelId));
 
         public List<string> VersionNames(string modelId)
         {
-            using SqliteCommand command = Command("SELECT version FROM model_versions WHERE model_id = $m", ("$m", modelId));
-            using SqliteDataReader reader = command.ExecuteReader();
+            using DbCommand command = Command("SELECT version FROM model_versions WHERE model_id = @m", ("@m", modelId));
+            using DbDataReader reader = command.ExecuteReader();
             var names = new List<string>();
             while (reader.Read())
             {
@@ -442,21 +379,21 @@ internal sealed class Store : IDisposable
         }
 
         public bool KeyIdExists(string keyId) =>
-            Exists("SELECT 1 FROM model_versions WHERE key_id = $k", ("$k", keyId));
+            Exists("SELECT 1 FROM model_versions WHERE key_id = @k", ("@k", keyId));
 
         public long InsertVersion(string modelId, string version, string keyId, int masterKeyVersion, byte[] wrappedKey, DateTimeOffset now)
         {
-            using SqliteCommand command = Command(
-                "INSERT INTO model_versions (model_id, version, key_id, state, master_key_version, wrapped_key, created_at) VALUES ($m, $v, $k, 'active', $mk, $w, $t) RETURNING seq",
-                ("$m", modelId), ("$v", version), ("$k", keyId), ("$mk", masterKeyVersion), ("$w", wrappedKey), ("$t", Seconds(now)));
+            using DbCommand command = Command(
+                "INSERT INTO model_versions (model_id, version, key_id, state, master_key_version, wrapped_key, created_at) VALUES (@m, @v, @k, 'active', @mk, @w, @t) RETURNING seq",
+                ("@m", modelId), ("@v", version), ("@k", keyId), ("@mk", masterKeyVersion), ("@w", wrappedKey), ("@t", Seconds(now)));
             return (long)command.ExecuteScalar()!;
         }
 
         /// <summary>The state and wrapped key of a version (null key when destroyed).</summary>
         public (string State, int MasterKeyVersion, byte[]? WrappedKey) ReadKey(long sequence)
         {
-            using SqliteCommand command = Command("SELECT state, master_key_version, wrapped_key FROM model_versions WHERE seq = $s", ("$s", sequence));
-            using SqliteDataReader reader = command.ExecuteReader();
+            using DbCommand command = Command("SELECT state, master_key_version, wrapped_key FROM model_versions WHERE seq = @s", ("@s", sequence));
+            using DbDataReader reader = command.ExecuteReader();
             if (!reader.Read())
             {
                 throw new InvalidOperationException("The model version disappeared.");
@@ -469,20 +406,19 @@ internal sealed class Store : IDisposable
         {
             if (state == VersionStates.Destroyed)
             {
-                // secure_delete overwrites the freed bytes in the database file instead of leaving them in free pages.
-                NonQuery("PRAGMA secure_delete = ON");
-                NonQuery("UPDATE model_versions SET state = 'destroyed', wrapped_key = NULL, master_key_version = NULL WHERE seq = $s", ("$s", sequence));
+                store.BeforeDestroy(this);
+                NonQuery("UPDATE model_versions SET state = 'destroyed', wrapped_key = NULL, master_key_version = NULL WHERE seq = @s", ("@s", sequence));
             }
             else
             {
-                NonQuery("UPDATE model_versions SET state = $st WHERE seq = $s", ("$st", state), ("$s", sequence));
+                NonQuery("UPDATE model_versions SET state = @st WHERE seq = @s", ("@st", state), ("@s", sequence));
             }
         }
 
         public List<(long Sequence, string KeyId, int MasterKeyVersion, byte[] WrappedKey)> WrappedKeys()
         {
-            using SqliteCommand command = Command("SELECT seq, key_id, master_key_version, wrapped_key FROM model_versions WHERE wrapped_key IS NOT NULL ORDER BY seq");
-            using SqliteDataReader reader = command.ExecuteReader();
+            using DbCommand command = Command("SELECT seq, key_id, master_key_version, wrapped_key FROM model_versions WHERE wrapped_key IS NOT NULL ORDER BY seq");
+            using DbDataReader reader = command.ExecuteReader();
             var rows = new List<(long, string, int, byte[])>();
             while (reader.Read())
             {
@@ -495,58 +431,58 @@ internal sealed class Store : IDisposable
         public bool HasWrappedKeys() => Exists("SELECT 1 FROM model_versions WHERE wrapped_key IS NOT NULL");
 
         public void UpdateWrappedKey(long sequence, int masterKeyVersion, byte[] wrappedKey) =>
-            NonQuery("UPDATE model_versions SET master_key_version = $mk, wrapped_key = $w WHERE seq = $s AND wrapped_key IS NOT NULL", ("$mk", masterKeyVersion), ("$w", wrappedKey), ("$s", sequence));
+            NonQuery("UPDATE model_versions SET master_key_version = @mk, wrapped_key = @w WHERE seq = @s AND wrapped_key IS NOT NULL", ("@mk", masterKeyVersion), ("@w", wrappedKey), ("@s", sequence));
 
         // ---- licences and devices ---------------------------------------------------------------------------
 
         public void InsertLicence(LicenceRecord licence) =>
             NonQuery(
-                "INSERT INTO licences (licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash) VALUES ($id, $s, $m, $nb, $ex, $max, $t, NULL, $h)",
-                ("$id", licence.LicenceId),
-                ("$s", licence.Subject),
-                ("$m", JsonSerializer.Serialize(licence.Models)),
-                ("$nb", licence.NotBefore is { } nb ? Seconds(nb) : null),
-                ("$ex", licence.ExpiresAt is { } ex ? Seconds(ex) : null),
-                ("$max", licence.MaxDevices),
-                ("$t", Seconds(licence.CreatedAt)),
-                ("$h", licence.CredentialHash));
+                "INSERT INTO licences (licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash) VALUES (@id, @s, @m, @nb, @ex, @max, @t, NULL, @h)",
+                ("@id", licence.LicenceId),
+                ("@s", licence.Subject),
+                ("@m", JsonSerializer.Serialize(licence.Models)),
+                ("@nb", licence.NotBefore is { } nb ? Seconds(nb) : null),
+                ("@ex", licence.ExpiresAt is { } ex ? Seconds(ex) : null),
+                ("@max", licence.MaxDevices),
+                ("@t", Seconds(licence.CreatedAt)),
+                ("@h", licence.CredentialHash));
 
         public LicenceRecord? GetLicence(string licenceId) =>
-            Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences WHERE licence_id = $id", ("$id", licenceId)).FirstOrDefault();
+            Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences WHERE licence_id = @id", ("@id", licenceId)).FirstOrDefault();
 
         /// <summary>The licence of a subject (the newest, when there are several).</summary>
         public LicenceRecord? FindLicenceBySubject(string subject) =>
-            Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences WHERE subject = $s ORDER BY created_at DESC, rowid DESC LIMIT 1", ("$s", subject)).FirstOrDefault();
+            Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences WHERE subject = @s ORDER BY created_at DESC, rowid DESC LIMIT 1", ("@s", subject)).FirstOrDefault();
 
         public List<LicenceRecord> ListLicences() =>
             Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences ORDER BY created_at, rowid");
 
         public void RevokeLicence(string licenceId, DateTimeOffset now) =>
-            NonQuery("UPDATE licences SET revoked_at = $t WHERE licence_id = $id AND revoked_at IS NULL", ("$t", Seconds(now)), ("$id", licenceId));
+            NonQuery("UPDATE licences SET revoked_at = @t WHERE licence_id = @id AND revoked_at IS NULL", ("@t", Seconds(now)), ("@id", licenceId));
 
         /// <summary>True when the licence exists and is not revoked.</summary>
         public bool LicenceActive(string licenceId) =>
-            Exists("SELECT 1 FROM licences WHERE licence_id = $id AND revoked_at IS NULL", ("$id", licenceId));
+            Exists("SELECT 1 FROM licences WHERE licence_id = @id AND revoked_at IS NULL", ("@id", licenceId));
 
         public bool DeviceExists(string licenceId, string thumbprint) =>
-            Exists("SELECT 1 FROM devices WHERE licence_id = $l AND thumbprint = $d", ("$l", licenceId), ("$d", thumbprint));
+            Exists("SELECT 1 FROM devices WHERE licence_id = @l AND thumbprint = @d", ("@l", licenceId), ("@d", thumbprint));
 
         public long CountDevices(string licenceId)
         {
-            using SqliteCommand command = Command("SELECT COUNT(*) FROM devices WHERE licence_id = $l", ("$l", licenceId));
+            using DbCommand command = Command("SELECT COUNT(*) FROM devices WHERE licence_id = @l", ("@l", licenceId));
             return (long)command.ExecuteScalar()!;
         }
 
         public void InsertDevice(string licenceId, string thumbprint, DateTimeOffset now) =>
-            NonQuery("INSERT INTO devices (licence_id, thumbprint, first_seen, last_seen) VALUES ($l, $d, $t, $t)", ("$l", licenceId), ("$d", thumbprint), ("$t", Seconds(now)));
+            NonQuery("INSERT INTO devices (licence_id, thumbprint, first_seen, last_seen) VALUES (@l, @d, @t, @t)", ("@l", licenceId), ("@d", thumbprint), ("@t", Seconds(now)));
 
         public void TouchDevice(string licenceId, string thumbprint, DateTimeOffset now) =>
-            NonQuery("UPDATE devices SET last_seen = max(last_seen, $t) WHERE licence_id = $l AND thumbprint = $d", ("$l", licenceId), ("$d", thumbprint), ("$t", Seconds(now)));
+            NonQuery("UPDATE devices SET last_seen = CASE WHEN last_seen < @t THEN @t ELSE last_seen END WHERE licence_id = @l AND thumbprint = @d", ("@l", licenceId), ("@d", thumbprint), ("@t", Seconds(now)));
 
         public List<DeviceRecord> ListDevices(string licenceId)
         {
-            using SqliteCommand command = Command("SELECT thumbprint, first_seen, last_seen FROM devices WHERE licence_id = $l ORDER BY first_seen, rowid", ("$l", licenceId));
-            using SqliteDataReader reader = command.ExecuteReader();
+            using DbCommand command = Command("SELECT thumbprint, first_seen, last_seen FROM devices WHERE licence_id = @l ORDER BY first_seen, rowid", ("@l", licenceId));
+            using DbDataReader reader = command.ExecuteReader();
             var devices = new List<DeviceRecord>();
             while (reader.Read())
             {
@@ -566,8 +502,8 @@ internal sealed class Store : IDisposable
         {
             long lastId = 0;
             byte[] previous = AuditChain.Genesis;
-            using (SqliteCommand last = Command("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1"))
-            using (SqliteDataReader reader = last.ExecuteReader())
+            using (DbCommand last = Command("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1"))
+            using (DbDataReader reader = last.ExecuteReader())
             {
                 if (reader.Read())
                 {
@@ -582,16 +518,16 @@ internal sealed class Store : IDisposable
             long at = Seconds(now);
             byte[] hash = AuditChain.Link(previous, id, at, entry);
             NonQuery(
-                "INSERT INTO audit (id, at, event, subject, licence_id, model_id, version, key_id, device, client, outcome, hash) VALUES ($id, $t, $e, $s, $l, $m, $v, $k, $d, $c, $o, $h)",
-                ("$id", id), ("$t", at), ("$e", entry.Event), ("$s", entry.Subject), ("$l", entry.LicenceId), ("$m", entry.ModelId),
-                ("$v", entry.Version), ("$k", entry.KeyId), ("$d", entry.Device), ("$c", entry.Client), ("$o", entry.Outcome), ("$h", hash));
+                "INSERT INTO audit (id, at, event, subject, licence_id, model_id, version, key_id, device, client, outcome, hash) VALUES (@id, @t, @e, @s, @l, @m, @v, @k, @d, @c, @o, @h)",
+                ("@id", id), ("@t", at), ("@e", entry.Event), ("@s", entry.Subject), ("@l", entry.LicenceId), ("@m", entry.ModelId),
+                ("@v", entry.Version), ("@k", entry.KeyId), ("@d", entry.Device), ("@c", entry.Client), ("@o", entry.Outcome), ("@h", hash));
             return id;
         }
 
         public List<AuditRecord> ListAudit(long after, int limit)
         {
-            using SqliteCommand command = Command(AuditColumns + " WHERE id > $a ORDER BY id LIMIT $n", ("$a", after), ("$n", limit));
-            using SqliteDataReader reader = command.ExecuteReader();
+            using DbCommand command = Command(AuditColumns + " WHERE id > @a ORDER BY id LIMIT @n", ("@a", after), ("@n", limit));
+            using DbDataReader reader = command.ExecuteReader();
             var records = new List<AuditRecord>();
             while (reader.Read())
             {
@@ -612,8 +548,8 @@ internal sealed class Store : IDisposable
             long count = 0;
             long? lastId = null;
             byte[] previous = AuditChain.Genesis;
-            using (SqliteCommand command = Command(AuditColumns + " ORDER BY id"))
-            using (SqliteDataReader reader = command.ExecuteReader())
+            using (DbCommand command = Command(AuditColumns + " ORDER BY id"))
+            using (DbDataReader reader = command.ExecuteReader())
             {
                 while (reader.Read())
                 {
@@ -661,7 +597,7 @@ internal sealed class Store : IDisposable
                     byte[] hash = record.Hash ?? AuditChain.Link(previous, record.Id, Seconds(record.At), record.Entry);
                     if (record.Hash is null)
                     {
-                        NonQuery("UPDATE audit SET hash = $h WHERE id = $id", ("$h", hash), ("$id", record.Id));
+                        NonQuery("UPDATE audit SET hash = @h WHERE id = @id", ("@h", hash), ("@id", record.Id));
                     }
 
                     previous = hash;
@@ -676,17 +612,17 @@ internal sealed class Store : IDisposable
             }
         }
 
-        /// <summary>The connection's <c>PRAGMA synchronous</c> (2 = FULL).</summary>
+        /// <summary>SQLite only: the connection's <c>PRAGMA synchronous</c> (2 = FULL).</summary>
         public long Synchronous()
         {
-            using SqliteCommand command = Command("PRAGMA synchronous");
+            using DbCommand command = Command("PRAGMA synchronous");
             return (long)command.ExecuteScalar()!;
         }
 
         /// <summary>A cheap query that proves the database answers.</summary>
         public long CountModels()
         {
-            using SqliteCommand command = Command("SELECT COUNT(*) FROM models");
+            using DbCommand command = Command("SELECT COUNT(*) FROM models");
             return (long)command.ExecuteScalar()!;
         }
 
@@ -696,31 +632,31 @@ internal sealed class Store : IDisposable
 
         private static DateTimeOffset Time(long seconds) => DateTimeOffset.FromUnixTimeSeconds(seconds);
 
-        private static string? NullableString(SqliteDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
+        private static string? NullableString(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
 
         private const string AuditColumns = "SELECT id, at, event, subject, licence_id, model_id, version, key_id, device, client, outcome, hash FROM audit";
 
-        private static AuditRecord ReadAudit(SqliteDataReader reader) =>
+        private static AuditRecord ReadAudit(DbDataReader reader) =>
             new(
                 reader.GetInt64(0),
                 Time(reader.GetInt64(1)),
                 new AuditEntry(reader.GetString(2), reader.GetString(10), NullableString(reader, 3), NullableString(reader, 4), NullableString(reader, 5), NullableString(reader, 6), NullableString(reader, 7), NullableString(reader, 8), NullableString(reader, 9)),
                 reader.IsDBNull(11) ? null : (byte[])reader.GetValue(11));
 
-        private static VersionRecord ReadVersion(SqliteDataReader reader) =>
+        private static VersionRecord ReadVersion(DbDataReader reader) =>
             new(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), Time(reader.GetInt64(5)));
 
         private VersionRecord? SingleVersion(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
         {
-            using SqliteCommand command = Command(sql, parameters);
-            using SqliteDataReader reader = command.ExecuteReader();
+            using DbCommand command = Command(sql, parameters);
+            using DbDataReader reader = command.ExecuteReader();
             return reader.Read() ? ReadVersion(reader) : null;
         }
 
         private List<LicenceRecord> Licences(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
         {
-            using SqliteCommand command = Command(sql, parameters);
-            using SqliteDataReader reader = command.ExecuteReader();
+            using DbCommand command = Command(sql, parameters);
+            using DbDataReader reader = command.ExecuteReader();
             var licences = new List<LicenceRecord>();
             while (reader.Read())
             {
@@ -741,24 +677,27 @@ internal sealed class Store : IDisposable
 
         private bool Exists(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
         {
-            using SqliteCommand command = Command(sql, parameters);
+            using DbCommand command = Command(sql, parameters);
             return command.ExecuteScalar() is not null;
         }
 
-        private void NonQuery(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
+        internal void NonQuery(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
         {
-            using SqliteCommand command = Command(sql, parameters);
+            using DbCommand command = Command(sql, parameters);
             command.ExecuteNonQuery();
         }
 
-        private SqliteCommand Command(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
+        private DbCommand Command(string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
         {
-            SqliteCommand command = connection.CreateCommand();
+            DbCommand command = connection.CreateCommand();
             command.Transaction = transaction;
             command.CommandText = sql;
             foreach ((string name, object? value) in parameters)
             {
-                command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+                DbParameter parameter = command.CreateParameter();
+                parameter.ParameterName = name;
+                parameter.Value = value ?? DBNull.Value;
+                command.Parameters.Add(parameter);
             }
 
             return command;

@@ -1,0 +1,145 @@
+using System.Data.Common;
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
+namespace ModelSeal.Server.Storage;
+
+/// <summary>
+/// The embedded default store: <c>modelseal.db</c> in the data directory (SQLite, WAL, <c>synchronous = FULL</c>).
+/// Write transactions are <c>BEGIN IMMEDIATE</c>: SQLite's one writer lock.
+/// </summary>
+internal sealed class SqliteStore : Store
+{
+    // 1: the first schema. 2: audit.hash, the hash chain (docs/protocol.md section 4.1).
+    private const int SchemaVersion = 2;
+
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS models (
+            model_id    TEXT PRIMARY KEY NOT NULL,
+            created_at  INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS model_versions (
+            seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
+            model_id            TEXT NOT NULL REFERENCES models(model_id),
+            version             TEXT NOT NULL,
+            key_id              TEXT NOT NULL UNIQUE,
+            state               TEXT NOT NULL CHECK (state IN ('active', 'disabled', 'destroyed')),
+            master_key_version  INTEGER,
+            wrapped_key         BLOB,
+            created_at          INTEGER NOT NULL,
+            UNIQUE (model_id, version),
+            CHECK ((state = 'destroyed') = (wrapped_key IS NULL))
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS licences (
+            licence_id       TEXT PRIMARY KEY NOT NULL,
+            subject          TEXT NOT NULL,
+            models           TEXT NOT NULL,
+            not_before       INTEGER,
+            expires_at       INTEGER,
+            max_devices      INTEGER NOT NULL CHECK (max_devices >= 1),
+            created_at       INTEGER NOT NULL,
+            revoked_at       INTEGER,
+            credential_hash  BLOB NOT NULL
+        ) STRICT;
+        CREATE INDEX IF NOT EXISTS licences_by_subject ON licences (subject, created_at);
+        CREATE TABLE IF NOT EXISTS devices (
+            licence_id  TEXT NOT NULL REFERENCES licences(licence_id),
+            thumbprint  TEXT NOT NULL,
+            first_seen  INTEGER NOT NULL,
+            last_seen   INTEGER NOT NULL,
+            PRIMARY KEY (licence_id, thumbprint)
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS audit (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            at          INTEGER NOT NULL,
+            event       TEXT NOT NULL,
+            subject     TEXT,
+            licence_id  TEXT,
+            model_id    TEXT,
+            version     TEXT,
+            key_id      TEXT,
+            device      TEXT,
+            client      TEXT,
+            outcome     TEXT NOT NULL,
+            hash        BLOB
+        ) STRICT;
+        CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """;
+
+    private readonly string _connectionString;
+    private readonly string _path;
+
+    public SqliteStore(string databasePath)
+    {
+        _path = databasePath;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = databasePath,
+            Mode = SqliteOpenMode.ReadWrite,
+            Cache = SqliteCacheMode.Private,
+            ForeignKeys = true,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+    }
+
+    public override string Description => $"SQLite database '{_path}'";
+
+    /// <summary>Creates or checks the schema; switches the database to WAL.</summary>
+    public override void Initialize()
+    {
+        using DbConnection connection = Open();
+        string? mode = Scalar(connection, null, "PRAGMA journal_mode = WAL;") as string;
+        if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ServerConfigurationException($"The database could not be switched to WAL mode (got '{mode}').");
+        }
+
+        using DbTransaction transaction = ((SqliteConnection)connection).BeginTransaction(deferred: false);
+        long version = Convert.ToInt64(Scalar(connection, transaction, "PRAGMA user_version;"), CultureInfo.InvariantCulture);
+        if (version > SchemaVersion)
+        {
+            throw new ServerConfigurationException(string.Create(CultureInfo.InvariantCulture, $"The database has schema version {version}; this server knows version {SchemaVersion}. Use a newer ModelSeal server."));
+        }
+
+        if (version == 1)
+        {
+            // Version 1 had no hash chain: add the column and chain the existing records in id order. The update
+            // trigger is dropped for this and created again by the schema below.
+            Execute(connection, transaction, "ALTER TABLE audit ADD COLUMN hash BLOB; DROP TRIGGER IF EXISTS audit_no_update;");
+            ChainUnhashedAudit(connection, transaction);
+        }
+
+        Execute(connection, transaction, Schema);
+        Execute(connection, transaction, string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {SchemaVersion};"));
+        transaction.Commit();
+    }
+
+    protected override DbConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+
+    protected override DbTransaction BeginWrite(DbConnection connection)
+    {
+        // Durable commits, whatever the SQLite build's default: in WAL mode FULL syncs the WAL at every commit.
+        Execute(connection, null, "PRAGMA synchronous = FULL;");
+        return ((SqliteConnection)connection).BeginTransaction(deferred: false);
+    }
+
+    // secure_delete overwrites the freed bytes in the database file instead of leaving them in free pages.
+    internal override void BeforeDestroy(Session session) => session.NonQuery("PRAGMA secure_delete = ON");
+
+    protected override void Compact(DbConnection connection) => Execute(connection, null, "PRAGMA wal_checkpoint(TRUNCATE);");
+
+    protected override void ClearPools()
+    {
+        using var connection = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(connection);
+    }
+}
