@@ -217,7 +217,7 @@ public sealed class AuditChainTests
         Assert.Equal(Records, server.Database.Count("SELECT COUNT(*) FROM audit"));
     }
 
-    internal static async Task<JsonElement> VerifyAsync(TestServer server, string admin, JsonElement? head = null)
+    internal static async Task<JsonElement> VerifyAsync(ServerClient server, string admin, JsonElement? head = null)
     {
         string query = head is { } h ? $"?expectRecords={h.GetProperty("records").GetInt64()}&expectHash={h.GetProperty("lastHash").GetString()}" : string.Empty;
         Api answer = await server.GetAsync("/v1/admin/audit/verify" + query, admin);

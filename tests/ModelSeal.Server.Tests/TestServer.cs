@@ -12,20 +12,17 @@ namespace ModelSeal.Server.Tests;
 /// The real key server on 127.0.0.1 (an ephemeral port) in a temporary data directory, with a real HttpClient and
 /// captured logs. Disposing stops it and checks that its logs hold none of the secrets the tests have seen.
 /// </summary>
-internal sealed class TestServer : IAsyncDisposable
+internal sealed class TestServer : ServerClient, IAsyncDisposable
 {
     private readonly TempDirectory? _ownedDirectory;
 
     private TestServer(WebApplication app, ServerOptions options, LogCapture logs, TempDirectory? ownedDirectory)
+        : base(new Uri(app.Urls.Single()), options.DataDirectory)
     {
         App = app;
         Options = options;
         Logs = logs;
         _ownedDirectory = ownedDirectory;
-        Address = new Uri(app.Urls.Single());
-        Client = new HttpClient { BaseAddress = Address };
-        AdminCredential = File.ReadAllText(Path.Combine(options.DataDirectory, "admin.credential")).Trim();
-        Secrets.Add("admin credential", AdminCredential);
         Database = new TestDatabase(options);
     }
 
@@ -38,13 +35,7 @@ internal sealed class TestServer : IAsyncDisposable
 
     public LogCapture Logs { get; }
 
-    public Uri Address { get; }
-
-    public HttpClient Client { get; }
-
     public string DataDirectory => Options.DataDirectory;
-
-    public string AdminCredential { get; }
 
     public DateTimeOffset Now => Options.Time.GetUtcNow();
 
@@ -87,109 +78,6 @@ internal sealed class TestServer : IAsyncDisposable
         List<string> leaked = Secrets.FoundIn(Logs.Lines);
         Assert.True(leaked.Count == 0, $"The server logged secrets: {string.Join(", ", leaked)}.");
     }
-
-    // ---- HTTP ---------------------------------------------------------------------------------------------------
-
-    public Task<Api> PostAsync(string path, object? body, string? token = null) =>
-        SendAsync(HttpMethod.Post, path, body is null ? null : JsonContent(body), token);
-
-    public Task<Api> GetAsync(string path, string? token = null) => SendAsync(HttpMethod.Get, path, null, token);
-
-    public async Task<Api> SendAsync(HttpMethod method, string path, HttpContent? content, string? token)
-    {
-        using var request = new HttpRequestMessage(method, path) { Content = content };
-        if (token is not null)
-        {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        }
-
-        using HttpResponseMessage response = await Client.SendAsync(request, TestContext.Current.CancellationToken);
-        return await Api.ReadAsync(response);
-    }
-
-    public static StringContent JsonContent(object body) =>
-        new(body as string ?? JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
-
-    // ---- flows --------------------------------------------------------------------------------------------------
-
-    public async Task<string> AdminTokenAsync()
-    {
-        Api answer = await PostAsync("/v1/token", new { grantType = "admin", credential = AdminCredential });
-        Assert.Equal(HttpStatusCode.OK, answer.Status);
-        string token = answer.Json.GetProperty("accessToken").GetString()!;
-        Secrets.Add("admin token", token);
-        return token;
-    }
-
-    public async Task<string> LicenceTokenAsync(Licence licence)
-    {
-        Api answer = await PostAsync("/v1/token", new { grantType = "licence", licenceId = licence.Id, credential = licence.Credential });
-        Assert.Equal(HttpStatusCode.OK, answer.Status);
-        string token = answer.Json.GetProperty("accessToken").GetString()!;
-        Secrets.Add("licence token", token);
-        return token;
-    }
-
-    public async Task CreateModelAsync(string admin, string modelId)
-    {
-        Api answer = await PostAsync("/v1/admin/models", new { modelId }, admin);
-        Assert.Equal(HttpStatusCode.Created, answer.Status);
-    }
-
-    /// <summary>Creates a version; returns the answer and the data key opened with the publisher's key.</summary>
-    public async Task<(Release Answer, ModelKey Key)> CreateVersionAsync(string admin, string modelId, string? version = null, HpkeKeyPair? publisher = null)
-    {
-        using HpkeKeyPair ownPublisher = HpkeKeyPair.Generate();
-        HpkeKeyPair key = publisher ?? ownPublisher;
-        object body = version is null
-            ? new { publisherPublicKey = Base64Url(key.PublicKey.Span) }
-            : new { version, publisherPublicKey = Base64Url(key.PublicKey.Span) };
-        Api answer = await PostAsync($"/v1/admin/models/{modelId}/versions", body, admin);
-        Assert.Equal(HttpStatusCode.Created, answer.Status);
-        Release release = Release.From(answer);
-        return (release, release.Open(key, "admin"));
-    }
-
-    public async Task<Licence> CreateLicenceAsync(string admin, string subject, string[] models, int maxDevices = 5, DateTimeOffset? notBefore = null, DateTimeOffset? expiresAt = null)
-    {
-        var body = new Dictionary<string, object?> { ["subject"] = subject, ["models"] = models, ["maxDevices"] = maxDevices };
-        if (notBefore is { } nb)
-        {
-            body["notBefore"] = nb.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        if (expiresAt is { } ex)
-        {
-            body["expiresAt"] = ex.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        Api answer = await PostAsync("/v1/admin/licences", body, admin);
-        Assert.Equal(HttpStatusCode.Created, answer.Status);
-        var licence = new Licence(answer.Json.GetProperty("licenceId").GetString()!, answer.Json.GetProperty("credential").GetString()!, subject);
-        Secrets.Add("licence credential", licence.Credential);
-        return licence;
-    }
-
-    public Task<Api> ReleaseAsync(string token, string modelId, string version, HpkeKeyPair device) =>
-        PostAsync("/v1/keys/release", new { modelId, version, devicePublicKey = Base64Url(device.PublicKey.Span) }, token);
-
-    /// <summary>Releases and opens the key; asserts 200.</summary>
-    public async Task<(Release Answer, ModelKey Key)> ReleaseAndOpenAsync(string token, Licence licence, string modelId, string version, HpkeKeyPair device)
-    {
-        Api answer = await ReleaseAsync(token, modelId, version, device);
-        Assert.True(answer.Status == HttpStatusCode.OK, $"Expected 200, got {(int)answer.Status}: {answer.Text}");
-        Release release = Release.From(answer);
-        return (release, release.Open(device, licence.Subject));
-    }
-
-    public static string Base64Url(ReadOnlySpan<byte> bytes) => System.Buffers.Text.Base64Url.EncodeToString(bytes);
-
-    public static byte[] KeyBytes(ModelKey key)
-    {
-        byte[] bytes = new byte[ModelKey.SizeInBytes];
-        key.Export(bytes);
-        return bytes;
-    }
 }
 
 /// <summary>A licence and its credential.</summary>
@@ -209,6 +97,9 @@ internal sealed record Api(HttpStatusCode Status, string Text, JsonElement Json,
 
         return new Api(response.StatusCode, text, json, response.Content.Headers.ContentType?.MediaType, response.Headers);
     }
+
+    /// <summary>Asserts the status, showing the body when it differs.</summary>
+    public void AssertStatus(HttpStatusCode status) => Assert.True(Status == status, $"Expected {(int)status}, got {(int)Status}: {Text}");
 
     /// <summary>Asserts a ProblemDetails answer with this status and code.</summary>
     public void AssertProblem(HttpStatusCode status, string code)

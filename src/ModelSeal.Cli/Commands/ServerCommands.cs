@@ -106,13 +106,14 @@ internal abstract class AdminVerbCommand : VerbCommand
 }
 
 /// <summary>
-/// <c>modelseal serve [--data DIR] [--urls URL] [--master-key file|pkcs11 --pkcs11-module PATH --token-label L
-/// [--key-label L] (--pin-file FILE | --pin-env VAR)]</c>: runs the key server until Ctrl+C.
+/// <c>modelseal serve [--data DIR] [--urls URL] [--database sqlite|postgres --connection-string-env VAR]
+/// [--master-key file|pkcs11 --pkcs11-module PATH --token-label L [--key-label L] (--pin-file FILE | --pin-env VAR)]
+/// [--no-metrics]</c>: runs the key server until Ctrl+C.
 /// </summary>
 internal sealed class ServeCommand : VerbCommand
 {
     public ServeCommand(CliContext context)
-        : base("serve", "Run the key server on the embedded default: one data directory (SQLite database, master key, admin credential), listening on 127.0.0.1.", context)
+        : base("serve", "Run the key server: by default one data directory (SQLite database, master key, admin credential), listening on 127.0.0.1; with --database postgres and --master-key pkcs11, one of several instances.", context)
     {
         Add(DataOption);
         Add(UrlsOption);
@@ -122,7 +123,21 @@ internal sealed class ServeCommand : VerbCommand
         Add(KeyLabelOption);
         Add(PinFileOption);
         Add(PinEnvOption);
+        Add(DatabaseOption);
+        Add(ConnectionStringEnvOption);
+        Add(NoMetricsOption);
     }
+
+    public Option<string> DatabaseOption { get; } = new Option<string>("--database")
+    {
+        HelpName = "PROVIDER",
+        Description = "Where models, licences and the audit log live: 'sqlite' (modelseal.db in the data directory, one instance) or 'postgres' (shared by several instances; docs/deploy.md) [default: sqlite].",
+        DefaultValueFactory = _ => ModelSeal.Server.DatabaseOptions.Sqlite,
+    }.AcceptOnlyFromAmong(ModelSeal.Server.DatabaseOptions.Sqlite, ModelSeal.Server.DatabaseOptions.Postgres);
+
+    public Option<string> ConnectionStringEnvOption { get; } = new("--connection-string-env") { HelpName = "VAR", Description = "PostgreSQL: the name of an environment variable holding the Npgsql connection string (never the string itself: it holds a password)." };
+
+    public Option<bool> NoMetricsOption { get; } = new("--no-metrics") { Description = "Serve no Prometheus endpoint /metrics and collect no metrics." };
 
     public Option<string> MasterKeyOption { get; } = new Option<string>("--master-key")
     {
@@ -170,6 +185,12 @@ internal sealed class ServeCommand : VerbCommand
                 PinFile = result.GetValue(PinFileOption),
                 PinEnvironmentVariable = result.GetValue(PinEnvOption),
             },
+            Database = new ModelSeal.Server.DatabaseOptions
+            {
+                Provider = result.GetRequiredValue(DatabaseOption),
+                ConnectionStringEnvironmentVariable = result.GetValue(ConnectionStringEnvOption),
+            },
+            Metrics = new ModelSeal.Server.MetricsOptions { Enabled = !result.GetValue(NoMetricsOption) },
         };
         Microsoft.AspNetCore.Builder.WebApplication app;
         try
@@ -184,7 +205,7 @@ internal sealed class ServeCommand : VerbCommand
             throw new CliException(
                 ExitCodes.Usage,
                 e.Message,
-                "fix the configuration and start again; --master-key, --pkcs11-module, --token-label, --key-label and --pin-file/--pin-env set the MasterKey options (docs/deploy.md).",
+                "fix the configuration and start again; --database and --connection-string-env set the Database options, --master-key, --pkcs11-module, --token-label, --key-label and --pin-file/--pin-env the MasterKey options (docs/deploy.md).",
                 e);
         }
 

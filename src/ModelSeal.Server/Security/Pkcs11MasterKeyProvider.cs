@@ -135,8 +135,9 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
     /// <inheritdoc/>
     public (int Version, byte[] Wrapped) Wrap(ReadOnlySpan<byte> dataKey, string keyId)
     {
-        Dictionary<int, IObjectHandle> keys = _keys;
-        int version = _current;
+        // The newest version in the token, which another instance may have added.
+        Dictionary<int, IObjectHandle> keys = Refresh();
+        int version = keys.Keys.Max();
         byte[] wrapped = new byte[MasterKeyRing.WrappedSize];
         byte[] iv = new byte[MasterKeyRing.NonceSize];
         RandomNumberGenerator.Fill(iv);
@@ -167,7 +168,8 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
     /// <inheritdoc/>
     public void Unwrap(int version, ReadOnlySpan<byte> wrapped, string keyId, Span<byte> dataKey)
     {
-        if (!_keys.TryGetValue(version, out IObjectHandle? key))
+        // A version this instance has not seen was added by another instance sharing the token: look again.
+        if (!_keys.TryGetValue(version, out IObjectHandle? key) && (version <= _current || !Refresh().TryGetValue(version, out key)))
         {
             throw new CryptographicException($"Master key {VersionLabel(_keyLabel, version)} is not in the PKCS#11 token '{_tokenLabel}'.");
         }
@@ -218,7 +220,7 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
     {
         lock (_rotateLock)
         {
-            int version = _current + 1;
+            int version = Refresh().Keys.DefaultIfEmpty(0).Max() + 1;
             string label = VersionLabel(_keyLabel, version);
             IObjectHandle handle = Use(session =>
             {
@@ -249,6 +251,26 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
             _keys = new Dictionary<int, IObjectHandle>(_keys) { [version] = handle };
             _current = version;
             return version;
+        }
+    }
+
+    /// <summary>
+    /// Finds the versions in the token again and makes the newest current: other server instances sharing the token
+    /// (docs/deploy.md "Several instances") may have added one. Runs before every wrap and rotation, and when an unwrap
+    /// names a version this instance does not know; releases, which only unwrap known versions, never pay for it.
+    /// </summary>
+    private Dictionary<int, IObjectHandle> Refresh()
+    {
+        lock (_rotateLock)
+        {
+            Dictionary<int, IObjectHandle> found = Use(session => FindVersions(_module.Factories, session, _tokenLabel, _keyLabel));
+            if (found.Count > 0 && found.Keys.Max() > _current)
+            {
+                _keys = found;
+                _current = found.Keys.Max();
+            }
+
+            return _keys;
         }
     }
 
