@@ -10,6 +10,7 @@ namespace ModelSeal.Server.Tests;
 /// Several <c>modelseal serve</c> processes on one PostgreSQL database behave as one service (docs/deploy.md "Several
 /// instances"), and an instance killed with SIGKILL mid-burst loses no release it acknowledged.
 /// </summary>
+[Trait("Backends", "own")]
 public sealed class MultiInstanceTests
 {
     private const int Licences = 10;

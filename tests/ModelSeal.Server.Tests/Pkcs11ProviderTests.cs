@@ -12,6 +12,7 @@ namespace ModelSeal.Server.Tests;
 /// The PKCS#11 master-key provider against a real token (SoftHSM2 in CI: .ci/run; skipped locally unless
 /// MODELSEAL_TEST_PKCS11_* are set). Every test uses its own key label, so tests run in parallel on one token.
 /// </summary>
+[Trait("Backends", "own")]
 public sealed class Pkcs11ProviderTests
 {
     private static string NewLabel() => "test-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));

@@ -121,7 +121,11 @@ internal sealed class ServerProcess : ServerClient, IAsyncDisposable
         Directory.CreateDirectory(to);
         foreach (string file in new[] { "token-signing.key", "admin.credential", "master.keys" })
         {
-            File.Copy(Path.Combine(from, file), Path.Combine(to, file));
+            // master.keys exists with the file provider only; a PKCS#11 token is shared by every instance.
+            if (File.Exists(Path.Combine(from, file)))
+            {
+                File.Copy(Path.Combine(from, file), Path.Combine(to, file));
+            }
         }
 
         if (!OperatingSystem.IsWindows())

@@ -3,6 +3,7 @@ using Npgsql;
 namespace ModelSeal.Server.Tests;
 
 /// <summary>The services .ci/run starts are there and usable (skipped locally unless configured).</summary>
+[Trait("Backends", "own")]
 public sealed class ServiceTests
 {
     [Fact]

@@ -10,7 +10,8 @@ namespace ModelSeal.Server.Tests;
 /// Which database and master-key provider <see cref="TestServer"/> uses: SQLite and the key file by default;
 /// PostgreSQL with <c>MODELSEAL_TEST_STORE=postgres</c> and a PKCS#11 token with <c>MODELSEAL_TEST_MASTER_KEY=pkcs11</c>
 /// (<c>.ci/run</c> runs the key-server suite a second time so). Tests that are about SQLite's files or the key file
-/// carry the traits <c>Store=sqlite</c> or <c>MasterKey=file</c>, which that second run leaves out.
+/// carry the traits <c>Store=sqlite</c> or <c>MasterKey=file</c>, and tests that choose their backends themselves
+/// <c>Backends=own</c>; that second run leaves them out.
 /// </summary>
 internal static class TestBackends
 {
