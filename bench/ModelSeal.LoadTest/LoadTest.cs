@@ -66,7 +66,7 @@ internal sealed class LoadTest : IAsyncDisposable
 
     public IReadOnlyList<(string Id, string Subject, int MaxDevices)> Licences => _licences;
 
-    public string? SqliteSettings { get; private set; }
+    public string? DatabaseSettings { get; private set; }
 
     public static async Task<LoadTest> StartAsync(LoadTestOptions options, CancellationToken cancellationToken)
     {
@@ -97,18 +97,21 @@ internal sealed class LoadTest : IAsyncDisposable
                 // Tokens are obtained once up front; they must outlive the whole run.
                 TokenLifetime = TimeSpan.FromHours(12),
                 Metrics = new MetricsOptions { Enabled = options.Metrics },
+                Database = options.PostgresVariable is null
+                    ? new DatabaseOptions()
+                    : new DatabaseOptions { Provider = DatabaseOptions.Postgres, ConnectionStringEnvironmentVariable = options.PostgresVariable },
             };
             server = ServerHost.Build(serverOptions, logging => logging.ClearProviders().AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(options.ServerLog));
             await server.StartAsync(cancellationToken);
             var address = new Uri(server.Urls.Single() + "/");
-            test = new LoadTest(options, server, temp, address, Path.Combine(serverOptions.DataDirectory, "modelseal.db"));
+            test = new LoadTest(options, server, temp, address, options.PostgresVariable is null ? Path.Combine(serverOptions.DataDirectory, "modelseal.db") : null);
             server = null;
             temp = null;
             string admin = (await File.ReadAllTextAsync(Path.Combine(serverOptions.DataDirectory, "admin.credential"), cancellationToken)).Trim();
             try
             {
                 await test.ProvisionAsync(admin, clients, cancellationToken);
-                test.SqliteSettings = test.ReadSqliteSettings();
+                test.DatabaseSettings = test.DatabasePath is null ? $"PostgreSQL through ${options.PostgresVariable}" : test.ReadDatabaseSettings();
             }
             catch
             {
@@ -463,7 +466,7 @@ internal sealed class LoadTest : IAsyncDisposable
     }
 
     /// <summary>The server database's journal mode and synchronous setting, as a fresh connection sees them.</summary>
-    private string ReadSqliteSettings()
+    private string ReadDatabaseSettings()
     {
         using SqliteConnection connection = OpenDatabase();
         using SqliteCommand command = connection.CreateCommand();
@@ -578,9 +581,9 @@ internal static class Report
         text.AppendLine();
         text.AppendLine(c, $"- server: {(test.InProcess ? "in-process (ServerHost), Kestrel on " + test.Url : test.Url.ToString())}; {Environment.ProcessorCount} logical CPUs, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
         text.AppendLine(c, $"- model `{LoadTest.ModelId}` version {test.VersionName}; {test.Licences.Count} licence(s) with a device limit of {(test.Licences.Count > 0 ? test.Licences[0].MaxDevices : 0)} each; one P-256 device key and one token per client (tokens issued up front, not measured)");
-        if (test.SqliteSettings is not null)
+        if (test.DatabaseSettings is not null)
         {
-            text.AppendLine(c, $"- database: {test.SqliteSettings}");
+            text.AppendLine(c, $"- database: {test.DatabaseSettings}");
         }
 
         text.AppendLine(c, $"- command line: `{string.Join(' ', options.CommandLine)}`");

@@ -87,6 +87,8 @@ namespace ModelSeal.LoadTest
               --admin-credential-file F  the server's admin.credential (with --url)
               --server-log LEVEL         log level of the in-process server (default Warning; Information logs every release)
               --metrics on|off           the in-process server's metrics (OpenTelemetry, /metrics; default on)
+              --postgres-env VAR         the in-process server on PostgreSQL, connection string in $VAR (default: SQLite);
+                                         audit rows are then counted through the admin API
             """;
 
         public IReadOnlyList<int> Levels { get; private set; } = [1, 16, 64, 256];
@@ -108,6 +110,9 @@ namespace ModelSeal.LoadTest
         public Microsoft.Extensions.Logging.LogLevel ServerLog { get; private set; } = Microsoft.Extensions.Logging.LogLevel.Warning;
 
         public bool Metrics { get; private set; } = true;
+
+        /// <summary>The in-process server on PostgreSQL: the name of the variable holding the connection string.</summary>
+        public string? PostgresVariable { get; private set; }
 
         public bool Help { get; private set; }
 
@@ -164,6 +169,9 @@ namespace ModelSeal.LoadTest
                             "off" => false,
                             _ => throw new ArgumentException($"--metrics must be 'on' or 'off', not '{value}'."),
                         };
+                        break;
+                    case "--postgres-env":
+                        options.PostgresVariable = value;
                         break;
                     case "--server-log":
                         options.ServerLog = Enum.TryParse(value, ignoreCase: true, out Microsoft.Extensions.Logging.LogLevel level) ? level : throw new ArgumentException($"--server-log '{value}' is not a log level.");
