@@ -210,12 +210,7 @@ public static class ServerHost
     {
         if (options.Provider == DatabaseOptions.Postgres)
         {
-            string connectionString = options.ConnectionString ?? Environment.GetEnvironmentVariable(options.ConnectionStringEnvironmentVariable!) ?? "";
-            if (string.IsNullOrWhiteSpace(connectionString))
-            {
-                throw new ServerConfigurationException($"The environment variable '{options.ConnectionStringEnvironmentVariable}' (Database:ConnectionStringEnvironmentVariable) is not set or empty; set it to the PostgreSQL connection string.");
-            }
-
+            string connectionString = options.ConnectionString ?? Environment.GetEnvironmentVariable(options.ConnectionStringEnvironmentVariable!)!;
             return new PostgresStore(connectionString) { Telemetry = telemetry };
         }
 
@@ -245,6 +240,11 @@ public static class ServerHost
         if (options.Provider == DatabaseOptions.Postgres && hasString == hasVariable)
         {
             throw new ServerConfigurationException("The PostgreSQL store needs exactly one of Database:ConnectionString (password from PGPASSWORD or PGPASSFILE) and Database:ConnectionStringEnvironmentVariable (modelseal serve --database postgres --connection-string-env VAR).");
+        }
+
+        if (hasVariable && string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(options.ConnectionStringEnvironmentVariable!)))
+        {
+            throw new ServerConfigurationException($"The environment variable '{options.ConnectionStringEnvironmentVariable}' (Database:ConnectionStringEnvironmentVariable) is not set or empty; set it to the PostgreSQL connection string.");
         }
     }
 

@@ -22,6 +22,30 @@ public sealed class FailureTests
     }
 
     [Fact]
+    public async Task Serve_refuses_an_incomplete_database_configuration_before_creating_anything()
+    {
+        using var ws = new Workspace();
+        string data = ws["data"];
+        string unset = "MODELSEAL_TEST_UNSET_" + Guid.NewGuid().ToString("N");
+
+        CliResult noConnection = await Workspace.RunAsync("serve", "--data", data, "--urls", "http://127.0.0.1:0", "--database", "postgres");
+        CliResult unsetVariable = await Workspace.RunAsync("serve", "--data", data, "--urls", "http://127.0.0.1:0", "--database", "postgres", "--connection-string-env", unset);
+        CliResult unknown = await Workspace.RunAsync("serve", "--data", data, "--database", "mysql");
+        CliResult noRate = await Workspace.RunAsync("serve", "--data", data, "--urls", "http://127.0.0.1:0", "--requests-per-minute", "0");
+
+        Assert.Equal(ExitCodes.Usage, noConnection.ExitCode);
+        Asserts.ErrorWithHint(noConnection, "exactly one of");
+        Assert.Contains("--database and --connection-string-env", noConnection.Stderr, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, unsetVariable.ExitCode);
+        Asserts.ErrorWithHint(unsetVariable, unset);
+        Assert.Equal(ExitCodes.Usage, unknown.ExitCode);
+        Assert.Contains("'mysql'", unknown.Stderr, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, noRate.ExitCode);
+        Asserts.ErrorWithHint(noRate, "at least 1 per minute");
+        Assert.False(Directory.Exists(data), "nothing may be created for a refused configuration");
+    }
+
+    [Fact]
     public async Task A_key_with_another_id_is_a_key_error()
     {
         using var ws = new Workspace();

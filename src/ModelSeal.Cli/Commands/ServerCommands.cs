@@ -108,7 +108,7 @@ internal abstract class AdminVerbCommand : VerbCommand
 /// <summary>
 /// <c>modelseal serve [--data DIR] [--urls URL] [--database sqlite|postgres --connection-string-env VAR]
 /// [--master-key file|pkcs11 --pkcs11-module PATH --token-label L [--key-label L] (--pin-file FILE | --pin-env VAR)]
-/// [--no-metrics]</c>: runs the key server until Ctrl+C.
+/// [--no-metrics] [--releases-per-minute N] [--requests-per-minute N]</c>: runs the key server until Ctrl+C.
 /// </summary>
 internal sealed class ServeCommand : VerbCommand
 {
@@ -126,7 +126,23 @@ internal sealed class ServeCommand : VerbCommand
         Add(DatabaseOption);
         Add(ConnectionStringEnvOption);
         Add(NoMetricsOption);
+        Add(ReleasesPerMinuteOption);
+        Add(RequestsPerMinuteOption);
     }
+
+    public Option<int> ReleasesPerMinuteOption { get; } = new("--releases-per-minute")
+    {
+        HelpName = "N",
+        Description = "Key releases allowed per token subject per minute, per instance [default: 600].",
+        DefaultValueFactory = _ => new ModelSeal.Server.ServerOptions { DataDirectory = "." }.ReleasesPerMinutePerSubject,
+    };
+
+    public Option<int> RequestsPerMinuteOption { get; } = new("--requests-per-minute")
+    {
+        HelpName = "N",
+        Description = "Requests allowed per client address per minute, per instance; behind a proxy every client has the proxy's address [default: 6000].",
+        DefaultValueFactory = _ => new ModelSeal.Server.ServerOptions { DataDirectory = "." }.RequestsPerMinutePerClient,
+    };
 
     public Option<string> DatabaseOption { get; } = new Option<string>("--database")
     {
@@ -191,6 +207,8 @@ internal sealed class ServeCommand : VerbCommand
                 ConnectionStringEnvironmentVariable = result.GetValue(ConnectionStringEnvOption),
             },
             Metrics = new ModelSeal.Server.MetricsOptions { Enabled = !result.GetValue(NoMetricsOption) },
+            ReleasesPerMinutePerSubject = result.GetValue(ReleasesPerMinuteOption),
+            RequestsPerMinutePerClient = result.GetValue(RequestsPerMinuteOption),
         };
         Microsoft.AspNetCore.Builder.WebApplication app;
         try
