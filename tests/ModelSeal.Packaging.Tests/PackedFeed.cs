@@ -11,8 +11,20 @@ namespace ModelSeal.Packaging.Tests;
 /// </summary>
 public sealed class PackedFeed : IAsyncLifetime
 {
-    /// <summary>The packages <c>dotnet pack</c> of the solution must produce, no more and no fewer.</summary>
-    public static readonly IReadOnlyList<string> ExpectedPackages = ["ModelSeal", "ModelSeal.Client", "ModelSeal.OnnxRuntime", "ModelSeal.Tool"];
+    /// <summary>The libraries and the tool: each packs a .nupkg and a .snupkg (symbols of its lib/ or tools/ assemblies).</summary>
+    public static readonly IReadOnlyList<string> PackagesWithSymbols = ["ModelSeal", "ModelSeal.Client", "ModelSeal.OnnxRuntime", ToolPackage];
+
+    /// <summary>
+    /// The MSBuild integration (src/ModelSeal.Build, issue "Packaging and build integration"), packed once its project is
+    /// in the repository: a .nupkg only (its task assembly is in tasks/, not lib/, so there are no symbols to pack).
+    /// </summary>
+    public const string BuildPackage = "ModelSeal.Build";
+
+    /// <summary>Every package <c>dotnet pack</c> of the solution must produce, no more and no fewer.</summary>
+    public static IReadOnlyList<string> ExpectedPackages { get; } =
+        File.Exists(Path.Combine(FindRepoRoot(), "src", BuildPackage, BuildPackage + ".csproj"))
+            ? [.. PackagesWithSymbols, BuildPackage]
+            : PackagesWithSymbols;
 
     /// <summary>The .NET tool among <see cref="ExpectedPackages"/>.</summary>
     public const string ToolPackage = "ModelSeal.Tool";
