@@ -1,0 +1,11 @@
+using System.Diagnostics.CodeAnalysis;
+
+// Public API analyzer (PublicAPI.*.txt, Directory.Build.targets) findings that are deliberate.
+// RS0026: the DecryptAsync overloads each take optional trailing parameters, but their required parameters differ in
+// type (Stream vs ReadOnlyMemory<byte>; with or without a destination Memory<byte>), so no call binds ambiguously.
+// RS0027: SealedModelStream.ReadAsync(Memory<byte>, CancellationToken = default) overrides Stream's, whose signature
+// (and overload set) the base class library fixes.
+[assembly: SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Overloads differ in required parameter types; see the comment above.", Scope = "member", Target = "~M:ModelSeal.SealedModel.DecryptAsync(System.IO.Stream,ModelSeal.ModelKey,ModelSeal.DecryptOptions,System.IProgress{ModelSeal.ModelSealProgress},System.Threading.CancellationToken)~System.Threading.Tasks.Task{ModelSeal.DecryptedModel}")]
+[assembly: SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Overloads differ in required parameter types; see the comment above.", Scope = "member", Target = "~M:ModelSeal.SealedModel.DecryptAsync(System.ReadOnlyMemory{System.Byte},ModelSeal.ModelKey,ModelSeal.DecryptOptions,System.Threading.CancellationToken)~System.Threading.Tasks.Task{ModelSeal.DecryptedModel}")]
+[assembly: SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Overloads differ in required parameter types; see the comment above.", Scope = "member", Target = "~M:ModelSeal.SealedModel.DecryptAsync(System.ReadOnlyMemory{System.Byte},System.Memory{System.Byte},ModelSeal.ModelKey,ModelSeal.DecryptOptions,System.Threading.CancellationToken)~System.Threading.Tasks.Task{ModelSeal.SealedModelHeader}")]
+[assembly: SuppressMessage("ApiDesign", "RS0027:API with optional parameter(s) should have the most parameters amongst its public overloads", Justification = "Override of Stream.ReadAsync; see the comment above.", Scope = "member", Target = "~M:ModelSeal.SealedModelStream.ReadAsync(System.Memory{System.Byte},System.Threading.CancellationToken)~System.Threading.Tasks.ValueTask{System.Int32}")]
