@@ -108,7 +108,15 @@ public sealed class PackagedSampleFixture : IAsyncLifetime
                 <Content Include="$(MSBuildThisFileDirectory)../models/ch_ppocr_mobile_v2.0_cls_infer.onnx" CopyToOutputDirectory="Always" CopyToPublishDirectory="Always" />
                 <None Include="../models/ch_ppocr_mobile_v2.0_cls_infer.onnx" CopyToOutputDirectory="PreserveNewest" Link="plain/model.onnx" />
                 <EmbeddedResource Include="../models/../models/ch_ppocr_mobile_v2.0_cls_infer.onnx" />
+                <MauiAsset Include="../models/ch_ppocr_mobile_v2.0_cls_infer.onnx" LogicalName="model.onnx" />
+                <AndroidAsset Include="../models/ch_ppocr_mobile_v2.0_cls_infer.onnx" />
               </ItemGroup>
+              <!-- For the MSEAL009 test: a target that sneaks the plaintext back in after ModelSeal removed it. -->
+              <Target Name="SneakPlaintextIn" AfterTargets="ModelSealIncludeSealedModels" Condition="'$(SneakPlaintext)' == 'true'">
+                <ItemGroup>
+                  <None Include="../models/ch_ppocr_mobile_v2.0_cls_infer.onnx" CopyToOutputDirectory="PreserveNewest" />
+                </ItemGroup>
+              </Target>
             </Project>
             """);
         File.WriteAllText(Path.Combine(appDirectory, "NuGet.config"), $"""
@@ -253,6 +261,45 @@ public sealed partial class EndToEndTests(PackagedSampleFixture fixture) : IClas
         Assert.NotEqual(0, result.ExitCode);
         Assert.Matches(ErrorLine(), result.Output);
         Assert.False(File.Exists(Path.Combine(fixture.App, "bin", "NoKey", "net10.0", SealedName)));
+    }
+
+    [Fact]
+    public async Task A_plaintext_model_added_back_by_a_later_target_fails_the_build_with_MSEAL009()
+    {
+        Dotnet.Result result = await fixture.BuildAsync(fixture.App, "-c", "Sneak", "-p:SneakPlaintext=true");
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("error MSEAL009", result.Output, StringComparison.Ordinal);
+        Assert.Empty(Plaintext.FilesContaining(Path.Combine(fixture.App, "bin", "Sneak"), Plaintext.Prefix(fixture.ModelPath)));
+    }
+
+    [Fact]
+    public async Task As_a_MauiAsset_the_sealed_model_has_its_logical_name_and_the_plaintext_is_in_no_asset_group()
+    {
+        // No MAUI workload here: ModelSealAssetItemType=MauiAsset selects the MAUI path; the items are inspected
+        // after ModelSeal's target ran (the plaintext was listed as MauiAsset and AndroidAsset too).
+        Dotnet.Result result = await Dotnet.RunAsync(
+            fixture.App,
+            TimeSpan.FromMinutes(3),
+            "msbuild",
+            "-t:ModelSealIncludeSealedModels",
+            "-getItem:MauiAsset",
+            "-getItem:AndroidAsset",
+            "-getItem:Content",
+            "-p:Configuration=MauiCheck",
+            "-p:ModelSealAssetItemType=MauiAsset",
+            "-p:ModelSealPackageVersion=" + fixture.Version,
+            "-nodeReuse:false");
+        PackagedSampleFixture.Check(result);
+        using var json = System.Text.Json.JsonDocument.Parse(result.Output[result.Output.IndexOf('{', StringComparison.Ordinal)..]);
+        System.Text.Json.JsonElement items = json.RootElement.GetProperty("Items");
+        var maui = items.GetProperty("MauiAsset").EnumerateArray().ToList();
+        var asset = Assert.Single(maui);
+        Assert.EndsWith(Path.Combine("obj", "MauiCheck", "net10.0", "modelseal", SealedName), asset.GetProperty("FullPath").GetString(), StringComparison.Ordinal);
+        Assert.Equal(SealedName, asset.GetProperty("LogicalName").GetString());
+        Assert.False(items.TryGetProperty("AndroidAsset", out System.Text.Json.JsonElement android) && android.GetArrayLength() > 0, result.Output);
+        Assert.DoesNotContain(
+            items.TryGetProperty("Content", out System.Text.Json.JsonElement content) ? content.EnumerateArray().Select(c => c.GetProperty("FullPath").GetString()) : [],
+            path => path!.EndsWith(".onnx", StringComparison.Ordinal) || path.EndsWith(SealedName, StringComparison.Ordinal));
     }
 
     [Fact]
