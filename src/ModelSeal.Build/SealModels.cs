@@ -78,7 +78,6 @@ public sealed class SealModels : Task, ICancelableTask
 
     private bool Run(CancellationToken cancellationToken)
     {
-
         List<ModelToSeal>? models = Validate();
         if (models is null || Log.HasLoggedErrors)
         {
