@@ -1,17 +1,16 @@
 using Microsoft.Extensions.DependencyInjection;
-using System.ComponentModel.DataAnnotations;
 
 namespace ModelSeal.Client;
 
 /// <summary>
 /// Configuration of the ModelSeal client (bound from configuration by
 /// <see cref="ModelSealServiceCollectionExtensions.AddModelSeal(IServiceCollection, Microsoft.Extensions.Configuration.IConfiguration)"/>
-/// and validated when the host starts).
+/// and validated when the host starts by <see cref="ModelSealClientOptionsValidator"/>; no reflection, so it is trimming
+/// and NativeAOT safe).
 /// </summary>
 public sealed class ModelSealClientOptions
 {
     /// <summary>The key server's base address, for example <c>https://keys.example.com/</c>. Required.</summary>
-    [Required]
     public string? ServerUrl { get; set; }
 
     /// <summary>The licence id (<c>lic_…</c>) for the built-in licence-credential token source.</summary>
@@ -30,31 +29,24 @@ public sealed class ModelSealClientOptions
     public string? LeaseCacheDirectory { get; set; }
 
     /// <summary>Timeout of one HTTP attempt. Default 2 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:05:00", ParseLimitsInInvariantCulture = true)]
     public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Timeout of one call including all retries. Default 8 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.100", "00:30:00", ParseLimitsInInvariantCulture = true)]
     public TimeSpan TotalTimeout { get; set; } = TimeSpan.FromSeconds(8);
 
     /// <summary>Retries after the first attempt (transport errors, 5xx, 408 and 429 only). Default 3.</summary>
-    [Range(0, 10)]
     public int MaxRetryAttempts { get; set; } = 3;
 
     /// <summary>Base delay of the exponential backoff (with jitter). Default 200 ms.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "00:01:00", ParseLimitsInInvariantCulture = true)]
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>The longest wait between attempts, also the cap on a server's <c>Retry-After</c>. Default 2 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "00:01:00", ParseLimitsInInvariantCulture = true)]
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>How long the circuit stays open after it breaks. Default 5 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.500", "00:10:00", ParseLimitsInInvariantCulture = true)]
     public TimeSpan CircuitBreakDuration { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>A cached token is renewed this long before it expires. Default 60 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00", ParseLimitsInInvariantCulture = true)]
     public TimeSpan TokenRefreshMargin { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>The circuit breaker's sampling window: at least twice the attempt timeout, and at least 30 s.</summary>

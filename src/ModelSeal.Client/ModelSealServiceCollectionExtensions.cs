@@ -45,12 +45,8 @@ public static class ModelSealServiceCollectionExtensions
     /// </summary>
     private static IServiceCollection AddCore(IServiceCollection services)
     {
-        services.AddOptions<ModelSealClientOptions>()
-            .ValidateDataAnnotations()
-            .Validate(o => o.ServerUrl is null || o.ServerUri is not null, "ServerUrl must be an absolute http or https URL.")
-            .Validate(o => o.TotalTimeout >= o.AttemptTimeout, "TotalTimeout must not be shorter than AttemptTimeout.")
-            .Validate(o => (o.LicenceId is null) == (o.CredentialFile is null), "LicenceId and CredentialFile go together: set both (or neither and register your own ITokenSource).")
-            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ModelSealClientOptions>, ModelSealClientOptionsValidator>());
+        services.AddOptions<ModelSealClientOptions>().ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
 
         IHttpClientBuilder http = services.AddHttpClient(HttpClientName, (sp, client) =>

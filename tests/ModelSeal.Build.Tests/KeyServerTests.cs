@@ -1,0 +1,154 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Build.Utilities;
+using Task = System.Threading.Tasks.Task;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ModelSeal.Server;
+
+namespace ModelSeal.Build.Tests;
+
+/// <summary>The sealing task against the real key server on 127.0.0.1 (each model gets a new version there).</summary>
+public sealed class KeyServerTests : IAsyncLifetime
+{
+    private const string Variable = "MODELSEAL_TEST_ADMIN_CREDENTIAL";
+    private static readonly string[] Models = ["classifier"];
+    private readonly TempDirectory _directory = new();
+    private readonly RecordingBuildEngine _engine = new();
+    private WebApplication? _server;
+    private string _credential = string.Empty;
+
+    private string Url => _server!.Urls.Single();
+
+    public async ValueTask InitializeAsync()
+    {
+        _server = ServerHost.Build(new ServerOptions { DataDirectory = _directory.Sub("server"), Urls = "http://127.0.0.1:0" }, logging => logging.ClearProviders());
+        await _server.StartAsync(TestContext.Current.CancellationToken);
+        _credential = File.ReadAllText(_directory.Sub("server", "admin.credential")).Trim();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_server is not null)
+        {
+            await _server.StopAsync(CancellationToken.None);
+            await _server.DisposeAsync();
+        }
+
+        _directory.Dispose();
+    }
+
+    private SealModels NewTask(string? version, string sealedName = "classifier.onnx.mseal", string? credential = null, string? variable = Variable)
+    {
+        var item = new TaskItem(Repo.SampleModel);
+        item.SetMetadata("ModelId", "classifier");
+        if (version is not null)
+        {
+            item.SetMetadata("ModelVersion", version);
+        }
+
+        item.SetMetadata("SealedPath", _directory.Sub("out", sealedName));
+        return new SealModels
+        {
+            BuildEngine = _engine,
+            Models = [item],
+            KeyServer = Url,
+            AdminCredentialVariable = variable,
+            GetEnvironmentVariable = name => name == Variable ? credential ?? _credential : null,
+        };
+    }
+
+    [Fact]
+    public async Task Seals_with_new_server_numbered_versions_whose_keys_a_licensed_device_gets()
+    {
+        Assert.True(NewTask(version: null, "v1.mseal").Execute(), _engine.AllText);
+        Assert.True(NewTask(version: null, "v2.mseal").Execute(), _engine.AllText);
+        Assert.Empty(_engine.Errors);
+
+        SealedModelHeader first = await ReadHeaderAsync("v1.mseal");
+        SealedModelHeader second = await ReadHeaderAsync("v2.mseal");
+        Assert.Equal(("classifier", "1"), (first.ModelId, first.ModelVersion));
+        Assert.Equal(("classifier", "2"), (second.ModelId, second.ModelVersion));
+        Assert.NotEqual(first.KeyId, second.KeyId);
+        Assert.DoesNotContain(_credential, _engine.AllText, StringComparison.Ordinal);
+
+        // A device licensed for the model gets version 2's key from the server and opens the file with it.
+        using var admin = new HttpClient { BaseAddress = new Uri(Url) };
+        using (HttpResponseMessage token = await admin.PostAsJsonAsync("/v1/token", new { grantType = "admin", credential = _credential }, TestContext.Current.CancellationToken))
+        {
+            token.EnsureSuccessStatusCode();
+            admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await token.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("accessToken").GetString());
+        }
+
+        JsonElement licence;
+        using (HttpResponseMessage created = await admin.PostAsJsonAsync("/v1/admin/licences", new { subject = "device-test", models = Models, maxDevices = 1 }, TestContext.Current.CancellationToken))
+        {
+            created.EnsureSuccessStatusCode();
+            licence = await created.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
+        }
+
+        string credentialFile = _directory.Sub("licence.credential");
+        Repo.WriteOwnerOnly(credentialFile, licence.GetProperty("credential").GetString()!);
+        await using ServiceProvider services = new ServiceCollection()
+            .AddModelSeal(o =>
+            {
+                o.ServerUrl = Url;
+                o.LicenceId = licence.GetProperty("licenceId").GetString();
+                o.CredentialFile = credentialFile;
+            })
+            .BuildServiceProvider();
+        using ModelKey key = await services.GetRequiredService<IModelKeySource>().GetKeyAsync(second, TestContext.Current.CancellationToken);
+        await using FileStream file = File.OpenRead(_directory.Sub("out", "v2.mseal"));
+        using DecryptedModel model = await SealedModel.DecryptAsync(file, key, cancellationToken: TestContext.Current.CancellationToken);
+        Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(Repo.SampleModel)));
+    }
+
+    [Fact]
+    public void An_explicit_version_that_exists_is_MSEAL007_with_the_way_out()
+    {
+        Assert.True(NewTask(version: "7", "first.mseal").Execute(), _engine.AllText);
+        Assert.False(NewTask(version: "7", "again.mseal").Execute());
+        var error = Assert.Single(_engine.Errors);
+        Assert.Equal("MSEAL007", error.Code);
+        Assert.Contains("exists already", error.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(_directory.Sub("out", "again.mseal")));
+    }
+
+    [Fact]
+    public void A_wrong_admin_credential_is_MSEAL007_and_never_logged()
+    {
+        const string wrong = "wrong-credential-0123456789";
+        Assert.False(NewTask(version: "1", credential: wrong).Execute());
+        var error = Assert.Single(_engine.Errors);
+        Assert.Equal("MSEAL007", error.Code);
+        Assert.Contains("401", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(wrong, _engine.AllText, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void No_credential_variable_or_an_unset_one_is_MSEAL006()
+    {
+        Assert.False(NewTask(version: "1", variable: null).Execute());
+        Assert.False(NewTask(version: "1", variable: "MODELSEAL_TEST_UNSET_VARIABLE").Execute());
+        Assert.Equal(["MSEAL006", "MSEAL006"], _engine.Errors.Select(e => e.Code));
+        Assert.Contains("MODELSEAL_TEST_UNSET_VARIABLE", _engine.Errors[1].Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unreachable_server_is_MSEAL007()
+    {
+        SealModels task = NewTask(version: "1");
+        task.KeyServer = "http://127.0.0.1:1/";
+        Assert.False(task.Execute());
+        Assert.Equal("MSEAL007", Assert.Single(_engine.Errors).Code);
+        Assert.Contains("cannot reach", _engine.Errors[0].Message, StringComparison.Ordinal);
+    }
+
+    private async Task<SealedModelHeader> ReadHeaderAsync(string name)
+    {
+        await using FileStream file = File.OpenRead(_directory.Sub("out", name));
+        return await SealedModelHeader.ReadAsync(file, TestContext.Current.CancellationToken);
+    }
+}
