@@ -53,6 +53,7 @@ internal static class Program
                 new InspectCommand(context),
                 new DemoCommand(context),
                 new ServeCommand(context),
+                new MasterKeyCommand(context),
                 new ModelCommand(context),
                 new LicenseCommand(context),
                 new TokenCommand(context),

@@ -206,7 +206,7 @@ public static class ServerHost
         await Problems.WriteAsync(context, Problems.RequestTooLarge, $"The request body must be at most {JsonBody.MaxBytes} bytes.").ConfigureAwait(false);
     }
 
-    private static Store OpenStore(DatabaseOptions options, DataDirectory data, ServerTelemetry telemetry)
+    internal static Store OpenStore(DatabaseOptions options, DataDirectory data, ServerTelemetry? telemetry)
     {
         if (options.Provider == DatabaseOptions.Postgres)
         {
@@ -248,7 +248,7 @@ public static class ServerHost
         }
     }
 
-    private static void Validate(ServerOptions options)
+    internal static void Validate(ServerOptions options)
     {
         if (string.IsNullOrWhiteSpace(options.DataDirectory))
         {

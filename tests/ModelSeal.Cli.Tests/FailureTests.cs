@@ -46,6 +46,20 @@ public sealed class FailureTests
     }
 
     [Fact]
+    public async Task Master_key_migrate_refuses_an_incomplete_token_configuration_before_creating_anything()
+    {
+        using var ws = new Workspace();
+        string data = ws["data"];
+
+        CliResult noModule = await Workspace.RunAsync("master-key", "migrate", "--data", data, "--token-label", "t", "--pin-env", "X");
+
+        Assert.Equal(ExitCodes.Usage, noModule.ExitCode);
+        Asserts.ErrorWithHint(noModule, "Pkcs11Module is not set");
+        Assert.Contains("stop the key server", noModule.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(data), "nothing may be created for a refused configuration");
+    }
+
+    [Fact]
     public async Task A_key_with_another_id_is_a_key_error()
     {
         using var ws = new Workspace();

@@ -106,25 +106,88 @@ internal abstract class AdminVerbCommand : VerbCommand
 }
 
 /// <summary>
+/// The options that say where a server's state lives, shared by <c>serve</c> and <c>master-key migrate</c>: the data
+/// directory, the database and the PKCS#11 token.
+/// </summary>
+internal sealed class ServerStateOptions
+{
+    public Option<string> Data { get; } = new("--data")
+    {
+        HelpName = "DIR",
+        Description = "The data directory, created owner-only on first start [default: ./modelseal-data].",
+        DefaultValueFactory = _ => "modelseal-data",
+    };
+
+    public Option<string> Database { get; } = new Option<string>("--database")
+    {
+        HelpName = "PROVIDER",
+        Description = "Where models, licences and the audit log live: 'sqlite' (modelseal.db in the data directory, one instance) or 'postgres' (shared by several instances; docs/deploy.md) [default: sqlite].",
+        DefaultValueFactory = _ => ModelSeal.Server.DatabaseOptions.Sqlite,
+    }.AcceptOnlyFromAmong(ModelSeal.Server.DatabaseOptions.Sqlite, ModelSeal.Server.DatabaseOptions.Postgres);
+
+    public Option<string> ConnectionStringEnv { get; } = new("--connection-string-env") { HelpName = "VAR", Description = "PostgreSQL: the name of an environment variable holding the Npgsql connection string (never the string itself: it holds a password)." };
+
+    public Option<string> Pkcs11Module { get; } = new("--pkcs11-module") { HelpName = "PATH", Description = "PKCS#11: the module (shared library) of the HSM." };
+
+    public Option<string> TokenLabel { get; } = new("--token-label") { HelpName = "LABEL", Description = "PKCS#11: the label of the token holding the master keys." };
+
+    public Option<string> KeyLabel { get; } = new("--key-label") { HelpName = "LABEL", Description = "PKCS#11: the label prefix of the master-key objects (<label>-v1, -v2, …) [default: modelseal-master]." };
+
+    public Option<string> PinFile { get; } = new("--pin-file") { HelpName = "FILE", Description = "PKCS#11: an owner-only file holding the token's user PIN." };
+
+    public Option<string> PinEnv { get; } = new("--pin-env") { HelpName = "VAR", Description = "PKCS#11: the name of an environment variable holding the user PIN (never the PIN itself)." };
+
+    /// <summary>The hint for a refused configuration.</summary>
+    public const string Hint = "fix the configuration and start again; --database and --connection-string-env set the Database options, --master-key, --pkcs11-module, --token-label, --key-label and --pin-file/--pin-env the MasterKey options (docs/deploy.md).";
+
+    /// <summary>Adds the options; <paramref name="masterKey"/> (serve's --master-key) goes before the PKCS#11 ones.</summary>
+    public void AddTo(Command command, Option<string>? masterKey = null)
+    {
+        command.Add(Data);
+        if (masterKey is not null)
+        {
+            command.Add(masterKey);
+        }
+
+        foreach (Option option in new Option[] { Pkcs11Module, TokenLabel, KeyLabel, PinFile, PinEnv, Database, ConnectionStringEnv })
+        {
+            command.Add(option);
+        }
+    }
+
+    public string DataDirectory(ParseResult result) => Path.GetFullPath(result.GetRequiredValue(Data));
+
+    public ModelSeal.Server.DatabaseOptions DatabaseOptions(ParseResult result) => new()
+    {
+        Provider = result.GetRequiredValue(Database),
+        ConnectionStringEnvironmentVariable = result.GetValue(ConnectionStringEnv),
+    };
+
+    public ModelSeal.Server.MasterKeyOptions MasterKeyOptions(ParseResult result, string provider) => new()
+    {
+        Provider = provider,
+        Pkcs11Module = result.GetValue(Pkcs11Module),
+        TokenLabel = result.GetValue(TokenLabel),
+        KeyLabel = result.GetValue(KeyLabel) ?? new ModelSeal.Server.MasterKeyOptions().KeyLabel,
+        PinFile = result.GetValue(PinFile),
+        PinEnvironmentVariable = result.GetValue(PinEnv),
+    };
+}
+
+/// <summary>
 /// <c>modelseal serve [--data DIR] [--urls URL] [--database sqlite|postgres --connection-string-env VAR]
 /// [--master-key file|pkcs11 --pkcs11-module PATH --token-label L [--key-label L] (--pin-file FILE | --pin-env VAR)]
 /// [--no-metrics] [--releases-per-minute N] [--requests-per-minute N]</c>: runs the key server until Ctrl+C.
 /// </summary>
 internal sealed class ServeCommand : VerbCommand
 {
+    private readonly ServerStateOptions _state = new();
+
     public ServeCommand(CliContext context)
         : base("serve", "Run the key server: by default one data directory (SQLite database, master key, admin credential), listening on 127.0.0.1; with --database postgres and --master-key pkcs11, one of several instances.", context)
     {
-        Add(DataOption);
+        _state.AddTo(this, MasterKeyOption);
         Add(UrlsOption);
-        Add(MasterKeyOption);
-        Add(Pkcs11ModuleOption);
-        Add(TokenLabelOption);
-        Add(KeyLabelOption);
-        Add(PinFileOption);
-        Add(PinEnvOption);
-        Add(DatabaseOption);
-        Add(ConnectionStringEnvOption);
         Add(NoMetricsOption);
         Add(ReleasesPerMinuteOption);
         Add(RequestsPerMinuteOption);
@@ -144,15 +207,6 @@ internal sealed class ServeCommand : VerbCommand
         DefaultValueFactory = _ => new ModelSeal.Server.ServerOptions { DataDirectory = "." }.RequestsPerMinutePerClient,
     };
 
-    public Option<string> DatabaseOption { get; } = new Option<string>("--database")
-    {
-        HelpName = "PROVIDER",
-        Description = "Where models, licences and the audit log live: 'sqlite' (modelseal.db in the data directory, one instance) or 'postgres' (shared by several instances; docs/deploy.md) [default: sqlite].",
-        DefaultValueFactory = _ => ModelSeal.Server.DatabaseOptions.Sqlite,
-    }.AcceptOnlyFromAmong(ModelSeal.Server.DatabaseOptions.Sqlite, ModelSeal.Server.DatabaseOptions.Postgres);
-
-    public Option<string> ConnectionStringEnvOption { get; } = new("--connection-string-env") { HelpName = "VAR", Description = "PostgreSQL: the name of an environment variable holding the Npgsql connection string (never the string itself: it holds a password)." };
-
     public Option<bool> NoMetricsOption { get; } = new("--no-metrics") { Description = "Serve no Prometheus endpoint /metrics and collect no metrics." };
 
     public Option<string> MasterKeyOption { get; } = new Option<string>("--master-key")
@@ -161,23 +215,6 @@ internal sealed class ServeCommand : VerbCommand
         Description = "Where the master keys live: 'file' (master.keys in the data directory) or 'pkcs11' (an HSM token; docs/deploy.md) [default: file].",
         DefaultValueFactory = _ => ModelSeal.Server.MasterKeyOptions.File,
     }.AcceptOnlyFromAmong(ModelSeal.Server.MasterKeyOptions.File, ModelSeal.Server.MasterKeyOptions.Pkcs11);
-
-    public Option<string> Pkcs11ModuleOption { get; } = new("--pkcs11-module") { HelpName = "PATH", Description = "PKCS#11: the module (shared library) of the HSM." };
-
-    public Option<string> TokenLabelOption { get; } = new("--token-label") { HelpName = "LABEL", Description = "PKCS#11: the label of the token holding the master keys." };
-
-    public Option<string> KeyLabelOption { get; } = new("--key-label") { HelpName = "LABEL", Description = "PKCS#11: the label prefix of the master-key objects (<label>-v1, -v2, …) [default: modelseal-master]." };
-
-    public Option<string> PinFileOption { get; } = new("--pin-file") { HelpName = "FILE", Description = "PKCS#11: an owner-only file holding the token's user PIN." };
-
-    public Option<string> PinEnvOption { get; } = new("--pin-env") { HelpName = "VAR", Description = "PKCS#11: the name of an environment variable holding the user PIN (never the PIN itself)." };
-
-    public Option<string> DataOption { get; } = new("--data")
-    {
-        HelpName = "DIR",
-        Description = "The data directory, created owner-only on first start [default: ./modelseal-data].",
-        DefaultValueFactory = _ => "modelseal-data",
-    };
 
     public Option<string> UrlsOption { get; } = new("--urls")
     {
@@ -190,22 +227,10 @@ internal sealed class ServeCommand : VerbCommand
     {
         var options = new ModelSeal.Server.ServerOptions
         {
-            DataDirectory = Path.GetFullPath(result.GetRequiredValue(DataOption)),
+            DataDirectory = _state.DataDirectory(result),
             Urls = result.GetRequiredValue(UrlsOption),
-            MasterKey = new ModelSeal.Server.MasterKeyOptions
-            {
-                Provider = result.GetRequiredValue(MasterKeyOption),
-                Pkcs11Module = result.GetValue(Pkcs11ModuleOption),
-                TokenLabel = result.GetValue(TokenLabelOption),
-                KeyLabel = result.GetValue(KeyLabelOption) ?? new ModelSeal.Server.MasterKeyOptions().KeyLabel,
-                PinFile = result.GetValue(PinFileOption),
-                PinEnvironmentVariable = result.GetValue(PinEnvOption),
-            },
-            Database = new ModelSeal.Server.DatabaseOptions
-            {
-                Provider = result.GetRequiredValue(DatabaseOption),
-                ConnectionStringEnvironmentVariable = result.GetValue(ConnectionStringEnvOption),
-            },
+            MasterKey = _state.MasterKeyOptions(result, result.GetRequiredValue(MasterKeyOption)),
+            Database = _state.DatabaseOptions(result),
             Metrics = new ModelSeal.Server.MetricsOptions { Enabled = !result.GetValue(NoMetricsOption) },
             ReleasesPerMinutePerSubject = result.GetValue(ReleasesPerMinuteOption),
             RequestsPerMinutePerClient = result.GetValue(RequestsPerMinuteOption),
@@ -220,11 +245,7 @@ internal sealed class ServeCommand : VerbCommand
         }
         catch (ModelSeal.Server.ServerConfigurationException e)
         {
-            throw new CliException(
-                ExitCodes.Usage,
-                e.Message,
-                "fix the configuration and start again; --database and --connection-string-env set the Database options, --master-key, --pkcs11-module, --token-label, --key-label and --pin-file/--pin-env the MasterKey options (docs/deploy.md).",
-                e);
+            throw new CliException(ExitCodes.Usage, e.Message, ServerStateOptions.Hint, e);
         }
 
         await using (app.ConfigureAwait(false))
@@ -245,6 +266,54 @@ internal sealed class ServeCommand : VerbCommand
 
         Context.Out.WriteLine("modelseal key server stopped.");
         return ExitCodes.Success;
+    }
+}
+
+/// <summary><c>modelseal master-key migrate</c>: moves the data keys from <c>master.keys</c> into an HSM token.</summary>
+internal sealed class MasterKeyCommand : Command
+{
+    public MasterKeyCommand(CliContext context)
+        : base("master-key", "Manage the key server's master keys offline (rotation is online: POST /v1/admin/master-key/rotate).")
+    {
+        Add(new MigrateCommand(context));
+    }
+
+    /// <summary>
+    /// <c>modelseal master-key migrate [--data DIR] [--database …] --pkcs11-module PATH --token-label L [--key-label L]
+    /// (--pin-file FILE | --pin-env VAR)</c>.
+    /// </summary>
+    private sealed class MigrateCommand : VerbCommand
+    {
+        private readonly ServerStateOptions _state = new();
+
+        public MigrateCommand(CliContext context)
+            : base("migrate", "Move every data key from master.keys into a PKCS#11 token (HSM), in one transaction, with the server stopped; then serve with --master-key pkcs11 and the same token options. master.keys is moved aside for the backups made before.", context)
+        {
+            _state.AddTo(this);
+        }
+
+        protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            var options = new ModelSeal.Server.ServerOptions { DataDirectory = _state.DataDirectory(result), Database = _state.DatabaseOptions(result) };
+            ModelSeal.Server.MasterKeyMigrationResult migrated;
+            try
+            {
+                migrated = ModelSeal.Server.MasterKeyMigration.Migrate(options, _state.MasterKeyOptions(result, ModelSeal.Server.MasterKeyOptions.Pkcs11));
+            }
+            catch (ModelSeal.Server.ServerConfigurationException e)
+            {
+                throw new CliException(ExitCodes.Usage, e.Message, "stop the key server, then give the data directory, the database and the target token (--pkcs11-module, --token-label, --pin-file/--pin-env; docs/deploy.md).", e);
+            }
+
+            Context.Out.WriteLine($"moved {migrated.Rewrapped} data key(s) into the PKCS#11 token (master key v{migrated.MasterKeyVersion}).");
+            if (migrated.RetiredMasterKeysFile is { } retired)
+            {
+                Context.Out.WriteLine($"master.keys is now {retired}: keep it off this machine with the backups made before the migration, and destroy it when none of them is needed.");
+            }
+
+            Context.Out.WriteLine("start the server with --master-key pkcs11 and the same token options.");
+            return Task.FromResult(ExitCodes.Success);
+        }
     }
 }
 

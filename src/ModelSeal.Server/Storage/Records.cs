@@ -60,6 +60,7 @@ internal static class AuditEvents
     public const string LicenceCreated = "licence.created";
     public const string LicenceRevoked = "licence.revoked";
     public const string MasterKeyRotated = "master-key.rotated";
+    public const string MasterKeyMigrated = "master-key.migrated";
 }
 
 /// <summary>
