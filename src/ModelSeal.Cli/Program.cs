@@ -54,6 +54,7 @@ internal static class Program
                 new DemoCommand(context),
                 new ServeCommand(context),
                 new MasterKeyCommand(context),
+                new DatabaseCommand(context),
                 new ModelCommand(context),
                 new LicenseCommand(context),
                 new TokenCommand(context),

@@ -218,7 +218,7 @@ public static class ServerHost
         return new SqliteStore(data.DatabasePath) { Telemetry = telemetry };
     }
 
-    private static void ValidateDatabase(DatabaseOptions? options)
+    internal static void ValidateDatabase(DatabaseOptions? options)
     {
         if (options is null)
         {

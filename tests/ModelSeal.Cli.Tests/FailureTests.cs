@@ -46,16 +46,23 @@ public sealed class FailureTests
     }
 
     [Fact]
-    public async Task Master_key_migrate_refuses_an_incomplete_token_configuration_before_creating_anything()
+    public async Task Migrations_refuse_an_incomplete_target_before_creating_anything()
     {
         using var ws = new Workspace();
         string data = ws["data"];
 
         CliResult noModule = await Workspace.RunAsync("master-key", "migrate", "--data", data, "--token-label", "t", "--pin-env", "X");
+        string unset = "MODELSEAL_TEST_UNSET_" + Guid.NewGuid().ToString("N");
+        CliResult noDatabase = await Workspace.RunAsync("database", "migrate", "--data", data, "--connection-string-env", unset);
+        CliResult noVariable = await Workspace.RunAsync("database", "migrate", "--data", data);
 
         Assert.Equal(ExitCodes.Usage, noModule.ExitCode);
         Asserts.ErrorWithHint(noModule, "Pkcs11Module is not set");
         Assert.Contains("stop the key server", noModule.Stderr, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, noDatabase.ExitCode);
+        Asserts.ErrorWithHint(noDatabase, unset);
+        Assert.Equal(ExitCodes.Usage, noVariable.ExitCode);
+        Assert.Contains("--connection-string-env", noVariable.Stderr, StringComparison.Ordinal);
         Assert.False(Directory.Exists(data), "nothing may be created for a refused configuration");
     }
 

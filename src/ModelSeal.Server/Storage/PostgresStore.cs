@@ -149,6 +149,14 @@ internal sealed class PostgresStore : Store
 
     protected override DbConnection Open() => _dataSource.OpenConnection();
 
+    // model_versions.seq is GENERATED ALWAYS: the imported numbers need OVERRIDING SYSTEM VALUE, then the sequence
+    // continues after the largest.
+    internal override void Import(Session session, StoreSnapshot snapshot)
+    {
+        session.Import(snapshot, identityInsert: "OVERRIDING SYSTEM VALUE");
+        session.NonQuery("SELECT setval(pg_get_serial_sequence('model_versions', 'seq'), COALESCE(MAX(seq), 1), MAX(seq) IS NOT NULL) FROM model_versions");
+    }
+
     protected override DbTransaction BeginWrite(DbConnection connection)
     {
         DbTransaction transaction = connection.BeginTransaction();

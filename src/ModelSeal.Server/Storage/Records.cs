@@ -61,6 +61,7 @@ internal static class AuditEvents
     public const string LicenceRevoked = "licence.revoked";
     public const string MasterKeyRotated = "master-key.rotated";
     public const string MasterKeyMigrated = "master-key.migrated";
+    public const string DatabaseMigrated = "database.migrated";
 }
 
 /// <summary>
@@ -130,3 +131,14 @@ internal static class AuditChain
 /// <param name="FirstBadId">The first record that does not chain (null when none, or when the log is shorter than expected).</param>
 /// <param name="Reason">Why verification failed (null when verified).</param>
 internal sealed record AuditVerification(bool Verified, long Records, long? LastId, byte[] LastHash, long? FirstBadId, string? Reason);
+
+/// <summary>A model version row as stored, wrapped key included (moving a database only).</summary>
+internal sealed record VersionRow(long Sequence, string ModelId, string Version, string KeyId, string State, int? MasterKeyVersion, byte[]? WrappedKey, long CreatedAt);
+
+/// <summary>Every row of a store, in insertion order (<see cref="Store.Session.Export"/>); times in Unix seconds.</summary>
+internal sealed record StoreSnapshot(
+    IReadOnlyList<(string ModelId, long CreatedAt)> Models,
+    IReadOnlyList<VersionRow> Versions,
+    IReadOnlyList<LicenceRecord> Licences,
+    IReadOnlyList<(string LicenceId, string Thumbprint, long FirstSeen, long LastSeen)> Devices,
+    IReadOnlyList<AuditRecord> Audit);

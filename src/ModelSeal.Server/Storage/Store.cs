@@ -53,6 +53,9 @@ internal abstract class Store : IDisposable
     {
     }
 
+    /// <summary>Imports a snapshot into this (empty) store's tables in the write transaction of <paramref name="session"/>.</summary>
+    internal virtual void Import(Session session, StoreSnapshot snapshot) => session.Import(snapshot, identityInsert: string.Empty);
+
     /// <summary>Best effort, after a destroy: makes the database let go of the deleted key's bytes where it can.</summary>
     protected abstract void Compact(DbConnection connection);
 
@@ -448,14 +451,14 @@ internal abstract class Store : IDisposable
                 ("@h", licence.CredentialHash));
 
         public LicenceRecord? GetLicence(string licenceId) =>
-            Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences WHERE licence_id = @id", ("@id", licenceId)).FirstOrDefault();
+            Licences(LicenceColumns + " WHERE licence_id = @id", ("@id", licenceId)).FirstOrDefault();
 
         /// <summary>The licence of a subject (the newest, when there are several).</summary>
         public LicenceRecord? FindLicenceBySubject(string subject) =>
-            Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences WHERE subject = @s ORDER BY created_at DESC, rowid DESC LIMIT 1", ("@s", subject)).FirstOrDefault();
+            Licences(LicenceColumns + " WHERE subject = @s ORDER BY created_at DESC, rowid DESC LIMIT 1", ("@s", subject)).FirstOrDefault();
 
         public List<LicenceRecord> ListLicences() =>
-            Licences("SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences ORDER BY created_at, rowid");
+            Licences(LicenceColumns + " ORDER BY created_at, rowid");
 
         public void RevokeLicence(string licenceId, DateTimeOffset now) =>
             NonQuery("UPDATE licences SET revoked_at = @t WHERE licence_id = @id AND revoked_at IS NULL", ("@t", Seconds(now)), ("@id", licenceId));
@@ -626,6 +629,99 @@ internal abstract class Store : IDisposable
             return (long)command.ExecuteScalar()!;
         }
 
+        // ---- moving a whole database (DatabaseMigration) --------------------------------------------------
+
+        /// <summary>Every row of every table, in insertion order, wrapped keys and audit hashes as stored.</summary>
+        public StoreSnapshot Export()
+        {
+            var models = new List<(string, long)>();
+            using (DbCommand command = Command("SELECT model_id, created_at FROM models ORDER BY model_id"))
+            using (DbDataReader reader = command.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    models.Add((reader.GetString(0), reader.GetInt64(1)));
+                }
+            }
+
+            var versions = new List<VersionRow>();
+            using (DbCommand command = Command("SELECT seq, model_id, version, key_id, state, master_key_version, wrapped_key, created_at FROM model_versions ORDER BY seq"))
+            using (DbDataReader reader = command.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    versions.Add(new VersionRow(
+                        reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4),
+                        reader.IsDBNull(5) ? null : reader.GetInt32(5), reader.IsDBNull(6) ? null : (byte[])reader.GetValue(6), reader.GetInt64(7)));
+                }
+            }
+
+            var devices = new List<(string, string, long, long)>();
+            using (DbCommand command = Command("SELECT licence_id, thumbprint, first_seen, last_seen FROM devices ORDER BY rowid"))
+            using (DbDataReader reader = command.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    devices.Add((reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)));
+                }
+            }
+
+            var audit = new List<AuditRecord>();
+            for (List<AuditRecord> page = ListAudit(0, 10_000); page.Count > 0; page = ListAudit(page[^1].Id, 10_000))
+            {
+                audit.AddRange(page);
+            }
+
+            return new StoreSnapshot(models, versions, Licences(LicenceColumns + " ORDER BY rowid"), devices, audit);
+        }
+
+        /// <summary>
+        /// Inserts a snapshot into empty tables, keeping version sequence numbers, insertion order, audit ids and
+        /// hashes; <paramref name="identityInsert"/> is what lets an explicit value into an identity column.
+        /// </summary>
+        public void Import(StoreSnapshot snapshot, string identityInsert)
+        {
+            ArgumentNullException.ThrowIfNull(snapshot);
+            foreach ((string modelId, long createdAt) in snapshot.Models)
+            {
+                NonQuery("INSERT INTO models (model_id, created_at) VALUES (@m, @t)", ("@m", modelId), ("@t", createdAt));
+            }
+
+            foreach (VersionRow v in snapshot.Versions)
+            {
+                NonQuery(
+                    $"INSERT INTO model_versions (seq, model_id, version, key_id, state, master_key_version, wrapped_key, created_at) {identityInsert} VALUES (@s, @m, @v, @k, @st, @mk, @w, @t)",
+                    ("@s", v.Sequence), ("@m", v.ModelId), ("@v", v.Version), ("@k", v.KeyId), ("@st", v.State), ("@mk", v.MasterKeyVersion), ("@w", v.WrappedKey), ("@t", v.CreatedAt));
+            }
+
+            foreach (LicenceRecord licence in snapshot.Licences)
+            {
+                InsertLicence(licence);
+                if (licence.RevokedAt is { } revoked)
+                {
+                    RevokeLicence(licence.LicenceId, revoked);
+                }
+            }
+
+            foreach ((string licenceId, string thumbprint, long firstSeen, long lastSeen) in snapshot.Devices)
+            {
+                NonQuery("INSERT INTO devices (licence_id, thumbprint, first_seen, last_seen) VALUES (@l, @d, @f, @t)", ("@l", licenceId), ("@d", thumbprint), ("@f", firstSeen), ("@t", lastSeen));
+            }
+
+            foreach (AuditRecord record in snapshot.Audit)
+            {
+                AuditEntry e = record.Entry;
+                NonQuery(
+                    "INSERT INTO audit (id, at, event, subject, licence_id, model_id, version, key_id, device, client, outcome, hash) VALUES (@id, @t, @e, @s, @l, @m, @v, @k, @d, @c, @o, @h)",
+                    ("@id", record.Id), ("@t", Seconds(record.At)), ("@e", e.Event), ("@s", e.Subject), ("@l", e.LicenceId), ("@m", e.ModelId),
+                    ("@v", e.Version), ("@k", e.KeyId), ("@d", e.Device), ("@c", e.Client), ("@o", e.Outcome), ("@h", record.Hash));
+            }
+        }
+
+        /// <summary>True when no table holds a row.</summary>
+        public bool IsEmpty() =>
+            !Exists("SELECT 1 FROM models") && !Exists("SELECT 1 FROM licences") && !Exists("SELECT 1 FROM audit");
+
         // ---- helpers ----------------------------------------------------------------------------------------
 
         private static long Seconds(DateTimeOffset time) => time.ToUnixTimeSeconds();
@@ -633,6 +729,8 @@ internal abstract class Store : IDisposable
         private static DateTimeOffset Time(long seconds) => DateTimeOffset.FromUnixTimeSeconds(seconds);
 
         private static string? NullableString(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
+
+        private const string LicenceColumns = "SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash FROM licences";
 
         private const string AuditColumns = "SELECT id, at, event, subject, licence_id, model_id, version, key_id, device, client, outcome, hash FROM audit";
 

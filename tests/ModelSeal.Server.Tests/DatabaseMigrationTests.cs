@@ -1,0 +1,84 @@
+using System.Net;
+using System.Text.Json;
+using ModelSeal.Hpke;
+
+namespace ModelSeal.Server.Tests;
+
+/// <summary>Moving a key server from its SQLite database to PostgreSQL (docs/deploy.md "Moving to PostgreSQL").</summary>
+[Trait("Backends", "own")]
+public sealed class DatabaseMigrationTests
+{
+    [Fact]
+    public async Task Everything_moves_to_postgres_and_the_service_continues_where_it_was()
+    {
+        using var directory = new TempDirectory();
+        string data = directory.Sub("data");
+        var postgres = new DatabaseOptions { Provider = DatabaseOptions.Postgres, ConnectionString = PostgresSchema.ConnectionString(directory.Path, create: true) };
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        using HpkeKeyPair other = HpkeKeyPair.Generate();
+        byte[] expected;
+        Licence licence, revoked;
+        JsonElement head;
+        string models;
+        await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
+        {
+            string admin = await server.AdminTokenAsync();
+            await server.CreateModelAsync(admin, "m");
+            (_, ModelKey created) = await server.CreateVersionAsync(admin, "m");
+            expected = TestServer.KeyBytes(created);
+            created.Dispose();
+            (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
+            (await server.CreateVersionAsync(admin, "m", version: "gone")).Key.Dispose();
+            (await server.PostAsync("/v1/admin/models/m/versions/gone/destroy", null, admin)).AssertStatus(HttpStatusCode.OK);
+            licence = await server.CreateLicenceAsync(admin, "s", ["m"], maxDevices: 1);
+            revoked = await server.CreateLicenceAsync(admin, "r", ["m"]);
+            (await server.ReleaseAndOpenAsync(await server.LicenceTokenAsync(licence), licence, "m", "1", device)).Key.Dispose();
+            string revokedToken = await server.LicenceTokenAsync(revoked);
+            (await server.PostAsync($"/v1/admin/licences/{revoked.Id}/revoke", null, admin)).AssertStatus(HttpStatusCode.OK);
+            (await server.ReleaseAsync(revokedToken, "m", "1", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
+            head = await AuditChainTests.VerifyAsync(server, admin);
+            models = (await server.GetAsync("/v1/admin/models", admin)).Text;
+        }
+
+        DatabaseMigrationResult moved = DatabaseMigration.Migrate(new ServerOptions { DataDirectory = data }, postgres);
+        Assert.Equal((1, 3, 2, 1), (moved.Models, moved.Versions, moved.Licences, moved.Devices));
+        Assert.Equal(head.GetProperty("records").GetInt64(), moved.AuditRecords);
+        Assert.False(File.Exists(Path.Combine(data, "modelseal.db")), "The SQLite database must not stay where a server would use it.");
+        Assert.True(File.Exists(moved.RetiredDatabaseFile));
+
+        await using (TestServer server = await TestServer.StartAsync(o => o.Database = postgres, data))
+        {
+            string admin = await server.AdminTokenAsync();
+            Assert.Equal(models, (await server.GetAsync("/v1/admin/models", admin)).Text);
+
+            // The chain continues: the old head is still there, followed by the migration record.
+            JsonElement chain = await AuditChainTests.VerifyAsync(server, admin, head);
+            Assert.True(chain.GetProperty("verified").GetBoolean(), chain.ToString());
+            Assert.Equal(head.GetProperty("records").GetInt64() + 1, chain.GetProperty("records").GetInt64());
+
+            // Same keys, same device registrations, same revocations, same destroyed version.
+            string token = await server.LicenceTokenAsync(licence);
+            using (ModelKey key = (await server.ReleaseAndOpenAsync(token, licence, "m", "1", device)).Key)
+            {
+                Assert.Equal(expected, TestServer.KeyBytes(key));
+            }
+
+            (await server.ReleaseAsync(token, "m", "1", other)).AssertProblem(HttpStatusCode.Forbidden, "device-limit");
+            (await server.ReleaseAsync(token, "m", "gone", device)).AssertProblem(HttpStatusCode.Gone, "version-destroyed");
+            (await server.ReleaseAsync(await server.LicenceTokenAsync(revoked), "m", "1", other)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
+
+            // New versions continue the sequence.
+            (Release next, ModelKey nextKey) = await server.CreateVersionAsync(admin, "m");
+            nextKey.Dispose();
+            Assert.Equal("3", next.Version);
+        }
+
+        // Nothing left to move; and a database that is not empty is never written into.
+        var again = Assert.Throws<ServerConfigurationException>(() => DatabaseMigration.Migrate(new ServerOptions { DataDirectory = data }, postgres));
+        Assert.Contains("no database", again.Message, StringComparison.Ordinal);
+        File.Copy(moved.RetiredDatabaseFile, Path.Combine(data, "modelseal.db"));
+        var full = Assert.Throws<ServerConfigurationException>(() => DatabaseMigration.Migrate(new ServerOptions { DataDirectory = data }, postgres));
+        Assert.Contains("already holds", full.Message, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(data, "modelseal.db")), "A refused move leaves the SQLite database in place.");
+    }
+}
