@@ -94,7 +94,7 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
                 CryptographicOperations.ZeroMemory(pin);
             }
 
-            Dictionary<int, IObjectHandle> keys = FindVersions(module.Factories, main, tokenLabel, keyLabel);
+            Dictionary<int, IObjectHandle> keys = FindVersions(module, main, tokenLabel, keyLabel);
             if (keys.Count == 0 && !mayCreate)
             {
                 throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' holds no master key labelled '{VersionLabel(keyLabel, 1)}' (or later), but the database holds data keys wrapped with one (or MasterKey:CreateIfMissing is false); check MasterKey:TokenLabel and MasterKey:KeyLabel, or restore the token from its backup.");
@@ -246,7 +246,10 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
                     a.Create(CKA.CKA_DERIVE, false),
                 };
                 using IMechanism generate = _module.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_GEN);
-                return session.GenerateKey(generate, attributes);
+                lock (_module.ObjectLock)
+                {
+                    return session.GenerateKey(generate, attributes);
+                }
             });
             _keys = new Dictionary<int, IObjectHandle>(_keys) { [version] = handle };
             _current = version;
@@ -263,7 +266,7 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
     {
         lock (_rotateLock)
         {
-            Dictionary<int, IObjectHandle> found = Use(session => FindVersions(_module.Factories, session, _tokenLabel, _keyLabel));
+            Dictionary<int, IObjectHandle> found = Use(session => FindVersions(_module, session, _tokenLabel, _keyLabel));
             if (found.Count > 0 && found.Keys.Max() > _current)
             {
                 _keys = found;
@@ -331,7 +334,15 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
         return _module.Factories.MechanismFactory.Create(CKM.CKM_AES_GCM, parameters);
     }
 
-    private static Dictionary<int, IObjectHandle> FindVersions(Pkcs11InteropFactories factories, ISession session, string tokenLabel, string keyLabel)
+    private static Dictionary<int, IObjectHandle> FindVersions(Pkcs11Module module, ISession session, string tokenLabel, string keyLabel)
+    {
+        lock (module.ObjectLock)
+        {
+            return FindVersionsLocked(module.Factories, session, tokenLabel, keyLabel);
+        }
+    }
+
+    private static Dictionary<int, IObjectHandle> FindVersionsLocked(Pkcs11InteropFactories factories, ISession session, string tokenLabel, string keyLabel)
     {
         IObjectAttributeFactory a = factories.ObjectAttributeFactory;
         List<IObjectHandle> objects = session.FindAllObjects([a.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), a.Create(CKA.CKA_KEY_TYPE, CKK.CKK_AES)]);
@@ -391,6 +402,13 @@ internal sealed class Pkcs11Module
     }
 
     public Pkcs11InteropFactories Factories { get; }
+
+    /// <summary>
+    /// Held while token objects are created or searched: rare operations (start, new versions, rotation), serialised
+    /// per module because SoftHSM2's file object store has been seen failing a key generation (CKR_GENERAL_ERROR)
+    /// while other sessions of the process generated or searched at the same time.
+    /// </summary>
+    public Lock ObjectLock { get; } = new();
 
     public IPkcs11Library Library { get; }
 
