@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Globalization;
 using ModelSeal.Server.Storage;
 
@@ -50,7 +49,7 @@ public static class DatabaseMigration
         AuditVerification head;
         using (Store source = ServerHost.OpenStore(settings.Database, data, telemetry: null))
         {
-            Initialize(source);
+            source.Prepare();
             (snapshot, head) = source.Read(s => (s.Export(), s.VerifyAudit(null, null)));
         }
 
@@ -61,7 +60,7 @@ public static class DatabaseMigration
 
         using (Store destination = ServerHost.OpenStore(target, data, telemetry: null))
         {
-            Initialize(destination);
+            destination.Prepare();
             DateTimeOffset now = settings.Time.GetUtcNow();
             destination.WriteAsync(
                 s =>
@@ -97,17 +96,5 @@ public static class DatabaseMigration
         }
 
         return new DatabaseMigrationResult(snapshot.Models.Count, snapshot.Versions.Count, snapshot.Licences.Count, snapshot.Devices.Count, snapshot.Audit.Count, retired);
-    }
-
-    private static void Initialize(Store store)
-    {
-        try
-        {
-            store.Initialize();
-        }
-        catch (DbException e)
-        {
-            throw new ServerConfigurationException($"The {store.Description} could not be opened: {e.Message}", e);
-        }
     }
 }

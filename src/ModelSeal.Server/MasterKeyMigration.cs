@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
 using ModelSeal.Server.Security;
@@ -59,16 +58,7 @@ public static class MasterKeyMigration
         }
 
         using Store store = ServerHost.OpenStore(settings.Database, data, telemetry: null);
-        bool hasKeys;
-        try
-        {
-            store.Initialize();
-            hasKeys = store.Read(s => s.HasWrappedKeys());
-        }
-        catch (DbException e)
-        {
-            throw new ServerConfigurationException($"The {store.Description} could not be opened: {e.Message}", e);
-        }
+        bool hasKeys = store.Prepare();
 
         using MasterKeyRing from = MasterKeyProviders.Open(settings.MasterKey, data.MasterKeysPath, mayCreate: !hasKeys);
         using MasterKeyRing to = MasterKeyProviders.Open(target, data.MasterKeysPath, mayCreate: true);

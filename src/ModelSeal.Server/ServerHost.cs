@@ -47,16 +47,7 @@ public static class ServerHost
             disposables.Push(telemetry);
             Store store = OpenStore(settings.Database, data, telemetry);
             disposables.Push(store);
-            bool hasKeys;
-            try
-            {
-                store.Initialize();
-                hasKeys = store.Read(s => s.HasWrappedKeys());
-            }
-            catch (DbException e)
-            {
-                throw new ServerConfigurationException($"The {store.Description} could not be opened: {e.Message}", e);
-            }
+            bool hasKeys = store.Prepare();
 
             MasterKeyRing masterKeys = MasterKeyProviders.Open(settings.MasterKey, data.MasterKeysPath, mayCreate: !hasKeys);
             disposables.Push(masterKeys);

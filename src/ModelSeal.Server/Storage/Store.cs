@@ -42,6 +42,23 @@ internal abstract class Store : IDisposable
     /// <summary>Creates the schema or migrates it to this server's version; refuses a newer one.</summary>
     public abstract void Initialize();
 
+    /// <summary>
+    /// Initializes the store for a server or an offline migration, and says whether any wrapped data key is stored. A
+    /// database that cannot be opened is a <see cref="ServerConfigurationException"/> naming it (never its password).
+    /// </summary>
+    public bool Prepare()
+    {
+        try
+        {
+            Initialize();
+            return Read(s => s.HasWrappedKeys());
+        }
+        catch (DbException e)
+        {
+            throw new ServerConfigurationException($"The {Description} could not be opened: {e.Message}", e);
+        }
+    }
+
     /// <summary>Opens a connection to the database.</summary>
     protected abstract DbConnection Open();
 
