@@ -8,6 +8,8 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using ModelSeal.Hpke;
 using ModelSeal.Server;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
 
 namespace ModelSeal.LoadTest;
 

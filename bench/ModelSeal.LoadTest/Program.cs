@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using ModelSeal.LoadTest;
+using ModelSeal.Server.Diagnostics;
 
 // ModelSeal key-server load generator: full key releases over HTTP (JWT + device key in, HPKE-sealed data key out,
 // durable audit record per release) by N concurrent closed-loop clients, level by level. See bench/README.md.

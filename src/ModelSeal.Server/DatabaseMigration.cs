@@ -1,4 +1,6 @@
 using System.Globalization;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
 using ModelSeal.Server.Storage;
 
 namespace ModelSeal.Server;

@@ -2,6 +2,9 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Diagnostics;
+using ModelSeal.Server.MasterKeys;
 using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;
 

@@ -1,5 +1,8 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
+using ModelSeal.Server.MasterKeys;
 using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;
 

@@ -3,10 +3,12 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Build.Utilities;
-using Task = System.Threading.Tasks.Task;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ModelSeal.Server;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
+using Task = System.Threading.Tasks.Task;
 
 namespace ModelSeal.Build.Tests;
 

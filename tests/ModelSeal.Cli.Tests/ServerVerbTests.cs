@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Files;
 
 namespace ModelSeal.Cli.Tests;
 
@@ -19,7 +20,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        _server = ModelSeal.Server.ServerHost.Build(new ModelSeal.Server.ServerOptions { DataDirectory = Path.Combine(_work.Directory, "data"), Urls = "http://127.0.0.1:0" });
+        _server = ModelSeal.Server.ServerHost.Build(new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = Path.Combine(_work.Directory, "data"), Urls = "http://127.0.0.1:0" });
         await _server.StartAsync();
         _url = _server.Urls.Single();
     }

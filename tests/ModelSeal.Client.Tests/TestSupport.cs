@@ -7,6 +7,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ModelSeal.Hpke;
 using ModelSeal.Server;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
 
 namespace ModelSeal.Client.Tests;
 

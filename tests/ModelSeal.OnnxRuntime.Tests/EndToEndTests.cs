@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Files;
 
 namespace ModelSeal.OnnxRuntime.Tests;
 
@@ -33,7 +34,7 @@ public sealed class EndToEndTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         string data = Path.Combine(_dir.Path, "server");
-        _server = ModelSeal.Server.ServerHost.Build(new ModelSeal.Server.ServerOptions { DataDirectory = data, Urls = "http://127.0.0.1:0" }, logging => logging.ClearProviders());
+        _server = ModelSeal.Server.ServerHost.Build(new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = data, Urls = "http://127.0.0.1:0" }, logging => logging.ClearProviders());
         await _server.StartAsync();
         _admin = new HttpClient { BaseAddress = new Uri(_server.Urls.Single()) };
         JsonElement token = await PostAsync("/v1/token", new { grantType = "admin", credential = File.ReadAllText(Path.Combine(data, "admin.credential")).Trim() });

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text.Json;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
 
 namespace ModelSeal.Server.Tests;
 

@@ -145,7 +145,7 @@ public sealed class ObservabilityTests
         Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/ready")).Status);
 
         // A disposed file provider has zeroed its keys: it refuses to wrap or unwrap instead of using them.
-        Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Storage.MasterKeyRing>(server.App.Services).Dispose();
+        Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<MasterKeys.MasterKeyRing>(server.App.Services).Dispose();
         (await server.GetAsync("/health/ready")).AssertProblem(HttpStatusCode.ServiceUnavailable, "not-ready");
         Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/live")).Status);
     }

@@ -1,6 +1,9 @@
 using System.Net;
 using System.Security.Cryptography;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
+using ModelSeal.Server.MasterKeys;
 using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;
 using Net.Pkcs11Interop.Common;

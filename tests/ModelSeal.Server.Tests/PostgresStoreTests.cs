@@ -1,5 +1,7 @@
 using System.Net;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
 using ModelSeal.Server.Storage;
 using Npgsql;
 

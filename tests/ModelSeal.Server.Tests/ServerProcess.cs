@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using ModelSeal.Server.Files;
 
 namespace ModelSeal.Server.Tests;
 

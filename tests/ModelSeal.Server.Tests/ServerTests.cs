@@ -5,6 +5,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
 
 namespace ModelSeal.Server.Tests;
 

@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Data.Sqlite;
+using ModelSeal.Server.Configuration;
 using Npgsql;
 
 namespace ModelSeal.Server.Tests;

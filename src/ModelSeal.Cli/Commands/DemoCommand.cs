@@ -9,6 +9,7 @@ using ModelSeal.Cli.Server;
 using ModelSeal.Client;
 using ModelSeal.Hpke;
 using ModelSeal.OnnxRuntime;
+using ModelSeal.Server.Files;
 
 namespace ModelSeal.Cli.Commands;
 
@@ -47,7 +48,7 @@ internal sealed class DemoCommand : VerbCommand
 
             // The key server, in-process on 127.0.0.1 with a temporary data directory.
             var clock = Stopwatch.StartNew();
-            var serverOptions = new ModelSeal.Server.ServerOptions { DataDirectory = Path.Combine(work.FullName, "server"), Urls = "http://127.0.0.1:0" };
+            var serverOptions = new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = Path.Combine(work.FullName, "server"), Urls = "http://127.0.0.1:0" };
             await using Microsoft.AspNetCore.Builder.WebApplication server = ModelSeal.Server.ServerHost.Build(serverOptions, logging => logging.SetMinimumLevel(LogLevel.Error));
             await server.StartAsync(cancellationToken).ConfigureAwait(false);
             var url = new Uri(server.Urls.Single() + "/");

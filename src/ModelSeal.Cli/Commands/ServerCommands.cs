@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using ModelSeal.Cli.Server;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
 
 namespace ModelSeal.Cli.Commands;
 
@@ -122,8 +124,8 @@ internal sealed class ServerStateOptions
     {
         HelpName = "PROVIDER",
         Description = "Where models, licences and the audit log live: 'sqlite' (modelseal.db in the data directory, one instance) or 'postgres' (shared by several instances; docs/deploy.md) [default: sqlite].",
-        DefaultValueFactory = _ => ModelSeal.Server.DatabaseOptions.Sqlite,
-    }.AcceptOnlyFromAmong(ModelSeal.Server.DatabaseOptions.Sqlite, ModelSeal.Server.DatabaseOptions.Postgres);
+        DefaultValueFactory = _ => ModelSeal.Server.Configuration.DatabaseOptions.Sqlite,
+    }.AcceptOnlyFromAmong(ModelSeal.Server.Configuration.DatabaseOptions.Sqlite, ModelSeal.Server.Configuration.DatabaseOptions.Postgres);
 
     public Option<string> ConnectionStringEnv { get; } = new("--connection-string-env") { HelpName = "VAR", Description = "PostgreSQL: the name of an environment variable holding the Npgsql connection string (never the string itself: it holds a password)." };
 
@@ -157,18 +159,18 @@ internal sealed class ServerStateOptions
 
     public string DataDirectory(ParseResult result) => Path.GetFullPath(result.GetRequiredValue(Data));
 
-    public ModelSeal.Server.DatabaseOptions DatabaseOptions(ParseResult result) => new()
+    public ModelSeal.Server.Configuration.DatabaseOptions DatabaseOptions(ParseResult result) => new()
     {
         Provider = result.GetRequiredValue(Database),
         ConnectionStringEnvironmentVariable = result.GetValue(ConnectionStringEnv),
     };
 
-    public ModelSeal.Server.MasterKeyOptions MasterKeyOptions(ParseResult result, string provider) => new()
+    public ModelSeal.Server.Configuration.MasterKeyOptions MasterKeyOptions(ParseResult result, string provider) => new()
     {
         Provider = provider,
         Pkcs11Module = result.GetValue(Pkcs11Module),
         TokenLabel = result.GetValue(TokenLabel),
-        KeyLabel = result.GetValue(KeyLabel) ?? new ModelSeal.Server.MasterKeyOptions().KeyLabel,
+        KeyLabel = result.GetValue(KeyLabel) ?? new ModelSeal.Server.Configuration.MasterKeyOptions().KeyLabel,
         PinFile = result.GetValue(PinFile),
         PinEnvironmentVariable = result.GetValue(PinEnv),
     };
@@ -197,14 +199,14 @@ internal sealed class ServeCommand : VerbCommand
     {
         HelpName = "N",
         Description = "Key releases allowed per token subject per minute, per instance [default: 600].",
-        DefaultValueFactory = _ => new ModelSeal.Server.ServerOptions { DataDirectory = "." }.ReleasesPerMinutePerSubject,
+        DefaultValueFactory = _ => new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = "." }.ReleasesPerMinutePerSubject,
     };
 
     public Option<int> RequestsPerMinuteOption { get; } = new("--requests-per-minute")
     {
         HelpName = "N",
         Description = "Requests allowed per client address per minute, per instance; behind a proxy every client has the proxy's address [default: 6000].",
-        DefaultValueFactory = _ => new ModelSeal.Server.ServerOptions { DataDirectory = "." }.RequestsPerMinutePerClient,
+        DefaultValueFactory = _ => new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = "." }.RequestsPerMinutePerClient,
     };
 
     public Option<bool> NoMetricsOption { get; } = new("--no-metrics") { Description = "Serve no Prometheus endpoint /metrics and collect no metrics." };
@@ -213,8 +215,8 @@ internal sealed class ServeCommand : VerbCommand
     {
         HelpName = "PROVIDER",
         Description = "Where the master keys live: 'file' (master.keys in the data directory) or 'pkcs11' (an HSM token; docs/deploy.md) [default: file].",
-        DefaultValueFactory = _ => ModelSeal.Server.MasterKeyOptions.File,
-    }.AcceptOnlyFromAmong(ModelSeal.Server.MasterKeyOptions.File, ModelSeal.Server.MasterKeyOptions.Pkcs11);
+        DefaultValueFactory = _ => ModelSeal.Server.Configuration.MasterKeyOptions.File,
+    }.AcceptOnlyFromAmong(ModelSeal.Server.Configuration.MasterKeyOptions.File, ModelSeal.Server.Configuration.MasterKeyOptions.Pkcs11);
 
     public Option<string> UrlsOption { get; } = new("--urls")
     {
@@ -225,13 +227,13 @@ internal sealed class ServeCommand : VerbCommand
 
     protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
-        var options = new ModelSeal.Server.ServerOptions
+        var options = new ModelSeal.Server.Configuration.ServerOptions
         {
             DataDirectory = _state.DataDirectory(result),
             Urls = result.GetRequiredValue(UrlsOption),
             MasterKey = _state.MasterKeyOptions(result, result.GetRequiredValue(MasterKeyOption)),
             Database = _state.DatabaseOptions(result),
-            Metrics = new ModelSeal.Server.MetricsOptions { Enabled = !result.GetValue(NoMetricsOption) },
+            Metrics = new ModelSeal.Server.Configuration.MetricsOptions { Enabled = !result.GetValue(NoMetricsOption) },
             ReleasesPerMinutePerSubject = result.GetValue(ReleasesPerMinuteOption),
             RequestsPerMinutePerClient = result.GetValue(RequestsPerMinuteOption),
         };
@@ -243,7 +245,7 @@ internal sealed class ServeCommand : VerbCommand
                 .AddFilter("Microsoft", Microsoft.Extensions.Logging.LogLevel.Warning)
                 .AddFilter("Microsoft.Hosting.Lifetime", Microsoft.Extensions.Logging.LogLevel.Information));
         }
-        catch (ModelSeal.Server.ServerConfigurationException e)
+        catch (ModelSeal.Server.Configuration.ServerConfigurationException e)
         {
             throw new CliException(ExitCodes.Usage, e.Message, ServerStateOptions.Hint, e);
         }
@@ -293,13 +295,13 @@ internal sealed class DatabaseCommand : Command
 
         protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            var target = new ModelSeal.Server.DatabaseOptions { Provider = ModelSeal.Server.DatabaseOptions.Postgres, ConnectionStringEnvironmentVariable = result.GetValue(_state.ConnectionStringEnv) };
+            var target = new ModelSeal.Server.Configuration.DatabaseOptions { Provider = ModelSeal.Server.Configuration.DatabaseOptions.Postgres, ConnectionStringEnvironmentVariable = result.GetValue(_state.ConnectionStringEnv) };
             ModelSeal.Server.DatabaseMigrationResult moved;
             try
             {
-                moved = ModelSeal.Server.DatabaseMigration.Migrate(new ModelSeal.Server.ServerOptions { DataDirectory = _state.DataDirectory(result) }, target);
+                moved = ModelSeal.Server.DatabaseMigration.Migrate(new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = _state.DataDirectory(result) }, target);
             }
-            catch (ModelSeal.Server.ServerConfigurationException e)
+            catch (ModelSeal.Server.Configuration.ServerConfigurationException e)
             {
                 throw new CliException(ExitCodes.Usage, e.Message, "stop the key server, then give its data directory and an empty PostgreSQL database (--connection-string-env; docs/deploy.md).", e);
             }
@@ -336,13 +338,13 @@ internal sealed class MasterKeyCommand : Command
 
         protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            var options = new ModelSeal.Server.ServerOptions { DataDirectory = _state.DataDirectory(result), Database = _state.DatabaseOptions(result) };
+            var options = new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = _state.DataDirectory(result), Database = _state.DatabaseOptions(result) };
             ModelSeal.Server.MasterKeyMigrationResult migrated;
             try
             {
-                migrated = ModelSeal.Server.MasterKeyMigration.Migrate(options, _state.MasterKeyOptions(result, ModelSeal.Server.MasterKeyOptions.Pkcs11));
+                migrated = ModelSeal.Server.MasterKeyMigration.Migrate(options, _state.MasterKeyOptions(result, ModelSeal.Server.Configuration.MasterKeyOptions.Pkcs11));
             }
-            catch (ModelSeal.Server.ServerConfigurationException e)
+            catch (ModelSeal.Server.Configuration.ServerConfigurationException e)
             {
                 throw new CliException(ExitCodes.Usage, e.Message, "stop the key server, then give the data directory, the database and the target token (--pkcs11-module, --token-label, --pin-file/--pin-env; docs/deploy.md).", e);
             }

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.Http;
 using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;

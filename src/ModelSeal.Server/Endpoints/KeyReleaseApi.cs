@@ -6,7 +6,9 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.Http;
+using ModelSeal.Server.MasterKeys;
 using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;
 

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.Http;
 using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.DependencyInjection;
+using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Security;
 
 namespace ModelSeal.Server.Http;

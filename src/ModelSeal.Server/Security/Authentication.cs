@@ -7,6 +7,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.Http;
 
 namespace ModelSeal.Server.Security;

@@ -3,6 +3,8 @@ using System.Text;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
 using ModelSeal.Server.Storage;
 
 namespace ModelSeal.Server.Security;

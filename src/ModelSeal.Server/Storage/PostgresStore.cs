@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Globalization;
+using ModelSeal.Server.Configuration;
 using Npgsql;
 
 namespace ModelSeal.Server.Storage;

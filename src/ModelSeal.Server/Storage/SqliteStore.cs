@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Globalization;
 using Microsoft.Data.Sqlite;
+using ModelSeal.Server.Configuration;
 
 namespace ModelSeal.Server.Storage;
 

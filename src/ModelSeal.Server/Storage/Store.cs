@@ -2,6 +2,8 @@ using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
 using System.Threading.Channels;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Diagnostics;
 
 namespace ModelSeal.Server.Storage;
 

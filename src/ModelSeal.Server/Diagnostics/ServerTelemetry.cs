@@ -3,7 +3,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Http;
 using ModelSeal.Server.Http;
 
-namespace ModelSeal.Server;
+namespace ModelSeal.Server.Diagnostics;
 
 /// <summary>
 /// The server's metrics (a <see cref="Meter"/> named <see cref="Name"/>, one per server) and traces (the

@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using ModelSeal.Server.Configuration;
 
-namespace ModelSeal.Server.Storage;
+namespace ModelSeal.Server.Files;
 
 /// <summary>
 /// The server's data directory: created owner-only when absent, refused when other users can reach it or any of the

@@ -2,13 +2,14 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Storage;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 using Net.Pkcs11Interop.HighLevelAPI.Factories;
 using Net.Pkcs11Interop.HighLevelAPI.MechanismParams;
 
-namespace ModelSeal.Server.Security;
+namespace ModelSeal.Server.MasterKeys;
 
 /// <summary>
 /// Master keys inside a PKCS#11 token (<c>MasterKey:Provider = pkcs11</c>): each version is an AES-256 secret key

@@ -1,4 +1,4 @@
-namespace ModelSeal.Server;
+namespace ModelSeal.Server.Configuration;
 
 /// <summary>
 /// The key server refuses to start: its configuration or data directory is missing, malformed or unsafe. The message

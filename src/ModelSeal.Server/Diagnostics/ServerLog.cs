@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
+using ModelSeal.Server.Files;
 
-namespace ModelSeal.Server;
+namespace ModelSeal.Server.Diagnostics;
 
 /// <summary>
 /// Everything the server logs. Ids, thumbprints and outcomes only: never key material, credentials or tokens.

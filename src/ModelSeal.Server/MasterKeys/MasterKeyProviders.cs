@@ -1,8 +1,10 @@
 using System.Security.Cryptography;
 using System.Text;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
 using ModelSeal.Server.Storage;
 
-namespace ModelSeal.Server.Security;
+namespace ModelSeal.Server.MasterKeys;
 
 /// <summary>Validates <see cref="MasterKeyOptions"/> and opens the configured master-key provider.</summary>
 internal static class MasterKeyProviders

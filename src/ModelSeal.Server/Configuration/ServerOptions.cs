@@ -1,4 +1,5 @@
-namespace ModelSeal.Server;
+using ModelSeal.Server.Files;
+namespace ModelSeal.Server.Configuration;
 
 /// <summary>
 /// Configuration of the key server (docs/protocol.md). <see cref="ServerHost.Build"/> validates it and refuses to start

@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.Security;
 
-namespace ModelSeal.Server.Storage;
+namespace ModelSeal.Server.MasterKeys;
 
 /// <summary>
 /// The server's master keys, whichever <see cref="IMasterKeyProvider"/> holds them: wraps new data keys with the

@@ -1,8 +1,8 @@
-namespace ModelSeal.Server.Storage;
+namespace ModelSeal.Server.MasterKeys;
 
 /// <summary>
 /// Where the master keys live and how data keys are wrapped with them: <see cref="FileMasterKeyProvider"/>
-/// (<c>master.keys</c> in the data directory, the default) or <see cref="Security.Pkcs11MasterKeyProvider"/> (AES keys
+/// (<c>master.keys</c> in the data directory, the default) or <see cref="Pkcs11MasterKeyProvider"/> (AES keys
 /// generated inside a PKCS#11 token that never leave it). Every provider keeps the same storage model: a data key is
 /// stored as <see cref="MasterKeyRing.WrappedSize"/> wrapped bytes (12-byte nonce, ciphertext, 16-byte tag of
 /// AES-256-GCM with the key id as associated data) plus the master-key version that wrapped it. Implementations are

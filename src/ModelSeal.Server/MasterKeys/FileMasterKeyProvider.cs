@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Files;
 
-namespace ModelSeal.Server.Storage;
+namespace ModelSeal.Server.MasterKeys;
 
 /// <summary>
 /// The file master-key provider (the default, <c>MasterKey:Provider = file</c>): the versioned 32-byte master keys that wrap every data key (AES-256-GCM, random 12-byte nonce, associated data =
