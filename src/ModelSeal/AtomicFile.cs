@@ -22,7 +22,7 @@ namespace ModelSeal;
 /// <see cref="AbandonAll"/>; a process killed outright leaves it behind.
 /// </para>
 /// <para>
-/// Stale files: every <see cref="Create"/> first deletes the hidden files of earlier writes of the same target that
+/// Stale files: every <see cref="Create(string, bool, bool)"/> first deletes the hidden files of earlier writes of the same target that
 /// can no longer be in use: named as above for the same NAME, from this host and PID namespace (HOST), owned by this
 /// user (checked on Linux), and whose process (PID) no longer runs. Files of live processes, of other users or
 /// hosts, and any other file are left alone.
@@ -63,7 +63,15 @@ public sealed class AtomicFile : IAsyncDisposable, IDisposable
     /// <paramref name="overwrite"/> is false. On Unix the file is created with owner-only permissions when
     /// <paramref name="ownerOnly"/> is set.
     /// </summary>
-    public static AtomicFile Create(string path, bool overwrite, bool ownerOnly = false)
+    public static AtomicFile Create(string path, bool overwrite, bool ownerOnly = false) =>
+        Create(path, overwrite, ownerOnly, allowUnnamed: Environment.GetEnvironmentVariable(NamedTemporaryVariable) != "1");
+
+    /// <inheritdoc cref="Create(string, bool, bool)"/>
+    /// <param name="path">The target.</param>
+    /// <param name="overwrite">Whether an existing target may be replaced.</param>
+    /// <param name="ownerOnly">Owner-only permissions on Unix.</param>
+    /// <param name="allowUnnamed">False to use a named temporary file even where <c>O_TMPFILE</c> works (tests).</param>
+    internal static AtomicFile Create(string path, bool overwrite, bool ownerOnly, bool allowUnnamed)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string full = System.IO.Path.GetFullPath(path);
@@ -84,7 +92,7 @@ public sealed class AtomicFile : IAsyncDisposable, IDisposable
             ? UnixFileMode.UserRead | UnixFileMode.UserWrite
             : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
         AtomicFile file;
-        if (Environment.GetEnvironmentVariable(NamedTemporaryVariable) != "1" && LinuxFileCalls.TryOpenUnnamed(directory, mode) is { } handle)
+        if (allowUnnamed && LinuxFileCalls.TryOpenUnnamed(directory, mode) is { } handle)
         {
             file = new AtomicFile(full, tempPath: null, new FileStream(handle, FileAccess.Write, bufferSize: 0), overwrite);
         }
