@@ -91,35 +91,26 @@ public sealed class AtomicFile : IAsyncDisposable, IDisposable
         UnixFileMode mode = ownerOnly
             ? UnixFileMode.UserRead | UnixFileMode.UserWrite
             : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
-        AtomicFile file;
         if (allowUnnamed && LinuxFileCalls.TryOpenUnnamed(directory, mode) is { } handle)
         {
-            file = new AtomicFile(full, tempPath: null, new FileStream(handle, FileAccess.Write, bufferSize: 0), overwrite);
+            return Register(() => new AtomicFile(full, tempPath: null, new FileStream(handle, FileAccess.Write, bufferSize: 0), overwrite));
         }
-        else
+
+        string temp = System.IO.Path.Combine(directory, TemporaryNames.New(name));
+        var options = new FileStreamOptions
         {
-            string temp = System.IO.Path.Combine(directory, TemporaryNames.New(name));
-            var options = new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                Share = FileShare.Delete, // so that AbandonAll can delete it while it is open (Windows)
-                BufferSize = 0,
-            };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = mode;
-            }
-
-            file = new AtomicFile(full, temp, new FileStream(temp, options), overwrite);
-        }
-
-        lock (Pending)
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            Share = FileShare.Delete, // so that AbandonAll can delete it while it is open (Windows)
+            BufferSize = 0,
+        };
+        if (!OperatingSystem.IsWindows())
         {
-            PendingFiles.Add(file);
+            options.UnixCreateMode = mode;
         }
 
-        return file;
+        // Created under the lock, so that AbandonAll either comes first (and nothing is created) or deletes it.
+        return Register(() => new AtomicFile(full, temp, new FileStream(temp, options), overwrite));
     }
 
     /// <summary>
@@ -203,6 +194,21 @@ public sealed class AtomicFile : IAsyncDisposable, IDisposable
     {
         Stream.Dispose();
         Abandon();
+    }
+
+    private static AtomicFile Register(Func<AtomicFile> create)
+    {
+        lock (Pending)
+        {
+            if (s_abandoned)
+            {
+                throw new OperationCanceledException("The process is exiting; the output was not written.");
+            }
+
+            AtomicFile file = create();
+            PendingFiles.Add(file);
+            return file;
+        }
     }
 
     // Replaces the target with the complete unnamed file: linked to a fresh hidden name, then renamed over the target.
