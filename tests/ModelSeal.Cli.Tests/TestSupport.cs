@@ -129,15 +129,16 @@ internal sealed class CliProcess : IDisposable
 
     public static CliProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
-        string cli = Path.Combine(AppContext.BaseDirectory, "ModelSeal.Cli.dll");
-        Assert.True(File.Exists(cli), "ModelSeal.Cli.dll should be copied next to the tests by the project reference: " + cli);
-        var start = new ProcessStartInfo(DotnetHost())
+        // The CLI referenced by the tests, started the way `modelseal bench` starts itself: dotnet ModelSeal.Cli.dll.
+        IReadOnlyList<string> self = new CliContext(TextWriter.Null, TextWriter.Null, Interactive: false).SelfCommand;
+        Assert.True(self.Count == 2 && File.Exists(self[1]), "ModelSeal.Cli.dll should be copied next to the tests by the project reference: " + string.Join(' ', self));
+        var start = new ProcessStartInfo(self[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(cli);
+        start.ArgumentList.Add(self[1]);
         foreach (string arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -175,17 +176,5 @@ internal sealed class CliProcess : IDisposable
         }
 
         _process.Dispose();
-    }
-
-    private static string DotnetHost()
-    {
-        string? host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(host) && File.Exists(host))
-        {
-            return host;
-        }
-
-        string? self = Environment.ProcessPath;
-        return self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
     }
 }
