@@ -89,6 +89,26 @@ internal static class TemporaryNames
 
     private static bool IsRunning(int pid)
     {
+        if (OperatingSystem.IsLinux())
+        {
+            // /proc/PID/stat: "PID (COMM) STATE …". A zombie (Z) or dead (X) process writes nothing more, though its
+            // PID stays taken until its parent reaps it (which PID 1 of a container may do late).
+            try
+            {
+                string stat = File.ReadAllText($"/proc/{pid}/stat");
+                int end = stat.LastIndexOf(')');
+                return end < 0 || end + 2 >= stat.Length || stat[end + 2] is not ('Z' or 'X');
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                return false;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return true; // cannot tell: keep the file
+            }
+        }
+
         try
         {
             using var process = Process.GetProcessById(pid);
