@@ -56,8 +56,8 @@ internal sealed class Workspace : IDisposable
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
         int exitCode = configure is null
-            ? await Cli.RunAsync(args, stdout, stderr, interactive, cancellationToken)
-            : await Cli.RunAsync(args, configure(new CliContext(stdout, stderr, interactive)), cancellationToken);
+            ? await Host.Cli.RunAsync(args, stdout, stderr, interactive, cancellationToken)
+            : await Host.Cli.RunAsync(args, configure(new CliContext(stdout, stderr, interactive)), cancellationToken);
         return new CliResult(exitCode, stdout.ToString(), stderr.ToString());
     }
 

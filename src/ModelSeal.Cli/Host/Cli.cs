@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 
-namespace ModelSeal.Cli;
+namespace ModelSeal.Cli.Host;
 
 /// <summary>Runs the CLI in-process: the whole program except the process-level wiring done by <see cref="Program.Main"/>.</summary>
 internal static class Cli

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using ModelSeal.Cli.Commands;
 
-namespace ModelSeal.Cli;
+namespace ModelSeal.Cli.Host;
 
 /// <summary>The <c>modelseal</c> executable.</summary>
 internal static class Program
