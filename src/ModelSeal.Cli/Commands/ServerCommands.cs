@@ -140,7 +140,7 @@ internal sealed class ServerStateOptions
     public Option<string> PinEnv { get; } = new("--pin-env") { HelpName = "VAR", Description = "PKCS#11: the name of an environment variable holding the user PIN (never the PIN itself)." };
 
     /// <summary>The hint for a refused configuration.</summary>
-    public const string Hint = "fix the configuration and start again: the --config file, MODELSEAL_ environment variables (MODELSEAL_Database__Provider=postgres) or the flags, which override both (docs/deploy.md \"Configuration reference\" lists every key).";
+    public const string Hint = "fix the configuration and start again: the --config file, MODELSEAL_ environment variables (MODELSEAL_Database__Provider=postgres) or the flags, which override both (--database and --connection-string-env set the Database options; --master-key, --pkcs11-module, --token-label, --key-label and --pin-file/--pin-env the MasterKey options); docs/deploy.md \"Configuration reference\" lists every key.";
 
     /// <summary>Adds the options; <paramref name="masterKey"/> (serve's --master-key) goes before the PKCS#11 ones.</summary>
     public void AddTo(Command command, Option<string>? masterKey = null)
