@@ -2,8 +2,10 @@ using ModelSeal.Server.Files;
 namespace ModelSeal.Server.Configuration;
 
 /// <summary>
-/// Configuration of the key server (docs/protocol.md). <see cref="ServerHost.Build"/> validates it and refuses to start
-/// on anything missing or unsafe, with a <see cref="ServerConfigurationException"/> that says what to fix.
+/// Configuration of the key server (docs/protocol.md; every key in docs/deploy.md "Configuration reference").
+/// <see cref="ServerConfiguration.Load"/> reads it from a JSON file, <c>MODELSEAL_</c> environment variables and
+/// overrides; <see cref="ServerHost.Build"/> validates it and refuses to start on anything missing or unsafe, with a
+/// <see cref="ServerConfigurationException"/> that says what to fix.
 /// </summary>
 public sealed class ServerOptions
 {
