@@ -80,14 +80,14 @@ internal static class ServerOptionsValidator
 
         if (options.Provider is not (DatabaseOptions.Sqlite or DatabaseOptions.Postgres))
         {
-            throw new ServerConfigurationException($"Database:Provider is '{options.Provider}'; use '{DatabaseOptions.Sqlite}' (default, one instance) or '{DatabaseOptions.Postgres}'.");
+            throw new ServerConfigurationException($"Unknown database provider '{options.Provider}' (Database:Provider); use '{DatabaseOptions.Sqlite}' (default, one instance) or '{DatabaseOptions.Postgres}'.");
         }
 
         bool hasString = !string.IsNullOrWhiteSpace(options.ConnectionString);
         bool hasVariable = !string.IsNullOrWhiteSpace(options.ConnectionStringEnvironmentVariable);
         if (options.Provider == DatabaseOptions.Sqlite && (hasString || hasVariable))
         {
-            throw new ServerConfigurationException($"A database connection string is configured but Database:Provider is '{DatabaseOptions.Sqlite}', which keeps modelseal.db in the data directory; set Database:Provider to '{DatabaseOptions.Postgres}' or remove the connection string.");
+            throw new ServerConfigurationException($"A database connection string is configured but the provider is '{DatabaseOptions.Sqlite}' (Database:Provider), which keeps modelseal.db in the data directory; set Database:Provider to '{DatabaseOptions.Postgres}' or remove the connection string.");
         }
 
         if (options.Provider == DatabaseOptions.Postgres && hasString == hasVariable)
