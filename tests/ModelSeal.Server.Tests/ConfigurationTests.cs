@@ -44,6 +44,20 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void The_example_file_in_the_deployment_guide_loads()
+    {
+        using var directory = new TempDirectory();
+        string guide = File.ReadAllText(DeployGuide);
+        int start = guide.IndexOf("```json\n", guide.IndexOf("An example `/etc/modelseal/server.json`", StringComparison.Ordinal), StringComparison.Ordinal) + "```json\n".Length;
+        string file = directory.Sub("server.json");
+        File.WriteAllText(file, guide[start..guide.IndexOf("```", start, StringComparison.Ordinal)]);
+
+        ServerOptions example = ServerConfiguration.Load(file, NoEnvironment);
+        Assert.Equal(("/var/lib/modelseal", DatabaseOptions.Postgres, MasterKeyOptions.Pkcs11), (example.DataDirectory, example.Database.Provider, example.MasterKey.Provider));
+        Assert.Equal(2, Assert.Single(example.TrustedIssuers).AdminSubjects.Count);
+    }
+
+    [Fact]
     public void The_reference_check_reports_a_setting_that_cannot_be_set_or_is_undocumented()
     {
         using var directory = new TempDirectory();
