@@ -56,7 +56,7 @@ public class HpkeBenchmarks : IDisposable
         return enc.Length + ciphertext.Length;
     }
 
-    /// <summary>Hpke.Open: validate and import the encapsulated key, ECDH with the device key, key schedule, AES-GCM open.</summary>
+    /// <summary>Hpke.Open: validate the encapsulated key, ECDH through the device key's IHpkeKeyAgreement (HpkeKeyPair: import the point, ECDH), key schedule, AES-GCM open.</summary>
     [Benchmark]
     public int Open_32_byte_key()
     {

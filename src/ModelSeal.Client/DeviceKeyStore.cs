@@ -5,27 +5,21 @@ using ModelSeal.Hpke;
 namespace ModelSeal.Client;
 
 /// <summary>
-/// Holds this device's HPKE key pair (P-256), to which the key server seals released model keys. The store owns the
-/// returned key pair: callers must not dispose it.
+/// Holds this device's HPKE key (P-256), to which the key server seals released model keys, as an
+/// <see cref="IHpkeKeyAgreement"/>: released keys are opened through its key agreement only, so the private key need
+/// not be in the process. The store owns the returned key: callers must not dispose it.
 /// </summary>
 /// <remarks>
-/// <para>
-/// Platform key stores plug in by implementing this interface. On Android, create a non-exportable EC P-256 key in
-/// the Android Keystore with <c>PURPOSE_AGREE_KEY</c>; on iOS, a P-256 key in the Secure Enclave / Keychain
-/// (<c>kSecAttrTokenIDSecureEnclave</c>), and keep the private key there.
-/// </para>
-/// <para>
-/// Honest limitation: today <see cref="HpkeKeyPair"/> (and so <see cref="KeyRelease.Open"/>) needs the private key
-/// inside the process, as an <see cref="ECDiffieHellman"/>. A hardware-backed store can therefore only be used where
-/// the platform lets the key be imported into the process, which defeats non-exportability. Using a truly
-/// non-exportable key needs a key-agreement callback in the core (HPKE's DH step done by the platform key:
-/// <c>KeyAgreement</c> on Android, <c>SecKeyCopyKeyExchangeResult</c> on iOS); that API does not exist yet.
-/// </para>
+/// Platform key stores plug in by implementing this interface and returning their own <see cref="IHpkeKeyAgreement"/>
+/// that keeps the private key in hardware: on Android, a non-exportable EC P-256 key in the Android Keystore with
+/// <c>PURPOSE_AGREE_KEY</c> (<c>KeyAgreement</c> "ECDH"); on iOS, a P-256 key in the Secure Enclave
+/// (<c>kSecAttrTokenIDSecureEnclave</c>, <c>SecKeyCopyKeyExchangeResult</c>); a PKCS#11 token's EC key
+/// (<c>CKM_ECDH1_DERIVE</c>). The stores here hold the key in software (<see cref="HpkeKeyPair"/>).
 /// </remarks>
 public interface IDeviceKeyStore
 {
-    /// <summary>Returns the device key pair, creating it on first use.</summary>
-    ValueTask<HpkeKeyPair> GetOrCreateAsync(CancellationToken cancellationToken = default);
+    /// <summary>Returns the device key, creating it on first use.</summary>
+    ValueTask<IHpkeKeyAgreement> GetOrCreateAsync(CancellationToken cancellationToken = default);
 }
 
 /// <summary>
@@ -50,10 +44,10 @@ public sealed class InMemoryDeviceKeyStore : IDeviceKeyStore, IDisposable
     }
 
     /// <inheritdoc />
-    public ValueTask<HpkeKeyPair> GetOrCreateAsync(CancellationToken cancellationToken = default)
+    public ValueTask<IHpkeKeyAgreement> GetOrCreateAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return ValueTask.FromResult(_key);
+        return ValueTask.FromResult<IHpkeKeyAgreement>(_key);
     }
 
     /// <summary>Releases the key pair.</summary>
@@ -84,7 +78,7 @@ public sealed class FileDeviceKeyStore : IDeviceKeyStore, IDisposable
 
     /// <inheritdoc />
     /// <exception cref="InvalidOperationException">The file is malformed or accessible by other users.</exception>
-    public async ValueTask<HpkeKeyPair> GetOrCreateAsync(CancellationToken cancellationToken = default)
+    public async ValueTask<IHpkeKeyAgreement> GetOrCreateAsync(CancellationToken cancellationToken = default)
     {
         if (Volatile.Read(ref _key) is { } cached)
         {

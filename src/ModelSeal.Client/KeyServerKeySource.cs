@@ -58,7 +58,7 @@ public sealed class KeyServerKeySource : IModelKeySource
     public async ValueTask<ModelKey> GetKeyAsync(SealedModelHeader header, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(header);
-        HpkeKeyPair device = await _deviceKeys.GetOrCreateAsync(cancellationToken).ConfigureAwait(false);
+        IHpkeKeyAgreement device = await _deviceKeys.GetOrCreateAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             return await ReleaseOnlineAsync(header, device, cancellationToken).ConfigureAwait(false);
@@ -75,7 +75,7 @@ public sealed class KeyServerKeySource : IModelKeySource
         }
     }
 
-    private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, HpkeKeyPair device, CancellationToken cancellationToken)
+    private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, IHpkeKeyAgreement device, CancellationToken cancellationToken)
     {
         var body = new ReleaseRequestBody(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Span));
         AccessToken token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
@@ -131,7 +131,7 @@ public sealed class KeyServerKeySource : IModelKeySource
         return key;
     }
 
-    private async Task<ModelKey> FromLeaseAsync(SealedModelHeader header, HpkeKeyPair device, ModelKeyUnavailableException online, CancellationToken cancellationToken)
+    private async Task<ModelKey> FromLeaseAsync(SealedModelHeader header, IHpkeKeyAgreement device, ModelKeyUnavailableException online, CancellationToken cancellationToken)
     {
         ModelLease? lease = await _leases.GetAsync(header.ModelId, header.ModelVersion, header.KeyId, cancellationToken).ConfigureAwait(false);
         if (lease is null)
@@ -175,7 +175,7 @@ public sealed class KeyServerKeySource : IModelKeySource
         }
     }
 
-    private static ModelKey? Open(ModelLease lease, HpkeKeyPair device)
+    private static ModelKey? Open(ModelLease lease, IHpkeKeyAgreement device)
     {
         try
         {

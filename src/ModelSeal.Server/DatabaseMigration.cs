@@ -52,7 +52,7 @@ public static class DatabaseMigration
         using (Store source = ServerHost.OpenStore(settings.Database, data, telemetry: null))
         {
             source.Prepare();
-            (snapshot, head) = source.Read(s => (s.Export(), s.VerifyAudit(null, null)));
+            (snapshot, head) = source.Read(s => (s.Snapshot.Export(), s.Audit.Verify(null, null)));
         }
 
         if (!head.Verified)
@@ -67,7 +67,7 @@ public static class DatabaseMigration
             destination.WriteAsync(
                 s =>
                 {
-                    if (!s.IsEmpty())
+                    if (!s.Snapshot.IsEmpty())
                     {
                         throw new ServerConfigurationException($"The {destination.Description} already holds models, licences or audit records; move into an empty database (or schema).");
                     }
@@ -75,13 +75,13 @@ public static class DatabaseMigration
                     destination.Import(s, snapshot);
 
                     // The copy must continue the original chain exactly; otherwise the transaction rolls back.
-                    AuditVerification copied = s.VerifyAudit(head.Records, head.LastHash);
+                    AuditVerification copied = s.Audit.Verify(head.Records, head.LastHash);
                     if (!copied.Verified)
                     {
                         throw new ServerConfigurationException($"The copied audit log does not verify ({copied.Reason}); nothing was committed.");
                     }
 
-                    s.AppendAudit(new AuditEntry(AuditEvents.DatabaseMigrated, "ok", "operator"), now);
+                    s.Audit.Append(new AuditEntry(AuditEvents.DatabaseMigrated, "ok", AuditEvents.Operator), now);
                     return 0;
                 },
                 CancellationToken.None).GetAwaiter().GetResult();

@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Domain;
 using ModelSeal.Server.Files;
 using ModelSeal.Server.MasterKeys;
 using ModelSeal.Server.Security;
@@ -32,7 +32,7 @@ public static class MasterKeyMigration
     /// <param name="options">The server's configuration as it is now (data directory, database, current provider).</param>
     /// <param name="target">The provider to move to; its own keys are created when it has none.</param>
     /// <exception cref="ServerConfigurationException">Either configuration cannot work, both name the same provider, the data directory is in use, or the database cannot be opened.</exception>
-    /// <exception cref="CryptographicException">A stored key does not unwrap under the current provider (nothing is changed).</exception>
+    /// <exception cref="System.Security.Cryptography.CryptographicException">A stored key does not unwrap under the current provider (nothing is changed).</exception>
     public static MasterKeyMigrationResult Migrate(ServerOptions options, MasterKeyOptions target)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -69,24 +69,9 @@ public static class MasterKeyMigration
         int rewrapped = store.WriteAsync(
             s =>
             {
-                var rows = s.WrappedKeys();
-                byte[] key = GC.AllocateArray<byte>(ModelKey.SizeInBytes, pinned: true);
-                try
-                {
-                    foreach ((long sequence, string keyId, int masterKeyVersion, byte[] wrapped) in rows)
-                    {
-                        from.Unwrap(masterKeyVersion, wrapped, keyId, key);
-                        (int version, byte[] rewrappedKey) = to.Wrap(key, keyId);
-                        s.UpdateWrappedKey(sequence, version, rewrappedKey);
-                    }
-                }
-                finally
-                {
-                    CryptographicOperations.ZeroMemory(key);
-                }
-
-                s.AppendAudit(new AuditEntry(AuditEvents.MasterKeyMigrated, "ok", "operator"), now);
-                return rows.Count;
+                int count = MasterKeyRewrap.Rewrap(s, from, to);
+                s.Audit.Append(new AuditEntry(AuditEvents.MasterKeyMigrated, "ok", AuditEvents.Operator), now);
+                return count;
             },
             CancellationToken.None).GetAwaiter().GetResult();
 

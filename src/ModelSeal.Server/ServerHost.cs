@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
+using ModelSeal.Server.Domain;
 using ModelSeal.Server.Endpoints;
 using ModelSeal.Server.Files;
 using ModelSeal.Server.Http;
@@ -39,63 +40,40 @@ public static class ServerHost
         ServerOptions settings = options.Copy();
         ServerOptionsValidator.Validate(settings);
         IReadOnlyList<TrustedIssuer> trustedIssuers = TrustedIssuer.LoadAll(settings);
-
         DataDirectory data = DataDirectory.Open(settings.DataDirectory);
-        var disposables = new Stack<IDisposable>();
+        WebApplication app = Compose(settings, configureLogging, data, trustedIssuers);
         try
         {
-            DirectoryLock directoryLock = data.Lock();
-            disposables.Push(directoryLock);
-            var telemetry = new ServerTelemetry();
-            disposables.Push(telemetry);
-            Store store = OpenStore(settings.Database, data, telemetry);
-            disposables.Push(store);
-            bool hasKeys = store.Prepare();
-
-            MasterKeyRing masterKeys = MasterKeyProviders.Open(settings.MasterKey, data.MasterKeysPath, mayCreate: !hasKeys);
-            disposables.Push(masterKeys);
-            masterKeys.Telemetry = telemetry;
-            TokenIssuer tokens = TokenIssuer.LoadOrCreate(data.SigningKeyPath, settings);
-            disposables.Push(tokens);
-            byte[] adminHash = data.LoadOrCreateAdminCredentialHash(out bool adminCreated);
-
-            WebApplication app = Compose(settings, configureLogging, telemetry, directoryLock, store, masterKeys, tokens, adminHash, trustedIssuers);
-
-            // From here on the container owns (and disposes) the meter, the lock, the master keys, the store and the token
-            // key. It disposes in the reverse order of this resolution: the store (which still runs queued writes, some
-            // of which wrap and unwrap) before the master keys, the meter and the directory lock last.
-            disposables.Clear();
-            foreach (Type owned in new[] { typeof(ServerTelemetry), typeof(DirectoryLock), typeof(MasterKeyRing), typeof(Store), typeof(TokenIssuer), typeof(KeyServer) })
+            // The container creates and owns (and disposes, in the reverse order) the directory lock, the meter, the
+            // store, the master keys and the token key: created here, in this order, so that a start-up failure
+            // disposes exactly what was created. The domain services are created at their first use.
+            foreach (Type owned in new[] { typeof(DirectoryLock), typeof(ServerTelemetry), typeof(Store), typeof(MasterKeyRing), typeof(TokenIssuer), typeof(AdminCredential) })
             {
                 app.Services.GetRequiredService(owned);
             }
 
-            ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category);
-            if (adminCreated)
-            {
-                ServerLog.AdminCredentialCreated(logger, data.AdminCredentialPath);
-            }
+            // The store runs its queued writes (some wrap and unwrap) before the master keys go: when the server has
+            // stopped taking requests, not when the container disposes.
+            Store store = app.Services.GetRequiredService<Store>();
+            app.Lifetime.ApplicationStopped.Register(store.Dispose);
 
+            ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category);
             foreach (TrustedIssuer trusted in trustedIssuers)
             {
                 ServerLog.TrustedIssuerConfigured(logger, trusted.Issuer, trusted.Keys.Count, trusted.JwksFile, trusted.AdminSubjects.Count);
             }
 
-            ServerLog.Started(logger, data.Path, masterKeys.CurrentVersion, tokens.KeyId);
+            ServerLog.Started(logger, data.Path, app.Services.GetRequiredService<MasterKeyRing>().CurrentVersion, app.Services.GetRequiredService<TokenIssuer>().KeyId);
             return app;
         }
         catch
         {
-            while (disposables.Count > 0)
-            {
-                disposables.Pop().Dispose();
-            }
-
+            ((IDisposable)app).Dispose();
             throw;
         }
     }
 
-    private static WebApplication Compose(ServerOptions settings, Action<ILoggingBuilder>? configureLogging, ServerTelemetry telemetry, DirectoryLock directoryLock, Store store, MasterKeyRing masterKeys, TokenIssuer tokens, byte[] adminHash, IReadOnlyList<TrustedIssuer> trustedIssuers)
+    private static WebApplication Compose(ServerOptions settings, Action<ILoggingBuilder>? configureLogging, DataDirectory data, IReadOnlyList<TrustedIssuer> trustedIssuers)
     {
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -118,12 +96,37 @@ public static class ServerHost
 
         IServiceCollection services = builder.Services;
         services.AddSingleton(settings);
-        services.AddSingleton(_ => telemetry);
-        services.AddSingleton(_ => directoryLock);
-        services.AddSingleton(_ => store);
-        services.AddSingleton(_ => masterKeys);
-        services.AddSingleton(_ => tokens);
-        services.AddSingleton(provider => new KeyServer(settings, store, masterKeys, tokens, adminHash, provider.GetService<ILoggerFactory>()?.CreateLogger(ServerLog.Category) ?? NullLogger.Instance));
+        services.AddSingleton(data);
+        services.AddSingleton(_ => data.Lock());
+        services.AddSingleton<ServerTelemetry>();
+        services.AddSingleton(provider => OpenStore(settings.Database, data, provider.GetRequiredService<ServerTelemetry>(), prepare: true));
+        services.AddSingleton(provider =>
+        {
+            bool hasKeys = provider.GetRequiredService<Store>().Read(s => s.Models.HasWrappedKeys());
+            MasterKeyRing ring = MasterKeyProviders.Open(settings.MasterKey, data.MasterKeysPath, mayCreate: !hasKeys);
+            ring.Telemetry = provider.GetRequiredService<ServerTelemetry>();
+            return ring;
+        });
+        services.AddSingleton(_ => TokenIssuer.LoadOrCreate(data.SigningKeyPath, settings));
+        services.AddSingleton(provider =>
+        {
+            byte[] hash = data.LoadOrCreateAdminCredentialHash(out bool created);
+            if (created)
+            {
+                ServerLog.AdminCredentialCreated(provider.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category), data.AdminCredentialPath);
+            }
+
+            return new AdminCredential(hash);
+        });
+        services.AddSingleton(new Clock(settings.Time));
+        services.AddSingleton(new DeviceKeyCache(65_536));
+        services.AddSingleton<AuditTrail>();
+        services.AddSingleton<KeyReleases>();
+        services.AddSingleton<ModelCatalogue>();
+        services.AddSingleton<Licences>();
+        services.AddSingleton<TokenGrants>();
+        services.AddSingleton<MasterKeyRotation>();
+        services.AddSingleton<Readiness>();
         services.ConfigureHttpJsonOptions(json =>
         {
             json.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
@@ -131,7 +134,7 @@ public static class ServerHost
             json.SerializerOptions.AllowDuplicateProperties = false;
         });
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Customize);
-        services.AddModelSealAuthentication(settings, tokens, trustedIssuers);
+        services.AddModelSealAuthentication(settings, trustedIssuers);
         services.AddModelSealRateLimits(settings);
         // Traces: the server's activity source and ASP.NET Core's, with no exporter (docs/deploy.md "Observability").
         // Metrics: only when the scrape endpoint is enabled.
@@ -155,7 +158,7 @@ public static class ServerHost
             },
         });
         app.UseStatusCodePages();
-        app.Use(telemetry.ObserveReleaseAsync);
+        app.Use(ReleaseObserver.ObserveAsync);
         app.Use(GuardAsync);
         app.UseRouting();
         app.UseAuthentication();
@@ -200,15 +203,34 @@ public static class ServerHost
         await Problems.WriteAsync(context, Problems.RequestTooLarge, $"The request body must be at most {JsonBody.MaxBytes} bytes.").ConfigureAwait(false);
     }
 
-    internal static Store OpenStore(DatabaseOptions options, DataDirectory data, ServerTelemetry? telemetry)
+    /// <summary>Opens the configured store; with <paramref name="prepare"/> also creates or migrates its schema (disposing it if that fails).</summary>
+    internal static Store OpenStore(DatabaseOptions options, DataDirectory data, ServerTelemetry? telemetry, bool prepare = false)
     {
+        Store store;
         if (options.Provider == DatabaseOptions.Postgres)
         {
             string connectionString = options.ConnectionString ?? Environment.GetEnvironmentVariable(options.ConnectionStringEnvironmentVariable!)!;
-            return new PostgresStore(connectionString) { Telemetry = telemetry };
+            store = new PostgresStore(connectionString) { Telemetry = telemetry };
+        }
+        else
+        {
+            data.EnsureDatabaseFile();
+            store = new SqliteStore(data.DatabasePath) { Telemetry = telemetry };
         }
 
-        data.EnsureDatabaseFile();
-        return new SqliteStore(data.DatabasePath) { Telemetry = telemetry };
+        try
+        {
+            if (prepare)
+            {
+                store.Prepare();
+            }
+
+            return store;
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
     }
 }

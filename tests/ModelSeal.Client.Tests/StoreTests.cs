@@ -72,7 +72,7 @@ public sealed class StoreTests
     public async Task The_in_memory_stores_work()
     {
         using var device = new InMemoryDeviceKeyStore();
-        HpkeKeyPair key = await device.GetOrCreateAsync(TestContext.Current.CancellationToken);
+        IHpkeKeyAgreement key = await device.GetOrCreateAsync(TestContext.Current.CancellationToken);
         Assert.Equal(65, key.PublicKey.Length);
         var cache = new InMemoryLeaseCache();
         var lease = new ModelLease("m", "1", "k", "s", "e", "k", DateTimeOffset.UnixEpoch);

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Storage;
 
 namespace ModelSeal.Server.Tests;
 
@@ -56,25 +57,52 @@ public sealed class AuditChainTests
     }
 
     [Fact]
-    public void The_encoding_matches_the_documented_example()
+    public void The_format_1_encoding_matches_the_documented_example()
     {
         long at = new DateTimeOffset(2026, 11, 23, 10, 0, 0, TimeSpan.Zero).ToUnixTimeSeconds();
-        var first = new ModelSeal.Server.Storage.AuditEntry("model.created", "ok", "admin", ModelId: "m", Client: "127.0.0.1");
-        var second = new ModelSeal.Server.Storage.AuditEntry("licence.created", "ok", "admin", LicenceId: "");
+        var first = new AuditEntry("model.created", "ok", "admin", ModelId: "m", Client: "127.0.0.1");
+        var second = new AuditEntry("licence.created", "ok", "admin", LicenceId: "");
         Assert.Equal(
             "0000000000000001000000006b040ea0010000000d6d6f64656c2e63726561746564010000000561646d696e0001000000016d00000001000000093132372e302e302e3101000000026f6b",
-            Convert.ToHexStringLower(ModelSeal.Server.Storage.AuditChain.Encode(1, at, first)));
-        byte[] hash1 = ModelSeal.Server.Storage.AuditChain.Link(new byte[32], 1, at, first);
+            Convert.ToHexStringLower(AuditChain.Encode(1, at, first, AuditChain.LegacyFormat)));
+        byte[] hash1 = AuditChain.Link(new byte[32], 1, at, first, AuditChain.LegacyFormat);
         Assert.Equal("9726f68679e0698b2f4386efa926559385ff3eb19a10bb9ac30bc3427bba610e", Convert.ToHexStringLower(hash1));
         Assert.Equal(
             "0000000000000002000000006b040ea1010000000f6c6963656e63652e63726561746564010000000561646d696e0100000000000000000001000000026f6b",
-            Convert.ToHexStringLower(ModelSeal.Server.Storage.AuditChain.Encode(2, at + 1, second)));
-        Assert.Equal("f40c72c6d5b2ab79bfb1aaa8e1c7cbae56021224f68b0022362b9169e825b775", Convert.ToHexStringLower(ModelSeal.Server.Storage.AuditChain.Link(hash1, 2, at + 1, second)));
+            Convert.ToHexStringLower(AuditChain.Encode(2, at + 1, second, AuditChain.LegacyFormat)));
+        Assert.Equal("f40c72c6d5b2ab79bfb1aaa8e1c7cbae56021224f68b0022362b9169e825b775", Convert.ToHexStringLower(AuditChain.Link(hash1, 2, at + 1, second, AuditChain.LegacyFormat)));
 
-        // A null and an empty string encode differently.
-        Assert.NotEqual(
-            ModelSeal.Server.Storage.AuditChain.Encode(2, at, second),
-            ModelSeal.Server.Storage.AuditChain.Encode(2, at, second with { LicenceId = null }));
+        // A null and an empty string encode differently; format 1 has no place for an issuer or attributes.
+        Assert.NotEqual(AuditChain.Encode(2, at, second, AuditChain.LegacyFormat), AuditChain.Encode(2, at, second with { LicenceId = null }, AuditChain.LegacyFormat));
+        Assert.Throws<InvalidOperationException>(() => AuditChain.Encode(1, at, first with { Issuer = "x" }, AuditChain.LegacyFormat));
+    }
+
+    [Fact]
+    public void The_format_2_encoding_matches_the_documented_example()
+    {
+        // The expected values were computed from protocol.md 4.1 by an independent script (Python's struct and hashlib).
+        long at = new DateTimeOffset(2026, 11, 23, 10, 0, 0, TimeSpan.Zero).ToUnixTimeSeconds();
+        var first = new AuditEntry("model.created", "ok", "admin", ModelId: "m", Client: "127.0.0.1", Issuer: "modelseal:server");
+        var second = new AuditEntry("licence.created", "ok", "admin", LicenceId: "", Attributes: new Dictionary<string, string> { ["rule"] = "gold" });
+        Assert.Equal(
+            "ff020000000000000001000000006b040ea00000000600000006636c69656e74000000093132372e302e302e31000000056576656e740000000d6d6f64656c2e6372656174656400000006697373756572000000106d6f64656c7365616c3a736572766572000000076d6f64656c4964000000016d000000076f7574636f6d65000000026f6b000000077375626a6563740000000561646d696e",
+            Convert.ToHexStringLower(AuditChain.Encode(1, at, first)));
+        byte[] hash1 = AuditChain.Link(new byte[32], 1, at, first);
+        Assert.Equal("66c4b302ea0eae98fd417238a2083ec3cd2cefedc6b71b9665da368301f602cc", Convert.ToHexStringLower(hash1));
+        Assert.Equal(
+            "ff020000000000000002000000006b040ea100000005000000056576656e740000000f6c6963656e63652e63726561746564000000096c6963656e6365496400000000000000076f7574636f6d65000000026f6b0000000472756c6500000004676f6c64000000077375626a6563740000000561646d696e",
+            Convert.ToHexStringLower(AuditChain.Encode(2, at + 1, second)));
+        Assert.Equal("644f1ce471716dbe1ba2413cdbf19d28376742d76380324b383e5dd26f495710", Convert.ToHexStringLower(AuditChain.Link(hash1, 2, at + 1, second)));
+
+        // Absent and empty differ; an attribute may not reuse a fixed field's name or be anything but a plain ASCII name.
+        Assert.NotEqual(AuditChain.Encode(2, at, second), AuditChain.Encode(2, at, second with { LicenceId = null }));
+        Assert.Throws<ArgumentException>(() => AuditChain.Encode(2, at, second with { Attributes = new Dictionary<string, string> { ["subject"] = "x" } }));
+        Assert.Throws<ArgumentException>(() => AuditChain.Encode(2, at, second with { Attributes = new Dictionary<string, string> { ["r\u00e8gle"] = "x" } }));
+
+        // A format this server does not know is a record that does not verify, not a crash.
+        AuditVerification unknown = AuditChain.Verify([new AuditRecord(1, DateTimeOffset.FromUnixTimeSeconds(at), first, new byte[32], 3)], null, null);
+        Assert.False(unknown.Verified);
+        Assert.Contains("format 3", unknown.Reason, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -181,11 +209,18 @@ public sealed class AuditChainTests
             listing = (await server.GetAsync("/v1/admin/audit?limit=500", admin)).Text;
         }
 
-        // Back to the first schema: no hash column, user_version 1.
+        // Back to the first schema: no hash column, no schema-3 columns, user_version 1. The records lose their issuer
+        // and become what a schema-1 server wrote.
         string connection = Connection(data.Sub("data"));
         Execute(connection, """
             DROP TRIGGER audit_no_update;
+            DROP INDEX licences_by_issuer_subject;
             ALTER TABLE audit DROP COLUMN hash;
+            ALTER TABLE audit DROP COLUMN format;
+            ALTER TABLE audit DROP COLUMN issuer;
+            ALTER TABLE audit DROP COLUMN attributes;
+            ALTER TABLE licences DROP COLUMN claim;
+            ALTER TABLE licences DROP COLUMN issuer;
             CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
             PRAGMA user_version = 1;
             """);
@@ -193,12 +228,32 @@ public sealed class AuditChainTests
         await using (TestServer server = await TestServer.StartAsync(dataDirectory: data.Sub("data")))
         {
             string admin = await server.AdminTokenAsync();
-            Assert.Equal(before.ToString(), (await VerifyAsync(server, admin)).ToString());
-            Assert.Equal(listing, (await server.GetAsync("/v1/admin/audit?limit=500", admin)).Text);
-            Assert.Equal(2L, Scalar(connection, "PRAGMA user_version"));
+            JsonElement migrated = await VerifyAsync(server, admin);
+            Assert.True(migrated.GetProperty("verified").GetBoolean(), migrated.ToString());
+            Assert.Equal(before.GetProperty("records").GetInt64(), migrated.GetProperty("records").GetInt64());
+            Assert.Equal(3L, Scalar(connection, "PRAGMA user_version"));
             Assert.Throws<SqliteException>(() => Execute(connection, "UPDATE audit SET outcome = 'forged'"));
+
+            // Every old record is format 1 and chained as such (an outsider agrees); every licence is claimed by its credential.
+            JsonElement items = (await server.GetAsync("/v1/admin/audit?limit=500", admin)).Json.GetProperty("items");
+            Assert.Equal(JsonDocument.Parse(listing).RootElement.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("event").GetString()), items.EnumerateArray().Select(i => i.GetProperty("event").GetString()));
+            Assert.All(items.EnumerateArray(), i => Assert.Equal(1, i.GetProperty("format").GetInt32()));
+            Assert.Equal(Records, server.Database.Count("SELECT COUNT(*) FROM audit WHERE format = 1 AND issuer IS NULL"));
+            Assert.Equal(0, server.Database.Count("SELECT COUNT(*) FROM licences WHERE claim <> 'credential'"));
+
+            // New records are format 2 and continue the chain.
             await server.CreateModelAsync(admin, "after-migration");
-            Assert.True((await VerifyAsync(server, admin, before)).GetProperty("verified").GetBoolean());
+            JsonElement after = await VerifyAsync(server, admin, migrated);
+            Assert.True(after.GetProperty("verified").GetBoolean(), after.ToString());
+            JsonElement last = (await server.GetAsync($"/v1/admin/audit?after={Records}", admin)).Json.GetProperty("items")[0];
+            Assert.Equal(2, last.GetProperty("format").GetInt32());
+            Assert.Equal("modelseal:server", last.GetProperty("issuer").GetString());
+            byte[] previous = new byte[32];
+            foreach (JsonElement item in (await server.GetAsync("/v1/admin/audit?limit=500", admin)).Json.GetProperty("items").EnumerateArray())
+            {
+                previous = OutsiderLink(previous, item);
+                Assert.Equal(TestServer.Base64Url(previous), item.GetProperty("hash").GetString());
+            }
         }
     }
 
@@ -228,34 +283,77 @@ public sealed class AuditChainTests
     /// <summary>Changes the database behind the server's back, as someone with access to it could.</summary>
     private static int Tamper(TestServer server, string sql) => server.Database.Tamper(sql);
 
-    /// <summary>docs/protocol.md 4.1, implemented again from the text.</summary>
+    /// <summary>docs/protocol.md 4.1, implemented again from the text: format 1 (fixed fields) and format 2 (named attributes).</summary>
     private static byte[] OutsiderLink(byte[] previous, JsonElement item)
     {
         using var bytes = new MemoryStream();
         bytes.Write(previous);
+        int format = item.GetProperty("format").GetInt32();
+        if (format == 2)
+        {
+            bytes.Write([0xFF, 0x02]);
+        }
+
         Span<byte> number = stackalloc byte[8];
-        Span<byte> length = stackalloc byte[4];
         BinaryPrimitives.WriteInt64BigEndian(number, item.GetProperty("id").GetInt64());
         bytes.Write(number);
         BinaryPrimitives.WriteInt64BigEndian(number, DateTimeOffset.Parse(item.GetProperty("at").GetString()!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeSeconds());
         bytes.Write(number);
-        foreach (string name in new[] { "event", "subject", "licenceId", "modelId", "version", "keyId", "device", "client", "outcome" })
+        string? Field(string name) => item.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        if (format == 1)
         {
-            string? value = item.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-            if (value is null)
+            foreach (string name in new[] { "event", "subject", "licenceId", "modelId", "version", "keyId", "device", "client", "outcome" })
             {
-                bytes.WriteByte(0);
-                continue;
+                if (Field(name) is { } value)
+                {
+                    bytes.WriteByte(1);
+                    WriteString(bytes, value);
+                }
+                else
+                {
+                    bytes.WriteByte(0);
+                }
             }
 
-            byte[] utf8 = Encoding.UTF8.GetBytes(value);
-            bytes.WriteByte(1);
-            BinaryPrimitives.WriteUInt32BigEndian(length, (uint)utf8.Length);
-            bytes.Write(length);
-            bytes.Write(utf8);
+            return SHA256.HashData(bytes.ToArray());
+        }
+
+        var attributes = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (string name in new[] { "event", "outcome", "subject", "issuer", "licenceId", "modelId", "version", "keyId", "device", "client" })
+        {
+            if (Field(name) is { } value)
+            {
+                attributes[name] = value;
+            }
+        }
+
+        if (item.TryGetProperty("attributes", out JsonElement extra) && extra.ValueKind == JsonValueKind.Object)
+        {
+            foreach (JsonProperty property in extra.EnumerateObject())
+            {
+                attributes[property.Name] = property.Value.GetString()!;
+            }
+        }
+
+        Span<byte> count = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(count, (uint)attributes.Count);
+        bytes.Write(count);
+        foreach ((string name, string value) in attributes)
+        {
+            WriteString(bytes, name);
+            WriteString(bytes, value);
         }
 
         return SHA256.HashData(bytes.ToArray());
+    }
+
+    private static void WriteString(MemoryStream bytes, string value)
+    {
+        byte[] utf8 = Encoding.UTF8.GetBytes(value);
+        Span<byte> length = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(length, (uint)utf8.Length);
+        bytes.Write(length);
+        bytes.Write(utf8);
     }
 
     private static string Connection(string dataDirectory) => $"Data Source={Path.Combine(dataDirectory, "modelseal.db")};Pooling=False";

@@ -34,8 +34,8 @@ public sealed class GroupCommitTests
             int n = i;
             writes.Add(store.WriteAsync(s =>
             {
-                long before = s.ListAudit(0, 500).Count;
-                s.AppendAudit(new AuditEntry(AuditEvents.ModelCreated, "ok", "test", ModelId: $"m{n}"), now);
+                long before = s.Audit.List(0, 500).Count;
+                s.Audit.Append(new AuditEntry(AuditEvents.ModelCreated, "ok", "test", ModelId: $"m{n}"), now);
                 return n == Failing ? throw new InvalidOperationException("this write fails") : before;
             }, TestContext.Current.CancellationToken));
         }
@@ -48,7 +48,7 @@ public sealed class GroupCommitTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => writes[Failing]);
         long[] seen = await Task.WhenAll(writes.Where((_, i) => i != Failing));
         Assert.Equal(Enumerable.Range(0, Writes - 1).Select(i => (long)i), seen);
-        List<AuditRecord> records = store.Read(s => s.ListAudit(0, 500));
+        List<AuditRecord> records = store.Read(s => s.Audit.List(0, 500));
         Assert.Equal(Writes - 1, records.Count);
         Assert.DoesNotContain(records, r => r.Entry.ModelId == $"m{Failing}");
         Assert.Equal(Enumerable.Range(0, Writes).Where(i => i != Failing).Select(i => $"m{i}"), records.Select(r => r.Entry.ModelId));
@@ -64,7 +64,7 @@ public sealed class GroupCommitTests
         File.WriteAllBytes(path, []);
         using var store = new SqliteStore(path);
         store.Initialize();
-        Assert.Equal(2, await store.WriteAsync(s => s.Synchronous(), TestContext.Current.CancellationToken));
+        Assert.Equal(2, await store.SynchronousAsync(TestContext.Current.CancellationToken));
     }
 
     [Fact]
@@ -156,14 +156,14 @@ public sealed class GroupCommitTests
         string token = await server.LicenceTokenAsync(licence);
         using HpkeKeyPair device = HpkeKeyPair.Generate();
         (await server.ReleaseAndOpenAsync(token, licence, "m", "latest", device)).Key.Dispose();
-        Store store = server.App.Services.GetRequiredService<KeyServer>().Store;
+        Store store = server.App.Services.GetRequiredService<Store>();
 
         // Hold the writer; queue the revocation, then a release whose checks before its transaction still see the
         // licence as valid. The release's transaction runs after the revocation and must refuse.
         await using HeldWriter held = HeldWriter.Hold(store);
         Task revoke = store.WriteAsync(s =>
         {
-            s.RevokeLicence(licence.Id, server.Now);
+            s.Licences.Revoke(licence.Id, server.Now);
             return 0;
         }, TestContext.Current.CancellationToken);
         Task<Api> release = server.ReleaseAsync(token, "m", "latest", device);

@@ -23,7 +23,7 @@ public sealed class PostgresStoreTests
         try
         {
             await Task.WhenAll(stores.Select(store => Task.Run(store.Initialize, TestContext.Current.CancellationToken)));
-            Assert.All(stores, store => Assert.Equal(0, store.Read(s => s.CountModels())));
+            Assert.All(stores, store => Assert.Equal(0, store.Read(s => s.Models.Count())));
         }
         finally
         {

@@ -88,9 +88,14 @@ internal abstract class ServerClient
         return (release, release.Open(key, "admin"));
     }
 
-    public async Task<Licence> CreateLicenceAsync(string admin, string subject, string[] models, int maxDevices = 5, DateTimeOffset? notBefore = null, DateTimeOffset? expiresAt = null)
+    public async Task<Licence> CreateLicenceAsync(string admin, string subject, string[] models, int maxDevices = 5, DateTimeOffset? notBefore = null, DateTimeOffset? expiresAt = null, string? issuer = null)
     {
         var body = new Dictionary<string, object?> { ["subject"] = subject, ["models"] = models, ["maxDevices"] = maxDevices };
+        if (issuer is not null)
+        {
+            body["issuer"] = issuer;
+        }
+
         if (notBefore is { } nb)
         {
             body["notBefore"] = nb.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
@@ -103,8 +108,12 @@ internal abstract class ServerClient
 
         Api answer = await PostAsync("/v1/admin/licences", body, admin);
         Assert.Equal(HttpStatusCode.Created, answer.Status);
-        var licence = new Licence(answer.Json.GetProperty("licenceId").GetString()!, answer.Json.GetProperty("credential").GetString()!, subject);
-        Secrets.Add("licence credential", licence.Credential);
+        var licence = new Licence(answer.Json.GetProperty("licenceId").GetString()!, answer.Json.GetProperty("credential").GetString() ?? string.Empty, subject);
+        if (issuer is null)
+        {
+            Secrets.Add("licence credential", licence.Credential);
+        }
+
         return licence;
     }
 

@@ -223,7 +223,8 @@ public sealed class ServerTests
         string admin = await server.AdminTokenAsync();
         await server.CreateModelAsync(admin, "m");
         (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
-        var licence = new Licence((await server.CreateLicenceAsync(admin, "user-42@idp", ["m"])).Id, string.Empty, "user-42@idp");
+        Licence licence = await server.CreateLicenceAsync(admin, "user-42@idp", ["m"], issuer: Authority);
+        Assert.Equal(string.Empty, licence.Credential);
         using HpkeKeyPair device = HpkeKeyPair.Generate();
         long now = server.Now.ToUnixTimeSeconds();
         JsonObject Claims(string iss = Authority, string sub = "user-42@idp") => new()
@@ -244,5 +245,44 @@ public sealed class ServerTests
         (await server.ReleaseAsync(ps256, "m", "latest", device)).AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
         string stranger = ExternalIssuer.Sign("RS256", "rsa-1", Claims(sub: "nobody"), data => rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
         (await server.ReleaseAsync(stranger, "m", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
+
+        // The issuer is in the audit record of every release and refusal on this path.
+        Assert.Equal(0, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE event IN ('key.released', 'key.refused') AND (issuer IS NULL OR issuer <> '{Authority}')"));
+        Assert.Equal(2, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE event = 'key.released' AND licence_id = '{licence.Id}'"));
+
+        // A licence claimed by (issuer, subject) has no credential to exchange.
+        (await server.PostAsync("/v1/token", new { grantType = "licence", licenceId = licence.Id, credential = "anything-at-all" })).AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
+    }
+
+    [Fact]
+    public async Task An_external_token_does_not_claim_a_credential_licence_by_its_subject()
+    {
+        // The flaw: a token of a trusted issuer whose sub equalled a credential licence's subject got that licence's
+        // keys without its credential, and used up its device slots.
+        const string Authority = "https://idp.example/realms/apps";
+        using var directory = new TempDirectory();
+        using ECDsa ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        ECParameters ep = ec.ExportParameters(false);
+        string jwksFile = directory.Sub("jwks.json");
+        await File.WriteAllTextAsync(jwksFile, new JsonObject { ["keys"] = new JsonArray(new JsonObject { ["kty"] = "EC", ["kid"] = "ec-1", ["crv"] = "P-256", ["x"] = TestServer.Base64Url(ep.Q.X), ["y"] = TestServer.Base64Url(ep.Q.Y) }) }.ToJsonString(), TestContext.Current.CancellationToken);
+        await using TestServer server = await TestServer.StartAsync(o =>
+        {
+            o.TrustedIssuers = [new TrustedIssuerOptions { Issuer = Authority, JwksFile = jwksFile }];
+        });
+        string admin = await server.AdminTokenAsync();
+        await server.CreateModelAsync(admin, "m");
+        (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
+        Licence licence = await server.CreateLicenceAsync(admin, "customer-7", ["m"], maxDevices: 1);
+        long now = server.Now.ToUnixTimeSeconds();
+        var claims = new JsonObject { ["iss"] = Authority, ["aud"] = "modelseal", ["sub"] = "customer-7", ["scope"] = "keys", ["iat"] = now, ["nbf"] = now, ["exp"] = now + 300, ["lic"] = licence.Id };
+        string external = ExternalIssuer.Sign("ES256", "ec-1", claims, data => ec.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation));
+
+        using HpkeKeyPair intruder = HpkeKeyPair.Generate();
+        (await server.ReleaseAsync(external, "m", "latest", intruder)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
+        Assert.Equal(0, server.Database.Count($"SELECT COUNT(*) FROM devices WHERE licence_id = '{licence.Id}'"));
+
+        // The licence's own device still gets its one slot.
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        (await server.ReleaseAndOpenAsync(await server.LicenceTokenAsync(licence), licence, "m", "latest", device)).Key.Dispose();
     }
 }

@@ -1,3 +1,4 @@
+using ModelSeal.Server.Domain;
 using ModelSeal.Server.Endpoints;
 using ModelSeal.Server.Http;
 using ModelSeal.Server.Security;
@@ -42,20 +43,20 @@ public sealed class UnitTests
     [Fact]
     public void Next_version_follows_the_largest_integer_version()
     {
-        Assert.Equal("1", AdminApi.NextVersion([]));
-        Assert.Equal("1", AdminApi.NextVersion(["beta", "2026.1"]));
-        Assert.Equal("11", AdminApi.NextVersion(["2", "10", "9", "x"]));
-        Assert.Equal("1", AdminApi.NextVersion([new string('9', 40)]));
+        Assert.Equal("1", ModelCatalogue.NextVersion([]));
+        Assert.Equal("1", ModelCatalogue.NextVersion(["beta", "2026.1"]));
+        Assert.Equal("11", ModelCatalogue.NextVersion(["2", "10", "9", "x"]));
+        Assert.Equal("1", ModelCatalogue.NextVersion([new string('9', 40)]));
     }
 
     [Fact]
     public void Key_ids_are_model_version_and_8_hex_digits_within_128_characters()
     {
-        Assert.Matches("^m\\.1\\.[0-9a-f]{8}$", AdminApi.NewKeyId("m", "1"));
-        string longest = AdminApi.NewKeyId(new string('a', 128), new string('1', 64));
+        Assert.Matches("^m\\.1\\.[0-9a-f]{8}$", ModelCatalogue.NewKeyId("m", "1"));
+        string longest = ModelCatalogue.NewKeyId(new string('a', 128), new string('1', 64));
         Assert.Equal(128, longest.Length);
         Assert.True(Identifier.IsValid(longest, Identifier.MaxIdLength));
-        Assert.NotEqual(AdminApi.NewKeyId("m", "1"), AdminApi.NewKeyId("m", "1"));
+        Assert.NotEqual(ModelCatalogue.NewKeyId("m", "1"), ModelCatalogue.NewKeyId("m", "1"));
     }
 
     [Fact]

@@ -29,8 +29,14 @@ public sealed class HpkeTests
         Assert.Equal(Hex(v, "skEm"), ephemeral.ExportPrivateKey());
     }
 
-    [Fact]
-    public void Sender_and_recipient_contexts_match_every_encryption_and_export_of_the_RFC_vector()
+    /// <summary>
+    /// The recipient opens through <see cref="IHpkeKeyAgreement"/> only: the software key, and a key agreement by plain
+    /// arithmetic that no code in the library can reach behind.
+    /// </summary>
+    [Theory]
+    [InlineData(nameof(HpkeKeyPair))]
+    [InlineData(nameof(ArithmeticKeyAgreement))]
+    public void Sender_and_recipient_contexts_match_every_encryption_and_export_of_the_RFC_vector(string keyAgreement)
     {
         JsonElement v = BaseModeEntry.Value;
         byte[] info = Hex(v, "info");
@@ -41,8 +47,15 @@ public sealed class HpkeTests
         Assert.Equal(Hex(v, "base_nonce"), sender.BaseNonce.ToArray());
         Assert.Equal(Hex(v, "exporter_secret"), sender.ExporterSecret.ToArray());
 
-        using HpkeKeyPair recipientKey = HpkeKeyPair.ImportPrivateKey(Hex(v, "skRm"));
-        using HpkeContext recipient = Hpke.Hpke.SetupBaseRecipient(enc, recipientKey, info);
+        IHpkeKeyAgreement recipientKey = keyAgreement == nameof(HpkeKeyPair) ? HpkeKeyPair.ImportPrivateKey(Hex(v, "skRm")) : new ArithmeticKeyAgreement(Hex(v, "skRm"));
+        using var disposable = recipientKey as IDisposable;
+        Assert.Equal(Hex(v, "pkRm"), recipientKey.PublicKey.ToArray());
+        var recording = new RecordingKeyAgreement(recipientKey);
+        JsonElement first = v.GetProperty("encryptions")[0];
+        Assert.Equal(Hex(first, "pt"), Hpke.Hpke.Open(recording, enc, info, Hex(first, "aad"), Hex(first, "ct")));
+
+        using HpkeContext recipient = Hpke.Hpke.SetupBaseRecipient(enc, recording, info);
+        Assert.Equal([enc, enc], recording.Peers);
         int count = 0;
         foreach (JsonElement encryption in v.GetProperty("encryptions").EnumerateArray())
         {
@@ -164,21 +177,23 @@ public sealed class WycheproofPrimitiveTests
         byte[] privateKey = Normalize(Convert.FromHexString(t.GetProperty("private").GetString()!));
         string result = t.GetProperty("result").GetString()!;
         using HpkeKeyPair own = HpkeKeyPair.ImportPrivateKey(privateKey);
-        Exception? failure = Record.Exception(() =>
-        {
-            using ECDiffieHellman peer = HpkePublicKey.Import(publicKey);
-            byte[] shared = own.Key.DeriveRawSecretAgreement(peer.PublicKey);
-            Assert.Equal(t.GetProperty("shared").GetString(), Convert.ToHexStringLower(shared));
-        });
+        byte[] shared = new byte[32];
+        Exception? failure = Record.Exception(() => own.DeriveSharedSecret(publicKey, shared));
         if (result == "valid")
         {
             Assert.Null(failure);
+            Assert.Equal(t.GetProperty("shared").GetString(), Convert.ToHexStringLower(shared));
         }
         else
         {
             // Invalid points, and compressed points (acceptable in Wycheproof; HPKE uses uncompressed points only).
             Assert.IsType<ModelKeyException>(failure);
         }
+
+        // As an HPKE encapsulated key, the point is checked before the key agreement, accepting exactly the same points.
+        var recording = new RecordingKeyAgreement(own);
+        Assert.Throws<HpkeOpenException>(() => Hpke.Hpke.Open(recording, publicKey, [], [], new byte[Hpke.Hpke.Overhead]));
+        Assert.Equal(result == "valid" ? 1 : 0, recording.Calls);
     }
 
     [Theory]

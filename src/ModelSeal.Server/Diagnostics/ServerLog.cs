@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using ModelSeal.Server.Files;
 
 namespace ModelSeal.Server.Diagnostics;
 

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using Microsoft.AspNetCore.Http;
-using ModelSeal.Server.Http;
 
 namespace ModelSeal.Server.Diagnostics;
 
@@ -58,41 +56,6 @@ internal sealed class ServerTelemetry : IDisposable
             Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds,
             new KeyValuePair<string, object?>("provider", provider),
             new KeyValuePair<string, object?>("operation", operation));
-
-    /// <summary>
-    /// Wraps <c>POST /v1/keys/release</c>: the release activity, the refusal counter and the latency histogram. Both
-    /// are recorded when the response starts, so a client that has the answer also sees it counted.
-    /// </summary>
-    public async Task ObserveReleaseAsync(HttpContext context, RequestDelegate next)
-    {
-        if (!HttpMethods.IsPost(context.Request.Method) || !context.Request.Path.Equals("/v1/keys/release", StringComparison.OrdinalIgnoreCase))
-        {
-            await next(context).ConfigureAwait(false);
-            return;
-        }
-
-        long start = Stopwatch.GetTimestamp();
-        using Activity? activity = Source.StartActivity(ReleaseActivity, ActivityKind.Internal);
-        context.Response.OnStarting(() =>
-        {
-            int status = context.Response.StatusCode;
-            string outcome;
-            if (status < 400)
-            {
-                outcome = "released";
-            }
-            else
-            {
-                outcome = context.Items[ReasonItem] as string ?? Problems.CodeFor(status);
-                KeyRefused(outcome);
-            }
-
-            activity?.SetTag("modelseal.outcome", outcome);
-            ReleaseDuration(Stopwatch.GetElapsedTime(start).TotalMilliseconds, status < 400 ? "released" : "refused");
-            return Task.CompletedTask;
-        });
-        await next(context).ConfigureAwait(false);
-    }
 
     public void Dispose() => _meter.Dispose();
 }

@@ -1,10 +1,8 @@
-using System.Data.Common;
-using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
-using ModelSeal.Server.Diagnostics;
+using ModelSeal.Server.Domain;
 using ModelSeal.Server.Http;
 
 namespace ModelSeal.Server.Endpoints;
@@ -20,20 +18,8 @@ internal static class HealthApi
         return app;
     }
 
-    internal static Results<Ok<HealthResponse>, ProblemHttpResult> Ready(KeyServer server)
-    {
-        try
-        {
-            server.Store.Read(s => s.CountModels());
-            Span<byte> probe = stackalloc byte[ModelKey.SizeInBytes];
-            (int version, byte[] wrapped) = server.MasterKeys.Wrap(probe, "readiness-probe");
-            server.MasterKeys.Unwrap(version, wrapped, "readiness-probe", probe);
-            return TypedResults.Ok(new HealthResponse("ready"));
-        }
-        catch (Exception e) when (e is DbException or CryptographicException or InvalidOperationException)
-        {
-            ServerLog.NotReady(server.Logger, e.GetType().Name);
-            return Problems.Create(Problems.NotReady, "The database or the master key is not usable.");
-        }
-    }
+    internal static Results<Ok<HealthResponse>, ProblemHttpResult> Ready(Readiness readiness) =>
+        readiness.IsReady()
+            ? TypedResults.Ok(new HealthResponse("ready"))
+            : Problems.Create(Problems.NotReady, "The database or the master key is not usable.");
 }

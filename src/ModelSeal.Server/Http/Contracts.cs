@@ -1,4 +1,7 @@
-using System.Globalization;
+using System.Buffers.Text;
+using ModelSeal.Hpke;
+using ModelSeal.Server.Domain;
+using ModelSeal.Server.Storage;
 
 namespace ModelSeal.Server.Http;
 
@@ -15,7 +18,11 @@ internal sealed record TokenResponse(string AccessToken, string TokenType, int E
 internal sealed record ReleaseRequest(string? ModelId, string? Version, string? DevicePublicKey);
 
 /// <summary>A release answer: the data key sealed with HPKE to the requester's public key.</summary>
-internal sealed record ReleaseResponse(string ModelId, string Version, string KeyId, string Suite, string Enc, string SealedKey, string LeaseExpiresAt);
+internal sealed record ReleaseResponse(string ModelId, string Version, string KeyId, string Suite, string Enc, string SealedKey, string LeaseExpiresAt)
+{
+    public static ReleaseResponse From(ReleasedKey key) =>
+        new(key.ModelId, key.Version, key.KeyId, KeyRelease.Suite, Base64Url.EncodeToString(key.Enc), Base64Url.EncodeToString(key.SealedKey), Rfc3339.Format(key.LeaseExpiresAt));
+}
 
 /// <summary><c>POST /v1/admin/models</c>.</summary>
 internal sealed record CreateModelRequest(string? ModelId);
@@ -24,7 +31,11 @@ internal sealed record CreateModelRequest(string? ModelId);
 internal sealed record ModelCreatedResponse(string ModelId, string CreatedAt);
 
 /// <summary>A model with its versions.</summary>
-internal sealed record ModelItem(string ModelId, string CreatedAt, IReadOnlyList<VersionItem> Versions);
+internal sealed record ModelItem(string ModelId, string CreatedAt, IReadOnlyList<VersionItem> Versions)
+{
+    public static ModelItem From(ModelRecord model) =>
+        new(model.ModelId, Rfc3339.Format(model.CreatedAt), model.Versions.Select(v => new VersionItem(v.Version, v.KeyId, v.State.Name(), Rfc3339.Format(v.CreatedAt))).ToList());
+}
 
 /// <summary>A model version (never its key).</summary>
 internal sealed record VersionItem(string Version, string KeyId, string State, string CreatedAt);
@@ -36,13 +47,26 @@ internal sealed record CreateVersionRequest(string? Version, string? PublisherPu
 internal sealed record StateResponse(string State);
 
 /// <summary><c>POST /v1/admin/licences</c>.</summary>
-internal sealed record CreateLicenceRequest(string? Subject, IReadOnlyList<string?>? Models, string? NotBefore, string? ExpiresAt, int? MaxDevices);
+internal sealed record CreateLicenceRequest(string? Subject, IReadOnlyList<string?>? Models, string? NotBefore, string? ExpiresAt, int? MaxDevices, string? Issuer);
 
-/// <summary>A licence, without its credential.</summary>
-internal sealed record LicenceResponse(string LicenceId, string Subject, IReadOnlyList<string> Models, string? NotBefore, string? ExpiresAt, int MaxDevices, string CreatedAt, string? RevokedAt);
+/// <summary>A licence, without its credential; <c>claim</c> says how it may be claimed (<c>credential</c> or <c>issuer-subject</c>).</summary>
+internal sealed record LicenceResponse(string LicenceId, string Subject, IReadOnlyList<string> Models, string? NotBefore, string? ExpiresAt, int MaxDevices, string CreatedAt, string? RevokedAt, string Claim, string? Issuer)
+{
+    public static LicenceResponse From(LicenceRecord licence) =>
+        new(licence.LicenceId, licence.Subject, licence.Models, Rfc3339.Format(licence.NotBefore), Rfc3339.Format(licence.ExpiresAt), licence.MaxDevices, Rfc3339.Format(licence.CreatedAt), Rfc3339.Format(licence.RevokedAt), ClaimName(licence.Claim), licence.Issuer);
 
-/// <summary>A new licence with its credential (shown only here).</summary>
-internal sealed record LicenceCreatedResponse(string LicenceId, string Credential, string Subject, IReadOnlyList<string> Models, string? NotBefore, string? ExpiresAt, int MaxDevices, string CreatedAt, string? RevokedAt);
+    public static string ClaimName(LicenceClaim claim) => claim == LicenceClaim.Credential ? "credential" : "issuer-subject";
+}
+
+/// <summary>A new licence with its credential (shown only here; null for a licence claimed by issuer and subject).</summary>
+internal sealed record LicenceCreatedResponse(string LicenceId, string? Credential, string Subject, IReadOnlyList<string> Models, string? NotBefore, string? ExpiresAt, int MaxDevices, string CreatedAt, string? RevokedAt, string Claim, string? Issuer)
+{
+    public static LicenceCreatedResponse From(CreatedLicence created)
+    {
+        LicenceResponse l = LicenceResponse.From(created.Licence);
+        return new(l.LicenceId, created.Credential, l.Subject, l.Models, l.NotBefore, l.ExpiresAt, l.MaxDevices, l.CreatedAt, l.RevokedAt, l.Claim, l.Issuer);
+    }
+}
 
 /// <summary>A device registered for a licence.</summary>
 internal sealed record DeviceItem(string Thumbprint, string FirstSeen, string LastSeen);
@@ -53,8 +77,12 @@ internal sealed record ItemsResponse<T>(IReadOnlyList<T> Items);
 /// <summary>The answer of a master key rotation.</summary>
 internal sealed record RotateResponse(int MasterKeyVersion, int Rewrapped);
 
-/// <summary>An audit record (docs/protocol.md section 4).</summary>
-internal sealed record AuditItem(long Id, string At, string Event, string? Subject, string? LicenceId, string? ModelId, string? Version, string? KeyId, string? Device, string? Client, string Outcome, string? Hash);
+/// <summary>An audit record (docs/protocol.md section 4): its fields, its encoding format and its link in the hash chain.</summary>
+internal sealed record AuditItem(long Id, string At, string Event, string? Subject, string? LicenceId, string? ModelId, string? Version, string? KeyId, string? Device, string? Client, string Outcome, string? Hash, int Format, string? Issuer, IReadOnlyDictionary<string, string>? Attributes)
+{
+    public static AuditItem From(AuditRecord r) =>
+        new(r.Id, Rfc3339.Format(r.At), r.Entry.Event, r.Entry.Subject, r.Entry.LicenceId, r.Entry.ModelId, r.Entry.Version, r.Entry.KeyId, r.Entry.Device, r.Entry.Client, r.Entry.Outcome, r.Hash is null ? null : Base64Url.EncodeToString(r.Hash), r.Format, r.Entry.Issuer, r.Entry.Attributes);
+}
 
 /// <summary>A page of audit records.</summary>
 internal sealed record AuditPage(IReadOnlyList<AuditItem> Items, long? Next);
@@ -67,31 +95,3 @@ internal sealed record AuditVerifyResponse(bool Verified, long Records, long? La
 
 /// <summary>A health answer.</summary>
 internal sealed record HealthResponse(string Status);
-
-/// <summary>RFC 3339 UTC times, whole seconds.</summary>
-internal static class Rfc3339
-{
-    public static string Format(DateTimeOffset time) =>
-        time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-
-    public static string? Format(DateTimeOffset? time) => time is { } t ? Format(t) : null;
-
-    /// <summary>Parses an RFC 3339 date-time with an explicit offset (<c>Z</c> or <c>±hh:mm</c>), truncated to seconds.</summary>
-    public static bool TryParse(string? text, out DateTimeOffset time)
-    {
-        time = default;
-        if (text is null || text.Length < 20 || (text[10] != 'T' && text[10] != 't'))
-        {
-            return false;
-        }
-
-        bool hasOffset = text[^1] is 'Z' or 'z' || (text.Length >= 25 && text[^6] is '+' or '-' && text[^3] == ':');
-        if (!hasOffset || !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal, out DateTimeOffset parsed))
-        {
-            return false;
-        }
-
-        time = DateTimeOffset.FromUnixTimeSeconds(parsed.ToUnixTimeSeconds());
-        return true;
-    }
-}

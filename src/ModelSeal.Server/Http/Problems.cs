@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection;
+using ModelSeal.Server.Domain;
 using ModelSeal.Server.Diagnostics;
 
 namespace ModelSeal.Server.Http;
@@ -17,57 +18,54 @@ internal static class Problems
     public const string TypePrefix = "https://modelseal.dev/problems/";
 
     public const string InvalidRequest = "invalid-request";
-    public const string InvalidDeviceKey = "invalid-device-key";
     public const string Unauthorized = "unauthorized";
     public const string Forbidden = "forbidden";
-    public const string LicenceRevoked = "licence-revoked";
-    public const string LicenceExpired = "licence-expired";
-    public const string LicenceNotYetValid = "licence-not-yet-valid";
-    public const string ModelNotLicensed = "model-not-licensed";
-    public const string VersionDisabled = "version-disabled";
-    public const string DeviceLimit = "device-limit";
-    public const string ModelNotFound = "model-not-found";
-    public const string VersionNotFound = "version-not-found";
-    public const string LicenceNotFound = "licence-not-found";
-    public const string ModelExists = "model-exists";
-    public const string VersionExists = "version-exists";
-    public const string VersionDestroyed = "version-destroyed";
     public const string RequestTooLarge = "request-too-large";
     public const string RateLimited = "rate-limited";
-    public const string AuditUnavailable = "audit-unavailable";
     public const string NotReady = "not-ready";
     public const string NotFound = "not-found";
     public const string MethodNotAllowed = "method-not-allowed";
     public const string UnsupportedMediaType = "unsupported-media-type";
     public const string InternalError = "internal-error";
 
+    /// <summary>The one table of problem codes: the transport's own, and every domain <see cref="Refusal"/>'s.</summary>
     private static readonly Dictionary<string, (int Status, string Title)> Known = new(StringComparer.Ordinal)
     {
         [InvalidRequest] = (400, "The request is invalid."),
-        [InvalidDeviceKey] = (400, "The device public key is not a valid P-256 point."),
-        [Unauthorized] = (401, "Authentication failed."),
+        [Unauthorized] = (401, "Authentication failed."), // also Refusal.Unauthorized
         [Forbidden] = (403, "The token does not allow this."),
-        [LicenceRevoked] = (403, "The licence is revoked or does not exist."),
-        [LicenceExpired] = (403, "The licence has expired."),
-        [LicenceNotYetValid] = (403, "The licence is not valid yet."),
-        [ModelNotLicensed] = (403, "The licence does not cover this model."),
-        [VersionDisabled] = (403, "The model version is disabled."),
-        [DeviceLimit] = (403, "The licence has reached its device limit."),
-        [ModelNotFound] = (404, "The model does not exist."),
-        [VersionNotFound] = (404, "The model version does not exist."),
-        [LicenceNotFound] = (404, "The licence does not exist."),
-        [ModelExists] = (409, "The model already exists."),
-        [VersionExists] = (409, "The model version already exists."),
-        [VersionDestroyed] = (410, "The model version's key was destroyed."),
         [RequestTooLarge] = (413, "The request body is too large."),
         [RateLimited] = (429, "Too many requests."),
-        [AuditUnavailable] = (503, "The audit log is unavailable; no key was released."),
         [NotReady] = (503, "The server is not ready."),
         [NotFound] = (404, "Not found."),
         [MethodNotAllowed] = (405, "Method not allowed."),
         [UnsupportedMediaType] = (415, "Unsupported media type."),
         [InternalError] = (500, "An internal error occurred."),
+        [Refusal.InvalidDeviceKey.Code()] = (400, "The device public key is not a valid P-256 point."),
+        [Refusal.LicenceRevoked.Code()] = (403, "The licence is revoked or does not exist."),
+        [Refusal.LicenceExpired.Code()] = (403, "The licence has expired."),
+        [Refusal.LicenceNotYetValid.Code()] = (403, "The licence is not valid yet."),
+        [Refusal.ModelNotLicensed.Code()] = (403, "The licence does not cover this model."),
+        [Refusal.VersionDisabled.Code()] = (403, "The model version is disabled."),
+        [Refusal.DeviceLimit.Code()] = (403, "The licence has reached its device limit."),
+        [Refusal.ModelNotFound.Code()] = (404, "The model does not exist."),
+        [Refusal.VersionNotFound.Code()] = (404, "The model version does not exist."),
+        [Refusal.LicenceNotFound.Code()] = (404, "The licence does not exist."),
+        [Refusal.ModelExists.Code()] = (409, "The model already exists."),
+        [Refusal.VersionExists.Code()] = (409, "The model version already exists."),
+        [Refusal.VersionDestroyed.Code()] = (410, "The model version's key was destroyed."),
+        [Refusal.AuditUnavailable.Code()] = (503, "The audit log is unavailable; no key was released."),
     };
+
+    /// <summary>The answer to a domain refusal.</summary>
+    public static ProblemHttpResult For(Refused refused)
+    {
+        ArgumentNullException.ThrowIfNull(refused);
+        return Create(refused.Reason.Code(), refused.Detail);
+    }
+
+    /// <summary>True when the table knows <paramref name="code"/> (every <see cref="Refusal"/> must be known).</summary>
+    internal static bool IsKnown(string code) => Known.ContainsKey(code);
 
     /// <summary>A problem answer with a known code.</summary>
     public static ProblemHttpResult Create(string code, string? detail = null, IDictionary<string, object?>? extensions = null)

@@ -29,16 +29,29 @@ internal static class Authentication
 
     public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
-    public static void AddModelSealAuthentication(this IServiceCollection services, ServerOptions options, TokenIssuer issuer, IReadOnlyList<TrustedIssuer> trusted)
+    public static void AddModelSealAuthentication(this IServiceCollection services, ServerOptions options, IReadOnlyList<TrustedIssuer> trusted)
     {
-        // Which issuer each trusted key belongs to and which algorithms it may sign with; each issuer's audiences and
-        // administrators (none for the server's own issuer: its admin tokens are all administrators).
+        // Each trusted issuer's administrators (none for the server's own issuer: its admin tokens are all administrators).
+        var administrators = trusted.ToDictionary(external => external.Issuer, external => external.AdminSubjects, StringComparer.Ordinal);
+
+        // The token key is created by the container (after the data directory is locked): bound when the options are first used.
+        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<TokenIssuer>((jwt, issuer) => ConfigureJwt(jwt, options, issuer, trusted));
+        services.AddAuthorizationBuilder()
+            .SetFallbackPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
+            .SetDefaultPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
+            .AddPolicy(KeysPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => HasScope(c.User, TokenIssuer.ScopeKeys)))
+            .AddPolicy(AdminPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => IsAdministrator(c.User, options.Issuer, administrators)));
+    }
+
+    private static void ConfigureJwt(JwtBearerOptions jwt, ServerOptions options, TokenIssuer issuer, IReadOnlyList<TrustedIssuer> trusted)
+    {
+        // Which issuer each trusted key belongs to and which algorithms it may sign with, and each issuer's audiences.
         var owners = new Dictionary<SecurityKey, (string Issuer, string[] Algorithms)>(ReferenceEqualityComparer.Instance)
         {
             [issuer.SecurityKey] = (options.Issuer, [SecurityAlgorithms.EcdsaSha256]),
         };
         var audiences = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal) { [options.Issuer] = [options.Audience] };
-        var administrators = new Dictionary<string, IReadOnlySet<string>>(StringComparer.Ordinal);
         foreach (TrustedIssuer external in trusted)
         {
             foreach ((JsonWebKey key, string[] algorithms) in external.Keys)
@@ -47,87 +60,76 @@ internal static class Authentication
             }
 
             audiences[external.Issuer] = external.Audiences;
-            administrators[external.Issuer] = external.AdminSubjects;
         }
 
         string[] validAlgorithms = owners.Values.SelectMany(o => o.Algorithms).Distinct(StringComparer.Ordinal).ToArray();
 
-        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme)
-            .AddJwtBearer(jwt =>
+        // The standard handler plus a cache of tokens it has already validated (only the lifetime is checked
+        // again for those).
+        jwt.TokenHandlers.Clear();
+        jwt.TokenHandlers.Add(new CachingTokenHandler(options.Time, capacity: 65_536) { MapInboundClaims = false });
+        jwt.MapInboundClaims = false;
+        jwt.IncludeErrorDetails = false;
+        jwt.SaveToken = false;
+        jwt.RequireHttpsMetadata = true;
+        jwt.TimeProvider = options.Time;
+        jwt.TokenValidationParameters = new TokenValidationParameters
+        {
+            ValidateIssuer = true,
+            ValidIssuers = audiences.Keys.ToArray(),
+            ValidateAudience = true,
+            ValidAudiences = audiences.Values.SelectMany(a => a).Distinct(StringComparer.Ordinal).ToArray(),
+            AudienceValidator = (tokenAudiences, token, _) =>
+                token is JsonWebToken jwtToken &&
+                audiences.TryGetValue(jwtToken.Issuer, out IReadOnlyList<string>? accepted) &&
+                tokenAudiences.Any(audience => accepted.Contains(audience, StringComparer.Ordinal)),
+            RequireAudience = true,
+            ValidateLifetime = true,
+            RequireExpirationTime = true,
+            ClockSkew = ClockSkew,
+            LifetimeValidator = (notBefore, expires, _, _) => IsWithinLifetime(options.Time, notBefore, expires),
+            RequireSignedTokens = true,
+            ValidateIssuerSigningKey = true,
+            IssuerSigningKeys = owners.Keys.ToArray(),
+            TryAllIssuerSigningKeys = false,
+            ValidAlgorithms = validAlgorithms,
+            IssuerSigningKeyValidator = (key, token, _) =>
+                token is JsonWebToken jwtToken &&
+                owners.TryGetValue(key, out var owner) &&
+                string.Equals(jwtToken.Issuer, owner.Issuer, StringComparison.Ordinal) &&
+                owner.Algorithms.Contains(jwtToken.Alg, StringComparer.Ordinal),
+            NameClaimType = JwtRegisteredClaimNames.Sub,
+            RoleClaimType = ScopeClaim,
+            ValidateTokenReplay = false,
+        };
+        jwt.Events = new JwtBearerEvents
+        {
+            OnTokenValidated = context =>
             {
-                // The standard handler plus a cache of tokens it has already validated (only the lifetime is checked
-                // again for those).
-                jwt.TokenHandlers.Clear();
-                jwt.TokenHandlers.Add(new CachingTokenHandler(options.Time, capacity: 65_536) { MapInboundClaims = false });
-                jwt.MapInboundClaims = false;
-                jwt.IncludeErrorDetails = false;
-                jwt.SaveToken = false;
-                jwt.RequireHttpsMetadata = true;
-                jwt.TimeProvider = options.Time;
-                jwt.TokenValidationParameters = new TokenValidationParameters
+                if (string.IsNullOrEmpty(context.Principal?.FindFirst(JwtRegisteredClaimNames.Sub)?.Value))
                 {
-                    ValidateIssuer = true,
-                    ValidIssuers = audiences.Keys.ToArray(),
-                    ValidateAudience = true,
-                    ValidAudiences = audiences.Values.SelectMany(a => a).Distinct(StringComparer.Ordinal).ToArray(),
-                    AudienceValidator = (tokenAudiences, token, _) =>
-                        token is JsonWebToken jwtToken &&
-                        audiences.TryGetValue(jwtToken.Issuer, out IReadOnlyList<string>? accepted) &&
-                        tokenAudiences.Any(audience => accepted.Contains(audience, StringComparer.Ordinal)),
-                    RequireAudience = true,
-                    ValidateLifetime = true,
-                    RequireExpirationTime = true,
-                    ClockSkew = ClockSkew,
-                    LifetimeValidator = (notBefore, expires, _, _) => IsWithinLifetime(options.Time, notBefore, expires),
-                    RequireSignedTokens = true,
-                    ValidateIssuerSigningKey = true,
-                    IssuerSigningKeys = owners.Keys.ToArray(),
-                    TryAllIssuerSigningKeys = false,
-                    ValidAlgorithms = validAlgorithms,
-                    IssuerSigningKeyValidator = (key, token, _) =>
-                        token is JsonWebToken jwtToken &&
-                        owners.TryGetValue(key, out var owner) &&
-                        string.Equals(jwtToken.Issuer, owner.Issuer, StringComparison.Ordinal) &&
-                        owner.Algorithms.Contains(jwtToken.Alg, StringComparer.Ordinal),
-                    NameClaimType = JwtRegisteredClaimNames.Sub,
-                    RoleClaimType = ScopeClaim,
-                    ValidateTokenReplay = false,
-                };
-                jwt.Events = new JwtBearerEvents
-                {
-                    OnTokenValidated = context =>
-                    {
-                        if (string.IsNullOrEmpty(context.Principal?.FindFirst(JwtRegisteredClaimNames.Sub)?.Value))
-                        {
-                            context.Fail("The token has no 'sub' claim.");
-                        }
+                    context.Fail("The token has no 'sub' claim.");
+                }
 
-                        return Task.CompletedTask;
-                    },
-                    OnAuthenticationFailed = context =>
-                    {
-                        ServerLog.TokenRejected(Logger(context.HttpContext), context.Exception.GetType().Name);
-                        return Task.CompletedTask;
-                    },
-                    OnChallenge = async context =>
-                    {
-                        context.HandleResponse();
-                        bool presented = context.AuthenticateFailure is not null || context.Request.Headers.Authorization.Count > 0;
-                        context.Response.Headers.WWWAuthenticate = presented ? "Bearer error=\"invalid_token\"" : "Bearer";
-                        await Problems.WriteAsync(
-                            context.HttpContext,
-                            Problems.Unauthorized,
-                            presented ? "The bearer token is not valid (signature, issuer, audience, lifetime or key)." : "A bearer token is required (Authorization: Bearer <token>).").ConfigureAwait(false);
-                    },
-                    OnForbidden = context => Problems.WriteAsync(context.HttpContext, Problems.Forbidden, "The token's scope does not allow this operation."),
-                };
-            });
-
-        services.AddAuthorizationBuilder()
-            .SetFallbackPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
-            .SetDefaultPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
-            .AddPolicy(KeysPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => HasScope(c.User, TokenIssuer.ScopeKeys)))
-            .AddPolicy(AdminPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => IsAdministrator(c.User, options.Issuer, administrators)));
+                return Task.CompletedTask;
+            },
+            OnAuthenticationFailed = context =>
+            {
+                ServerLog.TokenRejected(Logger(context.HttpContext), context.Exception.GetType().Name);
+                return Task.CompletedTask;
+            },
+            OnChallenge = async context =>
+            {
+                context.HandleResponse();
+                bool presented = context.AuthenticateFailure is not null || context.Request.Headers.Authorization.Count > 0;
+                context.Response.Headers.WWWAuthenticate = presented ? "Bearer error=\"invalid_token\"" : "Bearer";
+                await Problems.WriteAsync(
+                    context.HttpContext,
+                    Problems.Unauthorized,
+                    presented ? "The bearer token is not valid (signature, issuer, audience, lifetime or key)." : "A bearer token is required (Authorization: Bearer <token>).").ConfigureAwait(false);
+            },
+            OnForbidden = context => Problems.WriteAsync(context.HttpContext, Problems.Forbidden, "The token's scope does not allow this operation."),
+        };
     }
 
     /// <summary>

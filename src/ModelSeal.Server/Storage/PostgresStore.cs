@@ -15,8 +15,9 @@ namespace ModelSeal.Server.Storage;
 /// </summary>
 internal sealed class PostgresStore : Store
 {
-    // 2: the first PostgreSQL schema, with the audit hash chain (the same tables as SQLite's version 2).
-    private const int SchemaVersion = 2;
+    // 2: the first PostgreSQL schema, with the audit hash chain (the same tables as SQLite's version 2). 3: how a
+    // licence is claimed, the audit record's format, issuer and attributes (as SQLite's version 3).
+    private const int SchemaVersion = 3;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS schema_info (
@@ -73,6 +74,12 @@ internal sealed class PostgresStore : Store
             outcome     text NOT NULL,
             hash        bytea
         );
+        ALTER TABLE licences ADD COLUMN IF NOT EXISTS claim text NOT NULL DEFAULT 'credential';
+        ALTER TABLE licences ADD COLUMN IF NOT EXISTS issuer text;
+        CREATE INDEX IF NOT EXISTS licences_by_issuer_subject ON licences (issuer, subject, created_at);
+        ALTER TABLE audit ADD COLUMN IF NOT EXISTS format integer NOT NULL DEFAULT 1;
+        ALTER TABLE audit ADD COLUMN IF NOT EXISTS issuer text;
+        ALTER TABLE audit ADD COLUMN IF NOT EXISTS attributes text;
         CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
         $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
         CREATE OR REPLACE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit
@@ -152,10 +159,10 @@ internal sealed class PostgresStore : Store
 
     // model_versions.seq is GENERATED ALWAYS: the imported numbers need OVERRIDING SYSTEM VALUE, then the sequence
     // continues after the largest.
-    internal override void Import(Session session, StoreSnapshot snapshot)
+    internal override void Import(WriteSession session, StoreSnapshot snapshot)
     {
-        session.Import(snapshot, identityInsert: "OVERRIDING SYSTEM VALUE");
-        session.NonQuery("SELECT setval(pg_get_serial_sequence('model_versions', 'seq'), COALESCE(MAX(seq), 1), MAX(seq) IS NOT NULL) FROM model_versions");
+        session.Snapshot.Import(snapshot, identityInsert: "OVERRIDING SYSTEM VALUE");
+        session.Db.NonQuery("SELECT setval(pg_get_serial_sequence('model_versions', 'seq'), COALESCE(MAX(seq), 1), MAX(seq) IS NOT NULL) FROM model_versions");
     }
 
     protected override DbTransaction BeginWrite(DbConnection connection)

@@ -1,20 +1,67 @@
 namespace ModelSeal.Server.Storage;
 
-/// <summary>States of a model version.</summary>
+/// <summary>The state of a model version.</summary>
+internal enum VersionState
+{
+    /// <summary>Its key is released.</summary>
+    Active,
+
+    /// <summary>No releases until it is enabled again.</summary>
+    Disabled,
+
+    /// <summary>Its wrapped key is erased: files sealed with it can never be opened again. Final.</summary>
+    Destroyed,
+}
+
+/// <summary>The names of version states, as stored and as the protocol shows them.</summary>
 internal static class VersionStates
 {
     public const string Active = "active";
     public const string Disabled = "disabled";
     public const string Destroyed = "destroyed";
+
+    public static string Name(this VersionState state) => state switch
+    {
+        VersionState.Active => Active,
+        VersionState.Disabled => Disabled,
+        _ => Destroyed,
+    };
+
+    public static VersionState Parse(string name) => name switch
+    {
+        Active => VersionState.Active,
+        Disabled => VersionState.Disabled,
+        Destroyed => VersionState.Destroyed,
+        _ => throw new InvalidOperationException($"Unknown version state '{name}' in the database."),
+    };
 }
 
 /// <summary>A model as stored.</summary>
 internal sealed record ModelRecord(string ModelId, DateTimeOffset CreatedAt, IReadOnlyList<VersionRecord> Versions);
 
 /// <summary>A model version as stored (without its wrapped key).</summary>
-internal sealed record VersionRecord(long Sequence, string ModelId, string Version, string KeyId, string State, DateTimeOffset CreatedAt);
+internal sealed record VersionRecord(long Sequence, string ModelId, string Version, string KeyId, VersionState State, DateTimeOffset CreatedAt);
 
-/// <summary>A licence as stored (the credential only as its hash).</summary>
+/// <summary>A version's wrapped data key as stored (null when destroyed).</summary>
+internal sealed record WrappedKey(long Sequence, string KeyId, VersionState State, int MasterKeyVersion, byte[]? Wrapped);
+
+/// <summary>How a licence may be claimed: the only way a token is matched to it (docs/protocol.md section 2).</summary>
+internal enum LicenceClaim
+{
+    /// <summary>
+    /// Only with its credential: <c>POST /v1/token</c> exchanges it for one of the server's own tokens, whose
+    /// <c>lic</c> claim names the licence. Every licence created before schema version 3 is one of these.
+    /// </summary>
+    Credential,
+
+    /// <summary>Only by a token of one trusted external issuer whose <c>sub</c> is the licence's subject. It has no credential.</summary>
+    IssuerSubject,
+}
+
+/// <summary>
+/// A licence as stored (the credential only as its hash). <c>Claim</c> says how it may be claimed; <c>Issuer</c> is the
+/// external issuer whose tokens claim it (<see cref="LicenceClaim.IssuerSubject"/>), null for a credential licence.
+/// </summary>
 internal sealed record LicenceRecord(
     string LicenceId,
     string Subject,
@@ -24,7 +71,9 @@ internal sealed record LicenceRecord(
     int MaxDevices,
     DateTimeOffset CreatedAt,
     DateTimeOffset? RevokedAt,
-    byte[] CredentialHash)
+    byte[] CredentialHash,
+    LicenceClaim Claim = LicenceClaim.Credential,
+    string? Issuer = null)
 {
     public bool Covers(string modelId) => Models.Contains("*", StringComparer.Ordinal) || Models.Contains(modelId, StringComparer.Ordinal);
 }
@@ -32,7 +81,11 @@ internal sealed record LicenceRecord(
 /// <summary>A device registered for a licence.</summary>
 internal sealed record DeviceRecord(string Thumbprint, DateTimeOffset FirstSeen, DateTimeOffset LastSeen);
 
-/// <summary>One audit record to append. Never holds key material.</summary>
+/// <summary>
+/// One audit record to append. Never holds key material. <paramref name="Attributes"/> carries what later features
+/// add (the rule that decided, attestation results, …): each is a named string in the record's hash-chain encoding
+/// (<see cref="AuditChain"/>, format 2), so new kinds of information never need a migration of old records.
+/// </summary>
 internal sealed record AuditEntry(
     string Event,
     string Outcome,
@@ -42,10 +95,12 @@ internal sealed record AuditEntry(
     string? Version = null,
     string? KeyId = null,
     string? Device = null,
-    string? Client = null);
+    string? Client = null,
+    string? Issuer = null,
+    IReadOnlyDictionary<string, string>? Attributes = null);
 
-/// <summary>An audit record as stored, with its link in the hash chain (null only when tampered with).</summary>
-internal sealed record AuditRecord(long Id, DateTimeOffset At, AuditEntry Entry, byte[]? Hash = null);
+/// <summary>An audit record as stored, with its encoding format and its link in the hash chain (null only when tampered with).</summary>
+internal sealed record AuditRecord(long Id, DateTimeOffset At, AuditEntry Entry, byte[]? Hash = null, int Format = AuditChain.CurrentFormat);
 
 /// <summary>Audit event names (docs/protocol.md section 4).</summary>
 internal static class AuditEvents
@@ -62,65 +117,9 @@ internal static class AuditEvents
     public const string MasterKeyRotated = "master-key.rotated";
     public const string MasterKeyMigrated = "master-key.migrated";
     public const string DatabaseMigrated = "database.migrated";
-}
 
-/// <summary>
-/// The audit hash chain (docs/protocol.md section 4.1): <c>hash = SHA-256(previous hash || encoding of the record)</c>,
-/// the first record chaining to 32 zero bytes.
-/// </summary>
-internal static class AuditChain
-{
-    /// <summary>The size of a link in bytes.</summary>
-    public const int HashSize = 32;
-
-    /// <summary>The value the first record chains to.</summary>
-    public static byte[] Genesis => new byte[HashSize];
-
-    /// <summary>The hash of a record with <paramref name="id"/>, <paramref name="at"/> (Unix seconds) and its fields, after <paramref name="previous"/>.</summary>
-    public static byte[] Link(ReadOnlySpan<byte> previous, long id, long at, AuditEntry entry)
-    {
-        ArgumentNullException.ThrowIfNull(entry);
-        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        hash.AppendData(previous);
-        hash.AppendData(Encode(id, at, entry));
-        return hash.GetHashAndReset();
-    }
-
-    /// <summary>
-    /// The canonical encoding: <c>u64(id) || i64(at) || field(event) || field(subject) || field(licenceId) ||
-    /// field(modelId) || field(version) || field(keyId) || field(device) || field(client) || field(outcome)</c>, big
-    /// endian; <c>field(null) = 0x00</c>, <c>field(s) = 0x01 || u32(UTF-8 length of s) || UTF-8 bytes of s</c>.
-    /// </summary>
-    public static byte[] Encode(long id, long at, AuditEntry entry)
-    {
-        ArgumentNullException.ThrowIfNull(entry);
-        string?[] fields = [entry.Event, entry.Subject, entry.LicenceId, entry.ModelId, entry.Version, entry.KeyId, entry.Device, entry.Client, entry.Outcome];
-        int length = 16;
-        foreach (string? field in fields)
-        {
-            length += field is null ? 1 : 5 + System.Text.Encoding.UTF8.GetByteCount(field);
-        }
-
-        byte[] bytes = new byte[length];
-        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(bytes, id);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(8), at);
-        int offset = 16;
-        foreach (string? field in fields)
-        {
-            if (field is null)
-            {
-                bytes[offset++] = 0;
-                continue;
-            }
-
-            bytes[offset] = 1;
-            int written = System.Text.Encoding.UTF8.GetBytes(field, bytes.AsSpan(offset + 5));
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(offset + 1), (uint)written);
-            offset += 5 + written;
-        }
-
-        return bytes;
-    }
+    /// <summary>The subject of records written by offline operator commands (migrations).</summary>
+    public const string Operator = "operator";
 }
 
 /// <summary>The result of walking the audit hash chain.</summary>
@@ -135,7 +134,7 @@ internal sealed record AuditVerification(bool Verified, long Records, long? Last
 /// <summary>A model version row as stored, wrapped key included (moving a database only).</summary>
 internal sealed record VersionRow(long Sequence, string ModelId, string Version, string KeyId, string State, int? MasterKeyVersion, byte[]? WrappedKey, long CreatedAt);
 
-/// <summary>Every row of a store, in insertion order (<see cref="Store.Session.Export"/>); times in Unix seconds.</summary>
+/// <summary>Every row of a store, in insertion order (<see cref="SnapshotQueries.Export"/>); times in Unix seconds.</summary>
 internal sealed record StoreSnapshot(
     IReadOnlyList<(string ModelId, long CreatedAt)> Models,
     IReadOnlyList<VersionRow> Versions,

@@ -11,8 +11,9 @@ namespace ModelSeal.Server.Storage;
 /// </summary>
 internal sealed class SqliteStore : Store
 {
-    // 1: the first schema. 2: audit.hash, the hash chain (docs/protocol.md section 4.1).
-    private const int SchemaVersion = 2;
+    // 1: the first schema. 2: audit.hash, the hash chain (docs/protocol.md section 4.1). 3: how a licence is claimed
+    // (licences.claim, licences.issuer), the audit record's format, issuer and attributes (section 4.1, format 2).
+    private const int SchemaVersion = 3;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS models (
@@ -40,9 +41,12 @@ internal sealed class SqliteStore : Store
             max_devices      INTEGER NOT NULL CHECK (max_devices >= 1),
             created_at       INTEGER NOT NULL,
             revoked_at       INTEGER,
-            credential_hash  BLOB NOT NULL
+            credential_hash  BLOB NOT NULL,
+            claim            TEXT NOT NULL DEFAULT 'credential',
+            issuer           TEXT
         ) STRICT;
         CREATE INDEX IF NOT EXISTS licences_by_subject ON licences (subject, created_at);
+        CREATE INDEX IF NOT EXISTS licences_by_issuer_subject ON licences (issuer, subject, created_at);
         CREATE TABLE IF NOT EXISTS devices (
             licence_id  TEXT NOT NULL REFERENCES licences(licence_id),
             thumbprint  TEXT NOT NULL,
@@ -62,12 +66,23 @@ internal sealed class SqliteStore : Store
             device      TEXT,
             client      TEXT,
             outcome     TEXT NOT NULL,
-            hash        BLOB
+            hash        BLOB,
+            format      INTEGER NOT NULL DEFAULT 1,
+            issuer      TEXT,
+            attributes  TEXT
         ) STRICT;
         CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """;
+
+    private const string MigrateToVersion3 = """
+        ALTER TABLE licences ADD COLUMN claim TEXT NOT NULL DEFAULT 'credential';
+        ALTER TABLE licences ADD COLUMN issuer TEXT;
+        ALTER TABLE audit ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE audit ADD COLUMN issuer TEXT;
+        ALTER TABLE audit ADD COLUMN attributes TEXT;
         """;
 
     private readonly string _connectionString;
@@ -108,10 +123,20 @@ internal sealed class SqliteStore : Store
 
         if (version == 1)
         {
-            // Version 1 had no hash chain: add the column and chain the existing records in id order. The update
-            // trigger is dropped for this and created again by the schema below.
+            // Version 1 had no hash chain: add the column (the existing records are chained below). The update trigger
+            // is dropped for this and created again by the schema.
             Execute(connection, transaction, "ALTER TABLE audit ADD COLUMN hash BLOB; DROP TRIGGER IF EXISTS audit_no_update;");
-            ChainUnhashedAudit(connection, transaction);
+        }
+
+        if (version is 1 or 2)
+        {
+            // Version 3: every existing licence is claimed by its credential only, every existing record keeps format 1.
+            Execute(connection, transaction, MigrateToVersion3);
+        }
+
+        if (version == 1)
+        {
+            new AuditWrites(new DbSession(connection, transaction)).ChainUnhashed();
         }
 
         Execute(connection, transaction, Schema);
@@ -134,7 +159,14 @@ internal sealed class SqliteStore : Store
     }
 
     // secure_delete overwrites the freed bytes in the database file instead of leaving them in free pages.
-    internal override void BeforeDestroy(Session session) => session.NonQuery("PRAGMA secure_delete = ON");
+    internal override void BeforeDestroy(DbSession session) => session.NonQuery("PRAGMA secure_delete = ON");
+
+    public override string ErrorCode(DbException exception) =>
+        exception is SqliteException sqlite ? string.Create(CultureInfo.InvariantCulture, $"SQLite error {sqlite.SqliteErrorCode}") : base.ErrorCode(exception);
+
+    /// <summary>The <c>PRAGMA synchronous</c> a write transaction runs with (2 = FULL).</summary>
+    internal Task<long> SynchronousAsync(CancellationToken cancellationToken) =>
+        WriteAsync(s => s.Db.Count("PRAGMA synchronous"), cancellationToken);
 
     protected override void Compact(DbConnection connection) => Execute(connection, null, "PRAGMA wal_checkpoint(TRUNCATE);");
 

@@ -33,9 +33,15 @@ public static class Hpke
         return (enc, context.Seal(aad, plaintext));
     }
 
-    /// <summary>Decrypts what <see cref="Seal(ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/> produced for this recipient.</summary>
-    /// <exception cref="HpkeOpenException">Not sealed to this key with this info and aad, or altered.</exception>
-    public static byte[] Open(HpkeKeyPair recipient, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> info, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> ciphertext)
+    /// <summary>
+    /// Decrypts what <see cref="Seal(ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>
+    /// produced for this recipient. The private key is used only through <paramref name="recipient"/>'s key agreement,
+    /// called once, with <paramref name="enc"/> after it has been validated as a P-256 point.
+    /// </summary>
+    /// <exception cref="HpkeOpenException">Not sealed to this key with this info and aad, or altered (an invalid
+    /// <paramref name="enc"/> included: the key agreement is then not called).</exception>
+    /// <remarks>Exceptions of <see cref="IHpkeKeyAgreement.DeriveSharedSecret"/> (a failing key) pass through unchanged.</remarks>
+    public static byte[] Open(IHpkeKeyAgreement recipient, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> info, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> ciphertext)
     {
         ArgumentNullException.ThrowIfNull(recipient);
         using HpkeContext context = SetupBaseRecipient(enc, recipient, info);
@@ -51,33 +57,42 @@ public static class Hpke
         using HpkeKeyPair ephemeral = ephemeralIkm.IsEmpty ? HpkeKeyPair.Generate() : HpkeKeyPair.Derive(ephemeralIkm);
         enc = ephemeral.PublicKey.ToArray();
         byte[] dh = ephemeral.Key.DeriveRawSecretAgreement(recipient.PublicKey);
-        return KeySchedule(dh, enc, recipient.Encoded, info);
-    }
-
-    /// <summary>SetupBaseR.</summary>
-    /// <exception cref="HpkeOpenException">The encapsulated key is not a valid P-256 point.</exception>
-    internal static HpkeContext SetupBaseRecipient(ReadOnlySpan<byte> enc, HpkeKeyPair recipient, ReadOnlySpan<byte> info)
-    {
-        ECDiffieHellman ephemeral;
         try
         {
-            ephemeral = HpkePublicKey.Import(enc);
+            return KeySchedule(dh, enc, recipient.Encoded, info);
         }
-        catch (ModelKeyException)
+        finally
+        {
+            CryptographicOperations.ZeroMemory(dh);
+        }
+    }
+
+    /// <summary>
+    /// SetupBaseR, with Decap(enc, skR) as: validate enc as a P-256 point, dh = DH(skR, enc) by the recipient's key
+    /// agreement, kem_context = enc || pkR, then ExtractAndExpand.
+    /// </summary>
+    /// <exception cref="HpkeOpenException">The encapsulated key is not a valid P-256 point.</exception>
+    internal static HpkeContext SetupBaseRecipient(ReadOnlySpan<byte> enc, IHpkeKeyAgreement recipient, ReadOnlySpan<byte> info)
+    {
+        if (!HpkePublicKey.IsValidPoint(enc))
         {
             throw new HpkeOpenException();
         }
 
-        using (ephemeral)
-        using (ECDiffieHellmanPublicKey ephemeralPublic = ephemeral.PublicKey)
+        Span<byte> dh = stackalloc byte[HpkeSuite.DhSize];
+        try
         {
-            byte[] dh = recipient.Key.DeriveRawSecretAgreement(ephemeralPublic);
+            recipient.DeriveSharedSecret(enc, dh);
             return KeySchedule(dh, enc, recipient.PublicKey.Span, info);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(dh);
         }
     }
 
-    /// <summary>Encap/Decap's ExtractAndExpand, then the base-mode key schedule. Zeroes <paramref name="dh"/>.</summary>
-    private static HpkeContext KeySchedule(byte[] dh, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> recipientPublicKey, ReadOnlySpan<byte> info)
+    /// <summary>Encap/Decap's ExtractAndExpand, then the base-mode key schedule. The caller zeroes <paramref name="dh"/>.</summary>
+    private static HpkeContext KeySchedule(ReadOnlySpan<byte> dh, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> recipientPublicKey, ReadOnlySpan<byte> info)
     {
         Span<byte> prk = stackalloc byte[HpkeSuite.HashSize];
         Span<byte> sharedSecret = stackalloc byte[HpkeSuite.SecretSize];
@@ -97,7 +112,6 @@ public static class Hpke
         }
         finally
         {
-            CryptographicOperations.ZeroMemory(dh);
             CryptographicOperations.ZeroMemory(prk);
             CryptographicOperations.ZeroMemory(sharedSecret);
             CryptographicOperations.ZeroMemory(secret);

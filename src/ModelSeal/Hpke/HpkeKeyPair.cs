@@ -4,11 +4,11 @@ using System.Security.Cryptography;
 namespace ModelSeal.Hpke;
 
 /// <summary>
-/// A P-256 key pair for HPKE's DHKEM(P-256, HKDF-SHA256): the recipient side (a device key, or a publisher's key).
-/// The private key stays inside <see cref="ECDiffieHellman"/>; <see cref="ToString"/> shows only the public key's
-/// thumbprint. Dispose to release it.
+/// A P-256 key pair for HPKE's DHKEM(P-256, HKDF-SHA256) in software: the recipient side (a device key, or a
+/// publisher's key) as an <see cref="IHpkeKeyAgreement"/>. The private key stays inside <see cref="ECDiffieHellman"/>;
+/// <see cref="ToString"/> shows only the public key's thumbprint. Thread-safe. Dispose to release it.
 /// </summary>
-public sealed class HpkeKeyPair : IDisposable
+public sealed class HpkeKeyPair : IHpkeKeyAgreement, IDisposable
 {
     private static readonly BigInteger Order = BigInteger.Parse("0FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
 
@@ -86,6 +86,28 @@ public sealed class HpkeKeyPair : IDisposable
         {
             CryptographicOperations.ZeroMemory(prk);
             CryptographicOperations.ZeroMemory(candidate);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Imports and validates <paramref name="peerPublicKey"/> (<see cref="HpkePublicKey.Import"/>) first.</remarks>
+    public void DeriveSharedSecret(ReadOnlySpan<byte> peerPublicKey, Span<byte> sharedSecret)
+    {
+        if (sharedSecret.Length != HpkeSuite.DhSize)
+        {
+            throw new ArgumentException($"The P-256 shared secret is {HpkeSuite.DhSize} bytes; the destination is {sharedSecret.Length}.", nameof(sharedSecret));
+        }
+
+        using ECDiffieHellman peer = HpkePublicKey.Import(peerPublicKey);
+        using ECDiffieHellmanPublicKey peerPublic = peer.PublicKey;
+        byte[] dh = Key.DeriveRawSecretAgreement(peerPublic);
+        try
+        {
+            dh.CopyTo(sharedSecret);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(dh);
         }
     }
 

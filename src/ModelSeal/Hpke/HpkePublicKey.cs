@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Numerics;
 using System.Security.Cryptography;
 
 namespace ModelSeal.Hpke;
@@ -5,6 +7,12 @@ namespace ModelSeal.Hpke;
 /// <summary>P-256 public keys as HPKE serializes them: 65-byte uncompressed points (04 || X || Y), validated on import.</summary>
 public static class HpkePublicKey
 {
+    /// <summary>The P-256 field prime p = 2^256 - 2^224 + 2^192 + 2^96 - 1.</summary>
+    private static readonly BigInteger FieldPrime = BigInteger.Parse("0FFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF", NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+
+    /// <summary>The P-256 curve coefficient b (y^2 = x^3 - 3x + b).</summary>
+    private static readonly BigInteger CurveB = BigInteger.Parse("05AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B", NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+
     /// <summary>
     /// Parses and validates a public key: 65 bytes, leading 0x04, coordinates below the field prime, a point on the
     /// P-256 curve (so not the point at infinity, which has no uncompressed encoding).
@@ -33,6 +41,34 @@ public static class HpkePublicKey
             key.Dispose();
             throw new ModelKeyException("The public key is not a point on the P-256 curve.", e);
         }
+    }
+
+    /// <summary>
+    /// The checks of <see cref="Import"/> without creating a key: 65 bytes, leading 0x04, coordinates below the field
+    /// prime, y^2 = x^3 - 3x + b. That is a point of the prime-order group (P-256's cofactor is 1), and not the point
+    /// at infinity (b is not 0, so (0, 0) is not on the curve). For public input only: not constant-time.
+    /// </summary>
+    internal static bool IsValidPoint(ReadOnlySpan<byte> publicKey)
+    {
+        if (publicKey.Length != HpkeSuite.PublicKeySize || publicKey[0] != 0x04)
+        {
+            return false;
+        }
+
+        var x = new BigInteger(publicKey.Slice(1, 32), isUnsigned: true, isBigEndian: true);
+        var y = new BigInteger(publicKey.Slice(33, 32), isUnsigned: true, isBigEndian: true);
+        if (x >= FieldPrime || y >= FieldPrime)
+        {
+            return false;
+        }
+
+        BigInteger right = (((((x * x) - 3) % FieldPrime) * x) + CurveB) % FieldPrime;
+        if (right.Sign < 0)
+        {
+            right += FieldPrime;
+        }
+
+        return y * y % FieldPrime == right;
     }
 
     /// <summary>

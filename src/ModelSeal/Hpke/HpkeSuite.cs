@@ -15,6 +15,7 @@ internal static class HpkeSuite
     public const int PublicKeySize = 65;
     public const int PrivateKeySize = 32;
     public const int SecretSize = 32;
+    public const int DhSize = 32; // Ndh: the x-coordinate of the ECDH point
     public const int KeySize = 32;
     public const int NonceSize = 12;
     public const int TagSize = 16;

@@ -66,9 +66,12 @@ public static class KeyRelease
         return Hpke.Seal(device, Info(modelId, version, dataKey.KeyId, subject), Aad(leaseExpiresAt), dataKey.Bytes);
     }
 
-    /// <summary>Opens a released key with the device's key pair; the key id becomes the <see cref="ModelKey"/>'s id.</summary>
+    /// <summary>
+    /// Opens a released key with the device's key (<see cref="Hpke.Open"/>: the private key is used only through
+    /// <paramref name="device"/>'s key agreement); the key id becomes the <see cref="ModelKey"/>'s id.
+    /// </summary>
     /// <exception cref="HpkeOpenException">Not sealed to this device for this model, version, key id, subject and lease.</exception>
-    public static ModelKey Open(HpkeKeyPair device, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> sealedKey, string modelId, string version, string keyId, string subject, DateTimeOffset leaseExpiresAt)
+    public static ModelKey Open(IHpkeKeyAgreement device, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> sealedKey, string modelId, string version, string keyId, string subject, DateTimeOffset leaseExpiresAt)
     {
         byte[] key = Hpke.Open(device, enc, Info(modelId, version, keyId, subject), Aad(leaseExpiresAt), sealedKey);
         try

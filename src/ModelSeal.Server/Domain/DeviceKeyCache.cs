@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using ModelSeal.Hpke;
 
-namespace ModelSeal.Server.Security;
+namespace ModelSeal.Server.Domain;
 
 /// <summary>
 /// Device public keys already imported and found to be valid P-256 points, by thumbprint (base64url SHA-256 of the

@@ -1,0 +1,90 @@
+using Microsoft.Extensions.Logging;
+using ModelSeal.Server.Diagnostics;
+using ModelSeal.Server.Security;
+using ModelSeal.Server.Storage;
+
+namespace ModelSeal.Server.Domain;
+
+/// <summary>
+/// A licence to create: who may claim it — with the credential the server returns once, or, when
+/// <paramref name="Issuer"/> is set, only with a token of that trusted issuer whose <c>sub</c> is
+/// <paramref name="Subject"/> — which models (or <c>*</c>), when, and on how many devices.
+/// </summary>
+internal sealed record NewLicence(string Subject, IReadOnlyList<string> Models, DateTimeOffset? NotBefore, DateTimeOffset? ExpiresAt, int MaxDevices, string? Issuer);
+
+/// <summary>A created licence and, for a credential licence, its credential (shown only now).</summary>
+internal sealed record CreatedLicence(LicenceRecord Licence, string? Credential);
+
+/// <summary>Licences and the devices registered under them (docs/protocol.md section 3). Every change is audited.</summary>
+internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logger)
+{
+    public List<LicenceRecord> List() => store.Read(s => s.Licences.List());
+
+    public async Task<CreatedLicence> CreateAsync(Caller admin, NewLicence spec, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(admin);
+        ArgumentNullException.ThrowIfNull(spec);
+        DateTimeOffset now = clock.Now();
+        string licenceId = "lic_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+
+        // A licence claimed by (issuer, subject) has no credential: its stored hash is of a value nobody ever sees.
+        string credential = Credentials.New();
+        bool byIssuer = spec.Issuer is not null;
+        var licence = new LicenceRecord(
+            licenceId, spec.Subject, spec.Models, spec.NotBefore, spec.ExpiresAt, spec.MaxDevices, now, null, Credentials.Hash(credential),
+            byIssuer ? LicenceClaim.IssuerSubject : LicenceClaim.Credential, spec.Issuer);
+        await store.WriteAsync(
+            s =>
+            {
+                s.Licences.Insert(licence);
+                return s.Audit.Append(ModelCatalogue.Change(admin, AuditEvents.LicenceCreated) with { LicenceId = licenceId }, now);
+            },
+            cancellationToken).ConfigureAwait(false);
+        ServerLog.AdminChange(logger, admin.Subject, AuditEvents.LicenceCreated, licenceId);
+        return new CreatedLicence(licence, byIssuer ? null : credential);
+    }
+
+    /// <summary>Revokes a licence (idempotent: revoking again changes nothing and records nothing).</summary>
+    public async Task<Outcome<LicenceRecord>> RevokeAsync(Caller admin, string licenceId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(admin);
+        DateTimeOffset now = clock.Now();
+        LicenceRecord? licence = await store.WriteAsync(
+            s =>
+            {
+                LicenceRecord? existing = s.Licences.Get(licenceId);
+                if (existing is not null && existing.RevokedAt is null)
+                {
+                    s.Licences.Revoke(licenceId, now);
+                    s.Audit.Append(ModelCatalogue.Change(admin, AuditEvents.LicenceRevoked) with { LicenceId = licenceId }, now);
+                    existing = existing with { RevokedAt = now };
+                }
+
+                return existing;
+            },
+            cancellationToken).ConfigureAwait(false);
+        if (licence is null)
+        {
+            return NotFound;
+        }
+
+        ServerLog.AdminChange(logger, admin.Subject, AuditEvents.LicenceRevoked, licence.LicenceId);
+        return licence;
+    }
+
+    public Outcome<List<DeviceRecord>> Devices(string licenceId)
+    {
+        List<DeviceRecord>? devices = store.Read(s => s.Licences.Get(licenceId) is null ? null : s.Devices.List(licenceId));
+        return devices is null ? NotFound : devices;
+    }
+
+    /// <summary>The licence whose credential this is; only credential licences can be claimed this way.</summary>
+    public LicenceRecord? Authenticate(string licenceId, string credential)
+    {
+        LicenceRecord? licence = store.Read(s => s.Licences.Get(licenceId));
+        bool matches = Credentials.Matches(credential, licence?.CredentialHash);
+        return matches && licence!.Claim == LicenceClaim.Credential ? licence : null;
+    }
+
+    private static Refused NotFound => new(Refusal.LicenceNotFound, "There is no licence with this id.");
+}

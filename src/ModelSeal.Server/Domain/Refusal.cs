@@ -1,0 +1,84 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Text;
+
+namespace ModelSeal.Server.Domain;
+
+/// <summary>
+/// Why the server said no, in the domain's words. Each reason has one problem code (<see cref="Refusals.Code"/>), which
+/// the audit log records and the HTTP layer maps to a status in its one table (docs/protocol.md section 6).
+/// </summary>
+internal enum Refusal
+{
+    /// <summary>No licence matches the token, or it was revoked (both are "licence-revoked": a token learns nothing more).</summary>
+    LicenceRevoked,
+    LicenceNotYetValid,
+    LicenceExpired,
+    ModelNotLicensed,
+    ModelNotFound,
+    VersionNotFound,
+    VersionDisabled,
+    VersionDestroyed,
+    InvalidDeviceKey,
+    DeviceLimit,
+
+    /// <summary>The release could not be recorded, so no key was released (fail closed).</summary>
+    AuditUnavailable,
+    ModelExists,
+    VersionExists,
+    LicenceNotFound,
+
+    /// <summary>A credential that does not match (one deliberately vague answer).</summary>
+    Unauthorized,
+}
+
+/// <summary>A refusal with a detail for the caller (never internals, key material or credentials).</summary>
+internal sealed record Refused(Refusal Reason, string Detail);
+
+/// <summary>The problem codes of <see cref="Refusal"/>.</summary>
+internal static class Refusals
+{
+    /// <summary>The problem code: the reason's name in kebab case (<c>LicenceRevoked</c> → <c>licence-revoked</c>).</summary>
+    public static string Code(this Refusal reason)
+    {
+        string name = reason.ToString();
+        var code = new StringBuilder(name.Length + 4);
+        foreach (char c in name)
+        {
+            if (char.IsAsciiLetterUpper(c) && code.Length > 0)
+            {
+                code.Append('-');
+            }
+
+            code.Append(char.ToLowerInvariant(c));
+        }
+
+        return code.ToString();
+    }
+}
+
+/// <summary>
+/// What a domain operation gives: a value, or a <see cref="Refused"/>. Disposing it disposes a disposable value (a
+/// key that a failed commit never hands out is zeroed).
+/// </summary>
+internal readonly struct Outcome<T> : IDisposable
+{
+    private Outcome(T? value, Refused? refused)
+    {
+        Value = value;
+        Refused = refused;
+    }
+
+    public T? Value { get; }
+
+    public Refused? Refused { get; }
+
+    [MemberNotNullWhen(false, nameof(Refused))]
+    [MemberNotNullWhen(true, nameof(Value))]
+    public bool Succeeded => Refused is null;
+
+    public void Dispose() => (Value as IDisposable)?.Dispose();
+
+    public static implicit operator Outcome<T>(T value) => new(value, null);
+
+    public static implicit operator Outcome<T>(Refused refused) => new(default, refused);
+}

@@ -1,0 +1,48 @@
+using Microsoft.Extensions.Logging;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Diagnostics;
+using ModelSeal.Server.Security;
+using ModelSeal.Server.Storage;
+
+namespace ModelSeal.Server.Domain;
+
+/// <summary>A token the server issued and how long it lives.</summary>
+internal sealed record IssuedToken(string AccessToken, int ExpiresIn);
+
+/// <summary>
+/// <c>POST /v1/token</c> (docs/protocol.md section 1): credentials in, the server's own tokens out. The admin
+/// credential gives an admin token; a credential licence's credential gives a <c>keys</c> token naming the licence.
+/// A wrong credential of either kind gets the same vague refusal.
+/// </summary>
+internal sealed class TokenGrants(Licences licences, AdminCredential adminCredential, TokenIssuer tokens, Clock clock, ServerOptions options, ILogger<TokenGrants> logger)
+{
+    public const string AdminSubject = "admin";
+
+    private int ExpiresIn => (int)options.TokenLifetime.TotalSeconds;
+
+    public Outcome<IssuedToken> Admin(string credential)
+    {
+        if (!adminCredential.Matches(credential))
+        {
+            ServerLog.TokenRefused(logger, "admin", null);
+            return new Refused(Refusal.Unauthorized, "The credential is not valid.");
+        }
+
+        ServerLog.TokenIssued(logger, "admin", null);
+        return new IssuedToken(tokens.Issue(AdminSubject, TokenIssuer.ScopeAdmin, null, clock.Now()), ExpiresIn);
+    }
+
+    /// <remarks>Revocation, validity and coverage are decided at each release (section 2), where the answer names them.</remarks>
+    public Outcome<IssuedToken> Licence(string licenceId, string credential)
+    {
+        LicenceRecord? licence = licences.Authenticate(licenceId, credential);
+        if (licence is null)
+        {
+            ServerLog.TokenRefused(logger, "licence", null);
+            return new Refused(Refusal.Unauthorized, "The licence id or credential is not valid.");
+        }
+
+        ServerLog.TokenIssued(logger, "licence", licence.LicenceId);
+        return new IssuedToken(tokens.Issue(licence.Subject, TokenIssuer.ScopeKeys, licence.LicenceId, clock.Now()), ExpiresIn);
+    }
+}

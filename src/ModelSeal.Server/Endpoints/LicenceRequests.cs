@@ -1,0 +1,62 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Domain;
+using ModelSeal.Server.Http;
+
+namespace ModelSeal.Server.Endpoints;
+
+/// <summary>Validation of <c>POST /v1/admin/licences</c> bodies, naming every field at fault.</summary>
+internal static class LicenceRequests
+{
+    private const string TimeHint = "Optional: an RFC 3339 time with offset, e.g. 2026-11-23T10:00:00Z.";
+
+    public static (NewLicence? Licence, ProblemHttpResult? Problem) Validate(CreateLicenceRequest request, ServerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (string.IsNullOrWhiteSpace(request.Subject) || request.Subject.Length > AdminApi.MaxSubjectLength || request.Subject.Any(char.IsControl))
+        {
+            errors["subject"] = [$"Required: 1 to {AdminApi.MaxSubjectLength} characters without control characters."];
+        }
+
+        List<string> models = request.Models?.Where(m => m is not null).Select(m => m!).ToList() ?? [];
+        bool wildcard = models is ["*"];
+        if (request.Models is null || models.Count == 0 || models.Count != request.Models.Count || models.Count > AdminApi.MaxLicenceModels ||
+            (!wildcard && !models.TrueForAll(m => Identifier.IsValid(m, Identifier.MaxIdLength))))
+        {
+            errors["models"] = [$"Required: [\"*\"], or 1 to {AdminApi.MaxLicenceModels} model ids (identifiers, format.md 1.1)."];
+        }
+
+        DateTimeOffset notBefore = default, expiresAt = default;
+        if (request.NotBefore is not null && !Rfc3339.TryParse(request.NotBefore, out notBefore))
+        {
+            errors["notBefore"] = [TimeHint];
+        }
+
+        if (request.ExpiresAt is not null && !Rfc3339.TryParse(request.ExpiresAt, out expiresAt))
+        {
+            errors["expiresAt"] = [TimeHint];
+        }
+        else if (request.ExpiresAt is not null && request.NotBefore is not null && !errors.ContainsKey("notBefore") && expiresAt <= notBefore)
+        {
+            errors["expiresAt"] = ["Must be later than notBefore."];
+        }
+
+        if (request.MaxDevices is not (>= 1 and <= AdminApi.MaxDevicesLimit))
+        {
+            errors["maxDevices"] = [$"Required: an integer from 1 to {AdminApi.MaxDevicesLimit}."];
+        }
+
+        if (request.Issuer is not null && !IsTrustedIssuer(request.Issuer, options))
+        {
+            errors["issuer"] = ["Optional: the exact 'iss' of a trusted external issuer (TrustedIssuers); the licence is then claimed only by that issuer's tokens whose 'sub' is the subject, and has no credential."];
+        }
+
+        return errors.Count > 0
+            ? (null, Problems.Invalid(errors))
+            : (new NewLicence(request.Subject!, wildcard ? ["*"] : models.Distinct(StringComparer.Ordinal).ToList(), request.NotBefore is null ? null : notBefore, request.ExpiresAt is null ? null : expiresAt, request.MaxDevices!.Value, request.Issuer), null);
+    }
+
+    private static bool IsTrustedIssuer(string issuer, ServerOptions options) => options.TrustedIssuers.Any(trusted => string.Equals(issuer, trusted.Issuer, StringComparison.Ordinal));
+}

@@ -1,0 +1,40 @@
+using System.Buffers.Text;
+using Microsoft.AspNetCore.Http;
+using Microsoft.IdentityModel.JsonWebTokens;
+using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Domain;
+using ModelSeal.Server.Security;
+
+namespace ModelSeal.Server.Http;
+
+/// <summary>What the transport hands the domain: the caller of an authenticated request, and decoded fields.</summary>
+internal static class Callers
+{
+    /// <summary>The caller: the validated token's issuer and subject, the <c>lic</c> claim of the server's own tokens, the client address.</summary>
+    public static Caller Caller(this HttpContext http, ServerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        ArgumentNullException.ThrowIfNull(options);
+        string issuer = http.User.FindFirst(JwtRegisteredClaimNames.Iss)?.Value ?? string.Empty;
+        bool own = string.Equals(issuer, options.Issuer, StringComparison.Ordinal);
+        return new Caller(issuer, Authentication.Subject(http.User), own, own ? http.User.FindFirst(TokenIssuer.LicenceClaim)?.Value : null, http.Connection.RemoteIpAddress?.ToString());
+    }
+
+    /// <summary>Decodes base64url (padding tolerated); null when it is not base64url.</summary>
+    public static byte[]? DecodeBase64Url(string? text)
+    {
+        if (string.IsNullOrEmpty(text) || text.Length > 1024 || !Base64Url.IsValid(text))
+        {
+            return null;
+        }
+
+        try
+        {
+            return Base64Url.DecodeFromChars(text);
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+}

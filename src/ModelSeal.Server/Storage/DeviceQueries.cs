@@ -1,0 +1,27 @@
+namespace ModelSeal.Server.Storage;
+
+/// <summary>The devices registered per licence, read.</summary>
+internal class DeviceReads(DbSession db)
+{
+    protected DbSession Db { get; } = db;
+
+    public bool Exists(string licenceId, string thumbprint) =>
+        Db.Exists("SELECT 1 FROM devices WHERE licence_id = @l AND thumbprint = @d", ("@l", licenceId), ("@d", thumbprint));
+
+    public long Count(string licenceId) => Db.Count("SELECT COUNT(*) FROM devices WHERE licence_id = @l", ("@l", licenceId));
+
+    /// <summary>A licence's devices in registration order.</summary>
+    public List<DeviceRecord> List(string licenceId) =>
+        Db.List(r => new DeviceRecord(r.GetString(0), DbSession.Time(r.GetInt64(1)), DbSession.Time(r.GetInt64(2))), "SELECT thumbprint, first_seen, last_seen FROM devices WHERE licence_id = @l ORDER BY first_seen, rowid", ("@l", licenceId));
+}
+
+/// <summary>The devices registered per licence, read and changed.</summary>
+internal sealed class DeviceWrites(DbSession db) : DeviceReads(db)
+{
+    public void Insert(string licenceId, string thumbprint, DateTimeOffset now) =>
+        Db.NonQuery("INSERT INTO devices (licence_id, thumbprint, first_seen, last_seen) VALUES (@l, @d, @t, @t)", ("@l", licenceId), ("@d", thumbprint), ("@t", DbSession.Seconds(now)));
+
+    /// <summary>Moves a device's last-seen time forward (never back).</summary>
+    public void Touch(string licenceId, string thumbprint, DateTimeOffset now) =>
+        Db.NonQuery("UPDATE devices SET last_seen = CASE WHEN last_seen < @t THEN @t ELSE last_seen END WHERE licence_id = @l AND thumbprint = @d", ("@l", licenceId), ("@d", thumbprint), ("@t", DbSession.Seconds(now)));
+}
