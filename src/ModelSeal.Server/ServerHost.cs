@@ -166,6 +166,7 @@ public static class ServerHost
         app.UseAuthorization();
 
         app.MapHealthApi();
+        app.MapJwksApi();
         app.MapTokenApi();
         app.MapKeyReleaseApi();
         app.MapAdminApi();

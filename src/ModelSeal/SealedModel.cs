@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using ModelSeal.Crypto;
 
 namespace ModelSeal;
 

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 
-using ModelSeal.Crypto;
 
 namespace ModelSeal;
 

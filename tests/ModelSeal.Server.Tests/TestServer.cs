@@ -181,7 +181,7 @@ internal static class TestFiles
 {
     public static string SampleModel => Path.Combine(RepositoryRoot(), "samples", "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
 
-    private static string RepositoryRoot()
+    public static string RepositoryRoot()
     {
         for (DirectoryInfo? directory = new(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {

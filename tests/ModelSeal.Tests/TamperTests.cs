@@ -1,4 +1,3 @@
-using ModelSeal.Crypto;
 
 namespace ModelSeal.Tests;
 

@@ -32,7 +32,7 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
         activity?.SetTag("modelseal.version", query.Version);
         string? device = query.DevicePublicKey is null ? null : HpkePublicKey.Thumbprint(query.DevicePublicKey);
         DateTimeOffset now = clock.Now();
-        LicenceRecord? licence = store.Read(s => ReleaseRules.MatchLicence(caller, s.Licences));
+        LicenceRecord? licence = store.Read(s => ReleaseRules.MatchLicence(caller, s.Licences.Get, s.Licences.FindByIssuerSubject));
         var record = new AuditEntry(AuditEvents.KeyRefused, string.Empty, caller.Subject, licence?.LicenceId, query.ModelId, query.Version, null, device, caller.Client, caller.Issuer);
 
         VersionRecord? version = null;

@@ -17,16 +17,17 @@ internal static class ReleaseRules
     /// token names a credential licence by its <c>lic</c> claim (and must carry its subject); an external issuer's token
     /// matches the newest licence claimed by (that issuer, its <c>sub</c>). Null when none matches.
     /// </summary>
-    public static LicenceRecord? MatchLicence(Caller caller, LicenceReads licences)
+    public static LicenceRecord? MatchLicence(Caller caller, Func<string, LicenceRecord?> byId, Func<string, string, LicenceRecord?> byIssuerSubject)
     {
         ArgumentNullException.ThrowIfNull(caller);
-        ArgumentNullException.ThrowIfNull(licences);
+        ArgumentNullException.ThrowIfNull(byId);
+        ArgumentNullException.ThrowIfNull(byIssuerSubject);
         if (!caller.OwnIssuer)
         {
-            return licences.FindByIssuerSubject(caller.Issuer, caller.Subject);
+            return byIssuerSubject(caller.Issuer, caller.Subject);
         }
 
-        LicenceRecord? licence = caller.LicenceId is null ? null : licences.Get(caller.LicenceId);
+        LicenceRecord? licence = caller.LicenceId is null ? null : byId(caller.LicenceId);
         return licence is { Claim: LicenceClaim.Credential } && string.Equals(licence.Subject, caller.Subject, StringComparison.Ordinal) ? licence : null;
     }
 

@@ -46,6 +46,9 @@ internal sealed class TokenIssuer : IDisposable
     /// <summary>The validation key for the server's own tokens.</summary>
     public ECDsaSecurityKey SecurityKey { get; }
 
+    /// <summary>The public token key as a JWK, for the server's JWKS (<c>GET /.well-known/jwks.json</c>).</summary>
+    public PublicJwk PublicKeyJwk() => PublicJwk.EcP256Signing(_key.ExportParameters(includePrivateParameters: false), KeyId);
+
     /// <summary>Loads the token key, creating it at first start.</summary>
     public static TokenIssuer LoadOrCreate(string path, ServerOptions options)
     {

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Threading.Channels;
 using System.Security.Cryptography;
 
-namespace ModelSeal.Crypto;
+namespace ModelSeal;
 
 /// <summary>Where decrypted chunks go: a slice of one destination buffer, or per-worker scratch space (verification).</summary>
 internal abstract class ChunkSink

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace ModelSeal.Crypto;
+namespace ModelSeal;
 
 /// <summary>
 /// The per-message AEAD key and base nonce of one Cobblestone-256 message, held in pinned memory and zeroed on

@@ -1,7 +1,7 @@
 using System.Buffers;
 using Microsoft.Win32.SafeHandles;
 
-namespace ModelSeal.Crypto;
+namespace ModelSeal;
 
 /// <summary>
 /// The chunks of a payload (everything after the 56-byte prefix) where any range can be fetched independently, so

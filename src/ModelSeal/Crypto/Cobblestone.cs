@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 
-namespace ModelSeal.Crypto;
+namespace ModelSeal;
 
 /// <summary>
 /// Constants and layout arithmetic of Cobblestone-256 (c2sp.org/chunked-encryption with AEAD_AES_256_GCM and

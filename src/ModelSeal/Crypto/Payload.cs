@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Security.Cryptography;
 
-namespace ModelSeal.Crypto;
+namespace ModelSeal;
 
 /// <summary>
 /// Cobblestone-256 messages in streams, for a given key and context. The container passes its header bytes as the
