@@ -1,14 +1,14 @@
 using System.Net;
 using Microsoft.AspNetCore.Http;
-using ModelSeal.Server.MasterKeys;
-using ModelSeal.Server.Security;
 
 namespace ModelSeal.Server.Configuration;
 
 /// <summary>
 /// Checks <see cref="ServerOptions"/> before anything is created (no data directory, no database, no key):
 /// <see cref="ServerHost.Build"/> and the offline migrations call it first. Each refusal names the configuration key
-/// and says what to set.
+/// and says what to set. Files are only checked for existence here; <see cref="ServerHost.Build"/> then reads each
+/// trusted issuer's JWKS file (Security.TrustedIssuer.LoadAll), still before creating anything. Nothing here depends
+/// on another namespace of the server (the architecture tests forbid namespace cycles).
 /// </summary>
 internal static class ServerOptionsValidator
 {
@@ -59,7 +59,7 @@ internal static class ServerOptionsValidator
             throw new ServerConfigurationException("ServerOptions.Time must not be null (use TimeProvider.System).");
         }
 
-        MasterKeyProviders.Validate(options.MasterKey);
+        ValidateMasterKey(options.MasterKey);
         ValidateDatabase(options.Database);
 
         if (options.Metrics is null)
@@ -68,6 +68,53 @@ internal static class ServerOptionsValidator
         }
 
         ValidateTrustedIssuers(options);
+    }
+
+    /// <summary>Checks the master-key options without opening any module or token (the module file must exist).</summary>
+    /// <exception cref="ServerConfigurationException">The options are incomplete or contradictory.</exception>
+    public static void ValidateMasterKey(MasterKeyOptions? options)
+    {
+        if (options is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.MasterKey must not be null (leave it at its default for the file provider).");
+        }
+
+        if (string.Equals(options.Provider, MasterKeyOptions.File, StringComparison.OrdinalIgnoreCase))
+        {
+            return;
+        }
+
+        if (!string.Equals(options.Provider, MasterKeyOptions.Pkcs11, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ServerConfigurationException($"MasterKey:Provider is '{options.Provider}'; it must be 'file' (master.keys in the data directory) or 'pkcs11' (an HSM token).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Pkcs11Module))
+        {
+            throw new ServerConfigurationException("MasterKey:Provider is 'pkcs11' but MasterKey:Pkcs11Module is not set; give the path of the token's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so.");
+        }
+
+        if (!File.Exists(options.Pkcs11Module))
+        {
+            throw new ServerConfigurationException($"The PKCS#11 module '{options.Pkcs11Module}' (MasterKey:Pkcs11Module) does not exist.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.TokenLabel))
+        {
+            throw new ServerConfigurationException("MasterKey:Provider is 'pkcs11' but MasterKey:TokenLabel is not set; give the label of the token that holds the master keys.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.KeyLabel) || options.KeyLabel.Length > 64 || options.KeyLabel.Any(char.IsControl))
+        {
+            throw new ServerConfigurationException("MasterKey:KeyLabel must be 1 to 64 printable characters (versions are labelled <KeyLabel>-v1, -v2, …).");
+        }
+
+        bool file = !string.IsNullOrWhiteSpace(options.PinFile);
+        bool variable = !string.IsNullOrWhiteSpace(options.PinEnvironmentVariable);
+        if (file == variable)
+        {
+            throw new ServerConfigurationException("MasterKey:Provider is 'pkcs11': set exactly one of MasterKey:PinFile (an owner-only file holding the user PIN) and MasterKey:PinEnvironmentVariable (the name of a variable holding it). The PIN itself is never configuration or a command-line argument.");
+        }
     }
 
     /// <exception cref="ServerConfigurationException">The database options are incomplete or contradictory.</exception>
@@ -144,9 +191,6 @@ internal static class ServerOptionsValidator
             {
                 throw new ServerConfigurationException($"{key}:JwksFile is not set; the server never fetches keys over the network, so give the issuer's public signing keys as a JWKS file.");
             }
-
-            // Reads the file: refused unless it holds at least one key usable with the issuer's algorithms.
-            TrustedIssuer.Load(issuer, i, options.Audience);
         }
     }
 
