@@ -53,6 +53,9 @@ internal static class ExitCodes
     /// </summary>
     public const int AuditBroken = 8;
 
-    /// <summary>130 (128 + SIGINT): cancelled, by Ctrl+C or SIGTERM. Nothing was written.</summary>
+    /// <summary>
+    /// 130 (128 + SIGINT): interrupted by SIGINT (Ctrl+C), SIGTERM or SIGHUP, or cancelled. Nothing was written: no
+    /// output, no partial output, no temporary file; an existing output is untouched.
+    /// </summary>
     public const int Cancelled = 130;
 }

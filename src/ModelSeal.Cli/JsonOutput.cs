@@ -84,47 +84,23 @@ internal sealed record InspectResult(
     public bool Authenticated { get; init; }
 }
 
-/// <summary>The --json result of <c>bench</c>: times in milliseconds, speeds in MB/s (10^6 bytes/s).</summary>
-internal sealed record BenchResult(
-    string Machine,
-    int Threads,
-    int Runs,
-    int ColdRuns,
-    double? OpenSslOneCoreMBps,
-    double? OpenSslAllCoresMBps,
-    double? OpenSslDecryptOneCoreMBps,
-    double? OpenSslDecryptAllCoresMBps,
-    IReadOnlyList<BenchResultRow> Models)
-{
-    [JsonPropertyOrder(-1)]
-    public string Command { get; init; } = "bench";
-}
-
-/// <summary>One model of <see cref="BenchResult"/>.</summary>
-internal sealed record BenchResultRow(
-    string Name,
-    long Bytes,
-    double? PaperDecryptMs,
-    double EncryptMs,
-    double Decrypt1Ms,
-    double DecryptNMs,
-    double WarmLoadMs,
-    double WarmReadMs,
-    Bench.ColdRow? Cold);
-
 /// <summary>Source-generated (trim- and AOT-safe) serialization of the results, camelCase, one line.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(EncryptResult))]
 [JsonSerializable(typeof(DecryptResult))]
 [JsonSerializable(typeof(VerifyResult))]
 [JsonSerializable(typeof(InspectResult))]
-[JsonSerializable(typeof(BenchResult))]
 internal sealed partial class CliJsonContext : JsonSerializerContext
 {
     /// <summary>Writes <paramref name="value"/> as one line of JSON to standard output.</summary>
-    public static void Write<T>(CliContext context, T value)
+    public static void Write<T>(CliContext context, T value) => Write(context, value, Default);
+
+    /// <summary>Writes <paramref name="value"/> as one line of JSON to standard output with the metadata of <paramref name="json"/>.</summary>
+    public static void Write<T>(CliContext context, T value, JsonSerializerContext json)
     {
-        var typeInfo = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)Default.GetTypeInfo(typeof(T))!;
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(json);
+        var typeInfo = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)json.GetTypeInfo(typeof(T))!;
         context.Out.WriteLine(JsonSerializer.Serialize(value, typeInfo));
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 
 namespace ModelSeal.Cli.Tests;
@@ -55,8 +56,8 @@ internal sealed class Workspace : IDisposable
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
         int exitCode = configure is null
-            ? await Cli.RunAsync(args, stdout, stderr, interactive, cancellationToken)
-            : await Cli.RunAsync(args, configure(new CliContext(stdout, stderr, interactive)), cancellationToken);
+            ? await Host.Cli.RunAsync(args, stdout, stderr, interactive, cancellationToken)
+            : await Host.Cli.RunAsync(args, configure(new CliContext(stdout, stderr, interactive)), cancellationToken);
         return new CliResult(exitCode, stdout.ToString(), stderr.ToString());
     }
 
@@ -105,5 +106,75 @@ internal static class Asserts
         Assert.True(lines.Any(l => l.StartsWith("hint: ", StringComparison.Ordinal)), result.ToString());
         Assert.DoesNotContain("   at ", result.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("unexpected", result.Stderr, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>The real built CLI (ModelSeal.Cli.dll, the `modelseal` command) running as a child process, its output read as it comes.</summary>
+internal sealed class CliProcess : IDisposable
+{
+    private readonly Process _process;
+
+    private CliProcess(Process process)
+    {
+        _process = process;
+        Stdout = process.StandardOutput.ReadToEndAsync();
+        Stderr = process.StandardError.ReadToEndAsync();
+    }
+
+    public int Id => _process.Id;
+
+    public Task<string> Stdout { get; }
+
+    public Task<string> Stderr { get; }
+
+    public static CliProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        // The CLI referenced by the tests, started the way `modelseal bench` starts itself: dotnet ModelSeal.Cli.dll.
+        IReadOnlyList<string> self = new CliContext(TextWriter.Null, TextWriter.Null, Interactive: false).SelfCommand;
+        Assert.True(self.Count == 2 && File.Exists(self[1]), "ModelSeal.Cli.dll should be copied next to the tests by the project reference: " + string.Join(' ', self));
+        var start = new ProcessStartInfo(self[0])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(self[1]);
+        foreach (string arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        foreach ((string name, string value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
+        return new CliProcess(Process.Start(start)!);
+    }
+
+    /// <summary>Waits (at most two minutes) for the process to exit; returns its exit code and output.</summary>
+    public async Task<CliResult> WaitAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await _process.WaitForExitAsync(timeout.Token);
+        return new CliResult(_process.ExitCode, await Stdout, await Stderr);
+    }
+
+    /// <summary>Kills the process (SIGKILL) and waits for it to be gone.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill();
+        await WaitAsync();
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            _process.WaitForExit();
+        }
+
+        _process.Dispose();
     }
 }

@@ -102,7 +102,7 @@ internal sealed class BenchCommand : VerbCommand
         string report = BenchReport.Format(rows, ceiling, settings);
         if (result.GetValue(JsonOption))
         {
-            CliJsonContext.Write(Context, BenchReport.ToJson(rows, ceiling, settings));
+            CliJsonContext.Write(Context, BenchReport.ToJson(rows, ceiling, settings), BenchJsonContext.Default);
         }
         else
         {

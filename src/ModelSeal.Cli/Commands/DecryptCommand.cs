@@ -8,7 +8,9 @@ internal sealed class DecryptCommand : VerbCommand
 {
     private const string Summary = """
         Open a sealed model into a plaintext file (owner-only). The file appears only once every chunk is
-        authenticated; until then the plaintext goes to a temporary file beside it, deleted on any failure.
+        authenticated; until then the plaintext has no name on disk (Linux: an O_TMPFILE file), or is a hidden
+        temporary file beside it, deleted on any failure or interruption. --force replaces an existing file
+        atomically (the complete file is renamed over it).
 
         The plaintext goes to the --out file only, never to standard output.
 
@@ -79,7 +81,7 @@ internal sealed class DecryptCommand : VerbCommand
     }
 
     // Every thread reads its chunks from the sealed file and writes them, once authenticated, to their place in the
-    // owner-only temporary file, which is renamed into place only when every chunk verified and deleted otherwise.
+    // owner-only output file (AtomicFile), which is put in place only when every chunk verified and discarded otherwise.
     private async Task DecryptInParallelAsync(FileStream source, ModelKey key, SealedModelHeader header, string output, bool force, CancellationToken cancellationToken)
     {
         await using AtomicFile file = AtomicFile.Create(output, force, ownerOnly: true);
@@ -91,8 +93,8 @@ internal sealed class DecryptCommand : VerbCommand
         await file.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    // A sealed model read from a pipe: streamed on one thread into the owner-only temporary file, which is renamed into place only
-    // once the stream has ended cleanly (every chunk verified, nothing after the final one) and deleted otherwise.
+    // A sealed model read from a pipe: streamed on one thread into the owner-only output file (AtomicFile), put in place only
+    // once the stream has ended cleanly (every chunk verified, nothing after the final one) and discarded otherwise.
     private async Task DecryptStreamingAsync(FileStream source, ModelKey key, SealedModelHeader header, string input, string output, bool force, CancellationToken cancellationToken)
     {
         await using AtomicFile file = AtomicFile.Create(output, force, ownerOnly: true);

@@ -31,8 +31,7 @@ internal abstract class VerbCommand : Command
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            Context.WriteError("cancelled; nothing was written.");
-            return ExitCodes.Cancelled;
+            return Context.Interruption.Report(Context);
         }
         catch (Exception exception)
         {

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 
-namespace ModelSeal.Cli;
+namespace ModelSeal.Cli.Host;
 
 /// <summary>Runs the CLI in-process: the whole program except the process-level wiring done by <see cref="Program.Main"/>.</summary>
 internal static class Cli
@@ -31,7 +31,7 @@ internal static class Cli
             // The verbs map every exception to an exit code themselves (CommandRunner); anything that still escapes
             // is reported below rather than by System.CommandLine's handler, which prints a stack trace.
             EnableDefaultExceptionHandler = false,
-            // Program.Main owns Ctrl+C/SIGTERM handling and passes it in as the cancellation token.
+            // Program.Main owns SIGINT/SIGTERM/SIGHUP handling (Interruption) and passes it in as the cancellation token.
             ProcessTerminationTimeout = null,
         };
         try
@@ -40,8 +40,7 @@ internal static class Cli
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            context.WriteError("cancelled; nothing was written.");
-            return ExitCodes.Cancelled;
+            return context.Interruption.Report(context);
         }
     }
 

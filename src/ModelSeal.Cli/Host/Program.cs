@@ -1,40 +1,24 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using ModelSeal.Cli.Commands;
 
-namespace ModelSeal.Cli;
+namespace ModelSeal.Cli.Host;
 
 /// <summary>The <c>modelseal</c> executable.</summary>
 internal static class Program
 {
-    /// <summary>Wires the real console and Ctrl+C/SIGTERM cancellation, then runs <see cref="Cli.RunAsync(string[], TextWriter, TextWriter, bool, CancellationToken)"/>.</summary>
+    /// <summary>
+    /// Wires the real console and the signals (SIGINT, SIGTERM, SIGHUP: <see cref="Interruption"/>), then runs
+    /// <see cref="Cli.RunAsync(string[], CliContext, CancellationToken)"/>.
+    /// </summary>
     public static async Task<int> Main(string[] args)
     {
-        using var cancellation = new CancellationTokenSource();
-        void OnCancelKeyPress(object? sender, ConsoleCancelEventArgs e)
-        {
-            // The first Ctrl+C cancels cleanly (temporary files are deleted); a second one kills the process.
-            if (!cancellation.IsCancellationRequested)
-            {
-                e.Cancel = true;
-                cancellation.Cancel();
-            }
-        }
-
-        Console.CancelKeyPress += OnCancelKeyPress;
-        using PosixSignalRegistration terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal =>
-        {
-            signal.Cancel = true;
-            cancellation.Cancel();
-        });
-        try
-        {
-            return await Cli.RunAsync(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected, cancellation.Token).ConfigureAwait(false);
-        }
-        finally
-        {
-            Console.CancelKeyPress -= OnCancelKeyPress;
-        }
+        // .NET runs SIGHUP handlers on the thread pool (SIGINT and SIGTERM get a thread of their own), which a parallel
+        // decryption keeps busy: without spare threads a SIGHUP would wait until the work is done.
+        ThreadPool.GetMinThreads(out int workerThreads, out int completionPortThreads);
+        ThreadPool.SetMinThreads(workerThreads + 2, completionPortThreads);
+        using Interruption interruption = Interruption.Register(Console.Error);
+        var context = new CliContext(Console.Out, Console.Error, Interactive: !Console.IsErrorRedirected) { Interruption = interruption };
+        return await Cli.RunAsync(args, context, interruption.Token).ConfigureAwait(false);
     }
 
     /// <summary>Builds the command tree, writing through <paramref name="context"/>. The seam for tests.</summary>
