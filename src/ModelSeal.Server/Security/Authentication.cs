@@ -9,7 +9,6 @@ using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
-using ModelSeal.Server.Http;
 
 namespace ModelSeal.Server.Security;
 
@@ -27,16 +26,28 @@ internal static class Authentication
     public const string AdminPolicy = "admin";
     public const string ScopeClaim = "scope";
 
+    /// <summary>The problem codes of the 401 and 403 answers (Http.Problems.Unauthorized and Forbidden).</summary>
+    public const string UnauthorizedProblem = "unauthorized";
+    public const string ForbiddenProblem = "forbidden";
+
     public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
-    public static void AddModelSealAuthentication(this IServiceCollection services, ServerOptions options, IReadOnlyList<TrustedIssuer> trusted)
+    /// <summary>Registers bearer authentication and the two policies.</summary>
+    /// <param name="services">The server's services.</param>
+    /// <param name="options">The (validated) options: the server's own issuer and audience, the clock.</param>
+    /// <param name="trusted">The trusted external issuers, with their keys read.</param>
+    /// <param name="writeProblem">
+    /// Writes the 401 and 403 answers (the HTTP layer's ProblemDetails writer, given by the host, so that Security does
+    /// not depend on Http): the context, the problem code (<c>unauthorized</c>, <c>forbidden</c>) and the detail.
+    /// </param>
+    public static void AddModelSealAuthentication(this IServiceCollection services, ServerOptions options, IReadOnlyList<TrustedIssuer> trusted, Func<HttpContext, string, string, Task> writeProblem)
     {
         // Each trusted issuer's administrators (none for the server's own issuer: its admin tokens are all administrators).
         var administrators = trusted.ToDictionary(external => external.Issuer, external => external.AdminSubjects, StringComparer.Ordinal);
 
         // The token key is created by the container (after the data directory is locked): bound when the options are first used.
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
-        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<TokenIssuer>((jwt, issuer) => ConfigureJwt(jwt, options, issuer, trusted));
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<TokenIssuer>((jwt, issuer) => ConfigureJwt(jwt, options, issuer, trusted, writeProblem));
         services.AddAuthorizationBuilder()
             .SetFallbackPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
             .SetDefaultPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
@@ -44,7 +55,7 @@ internal static class Authentication
             .AddPolicy(AdminPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => IsAdministrator(c.User, options.Issuer, administrators)));
     }
 
-    private static void ConfigureJwt(JwtBearerOptions jwt, ServerOptions options, TokenIssuer issuer, IReadOnlyList<TrustedIssuer> trusted)
+    private static void ConfigureJwt(JwtBearerOptions jwt, ServerOptions options, TokenIssuer issuer, IReadOnlyList<TrustedIssuer> trusted, Func<HttpContext, string, string, Task> writeProblem)
     {
         // Which issuer each trusted key belongs to and which algorithms it may sign with, and each issuer's audiences.
         var owners = new Dictionary<SecurityKey, (string Issuer, string[] Algorithms)>(ReferenceEqualityComparer.Instance)
@@ -123,12 +134,12 @@ internal static class Authentication
                 context.HandleResponse();
                 bool presented = context.AuthenticateFailure is not null || context.Request.Headers.Authorization.Count > 0;
                 context.Response.Headers.WWWAuthenticate = presented ? "Bearer error=\"invalid_token\"" : "Bearer";
-                await Problems.WriteAsync(
+                await writeProblem(
                     context.HttpContext,
-                    Problems.Unauthorized,
+                    UnauthorizedProblem,
                     presented ? "The bearer token is not valid (signature, issuer, audience, lifetime or key)." : "A bearer token is required (Authorization: Bearer <token>).").ConfigureAwait(false);
             },
-            OnForbidden = context => Problems.WriteAsync(context.HttpContext, Problems.Forbidden, "The token's scope does not allow this operation."),
+            OnForbidden = context => writeProblem(context.HttpContext, ForbiddenProblem, "The token's scope does not allow this operation."),
         };
     }
 
