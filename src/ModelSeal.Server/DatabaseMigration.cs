@@ -33,8 +33,8 @@ public static class DatabaseMigration
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(target);
         ServerOptions settings = options.Copy();
-        ServerHost.Validate(settings);
-        ServerHost.ValidateDatabase(target);
+        ServerOptionsValidator.Validate(settings);
+        ServerOptionsValidator.ValidateDatabase(target);
         if (settings.Database.Provider != DatabaseOptions.Sqlite || target.Provider != DatabaseOptions.Postgres)
         {
             throw new ServerConfigurationException("A database is moved from the embedded SQLite database (modelseal.db) to PostgreSQL: the server's current Database:Provider must be 'sqlite' and the target's 'postgres'.");

@@ -38,7 +38,7 @@ public static class MasterKeyMigration
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(target);
         ServerOptions settings = options.Copy();
-        ServerHost.Validate(settings);
+        ServerOptionsValidator.Validate(settings);
         MasterKeyProviders.Validate(target);
         bool fromFile = IsFile(settings.MasterKey);
         bool toFile = IsFile(target);

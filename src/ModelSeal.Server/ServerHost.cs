@@ -1,5 +1,4 @@
 using System.Data.Common;
-using System.Net;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics;
@@ -39,10 +38,10 @@ public static class ServerHost
     {
         ArgumentNullException.ThrowIfNull(options);
         ServerOptions settings = options.Copy();
-        Validate(settings);
-        OidcKeys? oidc = settings.OidcAuthority is null ? null : OidcKeys.Load(settings.OidcAuthority, settings.OidcJwksFile!);
+        ServerOptionsValidator.Validate(settings);
+        IReadOnlyList<TrustedIssuer> trustedIssuers = TrustedIssuer.LoadAll(settings);
         DataDirectory data = DataDirectory.Open(settings.DataDirectory);
-        WebApplication app = Compose(settings, configureLogging, data, oidc);
+        WebApplication app = Compose(settings, configureLogging, data, trustedIssuers);
         try
         {
             // The container creates and owns (and disposes, in the reverse order) the directory lock, the meter, the
@@ -59,9 +58,9 @@ public static class ServerHost
             app.Lifetime.ApplicationStopped.Register(store.Dispose);
 
             ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category);
-            if (oidc is not null)
+            foreach (TrustedIssuer trusted in trustedIssuers)
             {
-                ServerLog.OidcConfigured(logger, oidc.Authority, oidc.Keys.Count, settings.OidcJwksFile!);
+                ServerLog.TrustedIssuerConfigured(logger, trusted.Issuer, trusted.Keys.Count, trusted.JwksFile, trusted.AdminSubjects.Count);
             }
 
             ServerLog.Started(logger, data.Path, app.Services.GetRequiredService<MasterKeyRing>().CurrentVersion, app.Services.GetRequiredService<TokenIssuer>().KeyId);
@@ -74,7 +73,7 @@ public static class ServerHost
         }
     }
 
-    private static WebApplication Compose(ServerOptions settings, Action<ILoggingBuilder>? configureLogging, DataDirectory data, OidcKeys? oidc)
+    private static WebApplication Compose(ServerOptions settings, Action<ILoggingBuilder>? configureLogging, DataDirectory data, IReadOnlyList<TrustedIssuer> trustedIssuers)
     {
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -135,7 +134,7 @@ public static class ServerHost
             json.SerializerOptions.AllowDuplicateProperties = false;
         });
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Customize);
-        services.AddModelSealAuthentication(settings, oidc);
+        services.AddModelSealAuthentication(settings, trustedIssuers, (context, code, detail) => Problems.WriteAsync(context, code, detail));
         services.AddModelSealRateLimits(settings);
         // Traces: the server's activity source and ASP.NET Core's, with no exporter (docs/deploy.md "Observability").
         // Metrics: only when the scrape endpoint is enabled.
@@ -233,132 +232,6 @@ public static class ServerHost
         {
             store.Dispose();
             throw;
-        }
-    }
-
-    internal static void ValidateDatabase(DatabaseOptions? options)
-    {
-        if (options is null)
-        {
-            throw new ServerConfigurationException("ServerOptions.Database must not be null.");
-        }
-
-        if (options.Provider is not (DatabaseOptions.Sqlite or DatabaseOptions.Postgres))
-        {
-            throw new ServerConfigurationException($"Unknown database provider '{options.Provider}'; use '{DatabaseOptions.Sqlite}' (default, one instance) or '{DatabaseOptions.Postgres}'.");
-        }
-
-        bool hasString = !string.IsNullOrWhiteSpace(options.ConnectionString);
-        bool hasVariable = !string.IsNullOrWhiteSpace(options.ConnectionStringEnvironmentVariable);
-        if (options.Provider == DatabaseOptions.Sqlite && (hasString || hasVariable))
-        {
-            throw new ServerConfigurationException($"A database connection string is configured but the provider is '{DatabaseOptions.Sqlite}', which keeps modelseal.db in the data directory; set Database:Provider to '{DatabaseOptions.Postgres}' or remove the connection string.");
-        }
-
-        if (options.Provider == DatabaseOptions.Postgres && hasString == hasVariable)
-        {
-            throw new ServerConfigurationException("The PostgreSQL store needs exactly one of Database:ConnectionString (password from PGPASSWORD or PGPASSFILE) and Database:ConnectionStringEnvironmentVariable (modelseal serve --database postgres --connection-string-env VAR).");
-        }
-
-        if (hasVariable && string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(options.ConnectionStringEnvironmentVariable!)))
-        {
-            throw new ServerConfigurationException($"The environment variable '{options.ConnectionStringEnvironmentVariable}' (Database:ConnectionStringEnvironmentVariable) is not set or empty; set it to the PostgreSQL connection string.");
-        }
-    }
-
-    internal static void Validate(ServerOptions options)
-    {
-        if (string.IsNullOrWhiteSpace(options.DataDirectory))
-        {
-            throw new ServerConfigurationException("No data directory is configured; set ServerOptions.DataDirectory (modelseal serve --data DIR).");
-        }
-
-        if (string.IsNullOrWhiteSpace(options.Urls))
-        {
-            throw new ServerConfigurationException("No listen address is configured; set ServerOptions.Urls, e.g. http://127.0.0.1:5380.");
-        }
-
-        foreach (string url in options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            ValidateUrl(url, options.AllowNonLoopbackHttp);
-        }
-
-        if (string.IsNullOrWhiteSpace(options.Issuer) || string.IsNullOrWhiteSpace(options.Audience))
-        {
-            throw new ServerConfigurationException("The token issuer and audience must not be empty.");
-        }
-
-        if (options.LeaseDuration <= TimeSpan.Zero || options.LeaseDuration > TimeSpan.FromDays(366))
-        {
-            throw new ServerConfigurationException("The lease duration must be positive and at most 366 days.");
-        }
-
-        if (options.TokenLifetime < TimeSpan.FromSeconds(1) || options.TokenLifetime > TimeSpan.FromDays(1))
-        {
-            throw new ServerConfigurationException("The token lifetime must be between 1 second and 1 day.");
-        }
-
-        if (options.ReleasesPerMinutePerSubject < 1 || options.RequestsPerMinutePerClient < 1)
-        {
-            throw new ServerConfigurationException("The rate limits must be at least 1 per minute.");
-        }
-
-        if (options.Time is null)
-        {
-            throw new ServerConfigurationException("ServerOptions.Time must not be null (use TimeProvider.System).");
-        }
-
-        MasterKeyProviders.Validate(options.MasterKey);
-        ValidateDatabase(options.Database);
-
-        if (options.Metrics is null)
-        {
-            throw new ServerConfigurationException("ServerOptions.Metrics must not be null.");
-        }
-
-        if (options.OidcAuthority is not null || options.OidcJwksFile is not null)
-        {
-            if (string.IsNullOrWhiteSpace(options.OidcAuthority))
-            {
-                throw new ServerConfigurationException("An OIDC JWKS file is configured without an OIDC authority; set both or neither.");
-            }
-
-            if (string.IsNullOrWhiteSpace(options.OidcJwksFile))
-            {
-                throw new ServerConfigurationException($"The OIDC authority '{options.OidcAuthority}' has no JWKS file; the server never fetches keys over the network, so give its signing keys as a JWKS file (ServerOptions.OidcJwksFile).");
-            }
-
-            if (string.Equals(options.OidcAuthority, options.Issuer, StringComparison.Ordinal))
-            {
-                throw new ServerConfigurationException("The OIDC authority must differ from the server's own issuer.");
-            }
-        }
-    }
-
-    private static void ValidateUrl(string url, bool allowNonLoopbackHttp)
-    {
-        BindingAddress address;
-        try
-        {
-            address = BindingAddress.Parse(url);
-        }
-        catch (FormatException e)
-        {
-            throw new ServerConfigurationException($"The listen address '{url}' is not a URL like http://127.0.0.1:5380.", e);
-        }
-
-        bool https = string.Equals(address.Scheme, "https", StringComparison.OrdinalIgnoreCase);
-        if (!https && !string.Equals(address.Scheme, "http", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new ServerConfigurationException($"The listen address '{url}' must start with http:// or https://.");
-        }
-
-        bool loopback = address.IsUnixPipe ||
-            string.Equals(address.Host, "localhost", StringComparison.OrdinalIgnoreCase) ||
-            (IPAddress.TryParse(address.Host.Trim('[', ']'), out IPAddress? ip) && IPAddress.IsLoopback(ip));
-        if (!https && !loopback && !allowNonLoopbackHttp)
-        {
-            throw new ServerConfigurationException($"Refusing plain HTTP on the non-loopback address '{url}': keys and tokens would cross the network unencrypted. Listen on 127.0.0.1 behind a TLS-terminating proxy, use https://, or set AllowNonLoopbackHttp if TLS is terminated in front of this address.");
         }
     }
 }

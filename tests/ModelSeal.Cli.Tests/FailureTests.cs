@@ -46,6 +46,31 @@ public sealed class FailureTests
     }
 
     [Fact]
+    public async Task Serve_refuses_a_bad_config_file_naming_the_file_or_the_key_and_flags_override_it()
+    {
+        using var ws = new Workspace();
+        string data = ws["data"];
+        string missing = ws["missing.json"];
+        string typo = ws["typo.json"];
+        File.WriteAllText(typo, """{ "Database": { "Provder": "postgres" } }""");
+        string unsafeFile = ws["unsafe.json"];
+        File.WriteAllText(unsafeFile, """{ "Urls": "http://0.0.0.0:5380", "ReleasesPerMinutePerSubject": 0 }""");
+
+        CliResult noFile = await Workspace.RunAsync("serve", "--data", data, "--config", missing);
+        CliResult unknownKey = await Workspace.RunAsync("serve", "--data", data, "--config", typo);
+        CliResult fromFile = await Workspace.RunAsync("serve", "--data", data, "--config", unsafeFile);
+        CliResult flagWins = await Workspace.RunAsync("serve", "--data", data, "--config", unsafeFile, "--urls", "http://127.0.0.1:0");
+
+        Assert.Equal(ExitCodes.Usage, noFile.ExitCode);
+        Asserts.ErrorWithHint(noFile, missing);
+        Assert.Equal(ExitCodes.Usage, unknownKey.ExitCode);
+        Asserts.ErrorWithHint(unknownKey, "'Database:Provder'");
+        Asserts.ErrorWithHint(fromFile, "http://0.0.0.0:5380");
+        Asserts.ErrorWithHint(flagWins, "at least 1 per minute");
+        Assert.False(Directory.Exists(data), "nothing may be created for a refused configuration");
+    }
+
+    [Fact]
     public async Task Migrations_refuse_an_incomplete_target_before_creating_anything()
     {
         using var ws = new Workspace();

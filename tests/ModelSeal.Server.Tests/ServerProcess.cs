@@ -40,9 +40,10 @@ internal sealed class ServerProcess : ServerClient, IAsyncDisposable
 
     /// <summary>
     /// Starts <c>modelseal serve</c> in <paramref name="dataDirectory"/>, on SQLite, or on PostgreSQL when
-    /// <paramref name="postgres"/> is given; returns once it listens.
+    /// <paramref name="postgres"/> is given, with further <paramref name="arguments"/> (e.g. <c>--config FILE</c>);
+    /// returns once it listens.
     /// </summary>
-    public static async Task<ServerProcess> StartAsync(string dataDirectory, string? postgres = null)
+    public static async Task<ServerProcess> StartAsync(string dataDirectory, string? postgres = null, IEnumerable<string>? arguments = null)
     {
         string cli = CliPath();
         var start = new ProcessStartInfo(DotnetHost())
@@ -53,6 +54,11 @@ internal sealed class ServerProcess : ServerClient, IAsyncDisposable
             UseShellExecute = false,
         };
         foreach (string argument in new[] { cli, "serve", "--data", dataDirectory, "--urls", "http://127.0.0.1:0" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        foreach (string argument in arguments ?? [])
         {
             start.ArgumentList.Add(argument);
         }

@@ -10,7 +10,7 @@ using ModelSeal.Server.Files;
 
 namespace ModelSeal.Server.Tests;
 
-/// <summary>Configuration checks, logging, rate limits, health, OpenAPI and an external OIDC issuer.</summary>
+/// <summary>Configuration checks, logging, rate limits, health, OpenAPI and a trusted external issuer.</summary>
 public sealed class ServerTests
 {
     [Fact]
@@ -18,7 +18,7 @@ public sealed class ServerTests
     {
         using var directory = new TempDirectory();
 
-        // Plain HTTP off loopback; a missing directory option; OIDC without a JWKS file.
+        // Plain HTTP off loopback; a missing directory option; a trusted issuer without a JWKS file or without an issuer.
         foreach (string url in new[] { "http://0.0.0.0:5380", "http://*:5380", "http://+:5380", "http://example.com:80", "http://10.1.2.3:80", "http://127.0.0.1:0;http://0.0.0.0:0", "ftp://127.0.0.1:21" })
         {
             var e = Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(new ServerOptions { DataDirectory = directory.Sub("a"), Urls = url }));
@@ -26,8 +26,8 @@ public sealed class ServerTests
         }
 
         Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(new ServerOptions { DataDirectory = " " }));
-        Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(new ServerOptions { DataDirectory = directory.Sub("b"), OidcAuthority = "https://idp.example" }));
-        Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(new ServerOptions { DataDirectory = directory.Sub("b"), OidcJwksFile = directory.Sub("jwks.json") }));
+        Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(new ServerOptions { DataDirectory = directory.Sub("b"), TrustedIssuers = [new() { Issuer = "https://idp.example" }] }));
+        Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(new ServerOptions { DataDirectory = directory.Sub("b"), TrustedIssuers = [new() { JwksFile = directory.Sub("jwks.json") }] }));
         Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(new ServerOptions { DataDirectory = directory.Sub("b"), TokenLifetime = TimeSpan.Zero }));
         Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(new ServerOptions { DataDirectory = directory.Sub("b"), ReleasesPerMinutePerSubject = 0 }));
         Assert.False(Directory.Exists(directory.Sub("a")) || Directory.Exists(directory.Sub("b")), "Nothing is created before the options are valid.");
@@ -199,7 +199,7 @@ public sealed class ServerTests
     }
 
     [Fact]
-    public async Task Tokens_of_a_configured_OIDC_issuer_release_keys_by_subject()
+    public async Task Tokens_of_a_trusted_issuer_release_keys_by_subject()
     {
         const string Authority = "https://idp.example/realms/apps";
         using var directory = new TempDirectory();
@@ -218,8 +218,7 @@ public sealed class ServerTests
 
         await using TestServer server = await TestServer.StartAsync(o =>
         {
-            o.OidcAuthority = Authority;
-            o.OidcJwksFile = jwksFile;
+            o.TrustedIssuers = [new TrustedIssuerOptions { Issuer = Authority, JwksFile = jwksFile }];
         });
         string admin = await server.AdminTokenAsync();
         await server.CreateModelAsync(admin, "m");
@@ -234,17 +233,17 @@ public sealed class ServerTests
             ["lic"] = "lic_someone_elses",
         };
 
-        string rs256 = Sign("RS256", "rsa-1", Claims(), data => rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
-        string es256 = Sign("ES256", "ec-1", Claims(), data => ec.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation));
+        string rs256 = ExternalIssuer.Sign("RS256", "rsa-1", Claims(), data => rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
+        string es256 = ExternalIssuer.Sign("ES256", "ec-1", Claims(), data => ec.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation));
         (await server.ReleaseAndOpenAsync(rs256, licence, "m", "latest", device)).Key.Dispose();
         (await server.ReleaseAndOpenAsync(es256, licence, "m", "latest", device)).Key.Dispose();
 
         // The JWKS key is bound to its issuer and its declared algorithm; a subject without a licence gets none.
-        string ownIssuer = Sign("RS256", "rsa-1", Claims(iss: "modelseal:server"), data => rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
-        string ps256 = Sign("PS256", "rsa-1", Claims(), data => rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pss));
+        string ownIssuer = ExternalIssuer.Sign("RS256", "rsa-1", Claims(iss: "modelseal:server"), data => rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
+        string ps256 = ExternalIssuer.Sign("PS256", "rsa-1", Claims(), data => rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pss));
         (await server.ReleaseAsync(ownIssuer, "m", "latest", device)).AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
         (await server.ReleaseAsync(ps256, "m", "latest", device)).AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
-        string stranger = Sign("RS256", "rsa-1", Claims(sub: "nobody"), data => rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
+        string stranger = ExternalIssuer.Sign("RS256", "rsa-1", Claims(sub: "nobody"), data => rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
         (await server.ReleaseAsync(stranger, "m", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
 
         // The issuer is in the audit record of every release and refusal on this path.
@@ -268,8 +267,7 @@ public sealed class ServerTests
         await File.WriteAllTextAsync(jwksFile, new JsonObject { ["keys"] = new JsonArray(new JsonObject { ["kty"] = "EC", ["kid"] = "ec-1", ["crv"] = "P-256", ["x"] = TestServer.Base64Url(ep.Q.X), ["y"] = TestServer.Base64Url(ep.Q.Y) }) }.ToJsonString(), TestContext.Current.CancellationToken);
         await using TestServer server = await TestServer.StartAsync(o =>
         {
-            o.OidcAuthority = Authority;
-            o.OidcJwksFile = jwksFile;
+            o.TrustedIssuers = [new TrustedIssuerOptions { Issuer = Authority, JwksFile = jwksFile }];
         });
         string admin = await server.AdminTokenAsync();
         await server.CreateModelAsync(admin, "m");
@@ -277,7 +275,7 @@ public sealed class ServerTests
         Licence licence = await server.CreateLicenceAsync(admin, "customer-7", ["m"], maxDevices: 1);
         long now = server.Now.ToUnixTimeSeconds();
         var claims = new JsonObject { ["iss"] = Authority, ["aud"] = "modelseal", ["sub"] = "customer-7", ["scope"] = "keys", ["iat"] = now, ["nbf"] = now, ["exp"] = now + 300, ["lic"] = licence.Id };
-        string external = Sign("ES256", "ec-1", claims, data => ec.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation));
+        string external = ExternalIssuer.Sign("ES256", "ec-1", claims, data => ec.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation));
 
         using HpkeKeyPair intruder = HpkeKeyPair.Generate();
         (await server.ReleaseAsync(external, "m", "latest", intruder)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
@@ -286,13 +284,5 @@ public sealed class ServerTests
         // The licence's own device still gets its one slot.
         using HpkeKeyPair device = HpkeKeyPair.Generate();
         (await server.ReleaseAndOpenAsync(await server.LicenceTokenAsync(licence), licence, "m", "latest", device)).Key.Dispose();
-    }
-
-    private static string Sign(string alg, string kid, JsonObject claims, Func<byte[], byte[]> sign)
-    {
-        string signingInput = $"{TestServer.Base64Url(Encoding.UTF8.GetBytes(new JsonObject { ["alg"] = alg, ["kid"] = kid, ["typ"] = "JWT" }.ToJsonString()))}.{TestServer.Base64Url(Encoding.UTF8.GetBytes(claims.ToJsonString()))}";
-        string token = $"{signingInput}.{TestServer.Base64Url(sign(Encoding.ASCII.GetBytes(signingInput)))}";
-        Secrets.Add("OIDC token", token);
-        return token;
     }
 }

@@ -2,8 +2,10 @@ using ModelSeal.Server.Files;
 namespace ModelSeal.Server.Configuration;
 
 /// <summary>
-/// Configuration of the key server (docs/protocol.md). <see cref="ServerHost.Build"/> validates it and refuses to start
-/// on anything missing or unsafe, with a <see cref="ServerConfigurationException"/> that says what to fix.
+/// Configuration of the key server (docs/protocol.md; every key in docs/deploy.md "Configuration reference").
+/// <see cref="ServerConfiguration.Load"/> reads it from a JSON file, <c>MODELSEAL_</c> environment variables and
+/// overrides; <see cref="ServerHost.Build"/> validates it and refuses to start on anything missing or unsafe, with a
+/// <see cref="ServerConfigurationException"/> that says what to fix.
 /// </summary>
 public sealed class ServerOptions
 {
@@ -31,15 +33,6 @@ public sealed class ServerOptions
     /// <summary>Lifetime of the tokens <c>POST /v1/token</c> issues.</summary>
     public TimeSpan TokenLifetime { get; set; } = TimeSpan.FromMinutes(15);
 
-    /// <summary>
-    /// An external OIDC issuer whose tokens are also accepted (its <c>iss</c>, exactly). Requires
-    /// <see cref="OidcJwksFile"/>: the server never fetches keys over the network.
-    /// </summary>
-    public string? OidcAuthority { get; set; }
-
-    /// <summary>A JWKS JSON file with the signing keys of <see cref="OidcAuthority"/> (RS256, PS256 or ES256).</summary>
-    public string? OidcJwksFile { get; set; }
-
     /// <summary>Key releases allowed per token subject per minute.</summary>
     public int ReleasesPerMinutePerSubject { get; set; } = 600;
 
@@ -49,7 +42,10 @@ public sealed class ServerOptions
     /// <summary>Allows plain <c>http://</c> on non-loopback addresses (behind a TLS-terminating proxy only).</summary>
     public bool AllowNonLoopbackHttp { get; set; }
 
-    /// <summary>The clock for token lifetimes, licence validity, leases and records.</summary>
+    /// <summary>
+    /// The clock for token lifetimes, licence validity, leases and records. Code only (tests move it): it is not a
+    /// configuration key, so no file, environment variable or flag sets it.
+    /// </summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;
 
     /// <summary>Where the master keys that wrap every data key live (configuration section <c>MasterKey</c>).</summary>
@@ -61,12 +57,19 @@ public sealed class ServerOptions
     /// <summary>Where models, licences, devices and the audit log live (configuration section <c>Database</c>).</summary>
     public DatabaseOptions Database { get; set; } = new();
 
+    /// <summary>
+    /// External issuers whose tokens are also accepted (configuration section <c>TrustedIssuers</c>, a list). Their tokens
+    /// get at most the <c>keys</c> scope, unless their subject is on the issuer's <see cref="TrustedIssuerOptions.AdminSubjects"/>.
+    /// </summary>
+    public IList<TrustedIssuerOptions> TrustedIssuers { get; set; } = [];
+
     internal ServerOptions Copy()
     {
         var copy = (ServerOptions)MemberwiseClone();
         copy.MasterKey = MasterKey is null ? null! : MasterKey.Copy();
         copy.Metrics = Metrics is null ? null! : Metrics.Copy();
         copy.Database = Database is null ? null! : Database.Copy();
+        copy.TrustedIssuers = TrustedIssuers is null ? null! : TrustedIssuers.Select(issuer => issuer?.Copy()!).ToList();
         return copy;
     }
 }
@@ -139,4 +142,46 @@ public sealed class DatabaseOptions
     public string? ConnectionStringEnvironmentVariable { get; set; }
 
     internal DatabaseOptions Copy() => (DatabaseOptions)MemberwiseClone();
+}
+
+/// <summary>
+/// An external token issuer (an OIDC provider, say) whose tokens the server accepts, bound from one item of the
+/// <c>TrustedIssuers</c> list (docs/deploy.md "Trusted issuers"). Its signing keys come from a JWKS file: the server
+/// never fetches keys over the network.
+/// </summary>
+public sealed class TrustedIssuerOptions
+{
+    /// <summary>The issuer's <c>iss</c>, exactly (<c>TrustedIssuers:n:Issuer</c>); distinct, and not the server's own issuer.</summary>
+    public string? Issuer { get; set; }
+
+    /// <summary>
+    /// The <c>aud</c> values accepted on this issuer's tokens (<c>TrustedIssuers:n:Audiences</c>); empty (the default)
+    /// means the server's own <see cref="ServerOptions.Audience"/>.
+    /// </summary>
+    public IList<string> Audiences { get; set; } = [];
+
+    /// <summary>
+    /// The JWS algorithms accepted on this issuer's tokens among <c>ES256</c>, <c>RS256</c> and <c>PS256</c>
+    /// (<c>TrustedIssuers:n:Algorithms</c>); empty (the default) means all three. Each key is further limited to what
+    /// it allows (its <c>kty</c>, <c>crv</c> and <c>alg</c>).
+    /// </summary>
+    public IList<string> Algorithms { get; set; } = [];
+
+    /// <summary>A JWKS JSON file with the issuer's public signing keys (<c>TrustedIssuers:n:JwksFile</c>, required).</summary>
+    public string? JwksFile { get; set; }
+
+    /// <summary>
+    /// The <c>sub</c> values of this issuer whose tokens with the <c>admin</c> scope are administrators
+    /// (<c>TrustedIssuers:n:AdminSubjects</c>; default empty). Every other token of the issuer gets at most <c>keys</c>.
+    /// </summary>
+    public IList<string> AdminSubjects { get; set; } = [];
+
+    internal TrustedIssuerOptions Copy()
+    {
+        var copy = (TrustedIssuerOptions)MemberwiseClone();
+        copy.Audiences = Audiences is null ? null! : [.. Audiences];
+        copy.Algorithms = Algorithms is null ? null! : [.. Algorithms];
+        copy.AdminSubjects = AdminSubjects is null ? null! : [.. AdminSubjects];
+        return copy;
+    }
 }

@@ -15,8 +15,8 @@ internal static partial class ServerLog
     [LoggerMessage(2, LogLevel.Warning, "Created a new admin credential in {Path} (owner-only).")]
     public static partial void AdminCredentialCreated(ILogger logger, string path);
 
-    [LoggerMessage(3, LogLevel.Information, "Accepting tokens of the OIDC issuer {Authority} ({KeyCount} keys from {JwksFile}).")]
-    public static partial void OidcConfigured(ILogger logger, string authority, int keyCount, string jwksFile);
+    [LoggerMessage(3, LogLevel.Information, "Accepting tokens of the trusted issuer {Issuer} ({KeyCount} keys from {JwksFile}; {AdminSubjectCount} admin subjects).")]
+    public static partial void TrustedIssuerConfigured(ILogger logger, string issuer, int keyCount, string jwksFile, int adminSubjectCount);
 
     [LoggerMessage(10, LogLevel.Information, "Key released: licence {LicenceId}, key {KeyId}, device {Device}.")]
     public static partial void KeyReleased(ILogger logger, string licenceId, string keyId, string device);

@@ -58,5 +58,5 @@ internal static class LicenceRequests
             : (new NewLicence(request.Subject!, wildcard ? ["*"] : models.Distinct(StringComparer.Ordinal).ToList(), request.NotBefore is null ? null : notBefore, request.ExpiresAt is null ? null : expiresAt, request.MaxDevices!.Value, request.Issuer), null);
     }
 
-    private static bool IsTrustedIssuer(string issuer, ServerOptions options) => string.Equals(issuer, options.OidcAuthority, StringComparison.Ordinal);
+    private static bool IsTrustedIssuer(string issuer, ServerOptions options) => options.TrustedIssuers.Any(trusted => string.Equals(issuer, trusted.Issuer, StringComparison.Ordinal));
 }

@@ -17,7 +17,7 @@ internal sealed class OpenApiSecurity : IOpenApiDocumentTransformer
             Type = SecuritySchemeType.Http,
             Scheme = "bearer",
             BearerFormat = "JWT",
-            Description = "A token from POST /v1/token (scope keys or admin), or from the configured OIDC issuer.",
+            Description = "A token from POST /v1/token (scope keys or admin), or from a trusted issuer (TrustedIssuers; admin only for its AdminSubjects).",
         };
         document.Security ??= [];
         document.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", document)] = [] });

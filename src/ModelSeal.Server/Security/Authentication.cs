@@ -9,14 +9,16 @@ using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
-using ModelSeal.Server.Http;
 
 namespace ModelSeal.Server.Security;
 
 /// <summary>
 /// Bearer-token validation (docs/protocol.md section 1) and the two authorization policies. Every check is explicit:
 /// issuer, audience, lifetime (30 s skew), signature by a known key named by <c>kid</c>, and an algorithm the key's
-/// issuer may use (ES256 for the server's own key; what an OIDC JWKS key allows among ES256, RS256, PS256).
+/// issuer may use (ES256 for the server's own key; for a trusted issuer's JWKS key, what the key allows among its
+/// configured algorithms). Each key validates only its own issuer's tokens, and each issuer's tokens carry one of that
+/// issuer's audiences. Administrators are the server's own admin tokens and the trusted issuers' AdminSubjects; every
+/// other external token gets at most the <c>keys</c> scope.
 /// </summary>
 internal static class Authentication
 {
@@ -24,44 +26,54 @@ internal static class Authentication
     public const string AdminPolicy = "admin";
     public const string ScopeClaim = "scope";
 
+    /// <summary>The problem codes of the 401 and 403 answers (Http.Problems.Unauthorized and Forbidden).</summary>
+    public const string UnauthorizedProblem = "unauthorized";
+    public const string ForbiddenProblem = "forbidden";
+
     public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
-    private static readonly string[] OidcAlgorithms = [SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSsaPssSha256];
-
-    public static void AddModelSealAuthentication(this IServiceCollection services, ServerOptions options, OidcKeys? oidc)
+    /// <summary>Registers bearer authentication and the two policies.</summary>
+    /// <param name="services">The server's services.</param>
+    /// <param name="options">The (validated) options: the server's own issuer and audience, the clock.</param>
+    /// <param name="trusted">The trusted external issuers, with their keys read.</param>
+    /// <param name="writeProblem">
+    /// Writes the 401 and 403 answers (the HTTP layer's ProblemDetails writer, given by the host, so that Security does
+    /// not depend on Http): the context, the problem code (<c>unauthorized</c>, <c>forbidden</c>) and the detail.
+    /// </param>
+    public static void AddModelSealAuthentication(this IServiceCollection services, ServerOptions options, IReadOnlyList<TrustedIssuer> trusted, Func<HttpContext, string, string, Task> writeProblem)
     {
+        // Each trusted issuer's administrators (none for the server's own issuer: its admin tokens are all administrators).
+        var administrators = trusted.ToDictionary(external => external.Issuer, external => external.AdminSubjects, StringComparer.Ordinal);
+
         // The token key is created by the container (after the data directory is locked): bound when the options are first used.
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
-        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<TokenIssuer>((jwt, issuer) => ConfigureJwt(jwt, options, issuer, oidc));
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<TokenIssuer>((jwt, issuer) => ConfigureJwt(jwt, options, issuer, trusted, writeProblem));
         services.AddAuthorizationBuilder()
             .SetFallbackPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
             .SetDefaultPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
             .AddPolicy(KeysPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => HasScope(c.User, TokenIssuer.ScopeKeys)))
-            .AddPolicy(AdminPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => HasScope(c.User, TokenIssuer.ScopeAdmin)));
+            .AddPolicy(AdminPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => IsAdministrator(c.User, options.Issuer, administrators)));
     }
 
-    private static void ConfigureJwt(JwtBearerOptions jwt, ServerOptions options, TokenIssuer issuer, OidcKeys? oidc)
+    private static void ConfigureJwt(JwtBearerOptions jwt, ServerOptions options, TokenIssuer issuer, IReadOnlyList<TrustedIssuer> trusted, Func<HttpContext, string, string, Task> writeProblem)
     {
-        // Which issuer each trusted key belongs to, and which algorithms it may sign with.
+        // Which issuer each trusted key belongs to and which algorithms it may sign with, and each issuer's audiences.
         var owners = new Dictionary<SecurityKey, (string Issuer, string[] Algorithms)>(ReferenceEqualityComparer.Instance)
         {
             [issuer.SecurityKey] = (options.Issuer, [SecurityAlgorithms.EcdsaSha256]),
         };
-        var keys = new List<SecurityKey> { issuer.SecurityKey };
-        var issuers = new List<string> { options.Issuer };
-        if (oidc is not null)
+        var audiences = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal) { [options.Issuer] = [options.Audience] };
+        foreach (TrustedIssuer external in trusted)
         {
-            foreach ((JsonWebKey key, string[] algorithms) in oidc.Keys)
+            foreach ((JsonWebKey key, string[] algorithms) in external.Keys)
             {
-                owners[key] = (oidc.Authority, algorithms);
-                keys.Add(key);
+                owners[key] = (external.Issuer, algorithms);
             }
 
-            issuers.Add(oidc.Authority);
+            audiences[external.Issuer] = external.Audiences;
         }
 
         string[] validAlgorithms = owners.Values.SelectMany(o => o.Algorithms).Distinct(StringComparer.Ordinal).ToArray();
-
 
         // The standard handler plus a cache of tokens it has already validated (only the lifetime is checked
         // again for those).
@@ -75,9 +87,13 @@ internal static class Authentication
         jwt.TokenValidationParameters = new TokenValidationParameters
         {
             ValidateIssuer = true,
-            ValidIssuers = issuers,
+            ValidIssuers = audiences.Keys.ToArray(),
             ValidateAudience = true,
-            ValidAudience = options.Audience,
+            ValidAudiences = audiences.Values.SelectMany(a => a).Distinct(StringComparer.Ordinal).ToArray(),
+            AudienceValidator = (tokenAudiences, token, _) =>
+                token is JsonWebToken jwtToken &&
+                audiences.TryGetValue(jwtToken.Issuer, out IReadOnlyList<string>? accepted) &&
+                tokenAudiences.Any(audience => accepted.Contains(audience, StringComparer.Ordinal)),
             RequireAudience = true,
             ValidateLifetime = true,
             RequireExpirationTime = true,
@@ -85,7 +101,7 @@ internal static class Authentication
             LifetimeValidator = (notBefore, expires, _, _) => IsWithinLifetime(options.Time, notBefore, expires),
             RequireSignedTokens = true,
             ValidateIssuerSigningKey = true,
-            IssuerSigningKeys = keys,
+            IssuerSigningKeys = owners.Keys.ToArray(),
             TryAllIssuerSigningKeys = false,
             ValidAlgorithms = validAlgorithms,
             IssuerSigningKeyValidator = (key, token, _) =>
@@ -118,13 +134,29 @@ internal static class Authentication
                 context.HandleResponse();
                 bool presented = context.AuthenticateFailure is not null || context.Request.Headers.Authorization.Count > 0;
                 context.Response.Headers.WWWAuthenticate = presented ? "Bearer error=\"invalid_token\"" : "Bearer";
-                await Problems.WriteAsync(
+                await writeProblem(
                     context.HttpContext,
-                    Problems.Unauthorized,
+                    UnauthorizedProblem,
                     presented ? "The bearer token is not valid (signature, issuer, audience, lifetime or key)." : "A bearer token is required (Authorization: Bearer <token>).").ConfigureAwait(false);
             },
-            OnForbidden = context => Problems.WriteAsync(context.HttpContext, Problems.Forbidden, "The token's scope does not allow this operation."),
+            OnForbidden = context => writeProblem(context.HttpContext, ForbiddenProblem, "The token's scope does not allow this operation."),
         };
+    }
+
+    /// <summary>
+    /// An administrator holds the <c>admin</c> scope and is either the server's own admin token (<c>iss</c> is the
+    /// server's Issuer) or a subject on its trusted issuer's AdminSubjects. An external issuer's <c>admin</c> scope alone
+    /// is not enough: whoever controls that issuer would otherwise administer every model.
+    /// </summary>
+    public static bool IsAdministrator(ClaimsPrincipal user, string ownIssuer, IReadOnlyDictionary<string, IReadOnlySet<string>> administrators)
+    {
+        if (!HasScope(user, TokenIssuer.ScopeAdmin) || user.FindFirst(JwtRegisteredClaimNames.Iss)?.Value is not { } tokenIssuer)
+        {
+            return false;
+        }
+
+        return string.Equals(tokenIssuer, ownIssuer, StringComparison.Ordinal) ||
+            (administrators.TryGetValue(tokenIssuer, out IReadOnlySet<string>? subjects) && user.FindFirst(JwtRegisteredClaimNames.Sub)?.Value is { } subject && subjects.Contains(subject));
     }
 
     /// <summary>
@@ -156,22 +188,44 @@ internal static class Authentication
         context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category);
 }
 
-/// <summary>The signing keys of an external OIDC issuer, read from a JWKS file (never fetched over the network).</summary>
-internal sealed class OidcKeys
+/// <summary>
+/// A trusted external issuer (<see cref="TrustedIssuerOptions"/>) with its signing keys, read from its JWKS file (never
+/// fetched over the network), its audiences and its administrators.
+/// </summary>
+internal sealed class TrustedIssuer
 {
-    private OidcKeys(string authority, List<(JsonWebKey, string[])> keys)
+    private TrustedIssuer(string issuer, string jwksFile, IReadOnlyList<string> audiences, IReadOnlySet<string> adminSubjects, List<(JsonWebKey, string[])> keys)
     {
-        Authority = authority;
+        Issuer = issuer;
+        JwksFile = jwksFile;
+        Audiences = audiences;
+        AdminSubjects = adminSubjects;
         Keys = keys;
     }
 
-    public string Authority { get; }
+    public string Issuer { get; }
+
+    public string JwksFile { get; }
+
+    public IReadOnlyList<string> Audiences { get; }
+
+    public IReadOnlySet<string> AdminSubjects { get; }
 
     public IReadOnlyList<(JsonWebKey Key, string[] Algorithms)> Keys { get; }
 
-    /// <summary>Reads the JWKS: keeps signing keys (use absent or "sig") with a kid that fit ES256 (P-256), RS256 or PS256.</summary>
-    public static OidcKeys Load(string authority, string jwksFile)
+    /// <summary>Every configured issuer (options already validated).</summary>
+    public static IReadOnlyList<TrustedIssuer> LoadAll(ServerOptions options) =>
+        options.TrustedIssuers.Select((issuer, index) => Load(issuer, index, options.Audience)).ToArray();
+
+    /// <summary>
+    /// Reads the JWKS: keeps public signing keys (use absent or "sig") with a kid that fit ES256 (P-256), RS256 or PS256,
+    /// each limited to its own <c>alg</c> (when given) and to the issuer's configured algorithms.
+    /// </summary>
+    /// <exception cref="ServerConfigurationException">The file is unreadable, not a JWKS, or has no usable key.</exception>
+    public static TrustedIssuer Load(TrustedIssuerOptions options, int index, string defaultAudience)
     {
+        string key = $"TrustedIssuers:{index}:JwksFile";
+        string jwksFile = options.JwksFile!;
         string json;
         try
         {
@@ -179,7 +233,7 @@ internal sealed class OidcKeys
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ServerConfigurationException($"The OIDC JWKS file '{jwksFile}' could not be read: {e.Message}", e);
+            throw new ServerConfigurationException($"The JWKS file '{jwksFile}' ({key}) could not be read: {e.Message}", e);
         }
 
         JsonWebKeySet set;
@@ -189,36 +243,38 @@ internal sealed class OidcKeys
         }
         catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException)
         {
-            throw new ServerConfigurationException($"The OIDC JWKS file '{jwksFile}' is not a JSON Web Key Set: {e.Message}", e);
+            throw new ServerConfigurationException($"The JWKS file '{jwksFile}' ({key}) is not a JSON Web Key Set: {e.Message}", e);
         }
 
+        IReadOnlyList<string> allowed = options.Algorithms.Count > 0 ? [.. options.Algorithms] : ServerOptionsValidator.IssuerAlgorithms;
         var keys = new List<(JsonWebKey, string[])>();
-        foreach (JsonWebKey key in set.Keys)
+        foreach (JsonWebKey candidate in set.Keys)
         {
-            if (string.IsNullOrEmpty(key.Kid) || (!string.IsNullOrEmpty(key.Use) && key.Use != "sig") || key.HasPrivateKey)
+            if (string.IsNullOrEmpty(candidate.Kid) || (!string.IsNullOrEmpty(candidate.Use) && candidate.Use != "sig") || candidate.HasPrivateKey)
             {
                 continue;
             }
 
-            string[] algorithms = key.Kty switch
+            string[] algorithms = candidate.Kty switch
             {
                 "RSA" => [SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSsaPssSha256],
-                "EC" when key.Crv == "P-256" => [SecurityAlgorithms.EcdsaSha256],
+                "EC" when candidate.Crv == "P-256" => [SecurityAlgorithms.EcdsaSha256],
                 _ => [],
             };
-            if (!string.IsNullOrEmpty(key.Alg))
-            {
-                algorithms = algorithms.Contains(key.Alg, StringComparer.Ordinal) ? [key.Alg] : [];
-            }
-
+            algorithms = algorithms.Where(a => (string.IsNullOrEmpty(candidate.Alg) || a == candidate.Alg) && allowed.Contains(a, StringComparer.Ordinal)).ToArray();
             if (algorithms.Length > 0)
             {
-                keys.Add((key, algorithms));
+                keys.Add((candidate, algorithms));
             }
         }
 
         return keys.Count > 0
-            ? new OidcKeys(authority, keys)
-            : throw new ServerConfigurationException($"The OIDC JWKS file '{jwksFile}' has no usable public signing key (each needs a 'kid', and RSA or P-256 EC for RS256, PS256 or ES256).");
+            ? new TrustedIssuer(
+                options.Issuer!,
+                jwksFile,
+                options.Audiences.Count > 0 ? [.. options.Audiences] : [defaultAudience],
+                new HashSet<string>(options.AdminSubjects, StringComparer.Ordinal),
+                keys)
+            : throw new ServerConfigurationException($"The JWKS file '{jwksFile}' ({key}) has no public signing key usable with {string.Join(", ", allowed)} (each needs a 'kid', and RSA for RS256/PS256 or P-256 EC for ES256; TrustedIssuers:{index}:Algorithms limits them).");
     }
 }

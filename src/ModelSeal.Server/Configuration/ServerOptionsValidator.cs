@@ -1,0 +1,239 @@
+using System.Net;
+using Microsoft.AspNetCore.Http;
+
+namespace ModelSeal.Server.Configuration;
+
+/// <summary>
+/// Checks <see cref="ServerOptions"/> before anything is created (no data directory, no database, no key):
+/// <see cref="ServerHost.Build"/> and the offline migrations call it first. Each refusal names the configuration key
+/// and says what to set. Files are only checked for existence here; <see cref="ServerHost.Build"/> then reads each
+/// trusted issuer's JWKS file (Security.TrustedIssuer.LoadAll), still before creating anything. Nothing here depends
+/// on another namespace of the server (the architecture tests forbid namespace cycles).
+/// </summary>
+internal static class ServerOptionsValidator
+{
+    /// <summary>The JWS algorithms an external issuer may use.</summary>
+    public static readonly IReadOnlyList<string> IssuerAlgorithms = ["ES256", "RS256", "PS256"];
+
+    /// <exception cref="ServerConfigurationException">A setting is missing, malformed or unsafe.</exception>
+    public static void Validate(ServerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(options.DataDirectory))
+        {
+            throw new ServerConfigurationException("No data directory is configured; set DataDirectory (modelseal serve --data DIR).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Urls))
+        {
+            throw new ServerConfigurationException("No listen address is configured; set Urls, e.g. http://127.0.0.1:5380 (modelseal serve --urls).");
+        }
+
+        foreach (string url in options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            ValidateUrl(url, options.AllowNonLoopbackHttp);
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Issuer) || string.IsNullOrWhiteSpace(options.Audience))
+        {
+            throw new ServerConfigurationException("Issuer and Audience (of the server's own tokens) must not be empty; leave them at their defaults unless clients expect other values.");
+        }
+
+        if (options.LeaseDuration <= TimeSpan.Zero || options.LeaseDuration > TimeSpan.FromDays(366))
+        {
+            throw new ServerConfigurationException("LeaseDuration must be positive and at most 366 days, e.g. 7.00:00:00.");
+        }
+
+        if (options.TokenLifetime < TimeSpan.FromSeconds(1) || options.TokenLifetime > TimeSpan.FromDays(1))
+        {
+            throw new ServerConfigurationException("TokenLifetime must be between 1 second and 1 day, e.g. 00:15:00.");
+        }
+
+        if (options.ReleasesPerMinutePerSubject < 1 || options.RequestsPerMinutePerClient < 1)
+        {
+            throw new ServerConfigurationException("ReleasesPerMinutePerSubject and RequestsPerMinutePerClient must be at least 1 per minute.");
+        }
+
+        if (options.Time is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.Time must not be null (use TimeProvider.System).");
+        }
+
+        ValidateMasterKey(options.MasterKey);
+        ValidateDatabase(options.Database);
+
+        if (options.Metrics is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.Metrics must not be null.");
+        }
+
+        ValidateTrustedIssuers(options);
+    }
+
+    /// <summary>Checks the master-key options without opening any module or token (the module file must exist).</summary>
+    /// <exception cref="ServerConfigurationException">The options are incomplete or contradictory.</exception>
+    public static void ValidateMasterKey(MasterKeyOptions? options)
+    {
+        if (options is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.MasterKey must not be null (leave it at its default for the file provider).");
+        }
+
+        if (string.Equals(options.Provider, MasterKeyOptions.File, StringComparison.OrdinalIgnoreCase))
+        {
+            return;
+        }
+
+        if (!string.Equals(options.Provider, MasterKeyOptions.Pkcs11, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ServerConfigurationException($"MasterKey:Provider is '{options.Provider}'; it must be 'file' (master.keys in the data directory) or 'pkcs11' (an HSM token).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Pkcs11Module))
+        {
+            throw new ServerConfigurationException("MasterKey:Provider is 'pkcs11' but MasterKey:Pkcs11Module is not set; give the path of the token's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so.");
+        }
+
+        if (!File.Exists(options.Pkcs11Module))
+        {
+            throw new ServerConfigurationException($"The PKCS#11 module '{options.Pkcs11Module}' (MasterKey:Pkcs11Module) does not exist.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.TokenLabel))
+        {
+            throw new ServerConfigurationException("MasterKey:Provider is 'pkcs11' but MasterKey:TokenLabel is not set; give the label of the token that holds the master keys.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.KeyLabel) || options.KeyLabel.Length > 64 || options.KeyLabel.Any(char.IsControl))
+        {
+            throw new ServerConfigurationException("MasterKey:KeyLabel must be 1 to 64 printable characters (versions are labelled <KeyLabel>-v1, -v2, …).");
+        }
+
+        bool file = !string.IsNullOrWhiteSpace(options.PinFile);
+        bool variable = !string.IsNullOrWhiteSpace(options.PinEnvironmentVariable);
+        if (file == variable)
+        {
+            throw new ServerConfigurationException("MasterKey:Provider is 'pkcs11': set exactly one of MasterKey:PinFile (an owner-only file holding the user PIN) and MasterKey:PinEnvironmentVariable (the name of a variable holding it). The PIN itself is never configuration or a command-line argument.");
+        }
+    }
+
+    /// <exception cref="ServerConfigurationException">The database options are incomplete or contradictory.</exception>
+    public static void ValidateDatabase(DatabaseOptions? options)
+    {
+        if (options is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.Database must not be null.");
+        }
+
+        if (options.Provider is not (DatabaseOptions.Sqlite or DatabaseOptions.Postgres))
+        {
+            throw new ServerConfigurationException($"Unknown database provider '{options.Provider}' (Database:Provider); use '{DatabaseOptions.Sqlite}' (default, one instance) or '{DatabaseOptions.Postgres}'.");
+        }
+
+        bool hasString = !string.IsNullOrWhiteSpace(options.ConnectionString);
+        bool hasVariable = !string.IsNullOrWhiteSpace(options.ConnectionStringEnvironmentVariable);
+        if (options.Provider == DatabaseOptions.Sqlite && (hasString || hasVariable))
+        {
+            throw new ServerConfigurationException($"A database connection string is configured but the provider is '{DatabaseOptions.Sqlite}' (Database:Provider), which keeps modelseal.db in the data directory; set Database:Provider to '{DatabaseOptions.Postgres}' or remove the connection string.");
+        }
+
+        if (options.Provider == DatabaseOptions.Postgres && hasString == hasVariable)
+        {
+            throw new ServerConfigurationException("The PostgreSQL store needs exactly one of Database:ConnectionString (password from PGPASSWORD or PGPASSFILE) and Database:ConnectionStringEnvironmentVariable (modelseal serve --database postgres --connection-string-env VAR).");
+        }
+
+        if (hasVariable && string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(options.ConnectionStringEnvironmentVariable!)))
+        {
+            throw new ServerConfigurationException($"The environment variable '{options.ConnectionStringEnvironmentVariable}' (Database:ConnectionStringEnvironmentVariable) is not set or empty; set it to the PostgreSQL connection string.");
+        }
+    }
+
+    private static void ValidateTrustedIssuers(ServerOptions options)
+    {
+        if (options.TrustedIssuers is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.TrustedIssuers must not be null (leave it empty to accept only the server's own tokens).");
+        }
+
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < options.TrustedIssuers.Count; i++)
+        {
+            string key = $"TrustedIssuers:{i}";
+            TrustedIssuerOptions issuer = options.TrustedIssuers[i] ?? throw new ServerConfigurationException($"{key} is empty; give at least its Issuer and JwksFile.");
+            if (string.IsNullOrWhiteSpace(issuer.Issuer))
+            {
+                throw new ServerConfigurationException($"{key}:Issuer is not set; give the issuer's 'iss' exactly, e.g. https://idp.example/realms/apps.");
+            }
+
+            if (string.Equals(issuer.Issuer, options.Issuer, StringComparison.Ordinal))
+            {
+                throw new ServerConfigurationException($"{key}:Issuer is the server's own Issuer '{options.Issuer}'; a trusted issuer must be another one.");
+            }
+
+            if (seen.TryGetValue(issuer.Issuer, out int first))
+            {
+                throw new ServerConfigurationException($"{key}:Issuer '{issuer.Issuer}' is also TrustedIssuers:{first}:Issuer; give each issuer once (one JwksFile may hold several keys).");
+            }
+
+            seen.Add(issuer.Issuer, i);
+            RequireItems(issuer.Audiences, $"{key}:Audiences", "the audience tokens of this issuer carry (empty: the server's Audience)");
+            RequireItems(issuer.AdminSubjects, $"{key}:AdminSubjects", "a 'sub' of this issuer that is an administrator");
+            RequireItems(issuer.Algorithms, $"{key}:Algorithms", string.Join(", ", IssuerAlgorithms));
+            for (int a = 0; a < issuer.Algorithms.Count; a++)
+            {
+                if (!IssuerAlgorithms.Contains(issuer.Algorithms[a], StringComparer.Ordinal))
+                {
+                    throw new ServerConfigurationException($"{key}:Algorithms:{a} is '{issuer.Algorithms[a]}'; the accepted algorithms are {string.Join(", ", IssuerAlgorithms)} (none and HMAC are never accepted).");
+                }
+            }
+
+            if (string.IsNullOrWhiteSpace(issuer.JwksFile))
+            {
+                throw new ServerConfigurationException($"{key}:JwksFile is not set; the server never fetches keys over the network, so give the issuer's public signing keys as a JWKS file.");
+            }
+        }
+    }
+
+    private static void RequireItems(IList<string>? items, string key, string what)
+    {
+        if (items is null)
+        {
+            throw new ServerConfigurationException($"{key} must not be null (leave it empty for the default).");
+        }
+
+        for (int i = 0; i < items.Count; i++)
+        {
+            if (string.IsNullOrWhiteSpace(items[i]))
+            {
+                throw new ServerConfigurationException($"{key}:{i} is empty; each item is {what}.");
+            }
+        }
+    }
+
+    private static void ValidateUrl(string url, bool allowNonLoopbackHttp)
+    {
+        BindingAddress address;
+        try
+        {
+            address = BindingAddress.Parse(url);
+        }
+        catch (FormatException e)
+        {
+            throw new ServerConfigurationException($"The listen address '{url}' (Urls) is not a URL like http://127.0.0.1:5380.", e);
+        }
+
+        bool https = string.Equals(address.Scheme, "https", StringComparison.OrdinalIgnoreCase);
+        if (!https && !string.Equals(address.Scheme, "http", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ServerConfigurationException($"The listen address '{url}' (Urls) must start with http:// or https://.");
+        }
+
+        bool loopback = address.IsUnixPipe ||
+            string.Equals(address.Host, "localhost", StringComparison.OrdinalIgnoreCase) ||
+            (IPAddress.TryParse(address.Host.Trim('[', ']'), out IPAddress? ip) && IPAddress.IsLoopback(ip));
+        if (!https && !loopback && !allowNonLoopbackHttp)
+        {
+            throw new ServerConfigurationException($"Refusing plain HTTP on the non-loopback address '{url}' (Urls): keys and tokens would cross the network unencrypted. Listen on 127.0.0.1 behind a TLS-terminating proxy, use https://, or set AllowNonLoopbackHttp if TLS is terminated in front of this address.");
+        }
+    }
+}
