@@ -47,7 +47,7 @@ internal static class ContainerTargets
 
     /// <summary>
     /// Whole-model decryption: the in-memory overload, the stream overload on a seekable stream and on a forward-only
-    /// one. Documented failures: format, key and authentication exceptions; for the stream overload also
+    /// one; and verification (no plaintext kept) on a forward-only stream. Documented failures: format, key and authentication exceptions; for the stream overload also
     /// NotSupportedException (a model larger than one array).
     /// </summary>
     public static void Model(byte[] data)
@@ -55,6 +55,7 @@ internal static class ContainerTargets
         using ModelKey key = Fixtures.Key();
         ExpectDocumented(() => SealedModel.DecryptAsync(data, key, Sequential).GetAwaiter().GetResult().Dispose());
         ExpectDocumented(() => SealedModel.DecryptAsync(new MemoryStream(data, writable: false), key, Sequential).GetAwaiter().GetResult().Dispose());
+        ExpectDocumented(() => SealedModel.VerifyAsync(ForwardOnly(data), key, Sequential).GetAwaiter().GetResult());
         try
         {
             ExpectDocumented(() => SealedModel.DecryptAsync(ForwardOnly(data), key, Sequential).GetAwaiter().GetResult().Dispose());
