@@ -32,11 +32,13 @@ internal static class ClientTargets
                 throw new InvalidOperationException($"Unexpected subject '{token.Subject}'.");
             }
         }
-        catch (ModelKeyUnavailableException)
+        catch (ModelKeyUnavailableException e)
         {
+            Outcome.Caught(e);
         }
         catch (InvalidOperationException e) when (e.Message.StartsWith("The licence credential file", StringComparison.Ordinal))
         {
+            Outcome.Caught(e);
         }
     }
 
@@ -56,8 +58,9 @@ internal static class ClientTargets
                 throw new InvalidOperationException($"A lease opened to key '{key.KeyId}'.");
             }
         }
-        catch (ModelKeyUnavailableException)
+        catch (ModelKeyUnavailableException e)
         {
+            Outcome.Caught(e);
         }
     }
 

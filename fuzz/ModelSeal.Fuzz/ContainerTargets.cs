@@ -22,8 +22,9 @@ internal static class ContainerTargets
             _ = parsed.ToString();
             _ = parsed.SealedLength + parsed.ChunkCount;
         }
-        catch (SealedModelFormatException)
+        catch (SealedModelFormatException e)
         {
+            Outcome.Caught(e);
         }
 
         try
@@ -35,8 +36,9 @@ internal static class ContainerTargets
                 throw new InvalidOperationException($"ReadAsync left the stream at {stream.Position}, not after the {read.Length}-byte header.");
             }
         }
-        catch (SealedModelFormatException)
+        catch (SealedModelFormatException e)
         {
+            Outcome.Caught(e);
         }
 
         if ((parsed is null) != (read is null) || (parsed is not null && !parsed.Encoded.SequenceEqual(read!.Encoded)))
@@ -60,8 +62,9 @@ internal static class ContainerTargets
         {
             ExpectDocumented(() => SealedModel.DecryptAsync(ForwardOnly(data), key, Sequential).GetAwaiter().GetResult().Dispose());
         }
-        catch (NotSupportedException)
+        catch (NotSupportedException e)
         {
+            Outcome.Caught(e);
             // Documented for the stream overload: the header declares more than Array.MaxLength bytes (finding 1).
         }
     }
@@ -119,8 +122,9 @@ internal static class ContainerTargets
             using ModelKey key = ModelSeal.KeyFile.Read(path);
             _ = key.ToString();
         }
-        catch (ModelKeyException)
+        catch (ModelKeyException e)
         {
+            Outcome.Caught(e);
         }
     }
 
@@ -134,14 +138,17 @@ internal static class ContainerTargets
         {
             open();
         }
-        catch (SealedModelFormatException)
+        catch (SealedModelFormatException e)
         {
+            Outcome.Caught(e);
         }
-        catch (ModelKeyException)
+        catch (ModelKeyException e)
         {
+            Outcome.Caught(e);
         }
-        catch (SealedModelAuthenticationException)
+        catch (SealedModelAuthenticationException e)
         {
+            Outcome.Caught(e);
         }
     }
 }

@@ -97,8 +97,9 @@ internal static class ServerTargets
         {
             using HpkeRecipientKey imported = HpkeRecipientKey.Import(key);
         }
-        catch (ModelKeyException)
+        catch (ModelKeyException e)
         {
+            Outcome.Caught(e);
         }
     }
 
