@@ -80,6 +80,9 @@ public static class SealedModel
     /// <exception cref="SealedModelFormatException">Not a sealed model, unsupported version or malformed header.</exception>
     /// <exception cref="ModelKeyException">The key's id is not the one the model names.</exception>
     /// <exception cref="SealedModelAuthenticationException">Wrong key, or the file was altered or truncated.</exception>
+    /// <exception cref="NotSupportedException">The header declares a model larger than one array holds
+    /// (<see cref="Array.MaxLength"/> bytes); open it with <see cref="OpenReadAsync"/> instead. On a seekable source a
+    /// header that does not match the file's length fails authentication first.</exception>
     public static Task<DecryptedModel> DecryptAsync(Stream source, ModelKey key, DecryptOptions? options = null, IProgress<ModelSealProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(source);
