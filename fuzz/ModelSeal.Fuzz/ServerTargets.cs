@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -17,9 +16,8 @@ namespace ModelSeal.Fuzz;
 /// documents an exception: every answer to a bad body is a problem result, so any exception is a crash.
 /// </summary>
 /// <remarks>
-/// The endpoints' validators for the token, release and version bodies are private methods of the endpoint classes;
-/// they are called through reflection (bound once at start-up, so a rename fails the smoke run at once) rather than
-/// by widening them in files others are editing. The JSON options repeat ServerHost's ConfigureHttpJsonOptions.
+/// The endpoints' validators are internal and called directly. The JSON options repeat ServerHost's
+/// ConfigureHttpJsonOptions.
 /// </remarks>
 internal static class ServerTargets
 {
@@ -33,10 +31,10 @@ internal static class ServerTargets
         })
         .BuildServiceProvider();
 
-    private static readonly ServerOptions Options = new() { DataDirectory = "unused", OidcAuthority = "https://issuer.example/" };
-    private static readonly Func<TokenRequest, ProblemHttpResult?> ValidateToken = Validator<TokenRequest>(typeof(TokenApi), "Validate");
-    private static readonly Func<ReleaseRequest, ProblemHttpResult?> ValidateRelease = Validator<ReleaseRequest>(typeof(KeyReleaseApi), "Validate");
-    private static readonly Func<CreateVersionRequest, ProblemHttpResult?> ValidateVersion = Validator<CreateVersionRequest>(typeof(AdminApi), "ValidateVersion");
+    private static readonly ServerOptions Options = new() { DataDirectory = "unused", TrustedIssuers = [new TrustedIssuerOptions { Issuer = "https://issuer.example/", JwksFile = "unused" }] };
+    private static readonly Func<TokenRequest, ProblemHttpResult?> ValidateToken = TokenApi.Validate;
+    private static readonly Func<ReleaseRequest, ProblemHttpResult?> ValidateRelease = KeyReleaseApi.Validate;
+    private static readonly Func<CreateVersionRequest, ProblemHttpResult?> ValidateVersion = AdminApi.ValidateVersion;
 
     /// <summary>The bodies on the key-release path: <c>POST /v1/token</c> and <c>POST /v1/keys/release</c>.</summary>
     public static void ReleaseJson(byte[] data)
@@ -101,12 +99,5 @@ internal static class ServerTargets
         {
             Outcome.Caught(e);
         }
-    }
-
-    private static Func<T, ProblemHttpResult?> Validator<T>(Type endpoints, string name)
-    {
-        MethodInfo method = endpoints.GetMethod(name, BindingFlags.NonPublic | BindingFlags.Static, [typeof(T)])
-            ?? throw new MissingMethodException(endpoints.FullName, name);
-        return method.CreateDelegate<Func<T, ProblemHttpResult?>>();
     }
 }

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Net.Http.Headers;
 using Microsoft.Extensions.Logging.Abstractions;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
@@ -181,11 +182,24 @@ public static class ServerHost
 
     /// <summary>
     /// Refuses a declared body over the limit before authentication or any handler sees it (bodies without a
-    /// Content-Length are limited where they are read, <see cref="JsonBody"/>), and keeps answers out of caches.
+    /// Content-Length are limited where they are read, <see cref="JsonBody"/>), keeps answers out of caches (the JWKS
+    /// answer sets its own), and gives every 401 a <c>WWW-Authenticate</c>.
     /// </summary>
     private static async Task GuardAsync(HttpContext context, RequestDelegate next)
     {
         context.Response.Headers.CacheControl = "no-store";
+
+        // Every 401 says how to authenticate (RFC 9110 section 11.6.1): the bearer challenge sets its own; the token
+        // endpoint's refusal of a credential gets the scheme of docs/protocol.md section 1.
+        context.Response.OnStarting(() =>
+        {
+            if (context.Response.StatusCode == StatusCodes.Status401Unauthorized && !context.Response.Headers.ContainsKey(HeaderNames.WWWAuthenticate))
+            {
+                context.Response.Headers.WWWAuthenticate = "ModelSeal-Credential realm=\"modelseal\"";
+            }
+
+            return Task.CompletedTask;
+        });
         if (context.Request.ContentLength is not > JsonBody.MaxBytes)
         {
             await next(context).ConfigureAwait(false);

@@ -244,7 +244,7 @@ public sealed class ConfigurationTests
         (await server.GetAsync("/v1/admin/models", idp.Token("ops@idp", "admin", DateTimeOffset.UtcNow))).AssertStatus(HttpStatusCode.OK);
         (await server.GetAsync("/v1/admin/models", idp.Token("dev@idp", "admin", DateTimeOffset.UtcNow))).AssertProblem(HttpStatusCode.Forbidden, "forbidden");
         // Metrics:Enabled=false from the file: no anonymous /metrics endpoint, so the fallback policy asks for a token.
-        Assert.Equal(HttpStatusCode.Unauthorized, (await server.GetAsync("/metrics")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await server.GetAsync("/metrics")).Status);
         Assert.Contains(idp.Issuer, server.Output, StringComparison.Ordinal);
     }
 

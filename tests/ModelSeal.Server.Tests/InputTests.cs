@@ -157,7 +157,7 @@ public sealed class InputTests : IAsyncLifetime
     {
         (await _server.GetAsync("/v1/nothing-here", _admin)).AssertProblem(HttpStatusCode.NotFound, "not-found");
         (await _server.GetAsync("/v1/keys/release", _token)).AssertProblem(HttpStatusCode.MethodNotAllowed, "method-not-allowed");
-        (await _server.GetAsync("/v1/nothing-here")).AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
+        (await _server.GetAsync("/v1/nothing-here")).AssertProblem(HttpStatusCode.NotFound, "not-found");
     }
 
     private Task<Api> Post(string path, string body, string? token) =>

@@ -188,6 +188,36 @@ public sealed class JwtAttackTests : IAsyncLifetime
         (await _server.PostAsync("/v1/token", new { grantType = "password", credential = "x" })).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
     }
 
+    [Fact]
+    public async Task A_crit_header_and_non_numeric_times_are_refused()
+    {
+        // RFC 7515 4.1.11: a token that requires an extension the server does not understand is refused.
+        await AssertRejectedAsync(Forge(header: new JsonObject { ["crit"] = new JsonArray("b64"), ["b64"] = true }));
+        await AssertRejectedAsync(Forge(header: new JsonObject { ["crit"] = new JsonArray("exp") }));
+
+        // RFC 7519: exp, nbf and iat are NumericDates (JSON numbers), not strings that look like them.
+        long now = _server.Now.ToUnixTimeSeconds();
+        foreach (string claim in new[] { "exp", "nbf", "iat" })
+        {
+            JsonObject claims = Claims();
+            claims[claim] = (claim == "exp" ? now + 600 : now).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await AssertRejectedAsync(Forge(claims));
+        }
+
+        await AssertAcceptedAsync(Forge());
+    }
+
+    [Fact]
+    public async Task Every_401_says_how_to_authenticate()
+    {
+        Api token = await _server.PostAsync("/v1/token", new { grantType = "admin", credential = "wrong-credential-wrong-credential" });
+        token.AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
+        Assert.Equal("ModelSeal-Credential realm=\"modelseal\"", token.Headers.WwwAuthenticate.ToString());
+        Api missing = await _server.GetAsync("/v1/admin/models");
+        missing.AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
+        Assert.Equal("Bearer", missing.Headers.WwwAuthenticate.ToString());
+    }
+
     // ---- helpers ------------------------------------------------------------------------------------------------
 
     private async Task AssertRejectedAsync(string token)
@@ -229,9 +259,11 @@ public sealed class JwtAttackTests : IAsyncLifetime
         return claims;
     }
 
-    private string Forge(JsonObject? claims = null, ECDsa? signer = null, string? kid = "", string alg = "ES256")
+    private string Forge(JsonObject? claims = null, ECDsa? signer = null, string? kid = "", string alg = "ES256", JsonObject? header = null)
     {
-        var header = new JsonObject { ["alg"] = alg, ["typ"] = "JWT" };
+        header ??= [];
+        header["alg"] = alg;
+        header["typ"] = "JWT";
         if (kid is not null)
         {
             header["kid"] = kid.Length == 0 ? _kid : kid;

@@ -192,7 +192,7 @@ internal static class AdminApi
         return TypedResults.Ok(new AuditVerifyResponse(result.Verified, result.Records, result.LastId, System.Buffers.Text.Base64Url.EncodeToString(result.LastHash), result.FirstBadId, result.Reason));
     }
 
-    private static ProblemHttpResult? ValidateVersion(CreateVersionRequest request)
+    internal static ProblemHttpResult? ValidateVersion(CreateVersionRequest request)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         if (request.Version is not null && (!Identifier.IsValid(request.Version, Identifier.MaxVersionLength) || request.Version == ReleaseRules.Latest))

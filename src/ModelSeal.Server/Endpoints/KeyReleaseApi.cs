@@ -48,7 +48,7 @@ internal static class KeyReleaseApi
         return TypedResults.Ok(ReleaseResponse.From(outcome.Value));
     }
 
-    private static ProblemHttpResult? Validate(ReleaseRequest request)
+    internal static ProblemHttpResult? Validate(ReleaseRequest request)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         if (!Identifier.IsValid(request.ModelId, Identifier.MaxIdLength))

@@ -41,7 +41,7 @@ internal static class TokenApi
             : Problems.For(issued.Refused);
     }
 
-    private static ProblemHttpResult? Validate(TokenRequest request)
+    internal static ProblemHttpResult? Validate(TokenRequest request)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         if (request.GrantType is not (LicenceGrant or AdminGrant))

@@ -20,10 +20,13 @@ internal static class Callers
         return new Caller(issuer, Authentication.Subject(http.User), own, own ? http.User.FindFirst(TokenIssuer.LicenceClaim)?.Value : null, http.Connection.RemoteIpAddress?.ToString());
     }
 
-    /// <summary>Decodes base64url (padding tolerated); null when it is not base64url.</summary>
+    /// <summary>
+    /// Decodes strict base64url (RFC 4648 section 5): only <c>A–Z a–z 0–9 - _</c>, no padding, whitespace or line
+    /// breaks, and no length that no byte string has; null otherwise.
+    /// </summary>
     public static byte[]? DecodeBase64Url(string? text)
     {
-        if (string.IsNullOrEmpty(text) || text.Length > 1024 || !Base64Url.IsValid(text))
+        if (string.IsNullOrEmpty(text) || text.Length > 1024 || text.Length % 4 == 1 || !text.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
         {
             return null;
         }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Security.Claims;
+using System.Text.Json;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -43,6 +44,11 @@ internal sealed class CachingTokenHandler(TimeProvider time, int capacity) : Jso
         }
 
         TokenValidationResult result = await base.ValidateTokenAsync(token!, validationParameters).ConfigureAwait(false);
+        if (result.IsValid && result.SecurityToken is JsonWebToken validated && StrictnessViolation(validated) is { } violation)
+        {
+            return new TokenValidationResult { IsValid = false, Exception = new SecurityTokenMalformedException(violation) };
+        }
+
         if (result.IsValid && token!.Length <= MaxTokenLength && result.SecurityToken is JsonWebToken jwt && result.ClaimsIdentity is { } identity)
         {
             if (Interlocked.Increment(ref _count) > capacity)
@@ -59,6 +65,35 @@ internal sealed class CachingTokenHandler(TimeProvider time, int capacity) : Jso
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// What the standard handler lets through and this server does not: a <c>crit</c> header (RFC 7515 section
+    /// 4.1.11: this server understands no JWS extension, so a token that requires one is refused), and an
+    /// <c>exp</c>, <c>nbf</c> or <c>iat</c> that is not a JSON number (RFC 7519 section 2: a NumericDate). Null when
+    /// the token has neither.
+    /// </summary>
+    internal static string? StrictnessViolation(JsonWebToken token)
+    {
+        ArgumentNullException.ThrowIfNull(token);
+        using (JsonDocument header = JsonDocument.Parse(System.Buffers.Text.Base64Url.DecodeFromChars(token.EncodedHeader)))
+        {
+            if (header.RootElement.TryGetProperty("crit", out _))
+            {
+                return "The token's 'crit' header names an extension this server does not understand.";
+            }
+        }
+
+        using JsonDocument payload = JsonDocument.Parse(System.Buffers.Text.Base64Url.DecodeFromChars(token.EncodedPayload));
+        foreach (string claim in (ReadOnlySpan<string>)["exp", "nbf", "iat"])
+        {
+            if (payload.RootElement.TryGetProperty(claim, out JsonElement value) && value.ValueKind != JsonValueKind.Number)
+            {
+                return $"The token's '{claim}' is not a number (a NumericDate).";
+            }
+        }
+
+        return null;
     }
 
     private sealed record Validated(JsonWebToken Token, ClaimsIdentity Identity, DateTime? NotBefore, DateTime? Expires);
