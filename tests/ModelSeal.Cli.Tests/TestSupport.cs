@@ -132,12 +132,20 @@ internal sealed class CliProcess : IDisposable
         // The CLI referenced by the tests, started the way `modelseal bench` starts itself: dotnet ModelSeal.Cli.dll.
         IReadOnlyList<string> self = new CliContext(TextWriter.Null, TextWriter.Null, Interactive: false).SelfCommand;
         Assert.True(self.Count == 2 && File.Exists(self[1]), "ModelSeal.Cli.dll should be copied next to the tests by the project reference: " + string.Join(' ', self));
-        var start = new ProcessStartInfo(self[0])
+        // A background job of a non-interactive shell (as `.ci/run` starts `dotnet test`) inherits SIGINT ignored, and
+        // so would the CLI: GNU env's --default-signal gives the child the default disposition, as from a terminal.
+        var start = new ProcessStartInfo(OperatingSystem.IsLinux() ? "env" : self[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (OperatingSystem.IsLinux())
+        {
+            start.ArgumentList.Add("--default-signal=INT");
+            start.ArgumentList.Add(self[0]);
+        }
+
         start.ArgumentList.Add(self[1]);
         foreach (string arg in args)
         {

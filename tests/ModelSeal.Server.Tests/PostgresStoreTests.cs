@@ -36,8 +36,8 @@ public sealed class PostgresStoreTests
         await using (NpgsqlDataSource database = NpgsqlDataSource.Create(connection))
         {
             await using NpgsqlCommand versions = database.CreateCommand("SELECT string_agg(version::text, ',') FROM schema_info");
-            Assert.Equal("2", await versions.ExecuteScalarAsync(TestContext.Current.CancellationToken));
-            await using NpgsqlCommand newer = database.CreateCommand("UPDATE schema_info SET version = 3");
+            Assert.Equal("3", await versions.ExecuteScalarAsync(TestContext.Current.CancellationToken));
+            await using NpgsqlCommand newer = database.CreateCommand("UPDATE schema_info SET version = 4");
             await newer.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
         }
 
