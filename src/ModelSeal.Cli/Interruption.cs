@@ -14,8 +14,9 @@ internal sealed class Interruption : IDisposable
     private readonly CancellationTokenSource _cancellation = new();
     private readonly List<PosixSignalRegistration> _registrations = [];
     private readonly TextWriter? _error;
+    private readonly Lock _reporting = new();
     private int _signals;
-    private int _reported;
+    private bool _reported;
 
     /// <summary>No signal handling: only the token, cancelled by the caller or never.</summary>
     public Interruption()
@@ -60,10 +61,17 @@ internal sealed class Interruption : IDisposable
         _cancellation.Dispose();
     }
 
+    // Under a lock: a repeated signal that exits the process must not overtake the line the run is still writing.
     private void Write(TextWriter error)
     {
-        if (Interlocked.Exchange(ref _reported, 1) == 0)
+        lock (_reporting)
         {
+            if (_reported)
+            {
+                return;
+            }
+
+            _reported = true;
             error.WriteLine(Signal is null
                 ? "error: cancelled; nothing was written."
                 : $"error: interrupted by {Signal}; nothing was written (no partial output or temporary file is left).");
@@ -74,9 +82,13 @@ internal sealed class Interruption : IDisposable
     private void OnSignal(PosixSignalContext context)
     {
         context.Cancel = true; // never the default action (termination): the run deletes its temporary files first
+        lock (_reporting)
+        {
+            Signal ??= Name(context.Signal);
+        }
+
         if (Interlocked.Increment(ref _signals) == 1)
         {
-            Signal = Name(context.Signal);
             _ = _cancellation.CancelAsync();
             return;
         }

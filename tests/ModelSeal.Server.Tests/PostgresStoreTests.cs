@@ -43,7 +43,7 @@ public sealed class PostgresStoreTests
 
         using var later = new PostgresStore(connection);
         var e = Assert.Throws<ServerConfigurationException>(later.Initialize);
-        Assert.Contains("schema version 3", e.Message, StringComparison.Ordinal);
+        Assert.Contains("schema version 4", e.Message, StringComparison.Ordinal);
         Assert.Contains("newer ModelSeal server", e.Message, StringComparison.Ordinal);
     }
 
