@@ -135,7 +135,7 @@ public static class ServerHost
             json.SerializerOptions.AllowDuplicateProperties = false;
         });
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Customize);
-        services.AddModelSealAuthentication(settings, trustedIssuers, (context, code, detail) => Problems.WriteAsync(context, code, detail));
+        services.AddModelSealAuthentication(settings, trustedIssuers);
         services.AddModelSealRateLimits(settings);
         // Traces: the server's activity source and ASP.NET Core's, with no exporter (docs/deploy.md "Observability").
         // Metrics: only when the scrape endpoint is enabled.

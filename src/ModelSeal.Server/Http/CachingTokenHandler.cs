@@ -4,7 +4,7 @@ using System.Text.Json;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
-namespace ModelSeal.Server.Security;
+namespace ModelSeal.Server.Http;
 
 /// <summary>
 /// The JWT handler with a cache of tokens it has already validated: clients keep their token until shortly before it

@@ -9,8 +9,9 @@ using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
+using ModelSeal.Server.Security;
 
-namespace ModelSeal.Server.Security;
+namespace ModelSeal.Server.Http;
 
 /// <summary>
 /// Bearer-token validation (docs/protocol.md section 1) and the two authorization policies. Every check is explicit:
@@ -26,35 +27,27 @@ internal static class Authentication
     public const string AdminPolicy = "admin";
     public const string ScopeClaim = "scope";
 
-    /// <summary>The problem codes of the 401 and 403 answers (Http.Problems.Unauthorized and Forbidden).</summary>
-    public const string UnauthorizedProblem = "unauthorized";
-    public const string ForbiddenProblem = "forbidden";
-
     public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
     /// <summary>Registers bearer authentication and the two policies.</summary>
     /// <param name="services">The server's services.</param>
     /// <param name="options">The (validated) options: the server's own issuer and audience, the clock.</param>
     /// <param name="trusted">The trusted external issuers, with their keys read.</param>
-    /// <param name="writeProblem">
-    /// Writes the 401 and 403 answers (the HTTP layer's ProblemDetails writer, given by the host, so that Security does
-    /// not depend on Http): the context, the problem code (<c>unauthorized</c>, <c>forbidden</c>) and the detail.
-    /// </param>
-    public static void AddModelSealAuthentication(this IServiceCollection services, ServerOptions options, IReadOnlyList<TrustedIssuer> trusted, Func<HttpContext, string, string, Task> writeProblem)
+    public static void AddModelSealAuthentication(this IServiceCollection services, ServerOptions options, IReadOnlyList<TrustedIssuer> trusted)
     {
         // Each trusted issuer's administrators (none for the server's own issuer: its admin tokens are all administrators).
         var administrators = trusted.ToDictionary(external => external.Issuer, external => external.AdminSubjects, StringComparer.Ordinal);
 
         // The token key is created by the container (after the data directory is locked): bound when the options are first used.
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
-        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<TokenIssuer>((jwt, issuer) => ConfigureJwt(jwt, options, issuer, trusted, writeProblem));
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<TokenIssuer>((jwt, issuer) => ConfigureJwt(jwt, options, issuer, trusted));
         services.AddAuthorizationBuilder()
             .SetDefaultPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
             .AddPolicy(KeysPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => HasScope(c.User, TokenIssuer.ScopeKeys)))
             .AddPolicy(AdminPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => IsAdministrator(c.User, options.Issuer, administrators)));
     }
 
-    private static void ConfigureJwt(JwtBearerOptions jwt, ServerOptions options, TokenIssuer issuer, IReadOnlyList<TrustedIssuer> trusted, Func<HttpContext, string, string, Task> writeProblem)
+    private static void ConfigureJwt(JwtBearerOptions jwt, ServerOptions options, TokenIssuer issuer, IReadOnlyList<TrustedIssuer> trusted)
     {
         // Which issuer each trusted key belongs to and which algorithms it may sign with, and each issuer's audiences.
         var owners = new Dictionary<SecurityKey, (string Issuer, string[] Algorithms)>(ReferenceEqualityComparer.Instance)
@@ -133,12 +126,12 @@ internal static class Authentication
                 context.HandleResponse();
                 bool presented = context.AuthenticateFailure is not null || context.Request.Headers.Authorization.Count > 0;
                 context.Response.Headers.WWWAuthenticate = presented ? "Bearer error=\"invalid_token\"" : "Bearer";
-                await writeProblem(
+                await Problems.WriteAsync(
                     context.HttpContext,
-                    UnauthorizedProblem,
+                    Problems.Unauthorized,
                     presented ? "The bearer token is not valid (signature, issuer, audience, lifetime or key)." : "A bearer token is required (Authorization: Bearer <token>).").ConfigureAwait(false);
             },
-            OnForbidden = context => writeProblem(context.HttpContext, ForbiddenProblem, "The token's scope does not allow this operation."),
+            OnForbidden = context => Problems.WriteAsync(context.HttpContext, Problems.Forbidden, "The token's scope does not allow this operation."),
         };
     }
 
