@@ -92,6 +92,7 @@ public static class ServerHost
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = JsonBody.DrainLimit;
+            RequestLimits.ConfigureKestrel(kestrel.Limits);
         });
         configureLogging?.Invoke(builder.Logging);
 
@@ -181,9 +182,10 @@ public static class ServerHost
     }
 
     /// <summary>
-    /// Refuses a declared body over the limit before authentication or any handler sees it (bodies without a
-    /// Content-Length are limited where they are read, <see cref="JsonBody"/>), keeps answers out of caches (the JWKS
-    /// answer sets its own), and gives every 401 a <c>WWW-Authenticate</c>.
+    /// Refuses a request target or header fields over the limits (<see cref="RequestLimits"/>) and a declared body over
+    /// the limit before routing, authentication or any handler sees it (bodies without a Content-Length are limited
+    /// where they are read, <see cref="JsonBody"/>), keeps answers out of caches (the JWKS answer sets its own), and
+    /// gives every 401 a <c>WWW-Authenticate</c>.
     /// </summary>
     private static async Task GuardAsync(HttpContext context, RequestDelegate next)
     {
@@ -200,6 +202,12 @@ public static class ServerHost
 
             return Task.CompletedTask;
         });
+        if (RequestLimits.Exceeded(context) is { } exceeded)
+        {
+            await Problems.WriteAsync(context, exceeded.Code, exceeded.Detail).ConfigureAwait(false);
+            return;
+        }
+
         if (context.Request.ContentLength is not > JsonBody.MaxBytes)
         {
             await next(context).ConfigureAwait(false);

@@ -21,6 +21,8 @@ internal static class Problems
     public const string Unauthorized = "unauthorized";
     public const string Forbidden = "forbidden";
     public const string RequestTooLarge = "request-too-large";
+    public const string UriTooLong = "uri-too-long";
+    public const string HeaderFieldsTooLarge = "request-header-fields-too-large";
     public const string RateLimited = "rate-limited";
     public const string NotReady = "not-ready";
     public const string NotFound = "not-found";
@@ -35,6 +37,8 @@ internal static class Problems
         [Unauthorized] = (401, "Authentication failed."), // also Refusal.Unauthorized
         [Forbidden] = (403, "The token does not allow this."),
         [RequestTooLarge] = (413, "The request body is too large."),
+        [UriTooLong] = (414, "The request target is too long."),
+        [HeaderFieldsTooLarge] = (431, "The request header fields are too large."),
         [RateLimited] = (429, "Too many requests."),
         [NotReady] = (503, "The server is not ready."),
         [NotFound] = (404, "Not found."),
@@ -132,8 +136,10 @@ internal static class Problems
         404 => NotFound,
         405 => MethodNotAllowed,
         413 => RequestTooLarge,
+        414 => UriTooLong,
         415 => UnsupportedMediaType,
         429 => RateLimited,
+        431 => HeaderFieldsTooLarge,
         503 => NotReady,
         _ when status >= 500 => InternalError,
         _ => InvalidRequest,
