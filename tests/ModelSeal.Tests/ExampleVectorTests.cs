@@ -114,6 +114,8 @@ public sealed class ExampleVectorTests
         Assert.Equal(expected.GetProperty("contentType").GetString(), header.ContentType.ToName());
         Assert.Equal(expected.GetProperty("plaintextLength").GetInt64(), header.PlaintextLength);
         Assert.Equal(expected.GetProperty("headerLength").GetInt32(), header.Length);
+        JsonElement sealedAt = expected.GetProperty("sealedAt");
+        Assert.Equal(sealedAt.ValueKind == JsonValueKind.Null ? null : DateTimeOffset.FromUnixTimeSeconds(sealedAt.GetInt64()), header.SealedAt);
     }
 
     private static Dictionary<string, Example> Load()

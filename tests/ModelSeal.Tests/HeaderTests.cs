@@ -114,6 +114,41 @@ public sealed class HeaderTests
         Assert.Contains("must be 8 bytes", Error(Build([.. required, (0x8001, [1, 2, 3, 4])])), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("ok-sealed-at-0.mseal", 0L, new byte[] { 0x80, 0x01, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00 })]
+    [InlineData("ok-sealed-at-max.mseal", 253402300799L, new byte[] { 0x80, 0x01, 0x00, 0x08, 0x00, 0x00, 0x00, 0x3A, 0xFF, 0xF4, 0x41, 0x7F })]
+    public void The_sealing_times_at_the_bounds_are_written_and_read_as_the_independent_vectors_have_them(string file, long seconds, byte[] field)
+    {
+        // 253402300799 = 9999-12-31T23:59:59Z = 0x3A_FFF4_417F (format.md 1.1). The vectors' headers were written by
+        // generate.py; the field bytes above by hand.
+        byte[] vector = File.ReadAllBytes(TestFiles.Vectors("modelseal", file));
+        DateTimeOffset at = DateTimeOffset.FromUnixTimeSeconds(seconds);
+        var header = SealedModelHeader.Create("example-model", "1.0.0", "test-key-1", ModelContentType.Unknown, 100, at);
+        Assert.Equal(vector.AsSpan(0, header.Length).ToArray(), header.Encoded.ToArray());
+        Assert.Equal(field, header.Encoded[^12..].ToArray());
+        Assert.Equal(at, SealedModelHeader.Parse(vector).SealedAt);
+    }
+
+    [Fact]
+    public void The_writer_accepts_every_DateTimeOffset_from_1970_and_refuses_earlier_ones()
+    {
+        // DateTimeOffset ends at 9999-12-31T23:59:59.9999999Z: written as its whole second, the largest value there is.
+        Assert.Equal(253402300799L, BinaryPrimitives.ReadInt64BigEndian(SealedModelHeader.Create("m", "1", "k", ModelContentType.Unknown, 0, DateTimeOffset.MaxValue).Encoded[^8..]));
+        Assert.Equal(0L, BinaryPrimitives.ReadInt64BigEndian(SealedModelHeader.Create("m", "1", "k", ModelContentType.Unknown, 0, DateTimeOffset.UnixEpoch.AddTicks(9_999_999)).Encoded[^8..]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => SealedModelHeader.Create("m", "1", "k", ModelContentType.Unknown, 0, DateTimeOffset.UnixEpoch.AddTicks(-1)));
+    }
+
+    [Theory]
+    [InlineData(253402300800UL)]
+    [InlineData(ulong.MaxValue)]
+    [InlineData(1UL << 63)]
+    public void A_sealing_time_after_9999_or_negative_when_misread_as_signed_is_malformed(ulong seconds)
+    {
+        byte[] header = SealedModelHeader.Create("m", "1", "k", ModelContentType.Unknown, 0, DateTimeOffset.UnixEpoch).Encoded.ToArray();
+        BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(header.Length - 8), seconds);
+        Assert.Contains("sealing time", Assert.Throws<SealedModelFormatException>(() => SealedModelHeader.Parse(header)).Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Reading_from_a_stream_consumes_exactly_the_header()
     {

@@ -237,6 +237,7 @@ MAGIC = b"\x89MSEAL\r\n"
 VERSION = 1
 MIN_H, MAX_H = 12, 4096
 MAX_L = (1 << 52) - 1
+MAX_SEALED_AT = 253402300799  # 9999-12-31T23:59:59Z (section 1.1: 0 <= sealed at <= this)
 
 TAG_MODEL_ID = 0x0001
 TAG_MODEL_VERSION = 0x0002
@@ -340,9 +341,13 @@ def parse_header(data: bytes) -> tuple[dict, int]:
             raise SealError("malformed-header",
                             f"rule 6: sealed-at must be 8 bytes, is {len(values[TAG_SEALED_AT])}")
         sealed_at = int.from_bytes(values[TAG_SEALED_AT], "big")
+        if sealed_at > MAX_SEALED_AT:
+            raise SealError("malformed-header",
+                            f"rule 6: sealed-at {sealed_at} > {MAX_SEALED_AT} (9999-12-31T23:59:59Z)")
     else:
         sealed_at = None
     hdr["headerLength"] = h
+    hdr["sealedAt"] = sealed_at
     return hdr, sealed_at
 
 
@@ -486,7 +491,7 @@ def seal(key: bytes, key_id: str, model_id: str, model_version: str, plaintext: 
                                   sealed_at, extra))
     info = {"modelId": model_id, "modelVersion": model_version, "keyId": key_id,
             "contentType": content_type, "plaintextLength": len(plaintext),
-            "headerLength": len(hdr)}
+            "headerLength": len(hdr), "sealedAt": sealed_at}
     return hdr + cobblestone_encrypt(key, hdr, plaintext, salt), info
 
 
@@ -611,6 +616,14 @@ def build_vectors() -> list[tuple[str, bytes, dict]]:
        "Valid. Carries the optional sealed-at field 0x8001 = 1700000000 "
        "(2023-11-14T22:13:20Z).",
        sealed_at=SEALED_AT)
+    ok("ok-sealed-at-0.mseal", det_bytes("ok-sealed-at-0", 100),
+       "Valid. Sealed-at 0x8001 = 0 (1970-01-01T00:00:00Z), the smallest value: "
+       "80 01 00 08 00 00 00 00 00 00 00 00.",
+       sealed_at=0)
+    ok("ok-sealed-at-max.mseal", det_bytes("ok-sealed-at-max", 100),
+       "Valid. Sealed-at 0x8001 = 253402300799 (9999-12-31T23:59:59Z), the largest value: "
+       "80 01 00 08 00 00 00 3A FF F4 41 7F.",
+       sealed_at=MAX_SEALED_AT)
     max_model_id = ("M" + "odel.Name_with-all-chars.0123456789" * 4)[:128]
     max_version = ("9" + ".8_7-6" * 11)[:64]
     max_key_id = ("K" + "ey-ID_0.abcdefghijklmnopqrstuvwxyz" * 4)[:128]
@@ -773,6 +786,18 @@ def build_vectors() -> list[tuple[str, bytes, dict]]:
         header_bytes(fields_of(F(sealed_at=(SEALED_AT).to_bytes(4, "big")))),
         "Known optional field sealed-at (0x8001) has a 4-byte value instead of 8; it is known, "
         "so its size is checked even though it is non-critical (rule 6).")
+    bad("malformed-sealed-at-max-plus-1.mseal",
+        header_bytes(fields_of(F(sealed_at=(MAX_SEALED_AT + 1).to_bytes(8, "big")))),
+        "Sealed-at = 253402300800 (00 00 00 3A FF F4 41 80, 10000-01-01T00:00:00Z), one more "
+        "than the largest value 253402300799 (rule 6).")
+    bad("malformed-sealed-at-all-ff.mseal",
+        header_bytes(fields_of(F(sealed_at=b"\xff" * 8))),
+        "Sealed-at = FF FF FF FF FF FF FF FF (2^64-1; -1, one second before 1970, if misread as a "
+        "signed 64-bit integer) (rule 6).")
+    bad("malformed-sealed-at-2pow63.mseal",
+        header_bytes(fields_of(F(sealed_at=(1 << 63).to_bytes(8, "big")))),
+        "Sealed-at = 2^63 (80 00 00 00 00 00 00 00; the most negative value if misread as a "
+        "signed 64-bit integer) (rule 6).")
     bad("malformed-id-slash.mseal", header_bytes(fields_of(F(model_id=b"a/b"))),
         "Model id 'a/b' contains '/', not an identifier character (rule 6).")
     bad("malformed-id-leading-dot.mseal", header_bytes(fields_of(F(model_id=b".hidden"))),
@@ -809,7 +834,7 @@ def build_vectors() -> list[tuple[str, bytes, dict]]:
         s, c, chunks = encrypt_chunks(key, hdr, plaintext, det_salt(name))
         info = {"modelId": model_id, "modelVersion": model_version, "keyId": KEY_ID,
                 "contentType": detect_content_type(plaintext), "plaintextLength": len(plaintext),
-                "headerLength": len(hdr)}
+                "headerLength": len(hdr), "sealedAt": sealed_at}
         return hdr, s, c, chunks, info
 
     def auth(name, data, info, comment):
@@ -848,6 +873,7 @@ def build_vectors() -> list[tuple[str, bytes, dict]]:
     h, s, c, ch, info = sealed(n, det_bytes(n, 300))
     i = h.index(field(TAG_SEALED_AT, SEALED_AT.to_bytes(8, "big")))
     h2 = flip(h, i + 4 + 7, 0)
+    info = dict(info, sealedAt=SEALED_AT ^ 1)
     auth(n, h2 + s + c + b"".join(ch), info,
          "The informative sealed-at value was changed by 1 second after sealing: the commitment "
          "fails.")
@@ -928,7 +954,8 @@ def build_vectors() -> list[tuple[str, bytes, dict]]:
     hdr_fields = std_fields("example-model", "1.0.0", KEY_ID, "unknown", 20000, SEALED_AT)
     h = header_bytes(hdr_fields)
     info = {"modelId": "example-model", "modelVersion": "1.0.0", "keyId": KEY_ID,
-            "contentType": "unknown", "plaintextLength": 20000, "headerLength": len(h)}
+            "contentType": "unknown", "plaintextLength": 20000, "headerLength": len(h),
+            "sealedAt": SEALED_AT}
     auth(n, h + cobblestone_encrypt(KEY, h, real_pt, det_salt(n)), info,
          "Header says L = 20000 (N = 2) but the payload is a consistent Cobblestone encryption "
          "(same header as context, so the commitment passes) of a 3000-byte model: the file "
@@ -941,7 +968,8 @@ def build_vectors() -> list[tuple[str, bytes, dict]]:
     h = header_bytes(hdr_fields)
     payload = cobblestone_encrypt(KEY, h, real_pt, det_salt(n))[:56 + 1016]
     info = {"modelId": "example-model", "modelVersion": "1.0.0", "keyId": KEY_ID,
-            "contentType": "unknown", "plaintextLength": 1000, "headerLength": len(h)}
+            "contentType": "unknown", "plaintextLength": 1000, "headerLength": len(h),
+            "sealedAt": SEALED_AT}
     auth(n, h + payload, info,
          "Header says L = 1000; the payload encrypts a 3000-byte model under this header and "
          "was cut to exactly H+56+1016 bytes, so the file length matches L, but the 1016 bytes "
@@ -952,7 +980,8 @@ def build_vectors() -> list[tuple[str, bytes, dict]]:
     h = header_bytes(hdr_fields)
     real_pt = det_bytes(n, 100)
     info = {"modelId": "example-model", "modelVersion": "1.0.0", "keyId": KEY_ID,
-            "contentType": "unknown", "plaintextLength": MAX_L, "headerLength": len(h)}
+            "contentType": "unknown", "plaintextLength": MAX_L, "headerLength": len(h),
+            "sealedAt": SEALED_AT}
     auth(n, h + cobblestone_encrypt(KEY, h, real_pt, det_salt(n)), info,
          "Header says L = 2^52-1 (the maximum; valid header, N = 2^38 chunks) but the payload "
          "is a 100-byte model sealed under this header: chunk 0 is a short read. A decoder must "
