@@ -84,6 +84,19 @@ public sealed class KeyTests : IDisposable
     [InlineData("modelseal-key-v1\nkey-id: k\nkey: 00\n", "third line")]
     [InlineData("modelseal-key-v1\nkey-id: k\nkey: zz00000000000000000000000000000000000000000000000000000000000000\n", "64 hexadecimal")]
     [InlineData("modelseal-key-v1\nkey-id: k\nkey: 0000000000000000000000000000000000000000000000000000000000000000\nmore\n", "after the key")]
+    [InlineData("modelseal-key-v1\r\nkey-id: k\r\nkey: 0000000000000000000000000000000000000000000000000000000000000000\r\n", "first line")]
+    [InlineData("modelseal-key-v1\nkey-id: k\nkey: 0000000000000000000000000000000000000000000000000000000000000000\r\n", "third line")]
+    [InlineData("\uFEFFmodelseal-key-v1\nkey-id: k\nkey: 0000000000000000000000000000000000000000000000000000000000000000\n", "first line")]
+    [InlineData("MODELSEAL-KEY-V1\nkey-id: k\nkey: 0000000000000000000000000000000000000000000000000000000000000000\n", "first line")]
+    [InlineData(" # indented\nmodelseal-key-v1\nkey-id: k\nkey: 0000000000000000000000000000000000000000000000000000000000000000\n", "first line")]
+    [InlineData("modelseal-key-v1\nKey-Id: k\nkey: 0000000000000000000000000000000000000000000000000000000000000000\n", "second line")]
+    [InlineData("modelseal-key-v1\nkey-id:k\nkey: 0000000000000000000000000000000000000000000000000000000000000000\n", "second line")]
+    [InlineData("modelseal-key-v1\nkey-id:  k\nkey: 0000000000000000000000000000000000000000000000000000000000000000\n", "not a valid identifier")]
+    [InlineData("modelseal-key-v1\nkey-id: k \nkey: 0000000000000000000000000000000000000000000000000000000000000000\n", "not a valid identifier")]
+    [InlineData("modelseal-key-v1\nkey-id: k\nkey:0000000000000000000000000000000000000000000000000000000000000000\n", "third line")]
+    [InlineData("modelseal-key-v1\nkey-id: k\nkey: 0000000000000000000000000000000000000000000000000000000000000000 \n", "third line")]
+    [InlineData("modelseal-key-v1\nkey-id: k\nKEY: 0000000000000000000000000000000000000000000000000000000000000000\n", "third line")]
+    [InlineData("key-id: k\nmodelseal-key-v1\nkey: 0000000000000000000000000000000000000000000000000000000000000000\n", "first line")]
     public void Malformed_key_files_are_refused_without_echoing_their_content(string content, string problem)
     {
         string path = Path.Combine(_dir, "bad.key");
@@ -97,6 +110,43 @@ public sealed class KeyTests : IDisposable
         Assert.Contains(problem, e.Message, StringComparison.Ordinal);
         Assert.Contains("modelseal keygen", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("0000000000", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The grammar of docs/format.md section 6, as far as it lets a file through.</summary>
+    [Theory]
+    [InlineData("modelseal-key-v1\nkey-id: k.1\nkey: 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")]
+    [InlineData("modelseal-key-v1\nkey-id: k.1\nkey: 00112233445566778899AABBCCDDEEFF00112233445566778899aAbBcCdDeEfF\n")]
+    [InlineData("\n# before\n\nmodelseal-key-v1\n#between\n\nkey-id: k.1\n# caf\u00e9, any bytes \t \r\nkey: 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\n# after\n#")]
+    public void Key_files_may_lack_the_final_newline_use_either_hex_case_and_have_comments_and_empty_lines_anywhere(string content)
+    {
+        string path = Path.Combine(_dir, "good.key");
+        File.WriteAllText(path, content);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        using ModelKey key = KeyFile.Read(path);
+        Assert.Equal("k.1", key.KeyId);
+        Assert.Equal(Convert.FromHexString("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"), Export(key));
+    }
+
+    [Fact]
+    public void A_key_file_of_exactly_4096_bytes_is_read()
+    {
+        string path = Path.Combine(_dir, "full.key");
+        string body = $"modelseal-key-v1\nkey-id: k\nkey: {new string('0', 64)}\n";
+        File.WriteAllText(path, "#" + new string('x', KeyFile.MaxSize - body.Length - 2) + "\n" + body);
+        Assert.Equal(KeyFile.MaxSize, new FileInfo(path).Length);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        using ModelKey key = KeyFile.Read(path);
+        Assert.Equal("k", key.KeyId);
+        File.AppendAllText(path, "\n");
+        Assert.Contains("larger than 4096", Assert.Throws<ModelKeyException>(() => KeyFile.Read(path)).Message, StringComparison.Ordinal);
     }
 
     [Fact]
