@@ -144,6 +144,9 @@ public sealed class HttpEdgeTests : IClassFixture<HttpEdgeTests.Server>
         Assert.True(answer.Closed, $"{how}: the connection stayed open after {answer}");
         Assert.Equal(string.Empty, answer.Body);
         Assert.Null(answer.ContentType);
+        Assert.Equal("0", answer.Headers.GetValueOrDefault("content-length"));
+        Assert.Equal("close", answer.Headers.GetValueOrDefault("connection"));
+        Assert.False(answer.Headers.ContainsKey("cache-control"), "Kestrel's own answer has none of the server's headers.");
     }
 
     [Fact]
@@ -171,6 +174,7 @@ public sealed class HttpEdgeTests : IClassFixture<HttpEdgeTests.Server>
     [InlineData("application/json; charset=utf-8", true)]
     [InlineData("application/vnd.example+json", true)]
     [InlineData("text/json", false)]
+    [InlineData("text/vnd.example+json", true)]
     [InlineData("text/plain", false)]
     [InlineData("application/x-www-form-urlencoded", false)]
     [InlineData("not a media type", false)]
