@@ -1,6 +1,7 @@
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 using Task = Microsoft.Build.Utilities.Task;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Build;
 
@@ -212,7 +213,7 @@ public sealed class SealModels : Task, ICancelableTask
             return null;
         }
 
-        return new KeyServerProvider(new KeyServerAdminClient(server, credential.Trim(), KeyServerHandler));
+        return new KeyServerProvider(new KeyServerAdminClient(server, TimeSpan.FromSeconds(60), KeyServerHandler), credential.Trim());
     }
 
     private bool Seal(ModelToSeal model, IKeyProvider keys, CancellationToken cancellationToken)

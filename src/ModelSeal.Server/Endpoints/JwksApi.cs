@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using ModelSeal.Server.Security;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Endpoints;
 
