@@ -1,14 +1,17 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using ModelSeal.Cli.Server;
+using ModelSeal.Cli.KeyServer;
 using ModelSeal.Client;
 using ModelSeal.Hpke;
 using ModelSeal.OnnxRuntime;
+using ModelSeal.Server;
+using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Files;
 
 namespace ModelSeal.Cli.Commands;
@@ -48,8 +51,8 @@ internal sealed class DemoCommand : VerbCommand
 
             // The key server, in-process on 127.0.0.1 with a temporary data directory.
             var clock = Stopwatch.StartNew();
-            var serverOptions = new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = Path.Combine(work.FullName, "server"), Urls = "http://127.0.0.1:0" };
-            await using Microsoft.AspNetCore.Builder.WebApplication server = ModelSeal.Server.ServerHost.Build(serverOptions, logging => logging.SetMinimumLevel(LogLevel.Error));
+            var serverOptions = new ServerOptions { DataDirectory = Path.Combine(work.FullName, "server"), Urls = "http://127.0.0.1:0" };
+            await using WebApplication server = ServerHost.Build(serverOptions, logging => logging.SetMinimumLevel(LogLevel.Error));
             await server.StartAsync(cancellationToken).ConfigureAwait(false);
             var url = new Uri(server.Urls.Single() + "/");
             o.WriteLine($"  server     key server at {url} (SQLite, master key, audit log in a temporary directory), up in {Ms(clock)}");

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace ModelSeal.Cli.Server;
+namespace ModelSeal.Cli.KeyServer;
 
 /// <summary>
 /// The CLI's client for the key server's admin and token API (docs/protocol.md). Admin calls exchange the admin

@@ -1,0 +1,104 @@
+using System.CommandLine;
+using ModelSeal.Cli.KeyServer;
+
+namespace ModelSeal.Cli.Commands;
+
+/// <summary>Options and plumbing shared by the verbs that talk to a key server.</summary>
+internal static class ServerOptionsFactory
+{
+    public const string CredentialFileVariable = "MODELSEAL_ADMIN_CREDENTIAL_FILE";
+    public const string CredentialVariable = "MODELSEAL_ADMIN_CREDENTIAL";
+
+    public static Option<Uri> Server(bool required = false) => new("--server")
+    {
+        Required = required,
+        HelpName = "URL",
+        Description = $"The key server [default: $MODELSEAL_SERVER or {KeyServerClient.DefaultServer}].",
+        CustomParser = result =>
+        {
+            string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+            if (Uri.TryCreate(text, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https")
+            {
+                return uri.AbsolutePath.EndsWith('/') ? uri : new Uri(uri + "/");
+            }
+
+            result.AddError($"--server '{text}' is not an http:// or https:// URL.");
+            return null;
+        },
+    };
+
+    public static Option<string> AdminCredentialFile() => new("--admin-credential-file")
+    {
+        HelpName = "FILE",
+        Description = $"File holding the server's admin credential (the server writes <data>/admin.credential) [default: ${CredentialFileVariable}, or the credential itself in ${CredentialVariable}].",
+    };
+
+    public static Uri ServerUri(ParseResult result, Option<Uri> option) =>
+        result.GetValue(option)
+        ?? (Environment.GetEnvironmentVariable("MODELSEAL_SERVER") is { Length: > 0 } env && Uri.TryCreate(env.TrimEnd('/') + "/", UriKind.Absolute, out Uri? uri)
+            ? uri
+            : new Uri(KeyServerClient.DefaultServer + "/"));
+
+    /// <summary>Connects and logs in as administrator with the credential from a file or the environment.</summary>
+    public static async Task<KeyServerClient> AdminClientAsync(ParseResult result, Option<Uri> server, Option<string> credentialFile, CancellationToken cancellationToken)
+    {
+        string credential = ReadCredential(result.GetValue(credentialFile));
+        var client = new KeyServerClient(ServerUri(result, server));
+        try
+        {
+            await client.LoginAdminAsync(credential, cancellationToken).ConfigureAwait(false);
+            return client;
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+    }
+
+    private static string ReadCredential(string? file)
+    {
+        file ??= Environment.GetEnvironmentVariable(CredentialFileVariable);
+        if (file is { Length: > 0 })
+        {
+            try
+            {
+                return File.ReadAllText(file).Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliException(ExitCodes.KeyError, $"cannot read the admin credential file {ErrorReporter.Quote(file)}: {e.Message}", "the server writes it to admin.credential in its data directory.", e);
+            }
+        }
+
+        return Environment.GetEnvironmentVariable(CredentialVariable) is { Length: > 0 } value
+            ? value.Trim()
+            : throw new CliException(
+                ExitCodes.KeyError,
+                "no admin credential: this command needs the key server's admin credential.",
+                $"pass --admin-credential-file <data>/admin.credential, or set {CredentialFileVariable} (never put the credential itself on the command line).");
+    }
+}
+
+/// <summary>A verb that talks to the key server as administrator: adds --server and --admin-credential-file.</summary>
+internal abstract class AdminVerbCommand : VerbCommand
+{
+    protected AdminVerbCommand(string name, string description, CliContext context)
+        : base(name, description, context)
+    {
+    }
+
+    protected Option<Uri> ServerOption { get; } = ServerOptionsFactory.Server();
+
+    protected Option<string> CredentialOption { get; } = ServerOptionsFactory.AdminCredentialFile();
+
+    /// <summary>Adds the server options last, so each verb's own options come first in its help.</summary>
+    protected void AddServerOptions()
+    {
+        Add(ServerOption);
+        Add(CredentialOption);
+    }
+
+    protected Task<KeyServerClient> ConnectAsync(ParseResult result, CancellationToken cancellationToken) =>
+        ServerOptionsFactory.AdminClientAsync(result, ServerOption, CredentialOption, cancellationToken);
+}
