@@ -71,6 +71,21 @@ internal sealed record AuditPage(IReadOnlyList<AuditItem> Items, long? Next);
 /// </summary>
 internal sealed record AuditVerifyResponse(bool Verified, long Records, long? LastId, string LastHash, long? FirstBadId, string? Reason);
 
+/// <summary>The server's public signing keys, <c>GET /.well-known/jwks.json</c>: a JWK Set (RFC 7517) <c>{"keys": [...]}</c>.</summary>
+internal sealed record JwksResponse(IReadOnlyList<PublicJwk> Keys);
+
+/// <summary>
+/// A public signing key as a JSON Web Key (RFC 7517, RFC 7518 section 6.2.1). Only public members: no <c>d</c> can be set.
+/// </summary>
+/// <param name="Kty">The key type, <c>EC</c>.</param>
+/// <param name="Crv">The curve, <c>P-256</c>.</param>
+/// <param name="X">The x coordinate, base64url, 32 bytes (left-padded with zeros).</param>
+/// <param name="Y">The y coordinate, base64url, 32 bytes (left-padded with zeros).</param>
+/// <param name="Kid">The key id the server's JWTs carry in their header.</param>
+/// <param name="Alg">The one algorithm the key is used with, <c>ES256</c>.</param>
+/// <param name="Use">The use, <c>sig</c>.</param>
+internal sealed record PublicJwk(string Kty, string Crv, string X, string Y, string Kid, string Alg, string Use);
+
 /// <summary>A health answer.</summary>
 internal sealed record HealthResponse(string Status);
 

@@ -32,6 +32,7 @@ namespace ModelSeal.Protocol;
 [JsonSerializable(typeof(RotateResponse))]
 [JsonSerializable(typeof(AuditPage))]
 [JsonSerializable(typeof(AuditVerifyResponse))]
+[JsonSerializable(typeof(JwksResponse))]
 [JsonSerializable(typeof(HealthResponse))]
 [JsonSerializable(typeof(ProblemResponse))]
 internal sealed partial class ProtocolJson : JsonSerializerContext;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using ModelSeal.Cli.KeyServer;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
@@ -24,19 +24,19 @@ internal sealed class AuditCommand : AdminVerbCommand
 
     protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
-        using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+        using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
         AuditPage page = await client.ReadAuditAsync(result.GetValue(_after), Math.Clamp(result.GetValue(_limit), 1, 500), cancellationToken).ConfigureAwait(false);
         if (result.GetValue(_json))
         {
-            Context.Out.WriteLine(JsonSerializer.Serialize(page, ServerJson.Default.AuditPage));
+            Context.Out.WriteLine(JsonSerializer.Serialize(page, ProtocolJson.Default.AuditPage));
             return ExitCodes.Success;
         }
 
-        foreach (AuditRecord r in page.Items)
+        foreach (AuditItem r in page.Items)
         {
             Context.Out.WriteLine(string.Join("  ", new[]
             {
-                r.Id.ToString(CultureInfo.InvariantCulture), Text.Timestamp(r.At), r.Event, r.Outcome, r.Subject, r.LicenceId,
+                r.Id.ToString(CultureInfo.InvariantCulture), r.At, r.Event, r.Outcome, r.Subject, r.LicenceId,
                 r.ModelId is null ? null : $"{r.ModelId} {r.Version}", r.Device is null ? null : "device " + r.Device, r.Client,
             }.Where(s => !string.IsNullOrEmpty(s))));
         }
@@ -78,11 +78,11 @@ internal sealed class AuditCommand : AdminVerbCommand
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
-            AuditVerification verification = await client.VerifyAuditAsync(result.GetValue(_expectRecords), result.GetValue(_expectHash), cancellationToken).ConfigureAwait(false);
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            AuditVerifyResponse verification = await client.VerifyAuditAsync(result.GetValue(_expectRecords), result.GetValue(_expectHash), cancellationToken).ConfigureAwait(false);
             if (result.GetValue(_json))
             {
-                Context.Out.WriteLine(JsonSerializer.Serialize(verification, ServerJson.Default.AuditVerification));
+                Context.Out.WriteLine(JsonSerializer.Serialize(verification, ProtocolJson.Default.AuditVerifyResponse));
             }
             else if (verification.Verified)
             {

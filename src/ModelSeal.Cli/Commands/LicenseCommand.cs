@@ -1,5 +1,5 @@
 using System.CommandLine;
-using ModelSeal.Cli.KeyServer;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
@@ -39,10 +39,10 @@ internal sealed class LicenseCommand : Command
         {
             string output = result.GetRequiredValue(_credentialOut);
             Files.CheckOutput(output, input: null, force: false);
-            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             string[] models = result.GetRequiredValue(_models).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            LicenceAnswer licence = await client.AddLicenceAsync(
-                new AddLicenceRequest(result.GetRequiredValue(_subject), models, result.GetValue(_notBefore), result.GetValue(_expires), result.GetValue(_maxDevices)),
+            LicenceCreatedResponse licence = await client.CreateLicenceAsync(
+                new CreateLicenceRequest(result.GetRequiredValue(_subject), models, Rfc3339.Format(result.GetValue(_notBefore)), Rfc3339.Format(result.GetValue(_expires)), result.GetValue(_maxDevices)),
                 cancellationToken).ConfigureAwait(false);
             await using (AtomicFile file = AtomicFile.Create(output, overwrite: false, ownerOnly: true))
             {
@@ -72,8 +72,8 @@ internal sealed class LicenseCommand : Command
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
-            LicenceAnswer licence = await client.RevokeLicenceAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            LicenceResponse licence = await client.RevokeLicenceAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
             Context.Out.WriteLine($"revoked licence {licence.LicenceId} ({licence.Subject})");
             return ExitCodes.Success;
         }
@@ -89,10 +89,10 @@ internal sealed class LicenseCommand : Command
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
-            foreach (LicenceAnswer l in (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items)
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            foreach (LicenceResponse l in (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items)
             {
-                string state = l.RevokedAt is { } revoked ? "revoked " + Text.Timestamp(revoked) : l.ExpiresAt is { } expires ? "expires " + Text.Timestamp(expires) : "no expiry";
+                string state = l.RevokedAt is { } revoked ? "revoked " + revoked : l.ExpiresAt is { } expires ? "expires " + expires : "no expiry";
                 Context.Out.WriteLine($"{l.LicenceId}  {l.Subject}  models {string.Join(",", l.Models)}  devices ≤ {l.MaxDevices}  {state}");
             }
 

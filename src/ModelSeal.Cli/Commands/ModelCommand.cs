@@ -1,5 +1,5 @@
 using System.CommandLine;
-using ModelSeal.Cli.KeyServer;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
@@ -33,8 +33,8 @@ internal sealed class ModelCommand : Command
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
-            ModelAnswer model = await client.AddModelAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            ModelCreatedResponse model = await client.CreateModelAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
             Context.Out.WriteLine($"added model {model.ModelId} on {client.Server}");
             return ExitCodes.Success;
         }
@@ -50,11 +50,11 @@ internal sealed class ModelCommand : Command
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            using KeyServerClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
-            foreach (ModelAnswer model in (await client.ListModelsAsync(cancellationToken).ConfigureAwait(false)).Items)
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            foreach (ModelItem model in (await client.ListModelsAsync(cancellationToken).ConfigureAwait(false)).Items)
             {
                 Context.Out.WriteLine(model.ModelId);
-                foreach (VersionAnswer version in model.Versions ?? [])
+                foreach (VersionItem version in model.Versions)
                 {
                     Context.Out.WriteLine($"  {version.Version,-12} {version.State,-10} key {version.KeyId}");
                 }

@@ -2,9 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
-using ModelSeal.Cli.KeyServer;
 using ModelSeal.Server;
 using ModelSeal.Server.Configuration;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
@@ -59,7 +59,7 @@ internal sealed class ServeCommand : VerbCommand
     public Option<string> UrlsOption { get; } = new("--urls")
     {
         HelpName = "URL",
-        Description = $"Where to listen [default: {KeyServerClient.DefaultServer}].",
+        Description = $"Where to listen [default: {ServerOptionsFactory.DefaultServer}].",
     };
 
     protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)

@@ -1,11 +1,14 @@
 using System.CommandLine;
-using ModelSeal.Cli.KeyServer;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
 /// <summary>Options and plumbing shared by the verbs that talk to a key server.</summary>
 internal static class ServerOptionsFactory
 {
+    /// <summary>The server used when neither --server nor MODELSEAL_SERVER says otherwise.</summary>
+    public const string DefaultServer = "http://127.0.0.1:5380";
+
     public const string CredentialFileVariable = "MODELSEAL_ADMIN_CREDENTIAL_FILE";
     public const string CredentialVariable = "MODELSEAL_ADMIN_CREDENTIAL";
 
@@ -13,7 +16,7 @@ internal static class ServerOptionsFactory
     {
         Required = required,
         HelpName = "URL",
-        Description = $"The key server [default: $MODELSEAL_SERVER or {KeyServerClient.DefaultServer}].",
+        Description = $"The key server [default: $MODELSEAL_SERVER or {DefaultServer}].",
         CustomParser = result =>
         {
             string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
@@ -37,13 +40,13 @@ internal static class ServerOptionsFactory
         result.GetValue(option)
         ?? (Environment.GetEnvironmentVariable("MODELSEAL_SERVER") is { Length: > 0 } env && Uri.TryCreate(env.TrimEnd('/') + "/", UriKind.Absolute, out Uri? uri)
             ? uri
-            : new Uri(KeyServerClient.DefaultServer + "/"));
+            : new Uri(DefaultServer + "/"));
 
     /// <summary>Connects and logs in as administrator with the credential from a file or the environment.</summary>
-    public static async Task<KeyServerClient> AdminClientAsync(ParseResult result, Option<Uri> server, Option<string> credentialFile, CancellationToken cancellationToken)
+    public static async Task<KeyServerAdminClient> AdminClientAsync(ParseResult result, Option<Uri> server, Option<string> credentialFile, CancellationToken cancellationToken)
     {
         string credential = ReadCredential(result.GetValue(credentialFile));
-        var client = new KeyServerClient(ServerUri(result, server));
+        var client = NewClient(ServerUri(result, server));
         try
         {
             await client.LoginAdminAsync(credential, cancellationToken).ConfigureAwait(false);
@@ -55,6 +58,9 @@ internal static class ServerOptionsFactory
             throw;
         }
     }
+
+    /// <summary>A client of the key server at <paramref name="server"/> (not logged in).</summary>
+    public static KeyServerAdminClient NewClient(Uri server) => new(server, TimeSpan.FromSeconds(100));
 
     private static string ReadCredential(string? file)
     {
@@ -99,6 +105,6 @@ internal abstract class AdminVerbCommand : VerbCommand
         Add(CredentialOption);
     }
 
-    protected Task<KeyServerClient> ConnectAsync(ParseResult result, CancellationToken cancellationToken) =>
+    protected Task<KeyServerAdminClient> ConnectAsync(ParseResult result, CancellationToken cancellationToken) =>
         ServerOptionsFactory.AdminClientAsync(result, ServerOption, CredentialOption, cancellationToken);
 }

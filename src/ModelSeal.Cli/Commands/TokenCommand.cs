@@ -1,5 +1,5 @@
 using System.CommandLine;
-using ModelSeal.Cli.KeyServer;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
@@ -29,8 +29,8 @@ internal sealed class TokenCommand : Command
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
             string credential = (await File.ReadAllTextAsync(result.GetRequiredValue(_credentialFile), cancellationToken).ConfigureAwait(false)).Trim();
-            using var client = new KeyServerClient(ServerOptionsFactory.ServerUri(result, _server));
-            TokenAnswer token = await client.IssueLicenceTokenAsync(result.GetRequiredValue(_licence), credential, cancellationToken).ConfigureAwait(false);
+            using KeyServerAdminClient client = ServerOptionsFactory.NewClient(ServerOptionsFactory.ServerUri(result, _server));
+            TokenResponse token = await client.IssueLicenceTokenAsync(result.GetRequiredValue(_licence), credential, cancellationToken).ConfigureAwait(false);
             Context.Out.WriteLine(token.AccessToken);
             Context.WriteWarning($"this token grants key release for {token.ExpiresIn} s; treat it as a secret.");
             return ExitCodes.Success;

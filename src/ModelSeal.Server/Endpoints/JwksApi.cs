@@ -44,6 +44,3 @@ internal static class JwksApi
         return new JwksResponse(keys);
     }
 }
-
-/// <summary>A JWK Set: <c>{"keys": [...]}</c>.</summary>
-internal sealed record JwksResponse(IReadOnlyList<PublicJwk> Keys);

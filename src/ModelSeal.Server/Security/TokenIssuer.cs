@@ -45,7 +45,7 @@ internal sealed class TokenIssuer : IDisposable
     public ECDsaSecurityKey SecurityKey { get; }
 
     /// <summary>The public token key as a JWK, for the server's JWKS (<c>GET /.well-known/jwks.json</c>).</summary>
-    public PublicJwk PublicKeyJwk() => PublicJwk.EcP256Signing(_key.ExportParameters(includePrivateParameters: false), KeyId);
+    public PublicJwk PublicKeyJwk() => Jwks.EcP256Signing(_key.ExportParameters(includePrivateParameters: false), KeyId);
 
     /// <summary>Loads the token key, creating it at first start.</summary>
     public static TokenIssuer LoadOrCreate(string path, ServerOptions options)
