@@ -47,9 +47,14 @@ internal sealed class KeyServerAdminClient : IDisposable
     private readonly HttpClient _http;
     private string? _adminToken;
 
-    public KeyServerAdminClient(Uri server, TimeSpan timeout, HttpMessageHandler? handler = null)
+    /// <exception cref="ArgumentException"><paramref name="server"/> breaks <see cref="ServerAddress"/>'s rule.</exception>
+    public KeyServerAdminClient(Uri server, TimeSpan timeout, bool allowInsecureHttp, HttpMessageHandler? handler = null)
     {
-        ArgumentNullException.ThrowIfNull(server);
+        if (ServerAddress.Refusal(server, allowInsecureHttp) is { } refusal)
+        {
+            throw new ArgumentException(refusal + ".", nameof(server));
+        }
+
         _http = handler is null ? new HttpClient() : new HttpClient(handler, disposeHandler: false);
         _http.BaseAddress = server.AbsoluteUri.EndsWith('/') ? server : new Uri(server.AbsoluteUri + "/");
         _http.Timeout = timeout;

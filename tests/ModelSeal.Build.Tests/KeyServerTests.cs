@@ -171,6 +171,26 @@ public sealed class KeyServerTests : IAsyncLifetime
         Assert.Equal([("model.created", "classifier", null), ("version.created", "classifier", "1")], changes);
     }
 
+    [Fact]
+    public void Plain_http_to_a_host_that_is_not_loopback_is_MSEAL006_unless_allowed()
+    {
+        // 0.0.0.0 is not a loopback address, but connecting to it reaches this host, where port 1 refuses at once.
+        SealModels task = NewTask(version: "1");
+        task.KeyServer = "http://0.0.0.0:1/";
+        Assert.False(task.Execute());
+        Microsoft.Build.Framework.BuildErrorEventArgs refused = Assert.Single(_engine.Errors);
+        Assert.Equal("MSEAL006", refused.Code);
+        Assert.Contains("refusing plain http://", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("ModelSealAllowInsecureHttp", refused.Message, StringComparison.Ordinal);
+
+        task = NewTask(version: "1");
+        task.KeyServer = "http://0.0.0.0:1/";
+        task.AllowInsecureHttp = true;
+        Assert.False(task.Execute());
+        Assert.Equal(["MSEAL006", "MSEAL007"], _engine.Errors.Select(e => e.Code));
+        Assert.Contains("cannot reach", _engine.Errors[1].Message, StringComparison.Ordinal);
+    }
+
     private async Task<SealedModelHeader> ReadHeaderAsync(string name)
     {
         await using FileStream file = File.OpenRead(_directory.Sub("out", name));

@@ -136,6 +136,18 @@ public sealed class ServerVerbTests : IAsyncLifetime
         Assert.Equal([("model.created", "fresh", null), ("version.created", "fresh", "1")], changes);
     }
 
+    [Theory]
+    [InlineData("model", "list", "--admin-credential-file")]
+    [InlineData("token", "issue", "--license", "lic_x", "--credential-file")]
+    public async Task Plain_http_to_a_host_that_is_not_loopback_is_refused_before_anything_is_read_or_sent(params string[] verb)
+    {
+        // The credential file does not exist and the host does not resolve: the address check comes first.
+        CliResult refused = await Workspace.RunAsync([.. verb, _work["missing.credential"], "--server", "http://modelseal-test.invalid:5380"]);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("error: refusing plain http:// to 'modelseal-test.invalid'", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("MODELSEAL_ALLOW_INSECURE_HTTP=1", refused.Stderr, StringComparison.Ordinal);
+    }
+
     private static async Task<(string, string)> HeaderOf(string path)
     {
         await using FileStream file = File.OpenRead(path);

@@ -45,10 +45,10 @@ internal static class ServerOptionsFactory
     /// <summary>Connects and logs in as administrator with the credential from a file or the environment.</summary>
     public static async Task<KeyServerAdminClient> AdminClientAsync(ParseResult result, Option<Uri> server, Option<string> credentialFile, CancellationToken cancellationToken)
     {
-        string credential = ReadCredential(result.GetValue(credentialFile));
-        var client = NewClient(ServerUri(result, server));
+        KeyServerAdminClient client = NewClient(ServerUri(result, server));
         try
         {
+            string credential = ReadCredential(result.GetValue(credentialFile));
             await client.LoginAdminAsync(credential, cancellationToken).ConfigureAwait(false);
             return client;
         }
@@ -60,7 +60,16 @@ internal static class ServerOptionsFactory
     }
 
     /// <summary>A client of the key server at <paramref name="server"/> (not logged in).</summary>
-    public static KeyServerAdminClient NewClient(Uri server) => new(server, TimeSpan.FromSeconds(100));
+    /// <exception cref="CliException">The address is plain http:// to a host that is not loopback, without the opt-out.</exception>
+    public static KeyServerAdminClient NewClient(Uri server) =>
+        ServerAddress.Refusal(server, AllowInsecureHttp) is { } refusal
+            ? throw new CliException(ExitCodes.Usage, refusal + ".", $"use https://, or set {AllowInsecureHttpVariable}=1 if TLS is terminated in front of that address.")
+            : new(server, TimeSpan.FromSeconds(100), AllowInsecureHttp);
+
+    /// <summary>The opt-out of <see cref="ServerAddress"/>'s rule (an environment variable, so no verb grows an option for it).</summary>
+    public const string AllowInsecureHttpVariable = "MODELSEAL_ALLOW_INSECURE_HTTP";
+
+    private static bool AllowInsecureHttp => Environment.GetEnvironmentVariable(AllowInsecureHttpVariable) is "1" or "true";
 
     private static string ReadCredential(string? file)
     {

@@ -28,8 +28,8 @@ internal sealed class TokenCommand : Command
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
-            string credential = (await File.ReadAllTextAsync(result.GetRequiredValue(_credentialFile), cancellationToken).ConfigureAwait(false)).Trim();
             using KeyServerAdminClient client = ServerOptionsFactory.NewClient(ServerOptionsFactory.ServerUri(result, _server));
+            string credential = (await File.ReadAllTextAsync(result.GetRequiredValue(_credentialFile), cancellationToken).ConfigureAwait(false)).Trim();
             TokenResponse token = await client.IssueLicenceTokenAsync(result.GetRequiredValue(_licence), credential, cancellationToken).ConfigureAwait(false);
             Context.Out.WriteLine(token.AccessToken);
             Context.WriteWarning($"this token grants key release for {token.ExpiresIn} s; treat it as a secret.");
