@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using ModelSeal.Hpke;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Endpoints;
+using ModelSeal.Protocol;
 using ModelSeal.Server.Http;
 
 namespace ModelSeal.Fuzz;

@@ -18,7 +18,7 @@ internal static class ErrorCodes
     /// <summary>Both a key file and a key server are set.</summary>
     public const string TwoKeySources = "MSEAL005";
 
-    /// <summary>Key server: the admin credential variable is not named, not set or empty; or the URL is invalid.</summary>
+    /// <summary>Key server: the admin credential variable is not named, not set or empty; or the URL is invalid or plain http:// to a host that is not loopback.</summary>
     public const string NoAdminCredential = "MSEAL006";
 
     /// <summary>The key server refused the request or could not be reached.</summary>

@@ -1,4 +1,4 @@
-using ModelSeal.Hpke;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Build;
 
@@ -31,23 +31,30 @@ internal sealed class KeyFileProvider(ModelKey key) : IKeyProvider
 }
 
 /// <summary>
-/// Each model gets a new version on the key server, as <c>modelseal encrypt --server</c> does: the server generates
-/// the data key and returns it sealed with HPKE to a publisher key pair that exists only in this process.
+/// Each model gets a new version on the key server, exactly as <c>modelseal encrypt --server</c> does (both use
+/// <see cref="KeyServerAdminClient.PublishVersionAsync"/>): the server generates the data key and returns it sealed with
+/// HPKE to a publisher key pair that exists only in this process; a model that does not exist yet is created.
 /// </summary>
-internal sealed class KeyServerProvider(KeyServerAdminClient client) : IKeyProvider
+internal sealed class KeyServerProvider(KeyServerAdminClient client, string credential) : IKeyProvider
 {
     public async Task<(ModelKey Key, string Version)> GetKeyAsync(string modelId, string? version, CancellationToken cancellationToken)
     {
-        using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        NewVersion answer = await client.AddVersionAsync(modelId, version, publisher.PublicKey.ToArray(), cancellationToken).ConfigureAwait(false);
         try
         {
-            ModelKey key = KeyRelease.Open(publisher, answer.Enc, answer.SealedKey, answer.ModelId, answer.Version, answer.KeyId, client.AdminSubject, answer.LeaseExpiresAt);
-            return (key, answer.Version);
+            if (client.AdminSubject is null)
+            {
+                await client.LoginAdminAsync(credential, cancellationToken).ConfigureAwait(false);
+            }
+
+            return await client.PublishVersionAsync(modelId, version, cancellationToken).ConfigureAwait(false);
         }
-        catch (HpkeOpenException)
+        catch (KeyServerException e) when (e.Code == ProblemCodes.VersionExists)
         {
-            throw new KeyServerException($"the key server's answer for {modelId} version {answer.Version} does not open with this build's publisher key (a proxy or another server answered?).");
+            throw new KeyServerException(KeyServerFailure.Refused, $"version '{version}' of '{modelId}' exists already on the key server at {client.Server}, and the server gives an existing version's key only to licensed devices. Give a new ModelVersion, or leave ModelVersion out so that the server numbers the versions.", e.Status, e.Code, e.Detail, e);
+        }
+        catch (KeyServerException e) when (e.Status == 401)
+        {
+            throw new KeyServerException(KeyServerFailure.Refused, $"{e.Message} Check the admin credential in the environment variable named by ModelSealAdminCredentialVariable.", e.Status, e.Code, e.Detail, e);
         }
     }
 

@@ -1,6 +1,7 @@
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 using Task = Microsoft.Build.Utilities.Task;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Build;
 
@@ -37,6 +38,12 @@ public sealed class SealModels : Task, ICancelableTask
     internal Func<string, string?> GetEnvironmentVariable { get; set; } = Environment.GetEnvironmentVariable;
 
     internal HttpMessageHandler? KeyServerHandler { get; set; }
+
+    /// <summary>
+    /// Allows plain <c>http://</c> to a key server that is not on a loopback address (property
+    /// <c>ModelSealAllowInsecureHttp</c>); off by default, since the admin credential and data keys would cross the network in clear.
+    /// </summary>
+    public bool AllowInsecureHttp { get; set; }
 
     /// <inheritdoc />
     public void Cancel()
@@ -199,6 +206,12 @@ public sealed class SealModels : Task, ICancelableTask
             return null;
         }
 
+        if (ServerAddress.Refusal(server, AllowInsecureHttp) is { } refusal)
+        {
+            Error(ErrorCodes.NoAdminCredential, null, $"ModelSealKeyServer: {refusal}. Use https://, or set ModelSealAllowInsecureHttp=true if TLS is terminated in front of that address.");
+            return null;
+        }
+
         if (string.IsNullOrWhiteSpace(AdminCredentialVariable))
         {
             Error(ErrorCodes.NoAdminCredential, null, "ModelSealKeyServer is set but ModelSealAdminCredentialVariable is not: name the environment variable that holds the key server's admin credential (the credential itself never goes into a property or onto the command line).");
@@ -212,7 +225,7 @@ public sealed class SealModels : Task, ICancelableTask
             return null;
         }
 
-        return new KeyServerProvider(new KeyServerAdminClient(server, credential.Trim(), KeyServerHandler));
+        return new KeyServerProvider(new KeyServerAdminClient(server, TimeSpan.FromSeconds(60), AllowInsecureHttp, KeyServerHandler), credential.Trim());
     }
 
     private bool Seal(ModelToSeal model, IKeyProvider keys, CancellationToken cancellationToken)

@@ -1,3 +1,5 @@
+using ModelSeal.Protocol;
+
 namespace ModelSeal.Cli;
 
 /// <summary>Maps exceptions to exit codes and user-facing <c>error:</c>/<c>hint:</c> lines.</summary>
@@ -41,6 +43,7 @@ internal static class ErrorReporter
                 ExitCodes.AuthenticationFailed,
                 $"{subject} could not be authenticated: the key is wrong, or the file was altered or truncated. Nothing was written.",
                 AuthenticationHint),
+            KeyServerException e => (ExitCodes.ServerError, e.Message, KeyServerHint(e)),
             HpkeOpenException e => (ExitCodes.ServerError, "the key the server sent could not be opened: " + e.Message, "check that --server is the key server you expect."),
             ModelKeyException e => (ExitCodes.KeyError, e.Message, "create a key file with 'modelseal keygen --out FILE', or pass the right one with --key."),
             UnauthorizedAccessException e => (ExitCodes.IoError, e.Message, "check the permissions of the files and directories involved."),
@@ -55,6 +58,18 @@ internal static class ErrorReporter
     }
 
     /// <summary>A path as it would be typed in a POSIX shell: unchanged when safe, else single-quoted.</summary>
+    private static string KeyServerHint(KeyServerException e) => (e.Failure, e.Status) switch
+    {
+        (KeyServerFailure.Unreachable, _) => "check --server (or MODELSEAL_SERVER) and that 'modelseal serve' is running.",
+        (KeyServerFailure.InvalidAnswer, _) => "check that --server is a ModelSeal key server of this version.",
+        (_, 401) => "check the credential: the admin credential (--admin-credential-file, MODELSEAL_ADMIN_CREDENTIAL_FILE or MODELSEAL_ADMIN_CREDENTIAL), or the licence credential for 'token issue'.",
+        (_, 403) => "the server does not allow this for this credential or licence.",
+        (_, 404) => "check the ids: 'modelseal model list' and 'modelseal licence list' show what exists.",
+        (_, 409) => "the id is taken: choose another, or see 'modelseal model list' / 'modelseal licence list'.",
+        (_, 429) => "slow down: the server rate-limits requests.",
+        _ => "the server's logs have more.",
+    };
+
     public static string ShellQuote(string path) =>
         path.Length > 0 && path.All(c => char.IsAsciiLetterOrDigit(c) || "/._-+:,@%=".Contains(c, StringComparison.Ordinal))
             ? path

@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Client;
 
@@ -28,8 +29,6 @@ internal sealed class AttemptCountingHandler : DelegatingHandler
 /// <summary>JSON POSTs to the key server, with every failure turned into a <see cref="ModelKeyUnavailableException"/>.</summary>
 internal static class KeyServerHttp
 {
-    private const string ProblemPrefix = "https://modelseal.dev/problems/";
-
     public static async Task<TAnswer> PostAsync<TBody, TAnswer>(HttpClient client, string path, TBody body, JsonTypeInfo<TBody> bodyType, JsonTypeInfo<TAnswer> answerType, string? bearer, string what, CancellationToken cancellationToken)
         where TAnswer : class
     {
@@ -86,17 +85,17 @@ internal static class KeyServerHttp
                 }
             }
 
-            ProblemAnswer? problem = null;
+            ProblemResponse? problem = null;
             try
             {
-                problem = await response.Content.ReadFromJsonAsync(ClientJson.Default.ProblemAnswer, cancellationToken).ConfigureAwait(false);
+                problem = await response.Content.ReadFromJsonAsync(ProtocolJson.Default.ProblemResponse, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
             {
                 // Not a problem document; the status alone decides.
             }
 
-            string? code = problem?.Type is { } type && type.StartsWith(ProblemPrefix, StringComparison.Ordinal) ? type[ProblemPrefix.Length..] : null;
+            string? code = problem?.Code;
             if (status >= 500 || response.StatusCode is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests)
             {
                 string why = response.StatusCode == HttpStatusCode.TooManyRequests ? "it is rate-limiting this client (429)" : $"it answered {status}{(code is null ? string.Empty : $" {code}")}";
@@ -121,13 +120,13 @@ internal static class KeyServerHttp
         (ModelKeyUnavailableReason reason, string advice) = (status, code) switch
         {
             (401, _) => (ModelKeyUnavailableReason.Unauthorized, "Check the licence id and credential file."),
-            (403, "licence-revoked") => (ModelKeyUnavailableReason.LicenceRevoked, "The licence was revoked (or does not exist); contact the publisher."),
-            (403, "licence-expired") => (ModelKeyUnavailableReason.LicenceExpired, "The licence has expired; renew it with the publisher."),
-            (403, "licence-not-yet-valid") => (ModelKeyUnavailableReason.LicenceExpired, "The licence is not valid yet; try again once it starts."),
-            (403, "model-not-licensed") => (ModelKeyUnavailableReason.NotLicensed, "The licence does not cover this model; ask the publisher for a licence that does."),
-            (403, "version-disabled") => (ModelKeyUnavailableReason.VersionDisabled, "The publisher disabled this model version; update the app's model."),
+            (403, ProblemCodes.LicenceRevoked) => (ModelKeyUnavailableReason.LicenceRevoked, "The licence was revoked (or does not exist); contact the publisher."),
+            (403, ProblemCodes.LicenceExpired) => (ModelKeyUnavailableReason.LicenceExpired, "The licence has expired; renew it with the publisher."),
+            (403, ProblemCodes.LicenceNotYetValid) => (ModelKeyUnavailableReason.LicenceExpired, "The licence is not valid yet; try again once it starts."),
+            (403, ProblemCodes.ModelNotLicensed) => (ModelKeyUnavailableReason.NotLicensed, "The licence does not cover this model; ask the publisher for a licence that does."),
+            (403, ProblemCodes.VersionDisabled) => (ModelKeyUnavailableReason.VersionDisabled, "The publisher disabled this model version; update the app's model."),
             (410, _) => (ModelKeyUnavailableReason.VersionDisabled, "The key of this model version was destroyed; this file can never be opened again. Update the app's model."),
-            (403, "device-limit") => (ModelKeyUnavailableReason.DeviceLimit, "All the licence's device slots are in use; free one with the publisher or raise the limit."),
+            (403, ProblemCodes.DeviceLimit) => (ModelKeyUnavailableReason.DeviceLimit, "All the licence's device slots are in use; free one with the publisher or raise the limit."),
             (403, _) => (ModelKeyUnavailableReason.Unauthorized, "The token does not allow key release; use a licence credential."),
             (404, _) => (ModelKeyUnavailableReason.ModelNotFound, "The server does not know this model or version; check the sealed file and ServerUrl."),
             _ => (ModelKeyUnavailableReason.InvalidResponse, "The client and server disagree about the protocol; check the versions of both."),

@@ -4,6 +4,7 @@ using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ModelSeal.Hpke;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Client;
 
@@ -77,13 +78,13 @@ public sealed class KeyServerKeySource : IModelKeySource
 
     private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, IHpkeKeyAgreement device, CancellationToken cancellationToken)
     {
-        var body = new ReleaseRequestBody(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Span));
+        var body = new ReleaseRequest(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Span));
         AccessToken token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
-        ReleaseAnswer answer;
+        ReleaseResponse answer;
         try
         {
             answer = await KeyServerHttp.PostAsync(
-                _client(), "v1/keys/release", body, ClientJson.Default.ReleaseRequestBody, ClientJson.Default.ReleaseAnswer, token.Token, "key release", cancellationToken).ConfigureAwait(false);
+                _client(), "v1/keys/release", body, ProtocolJson.Default.ReleaseRequest, ProtocolJson.Default.ReleaseResponse, token.Token, "key release", cancellationToken).ConfigureAwait(false);
         }
         catch (ModelKeyUnavailableException e) when (e.StatusCode == 401)
         {
@@ -92,7 +93,7 @@ public sealed class KeyServerKeySource : IModelKeySource
             _tokens.Invalidate();
             token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
             answer = await KeyServerHttp.PostAsync(
-                _client(), "v1/keys/release", body, ClientJson.Default.ReleaseRequestBody, ClientJson.Default.ReleaseAnswer, token.Token, "key release", cancellationToken).ConfigureAwait(false);
+                _client(), "v1/keys/release", body, ProtocolJson.Default.ReleaseRequest, ProtocolJson.Default.ReleaseResponse, token.Token, "key release", cancellationToken).ConfigureAwait(false);
         }
 
         if (answer.ModelId != header.ModelId || answer.Version != header.ModelVersion)
@@ -105,10 +106,9 @@ public sealed class KeyServerKeySource : IModelKeySource
             throw Invalid($"The key server's key for model '{header.ModelId}' version '{header.ModelVersion}' is '{answer.KeyId}', but the sealed file needs key '{header.KeyId}': the file was sealed with another key. Reseal the model or ship the matching file.");
         }
 
-        if (answer.Suite != KeyRelease.Suite || answer.Enc is null || answer.SealedKey is null
-            || !DateTimeOffset.TryParse(answer.LeaseExpiresAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out DateTimeOffset leaseExpiresAt))
+        if (answer.Suite != KeyRelease.Suite || !Rfc3339.TryParse(answer.LeaseExpiresAt, out DateTimeOffset leaseExpiresAt))
         {
-            throw Invalid("The key server's release answer is incomplete (suite, enc, sealedKey or leaseExpiresAt missing or invalid).");
+            throw Invalid("The key server's release answer has an unknown suite or an invalid leaseExpiresAt.");
         }
 
         var lease = new ModelLease(header.ModelId, header.ModelVersion, header.KeyId, token.Subject, answer.Enc, answer.SealedKey, leaseExpiresAt);

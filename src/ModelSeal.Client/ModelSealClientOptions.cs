@@ -13,6 +13,13 @@ public sealed class ModelSealClientOptions
     /// <summary>The key server's base address, for example <c>https://keys.example.com/</c>. Required.</summary>
     public string? ServerUrl { get; set; }
 
+    /// <summary>
+    /// Allows plain <c>http://</c> to a host that is not a loopback address (for example behind a TLS-terminating proxy on
+    /// the same host segment). Off by default: the licence credential, tokens and keys would cross the network in clear.
+    /// <c>https://</c> and <c>http://</c> to loopback (<c>localhost</c>, 127.0.0.0/8, <c>[::1]</c>) need no opt-out.
+    /// </summary>
+    public bool AllowInsecureHttp { get; set; }
+
     /// <summary>The licence id (<c>lic_…</c>) for the built-in licence-credential token source.</summary>
     public string? LicenceId { get; set; }
 

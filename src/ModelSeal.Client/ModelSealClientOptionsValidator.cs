@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Client;
 
@@ -20,6 +21,10 @@ internal sealed class ModelSealClientOptionsValidator : IValidateOptions<ModelSe
         else if (options.ServerUri is null)
         {
             failures.Add("ServerUrl must be an absolute http or https URL.");
+        }
+        else if (ServerAddress.Refusal(options.ServerUri, options.AllowInsecureHttp) is { } refusal)
+        {
+            failures.Add($"ServerUrl: {refusal}. Use https://, or set AllowInsecureHttp if TLS is terminated in front of that address.");
         }
 
         Range(failures, nameof(options.AttemptTimeout), options.AttemptTimeout, TimeSpan.FromMilliseconds(50), TimeSpan.FromMinutes(5));

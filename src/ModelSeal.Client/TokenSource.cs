@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Client;
 
@@ -19,21 +20,7 @@ public sealed record AccessToken(string Token, string Subject, DateTimeOffset Ex
     public static string? ReadSubject(string jwt)
     {
         ArgumentNullException.ThrowIfNull(jwt);
-        string[] parts = jwt.Split('.');
-        if (parts.Length != 3)
-        {
-            return null;
-        }
-
-        try
-        {
-            byte[] payload = Base64Url.DecodeFromChars(parts[1]);
-            return JsonSerializer.Deserialize(payload, ClientJson.Default.JwtPayload)?.Sub is { Length: > 0 } sub ? sub : null;
-        }
-        catch (Exception e) when (e is FormatException or JsonException)
-        {
-            return null;
-        }
+        return TokenClaims.SubjectOf(jwt);
     }
 }
 
@@ -109,8 +96,8 @@ public sealed class LicenceCredentialTokenSource : ITokenSource, IDisposable
 
             string credential = OwnerOnly.ReadSmallText(_credentialFile, "licence credential file", 1024).Trim();
             DateTimeOffset now = _time.GetUtcNow();
-            TokenAnswer answer = await KeyServerHttp.PostAsync(
-                _client(), "v1/token", new TokenRequestBody("licence", _licenceId, credential), ClientJson.Default.TokenRequestBody, ClientJson.Default.TokenAnswer, null, "token", cancellationToken).ConfigureAwait(false);
+            TokenResponse answer = await KeyServerHttp.PostAsync(
+                _client(), "v1/token", new TokenRequest("licence", _licenceId, credential), ProtocolJson.Default.TokenRequest, ProtocolJson.Default.TokenResponse, null, "token", cancellationToken).ConfigureAwait(false);
             if (string.IsNullOrEmpty(answer.AccessToken) || answer.ExpiresIn <= 0 || AccessToken.ReadSubject(answer.AccessToken) is not { } subject)
             {
                 throw new ModelKeyUnavailableException(ModelKeyUnavailableReason.InvalidResponse, "The key server's token answer has no usable token (missing token, subject or lifetime). Check that ServerUrl points at a ModelSeal key server.");

@@ -21,6 +21,7 @@ using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server;
 
@@ -131,6 +132,8 @@ public static class ServerHost
         services.AddSingleton<Readiness>();
         services.ConfigureHttpJsonOptions(json =>
         {
+            // The protocol's bodies come from the shared source-generated context; anything else (ProblemDetails) by reflection.
+            json.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default);
             json.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
             json.SerializerOptions.MaxDepth = 16;
             json.SerializerOptions.AllowDuplicateProperties = false;
@@ -223,7 +226,7 @@ public static class ServerHost
             context.Response.Headers.Connection = "close";
         }
 
-        await Problems.WriteAsync(context, Problems.RequestTooLarge, $"The request body must be at most {JsonBody.MaxBytes} bytes.").ConfigureAwait(false);
+        await Problems.WriteAsync(context, ProblemCodes.RequestTooLarge, $"The request body must be at most {JsonBody.MaxBytes} bytes.").ConfigureAwait(false);
     }
 
     /// <summary>Opens the configured store; with <paramref name="prepare"/> also creates or migrates its schema (disposing it if that fails).</summary>

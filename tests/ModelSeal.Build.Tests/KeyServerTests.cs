@@ -148,6 +148,49 @@ public sealed class KeyServerTests : IAsyncLifetime
         Assert.Contains("cannot reach", _engine.Errors[0].Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_missing_model_is_created_audited_as_encrypt_with_a_server_does()
+    {
+        // The same expectation as ModelSeal.Cli.Tests.ServerVerbTests: both publish through one admin client.
+        Assert.True(NewTask(version: null).Execute(), _engine.AllText);
+        SealedModelHeader header = await ReadHeaderAsync("classifier.onnx.mseal");
+        Assert.Equal(("classifier", "1"), (header.ModelId, header.ModelVersion));
+
+        using var admin = new HttpClient { BaseAddress = new Uri(Url) };
+        using (HttpResponseMessage token = await admin.PostAsJsonAsync("/v1/token", new { grantType = "admin", credential = _credential }, TestContext.Current.CancellationToken))
+        {
+            token.EnsureSuccessStatusCode();
+            admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await token.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("accessToken").GetString());
+        }
+
+        JsonElement page = await admin.GetFromJsonAsync<JsonElement>("/v1/admin/audit", TestContext.Current.CancellationToken);
+        var changes = page.GetProperty("items").EnumerateArray()
+            .Where(r => r.GetProperty("modelId").ValueKind == JsonValueKind.String)
+            .Select(r => (r.GetProperty("event").GetString(), r.GetProperty("modelId").GetString(), r.GetProperty("version").GetString()))
+            .ToList();
+        Assert.Equal([("model.created", "classifier", null), ("version.created", "classifier", "1")], changes);
+    }
+
+    [Fact]
+    public void Plain_http_to_a_host_that_is_not_loopback_is_MSEAL006_unless_allowed()
+    {
+        // 0.0.0.0 is not a loopback address, but connecting to it reaches this host, where port 1 refuses at once.
+        SealModels task = NewTask(version: "1");
+        task.KeyServer = "http://0.0.0.0:1/";
+        Assert.False(task.Execute());
+        Microsoft.Build.Framework.BuildErrorEventArgs refused = Assert.Single(_engine.Errors);
+        Assert.Equal("MSEAL006", refused.Code);
+        Assert.Contains("refusing plain http://", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("ModelSealAllowInsecureHttp", refused.Message, StringComparison.Ordinal);
+
+        task = NewTask(version: "1");
+        task.KeyServer = "http://0.0.0.0:1/";
+        task.AllowInsecureHttp = true;
+        Assert.False(task.Execute());
+        Assert.Equal(["MSEAL006", "MSEAL007"], _engine.Errors.Select(e => e.Code));
+        Assert.Contains("cannot reach", _engine.Errors[1].Message, StringComparison.Ordinal);
+    }
+
     private async Task<SealedModelHeader> ReadHeaderAsync(string name)
     {
         await using FileStream file = File.OpenRead(_directory.Sub("out", name));

@@ -102,7 +102,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
         File.WriteAllText(_work["wrong.credential"], "not-the-credential");
         CliResult wrong = await Workspace.RunAsync("model", "list", "--server", _url, "--admin-credential-file", _work["wrong.credential"]);
         Assert.Equal(7, wrong.ExitCode);
-        Assert.Contains("error: the key server refused", wrong.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"error: the key server at {_url}/ refused", wrong.Stderr, StringComparison.Ordinal);
         Assert.Contains("hint:", wrong.Stderr, StringComparison.Ordinal);
 
         CliResult none = await Workspace.RunAsync("model", "list", "--server", _url);
@@ -116,10 +116,43 @@ public sealed class ServerVerbTests : IAsyncLifetime
         CliResult both = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--model-id", "m", "--out", _work["x.mseal"]);
         Assert.Equal(2, both.ExitCode);
         Assert.False(File.Exists(_work["x.mseal"]));
+    }
 
-        CliResult unknownModel = await Admin("encrypt", Repo.SampleModel, "--model-id", "nope", "--out", _work["y.mseal"]);
-        Assert.Equal(7, unknownModel.ExitCode);
-        Assert.False(File.Exists(_work["y.mseal"]));
+    [Fact]
+    public async Task Encrypt_with_a_server_creates_a_missing_model_audited_as_the_build_task_does()
+    {
+        // The same expectation as ModelSeal.Build.Tests.KeyServerTests: both publish through one admin client.
+        CliResult sealedRun = await Admin("encrypt", Repo.SampleModel, "--model-id", "fresh", "--out", _work["fresh.mseal"]);
+        Assert.True(sealedRun.ExitCode == 0, sealedRun.ToString());
+        Assert.Equal(("fresh", "1"), await HeaderOf(_work["fresh.mseal"]));
+
+        CliResult audit = await Admin("audit", "--json");
+        Assert.True(audit.ExitCode == 0, audit.ToString());
+        using JsonDocument page = JsonDocument.Parse(audit.Stdout);
+        var changes = page.RootElement.GetProperty("items").EnumerateArray()
+            .Where(r => r.TryGetProperty("modelId", out _))
+            .Select(r => (r.GetProperty("event").GetString(), r.GetProperty("modelId").GetString(), r.TryGetProperty("version", out JsonElement v) ? v.GetString() : null))
+            .ToList();
+        Assert.Equal([("model.created", "fresh", null), ("version.created", "fresh", "1")], changes);
+    }
+
+    [Theory]
+    [InlineData("model", "list", "--admin-credential-file")]
+    [InlineData("token", "issue", "--license", "lic_x", "--credential-file")]
+    public async Task Plain_http_to_a_host_that_is_not_loopback_is_refused_before_anything_is_read_or_sent(params string[] verb)
+    {
+        // The credential file does not exist and the host does not resolve: the address check comes first.
+        CliResult refused = await Workspace.RunAsync([.. verb, _work["missing.credential"], "--server", "http://modelseal-test.invalid:5380"]);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("error: refusing plain http:// to 'modelseal-test.invalid'", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("MODELSEAL_ALLOW_INSECURE_HTTP=1", refused.Stderr, StringComparison.Ordinal);
+    }
+
+    private static async Task<(string, string)> HeaderOf(string path)
+    {
+        await using FileStream file = File.OpenRead(path);
+        SealedModelHeader header = await SealedModelHeader.ReadAsync(file);
+        return (header.ModelId, header.ModelVersion);
     }
 
     [Fact]

@@ -32,6 +32,35 @@ public sealed class OptionsTests
         Assert.Contains(message, e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("http://keys.example.com/", null, false)]
+    [InlineData("http://192.168.1.20:5380/", null, false)]
+    [InlineData("http://keys.example.com/", "true", true)]
+    [InlineData("https://keys.example.com/", null, true)]
+    [InlineData("http://127.0.0.2:5380/", null, true)]
+    [InlineData("http://localhost:5380/", null, true)]
+    [InlineData("http://[::1]:5380/", null, true)]
+    public async Task Plain_http_is_refused_on_start_unless_loopback_or_explicitly_allowed(string url, string? allow, bool starts)
+    {
+        IConfiguration configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["ModelSeal:ServerUrl"] = url, ["ModelSeal:AllowInsecureHttp"] = allow })
+            .Build();
+        HostApplicationBuilder builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddModelSeal(configuration.GetSection("ModelSeal"));
+        using IHost host = builder.Build();
+        if (starts)
+        {
+            await host.StartAsync(TestContext.Current.CancellationToken);
+            await host.StopAsync(TestContext.Current.CancellationToken);
+        }
+        else
+        {
+            var e = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+            Assert.Contains("refusing plain http://", e.Message, StringComparison.Ordinal);
+            Assert.Contains("AllowInsecureHttp", e.Message, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task A_valid_configuration_starts_and_resolves_the_key_source()
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using ModelSeal.Protocol;
 using ModelSeal.Hpke;
 using ModelSeal.Server.Endpoints;
 using ModelSeal.Server.Security;
@@ -64,7 +65,7 @@ public sealed class JwksTests
         byte[] shortX = [.. Enumerable.Repeat((byte)0xAB, 31)];
         byte[] y = [.. Enumerable.Repeat((byte)0xCD, 32)];
 
-        PublicJwk jwk = PublicJwk.EcP256Signing(new ECParameters { Q = new ECPoint { X = shortX, Y = y }, D = [1, 2, 3] }, "kid-1");
+        PublicJwk jwk = Jwks.EcP256Signing(new ECParameters { Q = new ECPoint { X = shortX, Y = y }, D = [1, 2, 3] }, "kid-1");
 
         Assert.Equal([0x00, .. shortX], System.Buffers.Text.Base64Url.DecodeFromChars(jwk.X));
         Assert.Equal(y, System.Buffers.Text.Base64Url.DecodeFromChars(jwk.Y));
@@ -86,8 +87,8 @@ public sealed class JwksTests
         Assert.Equal(server.App.Services.GetRequiredService<TokenIssuer>().KeyId, header.GetProperty("kid").GetString());
         JsonElement payload = verified.RootElement.GetProperty("payload");
         Assert.Equal("alice", payload.GetProperty("sub").GetString());
-        Assert.Equal(TokenIssuer.ScopeKeys, payload.GetProperty("scope").GetString());
-        Assert.StartsWith("lic_", payload.GetProperty(TokenIssuer.LicenceClaim).GetString(), StringComparison.Ordinal);
+        Assert.Equal(TokenClaims.ScopeKeys, payload.GetProperty("scope").GetString());
+        Assert.StartsWith("lic_", payload.GetProperty(TokenClaims.Licence).GetString(), StringComparison.Ordinal);
         Assert.Equal(server.Options.Issuer, payload.GetProperty("iss").GetString());
         Assert.Equal(server.Options.Audience, payload.GetProperty("aud").GetString());
         Assert.True(payload.GetProperty("exp").GetInt64() > payload.GetProperty("iat").GetInt64());

@@ -258,7 +258,6 @@ public sealed class KeyReleaseTests
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
         string publicKey = TestServer.Base64Url(publisher.PublicKey.Span);
         (await server.PostAsync("/v1/admin/models/m/versions", new { version = "v1", publisherPublicKey = publicKey }, admin)).AssertProblem(HttpStatusCode.Conflict, "version-exists");
-        (await server.PostAsync("/v1/admin/models/none/versions", new { publisherPublicKey = publicKey }, admin)).AssertProblem(HttpStatusCode.NotFound, "model-not-found");
         (await server.PostAsync("/v1/admin/models/none/versions/1/disable", null, admin)).AssertProblem(HttpStatusCode.NotFound, "model-not-found");
         (await server.PostAsync("/v1/admin/models/m/versions/9/disable", null, admin)).AssertProblem(HttpStatusCode.NotFound, "version-not-found");
 

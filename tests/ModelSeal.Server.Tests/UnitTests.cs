@@ -1,3 +1,4 @@
+using ModelSeal.Protocol;
 using ModelSeal.Server.Domain;
 using ModelSeal.Server.Endpoints;
 using ModelSeal.Server.Http;

@@ -1,15 +1,18 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using ModelSeal.Cli.Server;
 using ModelSeal.Client;
 using ModelSeal.Hpke;
 using ModelSeal.OnnxRuntime;
+using ModelSeal.Server;
+using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Files;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
@@ -48,36 +51,34 @@ internal sealed class DemoCommand : VerbCommand
 
             // The key server, in-process on 127.0.0.1 with a temporary data directory.
             var clock = Stopwatch.StartNew();
-            var serverOptions = new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = Path.Combine(work.FullName, "server"), Urls = "http://127.0.0.1:0" };
-            await using Microsoft.AspNetCore.Builder.WebApplication server = ModelSeal.Server.ServerHost.Build(serverOptions, logging => logging.SetMinimumLevel(LogLevel.Error));
+            var serverOptions = new ServerOptions { DataDirectory = Path.Combine(work.FullName, "server"), Urls = "http://127.0.0.1:0" };
+            await using WebApplication server = ServerHost.Build(serverOptions, logging => logging.SetMinimumLevel(LogLevel.Error));
             await server.StartAsync(cancellationToken).ConfigureAwait(false);
             var url = new Uri(server.Urls.Single() + "/");
             o.WriteLine($"  server     key server at {url} (SQLite, master key, audit log in a temporary directory), up in {Ms(clock)}");
 
-            // Publisher: register the model; the server creates version 1 and its data key, sealed to a publisher key.
+            // Publisher: the first version creates the model; the server makes its data key and seals it to a publisher key.
             clock.Restart();
             string sealedPath = Path.Combine(work.FullName, "classifier.mseal");
             string credentialPath = Path.Combine(work.FullName, "licence.credential");
             string licenceId;
-            using (var admin = new KeyServerClient(url))
+            using (KeyServerAdminClient admin = ServerOptionsFactory.NewClient(url))
             {
                 await admin.LoginAdminAsync((await File.ReadAllTextAsync(Path.Combine(serverOptions.DataDirectory, "admin.credential"), cancellationToken).ConfigureAwait(false)).Trim(), cancellationToken).ConfigureAwait(false);
-                await admin.AddModelAsync(ModelId, cancellationToken).ConfigureAwait(false);
-                using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-                ReleaseAnswer version = await admin.AddVersionAsync(ModelId, null, publisher.PublicKey.ToArray(), cancellationToken).ConfigureAwait(false);
-                using ModelKey dataKey = KeyRelease.Open(publisher, System.Buffers.Text.Base64Url.DecodeFromChars(version.Enc), System.Buffers.Text.Base64Url.DecodeFromChars(version.SealedKey), version.ModelId, version.Version, version.KeyId, admin.AdminSubject, version.LeaseExpiresAt);
+                (ModelKey dataKey, string version) = await admin.PublishVersionAsync(ModelId, null, cancellationToken).ConfigureAwait(false);
+                using ModelKey _ = dataKey;
                 await using (AtomicFile file = AtomicFile.Create(sealedPath, overwrite: false))
                 {
-                    await SealedModel.SealAsync(new MemoryStream(plaintext, writable: false), file.Stream, dataKey, new SealOptions { ModelId = ModelId, ModelVersion = version.Version }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    await SealedModel.SealAsync(new MemoryStream(plaintext, writable: false), file.Stream, dataKey, new SealOptions { ModelId = ModelId, ModelVersion = version }, cancellationToken: cancellationToken).ConfigureAwait(false);
                     await file.CommitAsync(cancellationToken).ConfigureAwait(false);
                 }
 
-                LicenceAnswer licence = await admin.AddLicenceAsync(new AddLicenceRequest("demo-app", [ModelId], null, DateTimeOffset.UtcNow.AddDays(30), 1), cancellationToken).ConfigureAwait(false);
+                LicenceCreatedResponse licence = await admin.CreateLicenceAsync(new CreateLicenceRequest("demo-app", [ModelId], null, Rfc3339.Format(DateTimeOffset.UtcNow.AddDays(30)), 1), cancellationToken).ConfigureAwait(false);
                 licenceId = licence.LicenceId;
                 await using AtomicFile credential = AtomicFile.Create(credentialPath, overwrite: false, ownerOnly: true);
                 await credential.Stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(licence.Credential!), cancellationToken).ConfigureAwait(false);
                 await credential.CommitAsync(cancellationToken).ConfigureAwait(false);
-                o.WriteLine($"  publish    model {ModelId} v{version.Version}, data key {version.KeyId} created by the server and sealed to a publisher key; sealed file {Text.Plural(new FileInfo(sealedPath).Length, "byte")}; licence {licenceId} (1 device); {Ms(clock)}");
+                o.WriteLine($"  publish    model {ModelId} v{version}, data key {dataKey.KeyId} created by the server and sealed to a publisher key; sealed file {Text.Plural(new FileInfo(sealedPath).Length, "byte")}; licence {licenceId} (1 device); {Ms(clock)}");
             }
 
             // The app: a key source from DI (licence credential → token → key release sealed to an in-memory device key).

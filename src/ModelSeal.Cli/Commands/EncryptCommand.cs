@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
@@ -128,18 +129,15 @@ internal sealed class EncryptCommand : VerbCommand
     }
 
     /// <summary>
-    /// Asks the key server for a new version of <paramref name="modelId"/>; its data key comes back sealed (HPKE) to a
-    /// publisher key pair that lives only in this process.
+    /// Asks the key server for a new version of <paramref name="modelId"/> (creating the model if needed, as the MSBuild
+    /// task does); its data key comes back sealed (HPKE) to a publisher key pair that lives only in this process.
     /// </summary>
     private async Task<(ModelKey Key, string Version)> NewVersionOnServerAsync(ParseResult result, string modelId, CancellationToken cancellationToken)
     {
-        using Server.KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, ServerOption, AdminCredentialOption, cancellationToken).ConfigureAwait(false);
-        using var publisher = ModelSeal.Hpke.HpkeKeyPair.Generate();
-        Server.ReleaseAnswer answer = await client.AddVersionAsync(modelId, result.GetValue(ModelVersionOption), publisher.PublicKey.ToArray(), cancellationToken).ConfigureAwait(false);
-        ModelKey key = ModelSeal.Hpke.KeyRelease.Open(
-            publisher, System.Buffers.Text.Base64Url.DecodeFromChars(answer.Enc), System.Buffers.Text.Base64Url.DecodeFromChars(answer.SealedKey), answer.ModelId, answer.Version, answer.KeyId, client.AdminSubject, answer.LeaseExpiresAt);
-        Context.Error.WriteLine($"created version {answer.Version} of {answer.ModelId} on {client.Server} (key {answer.KeyId})");
-        return (key, answer.Version);
+        using KeyServerAdminClient client = await ServerOptionsFactory.AdminClientAsync(result, ServerOption, AdminCredentialOption, cancellationToken).ConfigureAwait(false);
+        (ModelKey key, string version) = await client.PublishVersionAsync(modelId, result.GetValue(ModelVersionOption), cancellationToken).ConfigureAwait(false);
+        Context.Error.WriteLine($"created version {version} of {modelId} on {client.Server} (key {key.KeyId})");
+        return (key, version);
     }
 
     private static async Task<bool> IsSealedModelAsync(FileStream source, CancellationToken cancellationToken)

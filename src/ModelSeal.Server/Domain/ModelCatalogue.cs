@@ -184,7 +184,9 @@ internal sealed class ModelCatalogue(Store store, MasterKeyRing masterKeys, Cloc
     {
         if (!s.Models.Exists(modelId))
         {
-            return new Refused(Refusal.ModelNotFound, $"There is no model '{modelId}'.");
+            // Publishing the first version of a model creates the model, audited as if created on its own.
+            s.Models.Insert(modelId, now);
+            s.Audit.Append(Change(admin, AuditEvents.ModelCreated) with { ModelId = modelId }, now);
         }
 
         string name = version ?? NextVersion(s.Models.VersionNames(modelId));

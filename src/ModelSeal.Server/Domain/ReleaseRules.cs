@@ -1,4 +1,5 @@
 using ModelSeal.Server.Storage;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Domain;
 

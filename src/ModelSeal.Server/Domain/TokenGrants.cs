@@ -3,6 +3,7 @@ using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Domain;
 
@@ -29,7 +30,7 @@ internal sealed class TokenGrants(Licences licences, AdminCredential adminCreden
         }
 
         ServerLog.TokenIssued(logger, "admin", null);
-        return new IssuedToken(tokens.Issue(AdminSubject, TokenIssuer.ScopeAdmin, null, clock.Now()), ExpiresIn);
+        return new IssuedToken(tokens.Issue(AdminSubject, TokenClaims.ScopeAdmin, null, clock.Now()), ExpiresIn);
     }
 
     /// <remarks>Revocation, validity and coverage are decided at each release (section 2), where the answer names them.</remarks>
@@ -43,6 +44,6 @@ internal sealed class TokenGrants(Licences licences, AdminCredential adminCreden
         }
 
         ServerLog.TokenIssued(logger, "licence", licence.LicenceId);
-        return new IssuedToken(tokens.Issue(licence.Subject, TokenIssuer.ScopeKeys, licence.LicenceId, clock.Now()), ExpiresIn);
+        return new IssuedToken(tokens.Issue(licence.Subject, TokenClaims.ScopeKeys, licence.LicenceId, clock.Now()), ExpiresIn);
     }
 }

@@ -8,6 +8,7 @@ using ModelSeal.Server.Domain;
 using ModelSeal.Server.Http;
 using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Endpoints;
 
@@ -30,7 +31,7 @@ internal static class AdminApi
             .WithTags("Administration");
 
         group.MapPost("/models", CreateModelAsync).AcceptsJson<CreateModelRequest>().WithSummary("Creates a model.");
-        group.MapGet("/models", (ModelCatalogue catalogue) => TypedResults.Ok(new ItemsResponse<ModelItem>(catalogue.List().ConvertAll(ModelItem.From))))
+        group.MapGet("/models", (ModelCatalogue catalogue) => TypedResults.Ok(new ItemsResponse<ModelItem>(catalogue.List().ConvertAll(Contracts.ToItem))))
             .WithSummary("Lists models and their versions.");
         group.MapPost("/models/{modelId}/versions", CreateVersionAsync).AcceptsJson<CreateVersionRequest>()
             .WithSummary("Creates a model version with a new data key, returned sealed to the publisher's public key.");
@@ -42,7 +43,7 @@ internal static class AdminApi
             ChangeStateAsync(modelId, version, VersionState.Destroyed, http, catalogue, options, ct)).WithSummary("Erases a version's key for good.");
         group.MapPost("/licences", CreateLicenceAsync).AcceptsJson<CreateLicenceRequest>()
             .WithSummary("Creates a licence; a credential licence's credential is shown only here.");
-        group.MapGet("/licences", (Licences licences) => TypedResults.Ok(new ItemsResponse<LicenceResponse>(licences.List().ConvertAll(LicenceResponse.From))))
+        group.MapGet("/licences", (Licences licences) => TypedResults.Ok(new ItemsResponse<LicenceResponse>(licences.List().ConvertAll(Contracts.ToResponse))))
             .WithSummary("Lists licences (without credentials).");
         group.MapPost("/licences/{licenceId}/revoke", RevokeLicenceAsync).WithSummary("Revokes a licence.");
         group.MapGet("/licences/{licenceId}/devices", ListDevices).WithSummary("Lists the devices registered for a licence.");
@@ -92,7 +93,7 @@ internal static class AdminApi
         byte[]? publisherKey = Callers.DecodeBase64Url(request!.PublisherPublicKey);
         Outcome<ReleasedKey> created = await catalogue.CreateVersionAsync(http.Caller(options), modelId, request.Version, publisherKey, cancellationToken).ConfigureAwait(false);
         return created.Succeeded
-            ? TypedResults.Created($"/v1/admin/models/{modelId}/versions/{created.Value.Version}", ReleaseResponse.From(created.Value))
+            ? TypedResults.Created($"/v1/admin/models/{modelId}/versions/{created.Value.Version}", created.Value.ToResponse())
             : Problems.For(created.Refused);
     }
 
@@ -122,20 +123,20 @@ internal static class AdminApi
         }
 
         CreatedLicence created = await licences.CreateAsync(http.Caller(options), spec!, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Created($"/v1/admin/licences/{created.Licence.LicenceId}", LicenceCreatedResponse.From(created));
+        return TypedResults.Created($"/v1/admin/licences/{created.Licence.LicenceId}", created.ToResponse());
     }
 
     internal static async Task<Results<Ok<LicenceResponse>, ProblemHttpResult>> RevokeLicenceAsync(string licenceId, HttpContext http, Licences licences, ServerOptions options, CancellationToken cancellationToken)
     {
         Outcome<LicenceRecord> revoked = await licences.RevokeAsync(http.Caller(options), licenceId, cancellationToken).ConfigureAwait(false);
-        return revoked.Succeeded ? TypedResults.Ok(LicenceResponse.From(revoked.Value)) : Problems.For(revoked.Refused);
+        return revoked.Succeeded ? TypedResults.Ok(Contracts.ToResponse(revoked.Value)) : Problems.For(revoked.Refused);
     }
 
     internal static Results<Ok<ItemsResponse<DeviceItem>>, ProblemHttpResult> ListDevices(string licenceId, Licences licences)
     {
         Outcome<List<DeviceRecord>> devices = licences.Devices(licenceId);
         return devices.Succeeded
-            ? TypedResults.Ok(new ItemsResponse<DeviceItem>(devices.Value.ConvertAll(d => new DeviceItem(d.Thumbprint, Rfc3339.Format(d.FirstSeen), Rfc3339.Format(d.LastSeen)))))
+            ? TypedResults.Ok(new ItemsResponse<DeviceItem>(devices.Value.ConvertAll(Contracts.ToItem)))
             : Problems.For(devices.Refused);
     }
 
@@ -159,7 +160,7 @@ internal static class AdminApi
             return Problems.Invalid(errors);
         }
 
-        List<AuditItem> items = audit.List(afterId, count).ConvertAll(AuditItem.From);
+        List<AuditItem> items = audit.List(afterId, count).ConvertAll(Contracts.ToItem);
         return TypedResults.Ok(new AuditPage(items, items.Count == count ? items[^1].Id : null));
     }
 

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using ModelSeal.Server.Domain;
 using ModelSeal.Server.Http;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Endpoints;
 
@@ -21,5 +22,5 @@ internal static class HealthApi
     internal static Results<Ok<HealthResponse>, ProblemHttpResult> Ready(Readiness readiness) =>
         readiness.IsReady()
             ? TypedResults.Ok(new HealthResponse("ready"))
-            : Problems.Create(Problems.NotReady, "The database or the master key is not usable.");
+            : Problems.Create(ProblemCodes.NotReady, "The database or the master key is not usable.");
 }

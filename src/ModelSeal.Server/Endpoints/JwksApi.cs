@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using ModelSeal.Server.Security;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Endpoints;
 
@@ -43,6 +44,3 @@ internal static class JwksApi
         return new JwksResponse(keys);
     }
 }
-
-/// <summary>A JWK Set: <c>{"keys": [...]}</c>.</summary>
-internal sealed record JwksResponse(IReadOnlyList<PublicJwk> Keys);

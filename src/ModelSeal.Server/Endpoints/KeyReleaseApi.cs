@@ -7,6 +7,7 @@ using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.Domain;
 using ModelSeal.Server.Http;
 using ModelSeal.Server.Security;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Endpoints;
 
@@ -45,7 +46,7 @@ internal static class KeyReleaseApi
         }
 
         telemetry.KeyReleased(outcome.Value.ModelId);
-        return TypedResults.Ok(ReleaseResponse.From(outcome.Value));
+        return TypedResults.Ok(outcome.Value.ToResponse());
     }
 
     internal static ProblemHttpResult? Validate(ReleaseRequest request)

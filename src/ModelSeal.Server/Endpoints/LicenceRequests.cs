@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Domain;
 using ModelSeal.Server.Http;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Endpoints;
 

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using ModelSeal.Server.Domain;
 using ModelSeal.Server.Http;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Endpoints;
 

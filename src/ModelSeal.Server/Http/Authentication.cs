@@ -10,6 +10,7 @@ using Microsoft.IdentityModel.Tokens;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.Security;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Http;
 
@@ -25,7 +26,6 @@ internal static class Authentication
 {
     public const string KeysPolicy = "keys";
     public const string AdminPolicy = "admin";
-    public const string ScopeClaim = "scope";
 
     public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
@@ -43,7 +43,7 @@ internal static class Authentication
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<TokenIssuer>((jwt, issuer) => ConfigureJwt(jwt, options, issuer, trusted));
         services.AddAuthorizationBuilder()
             .SetDefaultPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
-            .AddPolicy(KeysPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => HasScope(c.User, TokenIssuer.ScopeKeys)))
+            .AddPolicy(KeysPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => HasScope(c.User, TokenClaims.ScopeKeys)))
             .AddPolicy(AdminPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => IsAdministrator(c.User, options.Issuer, administrators)));
     }
 
@@ -102,7 +102,7 @@ internal static class Authentication
                 string.Equals(jwtToken.Issuer, owner.Issuer, StringComparison.Ordinal) &&
                 owner.Algorithms.Contains(jwtToken.Alg, StringComparer.Ordinal),
             NameClaimType = JwtRegisteredClaimNames.Sub,
-            RoleClaimType = ScopeClaim,
+            RoleClaimType = TokenClaims.Scope,
             ValidateTokenReplay = false,
         };
         jwt.Events = new JwtBearerEvents
@@ -128,10 +128,10 @@ internal static class Authentication
                 context.Response.Headers.WWWAuthenticate = presented ? "Bearer error=\"invalid_token\"" : "Bearer";
                 await Problems.WriteAsync(
                     context.HttpContext,
-                    Problems.Unauthorized,
+                    ProblemCodes.Unauthorized,
                     presented ? "The bearer token is not valid (signature, issuer, audience, lifetime or key)." : "A bearer token is required (Authorization: Bearer <token>).").ConfigureAwait(false);
             },
-            OnForbidden = context => Problems.WriteAsync(context.HttpContext, Problems.Forbidden, "The token's scope does not allow this operation."),
+            OnForbidden = context => Problems.WriteAsync(context.HttpContext, ProblemCodes.Forbidden, "The token's scope does not allow this operation."),
         };
     }
 
@@ -142,7 +142,7 @@ internal static class Authentication
     /// </summary>
     public static bool IsAdministrator(ClaimsPrincipal user, string ownIssuer, IReadOnlyDictionary<string, IReadOnlySet<string>> administrators)
     {
-        if (!HasScope(user, TokenIssuer.ScopeAdmin) || user.FindFirst(JwtRegisteredClaimNames.Iss)?.Value is not { } tokenIssuer)
+        if (!HasScope(user, TokenClaims.ScopeAdmin) || user.FindFirst(JwtRegisteredClaimNames.Iss)?.Value is not { } tokenIssuer)
         {
             return false;
         }
@@ -170,7 +170,7 @@ internal static class Authentication
 
     /// <summary>True when a space-separated <c>scope</c> claim of <paramref name="user"/> contains <paramref name="scope"/>.</summary>
     public static bool HasScope(ClaimsPrincipal user, string scope) =>
-        user.FindAll(ScopeClaim).Any(claim => claim.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries).Contains(scope, StringComparer.Ordinal));
+        user.FindAll(TokenClaims.Scope).Any(claim => claim.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries).Contains(scope, StringComparer.Ordinal));
 
     /// <summary>The token's <c>sub</c> (present on every authenticated request).</summary>
     public static string Subject(ClaimsPrincipal user) =>

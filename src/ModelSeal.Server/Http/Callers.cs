@@ -4,6 +4,7 @@ using Microsoft.IdentityModel.JsonWebTokens;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Domain;
 using ModelSeal.Server.Security;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Http;
 
@@ -17,7 +18,7 @@ internal static class Callers
         ArgumentNullException.ThrowIfNull(options);
         string issuer = http.User.FindFirst(JwtRegisteredClaimNames.Iss)?.Value ?? string.Empty;
         bool own = string.Equals(issuer, options.Issuer, StringComparison.Ordinal);
-        return new Caller(issuer, Authentication.Subject(http.User), own, own ? http.User.FindFirst(TokenIssuer.LicenceClaim)?.Value : null, http.Connection.RemoteIpAddress?.ToString());
+        return new Caller(issuer, Authentication.Subject(http.User), own, own ? http.User.FindFirst(TokenClaims.Licence)?.Value : null, http.Connection.RemoteIpAddress?.ToString());
     }
 
     /// <summary>

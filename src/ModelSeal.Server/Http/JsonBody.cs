@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Http;
 
@@ -85,7 +86,7 @@ internal static class JsonBody
         builder.WithMetadata(new JsonRequestBodyMetadata(typeof(T)));
 
     private static ProblemHttpResult TooLarge() =>
-        Problems.Create(Problems.RequestTooLarge, $"The request body must be at most {MaxBytes} bytes.");
+        Problems.Create(ProblemCodes.RequestTooLarge, $"The request body must be at most {MaxBytes} bytes.");
 }
 
 /// <summary>Endpoint metadata: the endpoint reads a JSON body of this type (see <see cref="JsonBody.AcceptsJson{T}"/>).</summary>

@@ -36,11 +36,14 @@ internal sealed class OpenApiJsonBodies : IOpenApiOperationTransformer
             return;
         }
 
+        // A named component, as the answer bodies are, so that clients and tests find each protocol record by name.
         OpenApiSchema schema = await context.GetOrCreateSchemaAsync(body.Type, null, cancellationToken).ConfigureAwait(false);
+        OpenApiDocument document = context.Document ?? throw new InvalidOperationException("The OpenAPI document is not available to operation transformers.");
+        document.AddComponent(body.Type.Name, schema);
         operation.RequestBody = new OpenApiRequestBody
         {
             Required = true,
-            Content = new Dictionary<string, OpenApiMediaType> { ["application/json"] = new OpenApiMediaType { Schema = schema } },
+            Content = new Dictionary<string, OpenApiMediaType> { ["application/json"] = new OpenApiMediaType { Schema = new OpenApiSchemaReference(body.Type.Name, document) } },
         };
     }
 }

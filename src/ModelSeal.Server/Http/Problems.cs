@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection;
 using ModelSeal.Server.Domain;
 using ModelSeal.Server.Diagnostics;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Http;
 
@@ -15,36 +16,24 @@ namespace ModelSeal.Server.Http;
 /// </summary>
 internal static class Problems
 {
-    public const string TypePrefix = "https://modelseal.dev/problems/";
+    public const string TypePrefix = ProblemCodes.TypePrefix;
 
-    public const string InvalidRequest = "invalid-request";
-    public const string Unauthorized = "unauthorized";
-    public const string Forbidden = "forbidden";
-    public const string RequestTooLarge = "request-too-large";
-    public const string UriTooLong = "uri-too-long";
-    public const string HeaderFieldsTooLarge = "request-header-fields-too-large";
-    public const string RateLimited = "rate-limited";
-    public const string NotReady = "not-ready";
-    public const string NotFound = "not-found";
-    public const string MethodNotAllowed = "method-not-allowed";
-    public const string UnsupportedMediaType = "unsupported-media-type";
-    public const string InternalError = "internal-error";
 
     /// <summary>The one table of problem codes: the transport's own, and every domain <see cref="Refusal"/>'s.</summary>
     private static readonly Dictionary<string, (int Status, string Title)> Known = new(StringComparer.Ordinal)
     {
-        [InvalidRequest] = (400, "The request is invalid."),
-        [Unauthorized] = (401, "Authentication failed."), // also Refusal.Unauthorized
-        [Forbidden] = (403, "The token does not allow this."),
-        [RequestTooLarge] = (413, "The request body is too large."),
-        [UriTooLong] = (414, "The request target is too long."),
-        [HeaderFieldsTooLarge] = (431, "The request header fields are too large."),
-        [RateLimited] = (429, "Too many requests."),
-        [NotReady] = (503, "The server is not ready."),
-        [NotFound] = (404, "Not found."),
-        [MethodNotAllowed] = (405, "Method not allowed."),
-        [UnsupportedMediaType] = (415, "Unsupported media type."),
-        [InternalError] = (500, "An internal error occurred."),
+        [ProblemCodes.InvalidRequest] = (400, "The request is invalid."),
+        [ProblemCodes.Unauthorized] = (401, "Authentication failed."), // also Refusal.Unauthorized
+        [ProblemCodes.Forbidden] = (403, "The token does not allow this."),
+        [ProblemCodes.RequestTooLarge] = (413, "The request body is too large."),
+        [ProblemCodes.UriTooLong] = (414, "The request target is too long."),
+        [ProblemCodes.HeaderFieldsTooLarge] = (431, "The request header fields are too large."),
+        [ProblemCodes.RateLimited] = (429, "Too many requests."),
+        [ProblemCodes.NotReady] = (503, "The server is not ready."),
+        [ProblemCodes.NotFound] = (404, "Not found."),
+        [ProblemCodes.MethodNotAllowed] = (405, "Method not allowed."),
+        [ProblemCodes.UnsupportedMediaType] = (415, "Unsupported media type."),
+        [ProblemCodes.InternalError] = (500, "An internal error occurred."),
         [Refusal.InvalidDeviceKey.Code()] = (400, "The device public key is not a valid P-256 point."),
         [Refusal.LicenceRevoked.Code()] = (403, "The licence is revoked or does not exist."),
         [Refusal.LicenceExpired.Code()] = (403, "The licence has expired."),
@@ -80,7 +69,7 @@ internal static class Problems
 
     /// <summary>400 invalid-request whose <c>errors</c> member names the fields at fault.</summary>
     public static ProblemHttpResult Invalid(Dictionary<string, string[]> errors, string? detail = null) =>
-        Create(InvalidRequest, detail ?? "One or more fields are missing or invalid.", new Dictionary<string, object?> { ["errors"] = errors });
+        Create(ProblemCodes.InvalidRequest, detail ?? "One or more fields are missing or invalid.", new Dictionary<string, object?> { ["errors"] = errors });
 
     /// <summary>400 invalid-request naming one field.</summary>
     public static ProblemHttpResult Invalid(string field, string message) =>
@@ -130,18 +119,18 @@ internal static class Problems
     /// <summary>The problem code of an answer with this status that carries no code of its own.</summary>
     internal static string CodeFor(int status) => status switch
     {
-        400 => InvalidRequest,
-        401 => Unauthorized,
-        403 => Forbidden,
-        404 => NotFound,
-        405 => MethodNotAllowed,
-        413 => RequestTooLarge,
-        414 => UriTooLong,
-        415 => UnsupportedMediaType,
-        429 => RateLimited,
-        431 => HeaderFieldsTooLarge,
-        503 => NotReady,
-        _ when status >= 500 => InternalError,
-        _ => InvalidRequest,
+        400 => ProblemCodes.InvalidRequest,
+        401 => ProblemCodes.Unauthorized,
+        403 => ProblemCodes.Forbidden,
+        404 => ProblemCodes.NotFound,
+        405 => ProblemCodes.MethodNotAllowed,
+        413 => ProblemCodes.RequestTooLarge,
+        414 => ProblemCodes.UriTooLong,
+        415 => ProblemCodes.UnsupportedMediaType,
+        429 => ProblemCodes.RateLimited,
+        431 => ProblemCodes.HeaderFieldsTooLarge,
+        503 => ProblemCodes.NotReady,
+        _ when status >= 500 => ProblemCodes.InternalError,
+        _ => ProblemCodes.InvalidRequest,
     };
 }

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.DependencyInjection;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Security;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Http;
 
@@ -38,7 +39,7 @@ internal static class RateLimits
                 TimeSpan retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out TimeSpan value) ? value : Window;
                 int seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
                 context.HttpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
-                await Problems.WriteAsync(context.HttpContext, Problems.RateLimited, $"Too many requests; retry after {seconds} s.").ConfigureAwait(false);
+                await Problems.WriteAsync(context.HttpContext, ProblemCodes.RateLimited, $"Too many requests; retry after {seconds} s.").ConfigureAwait(false);
             };
         });
     }

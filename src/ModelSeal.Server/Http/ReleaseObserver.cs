@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using ModelSeal.Server.Diagnostics;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Http;
 

@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Http;
 
@@ -52,7 +53,7 @@ internal static class RequestLimits
         string target = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? (context.Request.PathBase + context.Request.Path + context.Request.QueryString).ToString();
         if (Encoding.UTF8.GetByteCount(target) > MaxTargetBytes)
         {
-            return (Problems.UriTooLong, $"The request target (path and query) must be at most {MaxTargetBytes} bytes.");
+            return (ProblemCodes.UriTooLong, $"The request target (path and query) must be at most {MaxTargetBytes} bytes.");
         }
 
         int fields = 0;
@@ -65,7 +66,7 @@ internal static class RequestLimits
                 int size = name + (value is null ? 0 : Encoding.UTF8.GetByteCount(value));
                 if (size > MaxFieldBytes)
                 {
-                    return (Problems.HeaderFieldsTooLarge, $"Each header field (name and value) must be at most {MaxFieldBytes} bytes.");
+                    return (ProblemCodes.HeaderFieldsTooLarge, $"Each header field (name and value) must be at most {MaxFieldBytes} bytes.");
                 }
 
                 fields++;
@@ -74,7 +75,7 @@ internal static class RequestLimits
         }
 
         return fields > MaxFields || total > MaxHeaderBytes
-            ? (Problems.HeaderFieldsTooLarge, $"A request may have at most {MaxFields} header fields of at most {MaxHeaderBytes} bytes together.")
+            ? (ProblemCodes.HeaderFieldsTooLarge, $"A request may have at most {MaxFields} header fields of at most {MaxHeaderBytes} bytes together.")
             : null;
     }
 }

@@ -6,6 +6,7 @@ using ModelSeal.Hpke;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Files;
 using ModelSeal.Server.Storage;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Security;
 
@@ -15,9 +16,6 @@ namespace ModelSeal.Server.Security;
 /// </summary>
 internal sealed class TokenIssuer : IDisposable
 {
-    public const string ScopeKeys = "keys";
-    public const string ScopeAdmin = "admin";
-    public const string LicenceClaim = "lic";
 
     private readonly ECDsa _key;
     private readonly SigningCredentials _credentials;
@@ -47,7 +45,7 @@ internal sealed class TokenIssuer : IDisposable
     public ECDsaSecurityKey SecurityKey { get; }
 
     /// <summary>The public token key as a JWK, for the server's JWKS (<c>GET /.well-known/jwks.json</c>).</summary>
-    public PublicJwk PublicKeyJwk() => PublicJwk.EcP256Signing(_key.ExportParameters(includePrivateParameters: false), KeyId);
+    public PublicJwk PublicKeyJwk() => Jwks.EcP256Signing(_key.ExportParameters(includePrivateParameters: false), KeyId);
 
     /// <summary>Loads the token key, creating it at first start.</summary>
     public static TokenIssuer LoadOrCreate(string path, ServerOptions options)
@@ -108,13 +106,13 @@ internal sealed class TokenIssuer : IDisposable
     {
         var claims = new Dictionary<string, object>(StringComparer.Ordinal)
         {
-            [JwtRegisteredClaimNames.Sub] = subject,
-            ["scope"] = scope,
+            [TokenClaims.Subject] = subject,
+            [TokenClaims.Scope] = scope,
             [JwtRegisteredClaimNames.Jti] = System.Buffers.Text.Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16)),
         };
         if (licenceId is not null)
         {
-            claims[LicenceClaim] = licenceId;
+            claims[TokenClaims.Licence] = licenceId;
         }
 
         DateTime issuedAt = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds()).UtcDateTime;

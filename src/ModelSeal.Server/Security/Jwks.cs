@@ -1,19 +1,10 @@
 using System.Security.Cryptography;
+using ModelSeal.Protocol;
 
 namespace ModelSeal.Server.Security;
 
-/// <summary>
-/// A public signing key as a JSON Web Key (RFC 7517, RFC 7518 section 6.2.1) in the server's JWKS
-/// (<c>GET /.well-known/jwks.json</c>, docs/protocol.md section 1). Only public members: no <c>d</c> can be set.
-/// </summary>
-/// <param name="Kty">The key type, <c>EC</c>.</param>
-/// <param name="Crv">The curve, <c>P-256</c>.</param>
-/// <param name="X">The x coordinate, base64url, 32 bytes (left-padded with zeros).</param>
-/// <param name="Y">The y coordinate, base64url, 32 bytes (left-padded with zeros).</param>
-/// <param name="Kid">The key id the server's JWTs carry in their header.</param>
-/// <param name="Alg">The one algorithm the key is used with, <c>ES256</c>.</param>
-/// <param name="Use">The use, <c>sig</c>.</param>
-internal sealed record PublicJwk(string Kty, string Crv, string X, string Y, string Kid, string Alg, string Use)
+/// <summary>The server's public signing keys as JSON Web Keys (the records are in src/ModelSeal.Protocol).</summary>
+internal static class Jwks
 {
     private const int CoordinateSize = 32;
 

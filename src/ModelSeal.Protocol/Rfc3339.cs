@@ -1,8 +1,8 @@
 using System.Globalization;
 
-namespace ModelSeal.Server.Domain;
+namespace ModelSeal.Protocol;
 
-/// <summary>RFC 3339 UTC times, whole seconds.</summary>
+/// <summary>RFC 3339 UTC times, whole seconds: how every time in the protocol is written and read (docs/protocol.md).</summary>
 internal static class Rfc3339
 {
     public static string Format(DateTimeOffset time) =>

@@ -1,0 +1,102 @@
+using System.CommandLine;
+using ModelSeal.Protocol;
+
+namespace ModelSeal.Cli.Commands;
+
+/// <summary><c>modelseal license add|revoke|list</c>.</summary>
+internal sealed class LicenseCommand : Command
+{
+    public LicenseCommand(CliContext context)
+        : base("license", "Manage licences on a key server.")
+    {
+        Add(new AddCommand(context));
+        Add(new RevokeCommand(context));
+        Add(new ListCommand(context));
+    }
+
+    private sealed class AddCommand : AdminVerbCommand
+    {
+        private readonly Option<string> _subject = new("--subject") { Required = true, HelpName = "SUBJECT", Description = "Who the licence is for: the 'sub' of its tokens." };
+        private readonly Option<string> _models = new("--models") { Required = true, HelpName = "IDS", Description = "Comma-separated model ids the licence covers, or '*' for all." };
+        private readonly Option<DateTimeOffset?> _notBefore = new("--not-before") { HelpName = "TIME", Description = "Start of validity (ISO 8601)." };
+        private readonly Option<DateTimeOffset?> _expires = new("--expires") { HelpName = "TIME", Description = "End of validity (ISO 8601)." };
+        private readonly Option<int> _maxDevices = new("--max-devices") { HelpName = "N", Description = "How many devices may obtain keys [default: 1].", DefaultValueFactory = _ => 1 };
+        private readonly Option<string> _credentialOut = VerbOptions.Out("File to write the licence credential to (owner-only); it is shown nowhere else.");
+
+        public AddCommand(CliContext context)
+            : base("add", "Create a licence; its credential goes to --out (owner-only), never to the terminal.", context)
+        {
+            Add(_subject);
+            Add(_models);
+            Add(_notBefore);
+            Add(_expires);
+            Add(_maxDevices);
+            Add(_credentialOut);
+            AddServerOptions();
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            string output = result.GetRequiredValue(_credentialOut);
+            Files.CheckOutput(output, input: null, force: false);
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            string[] models = result.GetRequiredValue(_models).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            LicenceCreatedResponse licence = await client.CreateLicenceAsync(
+                new CreateLicenceRequest(result.GetRequiredValue(_subject), models, Rfc3339.Format(result.GetValue(_notBefore)), Rfc3339.Format(result.GetValue(_expires)), result.GetValue(_maxDevices)),
+                cancellationToken).ConfigureAwait(false);
+            await using (AtomicFile file = AtomicFile.Create(output, overwrite: false, ownerOnly: true))
+            {
+                await using (var writer = new StreamWriter(file.Stream, leaveOpen: true))
+                {
+                    await writer.WriteLineAsync(licence.Credential).ConfigureAwait(false);
+                }
+
+                await file.CommitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            Context.Out.WriteLine($"created licence {licence.LicenceId} for {licence.Subject} ({string.Join(", ", licence.Models)}; up to {Text.Plural(licence.MaxDevices, "device")}); credential in {output} (owner-only)");
+            return ExitCodes.Success;
+        }
+    }
+
+    private sealed class RevokeCommand : AdminVerbCommand
+    {
+        private readonly Argument<string> _id = new("LICENCE-ID") { Description = "The licence to revoke." };
+
+        public RevokeCommand(CliContext context)
+            : base("revoke", "Revoke a licence: its devices get no more keys.", context)
+        {
+            Add(_id);
+            AddServerOptions();
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            LicenceResponse licence = await client.RevokeLicenceAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
+            Context.Out.WriteLine($"revoked licence {licence.LicenceId} ({licence.Subject})");
+            return ExitCodes.Success;
+        }
+    }
+
+    private sealed class ListCommand : AdminVerbCommand
+    {
+        public ListCommand(CliContext context)
+            : base("list", "List licences.", context)
+        {
+            AddServerOptions();
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            foreach (LicenceResponse l in (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items)
+            {
+                string state = l.RevokedAt is { } revoked ? "revoked " + revoked : l.ExpiresAt is { } expires ? "expires " + expires : "no expiry";
+                Context.Out.WriteLine($"{l.LicenceId}  {l.Subject}  models {string.Join(",", l.Models)}  devices ≤ {l.MaxDevices}  {state}");
+            }
+
+            return ExitCodes.Success;
+        }
+    }
+}

@@ -1,0 +1,53 @@
+using System.CommandLine;
+using ModelSeal.Server;
+using ModelSeal.Server.Configuration;
+
+namespace ModelSeal.Cli.Commands;
+
+/// <summary><c>modelseal master-key migrate</c>: moves the data keys from <c>master.keys</c> into an HSM token.</summary>
+internal sealed class MasterKeyCommand : Command
+{
+    public MasterKeyCommand(CliContext context)
+        : base("master-key", "Manage the key server's master keys offline (rotation is online: POST /v1/admin/master-key/rotate).")
+    {
+        Add(new MigrateCommand(context));
+    }
+
+    /// <summary>
+    /// <c>modelseal master-key migrate [--data DIR] [--database …] --pkcs11-module PATH --token-label L [--key-label L]
+    /// (--pin-file FILE | --pin-env VAR)</c>.
+    /// </summary>
+    private sealed class MigrateCommand : VerbCommand
+    {
+        private readonly ServerStateOptions _state = new();
+
+        public MigrateCommand(CliContext context)
+            : base("migrate", "Move every data key from master.keys into a PKCS#11 token (HSM), in one transaction, with the server stopped; then serve with --master-key pkcs11 and the same token options. master.keys is moved aside for the backups made before.", context)
+        {
+            _state.AddTo(this);
+        }
+
+        protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            var options = new ServerOptions { DataDirectory = _state.DataDirectory(result), Database = _state.DatabaseOptionsOf(result) };
+            MasterKeyMigrationResult migrated;
+            try
+            {
+                migrated = MasterKeyMigration.Migrate(options, _state.MasterKeyOptionsOf(result, MasterKeyOptions.Pkcs11));
+            }
+            catch (ServerConfigurationException e)
+            {
+                throw new CliException(ExitCodes.Usage, e.Message, "stop the key server, then give the data directory, the database and the target token (--pkcs11-module, --token-label, --pin-file/--pin-env; docs/deploy.md).", e);
+            }
+
+            Context.Out.WriteLine($"moved {migrated.Rewrapped} data key(s) into the PKCS#11 token (master key v{migrated.MasterKeyVersion}).");
+            if (migrated.RetiredMasterKeysFile is { } retired)
+            {
+                Context.Out.WriteLine($"master.keys is now {retired}: keep it off this machine with the backups made before the migration, and destroy it when none of them is needed.");
+            }
+
+            Context.Out.WriteLine("start the server with --master-key pkcs11 and the same token options.");
+            return Task.FromResult(ExitCodes.Success);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+using System.CommandLine;
+using ModelSeal.Protocol;
+
+namespace ModelSeal.Cli.Commands;
+
+/// <summary><c>modelseal model add ID</c> and <c>modelseal model list</c>.</summary>
+internal sealed class ModelCommand : Command
+{
+    public ModelCommand(CliContext context)
+        : base("model", "Manage models on a key server.")
+    {
+        Add(new AddCommand(context));
+        Add(new ListCommand(context));
+    }
+
+    private sealed class AddCommand : AdminVerbCommand
+    {
+        private readonly Argument<string> _id = new("ID") { Description = "The model id (letters, digits, '.', '_', '-')." };
+
+        public AddCommand(CliContext context)
+            : base("add", "Register a model id on the key server; 'modelseal encrypt --server' then adds versions.", context)
+        {
+            _id.Validators.Add(r =>
+            {
+                if (!Identifier.IsValid(r.GetValueOrDefault<string>() ?? string.Empty, Identifier.MaxIdLength))
+                {
+                    r.AddError("ID must be 1 to 128 ASCII characters, start with a letter or digit, and contain only letters, digits, '.', '_' and '-'.");
+                }
+            });
+            Add(_id);
+            AddServerOptions();
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            ModelCreatedResponse model = await client.CreateModelAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
+            Context.Out.WriteLine($"added model {model.ModelId} on {client.Server}");
+            return ExitCodes.Success;
+        }
+    }
+
+    private sealed class ListCommand : AdminVerbCommand
+    {
+        public ListCommand(CliContext context)
+            : base("list", "List the models and their versions on the key server.", context)
+        {
+            AddServerOptions();
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            foreach (ModelItem model in (await client.ListModelsAsync(cancellationToken).ConfigureAwait(false)).Items)
+            {
+                Context.Out.WriteLine(model.ModelId);
+                foreach (VersionItem version in model.Versions)
+                {
+                    Context.Out.WriteLine($"  {version.Version,-12} {version.State,-10} key {version.KeyId}");
+                }
+            }
+
+            return ExitCodes.Success;
+        }
+    }
+}

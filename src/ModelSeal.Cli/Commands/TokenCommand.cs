@@ -1,0 +1,39 @@
+using System.CommandLine;
+using ModelSeal.Protocol;
+
+namespace ModelSeal.Cli.Commands;
+
+/// <summary><c>modelseal token issue --license ID --credential-file FILE</c> (a development convenience).</summary>
+internal sealed class TokenCommand : Command
+{
+    public TokenCommand(CliContext context)
+        : base("token", "Tokens for testing.")
+    {
+        Add(new IssueCommand(context));
+    }
+
+    private sealed class IssueCommand : VerbCommand
+    {
+        private readonly Option<Uri> _server = ServerOptionsFactory.Server();
+        private readonly Option<string> _licence = new("--license") { Required = true, HelpName = "LICENCE-ID", Description = "The licence." };
+        private readonly Option<string> _credentialFile = new("--credential-file") { Required = true, HelpName = "FILE", Description = "The licence credential file written by 'modelseal license add'." };
+
+        public IssueCommand(CliContext context)
+            : base("issue", "Exchange a licence credential for a short-lived device token and print it (for testing clients).", context)
+        {
+            Add(_licence);
+            Add(_credentialFile);
+            Add(_server);
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerAdminClient client = ServerOptionsFactory.NewClient(ServerOptionsFactory.ServerUri(result, _server));
+            string credential = (await File.ReadAllTextAsync(result.GetRequiredValue(_credentialFile), cancellationToken).ConfigureAwait(false)).Trim();
+            TokenResponse token = await client.IssueLicenceTokenAsync(result.GetRequiredValue(_licence), credential, cancellationToken).ConfigureAwait(false);
+            Context.Out.WriteLine(token.AccessToken);
+            Context.WriteWarning($"this token grants key release for {token.ExpiresIn} s; treat it as a secret.");
+            return ExitCodes.Success;
+        }
+    }
+}

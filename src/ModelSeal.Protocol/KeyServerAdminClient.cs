@@ -1,0 +1,206 @@
+using System.Buffers.Text;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using ModelSeal.Hpke;
+
+namespace ModelSeal.Protocol;
+
+/// <summary>Why a call to the key server failed.</summary>
+internal enum KeyServerFailure
+{
+    /// <summary>No answer: the server could not be reached or did not answer in time.</summary>
+    Unreachable,
+
+    /// <summary>The server answered with an error (<see cref="KeyServerException.Status"/>, <see cref="KeyServerException.Code"/>).</summary>
+    Refused,
+
+    /// <summary>The answer is not the JSON the protocol defines.</summary>
+    InvalidAnswer,
+}
+
+/// <summary>A failed call to the key server; the message names the server and the server's detail, never a secret.</summary>
+internal sealed class KeyServerException(KeyServerFailure failure, string message, int? status = null, string? code = null, string? detail = null, Exception? inner = null)
+    : Exception(message, inner)
+{
+    public KeyServerFailure Failure { get; } = failure;
+
+    /// <summary>The HTTP status of a refusal.</summary>
+    public int? Status { get; } = status;
+
+    /// <summary>The problem code of a refusal (<see cref="ProblemCodes"/>), when the answer was a ModelSeal problem.</summary>
+    public string? Code { get; } = code;
+
+    /// <summary>The server's <c>detail</c> (or title) of a refusal.</summary>
+    public string? Detail { get; } = detail;
+}
+
+/// <summary>
+/// The one client of the key server's token and admin API (docs/protocol.md sections 1 and 3), used by the CLI and the
+/// MSBuild task. Admin calls need <see cref="LoginAdminAsync"/> first: the admin credential (read by the caller from a
+/// file or the environment, never the command line) is exchanged for a short-lived admin token. Every failure is a
+/// <see cref="KeyServerException"/>.
+/// </summary>
+internal sealed class KeyServerAdminClient : IDisposable
+{
+    private readonly HttpClient _http;
+    private string? _adminToken;
+
+    /// <exception cref="ArgumentException"><paramref name="server"/> breaks <see cref="ServerAddress"/>'s rule.</exception>
+    public KeyServerAdminClient(Uri server, TimeSpan timeout, bool allowInsecureHttp, HttpMessageHandler? handler = null)
+    {
+        if (ServerAddress.Refusal(server, allowInsecureHttp) is { } refusal)
+        {
+            throw new ArgumentException(refusal + ".", nameof(server));
+        }
+
+        _http = handler is null ? new HttpClient() : new HttpClient(handler, disposeHandler: false);
+        _http.BaseAddress = server.AbsoluteUri.EndsWith('/') ? server : new Uri(server.AbsoluteUri + "/");
+        _http.Timeout = timeout;
+        Server = server;
+    }
+
+    public Uri Server { get; }
+
+    /// <summary>The admin token's subject (null before <see cref="LoginAdminAsync"/>): the HPKE binding of keys sealed to the publisher includes it.</summary>
+    public string? AdminSubject { get; private set; }
+
+    public void Dispose() => _http.Dispose();
+
+    /// <summary>Gets an admin token for <paramref name="credential"/>.</summary>
+    public async Task LoginAdminAsync(string credential, CancellationToken cancellationToken)
+    {
+        TokenResponse answer = await SendAsync(HttpMethod.Post, "v1/token", new TokenRequest("admin", null, credential), ProtocolJson.Default.TokenRequest, ProtocolJson.Default.TokenResponse, authorize: false, cancellationToken).ConfigureAwait(false);
+        AdminSubject = TokenClaims.SubjectOf(answer.AccessToken)
+            ?? throw new KeyServerException(KeyServerFailure.InvalidAnswer, $"the key server at {Server} issued an admin token without a subject.");
+        _adminToken = answer.AccessToken;
+    }
+
+    /// <summary>Gets a device token for a licence.</summary>
+    public Task<TokenResponse> IssueLicenceTokenAsync(string licenceId, string credential, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, "v1/token", new TokenRequest("licence", licenceId, credential), ProtocolJson.Default.TokenRequest, ProtocolJson.Default.TokenResponse, authorize: false, cancellationToken);
+
+    public Task<ModelCreatedResponse> CreateModelAsync(string modelId, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, "v1/admin/models", new CreateModelRequest(modelId), ProtocolJson.Default.CreateModelRequest, ProtocolJson.Default.ModelCreatedResponse, authorize: true, cancellationToken);
+
+    public Task<ItemsResponse<ModelItem>> ListModelsAsync(CancellationToken cancellationToken) =>
+        GetAsync("v1/admin/models", ProtocolJson.Default.ItemsResponseModelItem, cancellationToken);
+
+    /// <summary>Creates a version (and the model, when it does not exist yet) with a new data key sealed to <paramref name="publisherPublicKey"/>.</summary>
+    public Task<ReleaseResponse> CreateVersionAsync(string modelId, string? version, ReadOnlySpan<byte> publisherPublicKey, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, $"v1/admin/models/{Uri.EscapeDataString(modelId)}/versions", new CreateVersionRequest(version, System.Buffers.Text.Base64Url.EncodeToString(publisherPublicKey)), ProtocolJson.Default.CreateVersionRequest, ProtocolJson.Default.ReleaseResponse, authorize: true, cancellationToken);
+
+    /// <summary>
+    /// Publishes a new version (creating the model when it does not exist yet) and opens its data key with a publisher
+    /// key pair that exists only for this call: what <c>modelseal encrypt --server</c> and the MSBuild task both do.
+    /// </summary>
+    /// <returns>The data key (the caller disposes it) and the version, the requested one or the server's number.</returns>
+    public async Task<(ModelKey Key, string Version)> PublishVersionAsync(string modelId, string? version, CancellationToken cancellationToken)
+    {
+        string subject = AdminSubject ?? throw new InvalidOperationException("LoginAdminAsync first.");
+        using HpkeKeyPair publisher = HpkeKeyPair.Generate();
+        ReleaseResponse answer = await CreateVersionAsync(modelId, version, publisher.PublicKey.Span, cancellationToken).ConfigureAwait(false);
+        if (answer.ModelId != modelId || (version is not null && answer.Version != version) || answer.Suite != KeyRelease.Suite
+            || !Rfc3339.TryParse(answer.LeaseExpiresAt, out DateTimeOffset leaseExpiresAt))
+        {
+            throw new KeyServerException(KeyServerFailure.InvalidAnswer, $"the key server at {Server} answered the new version of '{modelId}' with another model, version, suite or an invalid lease time.");
+        }
+
+        try
+        {
+            ModelKey key = KeyRelease.Open(publisher, Base64Url.DecodeFromChars(answer.Enc), Base64Url.DecodeFromChars(answer.SealedKey), answer.ModelId, answer.Version, answer.KeyId, subject, leaseExpiresAt);
+            return (key, answer.Version);
+        }
+        catch (Exception e) when (e is HpkeOpenException or FormatException)
+        {
+            throw new KeyServerException(KeyServerFailure.InvalidAnswer, $"the key server's answer for '{modelId}' version '{answer.Version}' does not open with this run's publisher key (a proxy or another server answered?).", inner: e);
+        }
+    }
+
+    public Task<LicenceCreatedResponse> CreateLicenceAsync(CreateLicenceRequest request, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, "v1/admin/licences", request, ProtocolJson.Default.CreateLicenceRequest, ProtocolJson.Default.LicenceCreatedResponse, authorize: true, cancellationToken);
+
+    public Task<LicenceResponse> RevokeLicenceAsync(string licenceId, CancellationToken cancellationToken) =>
+        SendAsync<object, LicenceResponse>(HttpMethod.Post, $"v1/admin/licences/{Uri.EscapeDataString(licenceId)}/revoke", null, null, ProtocolJson.Default.LicenceResponse, authorize: true, cancellationToken);
+
+    public Task<ItemsResponse<LicenceResponse>> ListLicencesAsync(CancellationToken cancellationToken) =>
+        GetAsync("v1/admin/licences", ProtocolJson.Default.ItemsResponseLicenceResponse, cancellationToken);
+
+    public Task<AuditPage> ReadAuditAsync(long? after, int limit, CancellationToken cancellationToken) =>
+        GetAsync($"v1/admin/audit?limit={limit}" + (after is { } a ? $"&after={a}" : string.Empty), ProtocolJson.Default.AuditPage, cancellationToken);
+
+    /// <summary>Walks the audit hash chain on the server; with an earlier head (records, lastHash) also checks it is still there.</summary>
+    public Task<AuditVerifyResponse> VerifyAuditAsync(long? expectRecords, string? expectHash, CancellationToken cancellationToken) =>
+        GetAsync(
+            "v1/admin/audit/verify" + (expectRecords is { } n && expectHash is not null ? $"?expectRecords={n}&expectHash={Uri.EscapeDataString(expectHash)}" : string.Empty),
+            ProtocolJson.Default.AuditVerifyResponse,
+            cancellationToken);
+
+    private Task<TAnswer> GetAsync<TAnswer>(string path, JsonTypeInfo<TAnswer> answerType, CancellationToken cancellationToken) =>
+        SendAsync<object, TAnswer>(HttpMethod.Get, path, null, null, answerType, authorize: true, cancellationToken);
+
+    private async Task<TAnswer> SendAsync<TRequest, TAnswer>(HttpMethod method, string path, TRequest? body, JsonTypeInfo<TRequest>? requestType, JsonTypeInfo<TAnswer> answerType, bool authorize, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null && requestType is not null)
+        {
+            request.Content = JsonContent.Create(body, requestType);
+        }
+
+        if (authorize)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _adminToken ?? throw new InvalidOperationException("LoginAdminAsync first."));
+        }
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new KeyServerException(KeyServerFailure.Unreachable, $"cannot reach the key server at {Server}: {e.Message}", inner: e);
+        }
+        catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new KeyServerException(KeyServerFailure.Unreachable, $"the key server at {Server} did not answer within {_http.Timeout.TotalSeconds:0} s.", inner: e);
+        }
+
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                throw await RefusalAsync(response, cancellationToken).ConfigureAwait(false);
+            }
+
+            try
+            {
+                return await response.Content.ReadFromJsonAsync(answerType, cancellationToken).ConfigureAwait(false)
+                    ?? throw new JsonException("null");
+            }
+            catch (Exception e) when (e is JsonException or NotSupportedException)
+            {
+                throw new KeyServerException(KeyServerFailure.InvalidAnswer, $"the key server at {Server} sent an answer that is not the protocol's JSON ({(int)response.StatusCode}).", inner: e);
+            }
+        }
+    }
+
+    private async Task<KeyServerException> RefusalAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        int status = (int)response.StatusCode;
+        ProblemResponse? problem = null;
+        try
+        {
+            problem = await response.Content.ReadFromJsonAsync(ProtocolJson.Default.ProblemResponse, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException)
+        {
+            // Not a problem document (a proxy's page, say): the status alone tells.
+        }
+
+        string? code = problem?.Code;
+        string detail = problem?.Detail ?? problem?.Title ?? response.ReasonPhrase ?? "no details";
+        return new KeyServerException(KeyServerFailure.Refused, $"the key server at {Server} refused: {detail} ({status}{(code is null ? string.Empty : " " + code)}).", status, code, detail);
+    }
+}

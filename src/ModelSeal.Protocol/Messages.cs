@@ -1,0 +1,98 @@
+namespace ModelSeal.Protocol;
+
+// The request and answer bodies of docs/protocol.md, defined once: the server, the client runtime, the CLI and the
+// build task compile this file (ModelSeal.Protocol.props). Names become camelCase JSON members (ProtocolJson). Times
+// are RFC 3339 strings (Rfc3339), binary values base64url without padding.
+//
+// Request members are optional (nullable, default null) so that the server reports a missing field by name (400
+// invalid-request with "errors") instead of failing deserialisation as a whole. Answer members that the server always
+// sends are non-nullable: a reader using ProtocolJson refuses an answer that lacks one or sends null.
+
+/// <summary><c>POST /v1/token</c>: <c>grantType</c> is <c>licence</c> (with <c>licenceId</c>) or <c>admin</c>.</summary>
+internal sealed record TokenRequest(string? GrantType = null, string? LicenceId = null, string? Credential = null);
+
+/// <summary>A token answer (<c>tokenType</c> is <c>Bearer</c>, <c>expiresIn</c> in seconds).</summary>
+internal sealed record TokenResponse(string AccessToken, string TokenType, int ExpiresIn);
+
+/// <summary><c>POST /v1/keys/release</c>.</summary>
+internal sealed record ReleaseRequest(string? ModelId = null, string? Version = null, string? DevicePublicKey = null);
+
+/// <summary>A data key sealed with HPKE to the requester's public key: a release, or a new version for its publisher.</summary>
+internal sealed record ReleaseResponse(string ModelId, string Version, string KeyId, string Suite, string Enc, string SealedKey, string LeaseExpiresAt);
+
+/// <summary><c>POST /v1/admin/models</c>.</summary>
+internal sealed record CreateModelRequest(string? ModelId = null);
+
+/// <summary>A created model.</summary>
+internal sealed record ModelCreatedResponse(string ModelId, string CreatedAt);
+
+/// <summary>A model with its versions.</summary>
+internal sealed record ModelItem(string ModelId, string CreatedAt, IReadOnlyList<VersionItem> Versions);
+
+/// <summary>A model version (never its key); <c>state</c> is <c>active</c>, <c>disabled</c> or <c>destroyed</c>.</summary>
+internal sealed record VersionItem(string Version, string KeyId, string State, string CreatedAt);
+
+/// <summary>
+/// <c>POST /v1/admin/models/{modelId}/versions</c> (a missing model is created first); without <c>version</c> the
+/// server numbers it.
+/// </summary>
+internal sealed record CreateVersionRequest(string? Version = null, string? PublisherPublicKey = null);
+
+/// <summary>The state of a version after a change.</summary>
+internal sealed record StateResponse(string State);
+
+/// <summary><c>POST /v1/admin/licences</c>: with <c>issuer</c> the licence is claimed by a token of that issuer for <c>subject</c>.</summary>
+internal sealed record CreateLicenceRequest(string? Subject = null, IReadOnlyList<string?>? Models = null, string? NotBefore = null, string? ExpiresAt = null, int? MaxDevices = null, string? Issuer = null);
+
+/// <summary>A licence, without its credential; <c>claim</c> is <c>credential</c> or <c>issuer-subject</c>.</summary>
+internal sealed record LicenceResponse(string LicenceId, string Subject, IReadOnlyList<string> Models, string? NotBefore, string? ExpiresAt, int MaxDevices, string CreatedAt, string? RevokedAt, string Claim, string? Issuer);
+
+/// <summary>A new licence with its credential (shown only here; null for a licence claimed by issuer and subject).</summary>
+internal sealed record LicenceCreatedResponse(string LicenceId, string? Credential, string Subject, IReadOnlyList<string> Models, string? NotBefore, string? ExpiresAt, int MaxDevices, string CreatedAt, string? RevokedAt, string Claim, string? Issuer);
+
+/// <summary>A device registered for a licence, by the thumbprint of its public key.</summary>
+internal sealed record DeviceItem(string Thumbprint, string FirstSeen, string LastSeen);
+
+/// <summary>A list answer.</summary>
+internal sealed record ItemsResponse<T>(IReadOnlyList<T> Items);
+
+/// <summary>The answer of a master key rotation.</summary>
+internal sealed record RotateResponse(int MasterKeyVersion, int Rewrapped);
+
+/// <summary>An audit record (docs/protocol.md section 4): its fields, its encoding format and its link in the hash chain.</summary>
+internal sealed record AuditItem(long Id, string At, string Event, string? Subject, string? LicenceId, string? ModelId, string? Version, string? KeyId, string? Device, string? Client, string Outcome, string? Hash, int Format, string? Issuer, IReadOnlyDictionary<string, string>? Attributes);
+
+/// <summary>A page of audit records; <c>next</c> is the <c>after</c> of the next page (null at the end).</summary>
+internal sealed record AuditPage(IReadOnlyList<AuditItem> Items, long? Next);
+
+/// <summary>
+/// <c>GET /v1/admin/audit/verify</c> (docs/protocol.md section 4.1): <c>records</c> and <c>lastHash</c> describe the
+/// longest intact prefix of the log (all of it when verified).
+/// </summary>
+internal sealed record AuditVerifyResponse(bool Verified, long Records, long? LastId, string LastHash, long? FirstBadId, string? Reason);
+
+/// <summary>The server's public signing keys, <c>GET /.well-known/jwks.json</c>: a JWK Set (RFC 7517) <c>{"keys": [...]}</c>.</summary>
+internal sealed record JwksResponse(IReadOnlyList<PublicJwk> Keys);
+
+/// <summary>
+/// A public signing key as a JSON Web Key (RFC 7517, RFC 7518 section 6.2.1). Only public members: no <c>d</c> can be set.
+/// </summary>
+/// <param name="Kty">The key type, <c>EC</c>.</param>
+/// <param name="Crv">The curve, <c>P-256</c>.</param>
+/// <param name="X">The x coordinate, base64url, 32 bytes (left-padded with zeros).</param>
+/// <param name="Y">The y coordinate, base64url, 32 bytes (left-padded with zeros).</param>
+/// <param name="Kid">The key id the server's JWTs carry in their header.</param>
+/// <param name="Alg">The one algorithm the key is used with, <c>ES256</c>.</param>
+/// <param name="Use">The use, <c>sig</c>.</param>
+internal sealed record PublicJwk(string Kty, string Crv, string X, string Y, string Kid, string Alg, string Use);
+
+/// <summary>A health answer.</summary>
+internal sealed record HealthResponse(string Status);
+
+/// <summary>An error answer (RFC 9457 <c>application/problem+json</c>) as clients read it; see <see cref="ProblemCodes"/>.</summary>
+internal sealed record ProblemResponse(string? Type = null, string? Title = null, int? Status = null, string? Detail = null)
+{
+    /// <summary>The problem code: <c>type</c> without <see cref="ProblemCodes.TypePrefix"/> (null when the type is not ModelSeal's).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? Code => ProblemCodes.FromType(Type);
+}

@@ -1,0 +1,46 @@
+using System.Buffers.Text;
+using System.Text.Json;
+
+namespace ModelSeal.Protocol;
+
+/// <summary>The claims of the server's tokens (docs/protocol.md section 1) and the one reader of a token's subject.</summary>
+internal static class TokenClaims
+{
+    /// <summary>The subject: a licence's subject, or the administrator. It is part of the HPKE <c>info</c> of a release.</summary>
+    public const string Subject = "sub";
+
+    /// <summary>Space-separated scopes: <see cref="ScopeKeys"/> or <see cref="ScopeAdmin"/>.</summary>
+    public const string Scope = "scope";
+
+    /// <summary>The licence a device token was issued for.</summary>
+    public const string Licence = "lic";
+
+    public const string ScopeKeys = "keys";
+    public const string ScopeAdmin = "admin";
+
+    /// <summary>
+    /// The <c>sub</c> of a compact JWT, read without verifying it (the server verifies its own tokens; a client needs the
+    /// subject only to compute the HPKE <c>info</c>), or null when the token has no readable non-empty subject.
+    /// </summary>
+    public static string? SubjectOf(string? token)
+    {
+        string[] parts = token?.Split('.') ?? [];
+        if (parts.Length != 3)
+        {
+            return null;
+        }
+
+        try
+        {
+            using JsonDocument payload = JsonDocument.Parse(Base64Url.DecodeFromChars(parts[1]));
+            return payload.RootElement.ValueKind == JsonValueKind.Object
+                && payload.RootElement.TryGetProperty(Subject, out JsonElement sub)
+                && sub.ValueKind == JsonValueKind.String
+                && sub.GetString() is { Length: > 0 } subject ? subject : null;
+        }
+        catch (Exception e) when (e is JsonException or FormatException)
+        {
+            return null;
+        }
+    }
+}
