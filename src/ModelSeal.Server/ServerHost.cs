@@ -135,6 +135,9 @@ public static class ServerHost
             // The protocol's bodies come from the shared source-generated context; anything else (ProblemDetails) by reflection.
             json.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default);
             json.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+            // Exactly the protocol (docs/protocol.md section 7): member names as written, numbers as JSON numbers.
+            json.SerializerOptions.PropertyNameCaseInsensitive = false;
+            json.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
             json.SerializerOptions.MaxDepth = 16;
             json.SerializerOptions.AllowDuplicateProperties = false;
         });

@@ -77,6 +77,22 @@ public sealed class ProtocolTests
     }
 
     [Fact]
+    public async Task Request_members_are_matched_exactly_and_numbers_are_json_numbers()
+    {
+        await using TestServer server = await TestServer.StartAsync();
+        string admin = await server.AdminTokenAsync();
+        await server.CreateModelAsync(admin, "m");
+
+        Api quoted = await server.PostAsync("/v1/admin/licences", new { subject = "s", models = (string[])["m"], maxDevices = "3" }, admin);
+        quoted.AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
+        Assert.True(quoted.Json.GetProperty("errors").TryGetProperty("$.maxDevices", out _), quoted.Text);
+
+        Api pascal = await server.PostAsync("/v1/admin/models", new { ModelId = "n" }, admin);
+        pascal.AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
+        Assert.True(pascal.Json.GetProperty("errors").TryGetProperty("modelId", out _), pascal.Text);
+    }
+
+    [Fact]
     public void Every_problem_code_has_a_status_and_title_in_the_servers_table()
     {
         string[] codes = [.. typeof(ProblemCodes).GetFields(BindingFlags.Public | BindingFlags.Static)
