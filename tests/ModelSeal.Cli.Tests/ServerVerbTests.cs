@@ -8,7 +8,7 @@ namespace ModelSeal.Cli.Tests;
 
 /// <summary>
 /// The server verbs against a real key server (Kestrel on 127.0.0.1, SQLite in a temporary data directory): a model
-/// sealed with <c>encrypt --server</c> opens with a key a device obtains with a licence made by <c>license add</c>.
+/// sealed with <c>encrypt --server</c> opens with a key a device obtains with a licence made by <c>licence add</c>.
 /// </summary>
 public sealed class ServerVerbTests : IAsyncLifetime
 {
@@ -46,7 +46,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
         SealedModelHeader header = await SealedModelHeader.ReadAsync(File.OpenRead(_work["cls.mseal"]));
         Assert.Equal("1", header.ModelVersion);
 
-        CliResult licence = await Admin("license", "add", "--subject", "device-owner-1", "--models", "classifier", "--max-devices", "2", "--out", _work["licence.credential"]);
+        CliResult licence = await Admin("licence", "add", "--subject", "device-owner-1", "--models", "classifier", "--max-devices", "2", "--out", _work["licence.credential"]);
         Assert.True(licence.ExitCode == 0, licence.ToString());
         string credential = File.ReadAllText(_work["licence.credential"]).Trim();
         Assert.DoesNotContain(credential, licence.Stdout + licence.Stderr, StringComparison.Ordinal);
@@ -57,9 +57,9 @@ public sealed class ServerVerbTests : IAsyncLifetime
 
         string licenceId = licence.Stdout.Split(' ')[2];
         Assert.StartsWith("lic_", licenceId, StringComparison.Ordinal);
-        Assert.Contains(licenceId, (await Admin("license", "list")).Stdout, StringComparison.Ordinal);
+        Assert.Contains(licenceId, (await Admin("licence", "list")).Stdout, StringComparison.Ordinal);
 
-        CliResult token = await Workspace.RunAsync("token", "issue", "--license", licenceId, "--credential-file", _work["licence.credential"], "--server", _url);
+        CliResult token = await Workspace.RunAsync("token", "issue", "--licence", licenceId, "--credential-file", _work["licence.credential"], "--server", _url);
         Assert.True(token.ExitCode == 0, token.ToString());
         string jwt = token.Stdout.Trim();
         Assert.Equal(3, jwt.Split('.').Length);
@@ -84,7 +84,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
             Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(Repo.SampleModel)));
         }
 
-        Assert.Equal(0, (await Admin("license", "revoke", licenceId)).ExitCode);
+        Assert.Equal(0, (await Admin("licence", "revoke", licenceId)).ExitCode);
         using HttpResponseMessage refused = await ReleaseAsync(http, jwt, device);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
 
@@ -94,6 +94,23 @@ public sealed class ServerVerbTests : IAsyncLifetime
         Assert.Contains("key.released", events);
         Assert.Contains("licence.revoked", events);
         Assert.DoesNotContain(credential, audit.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_US_spellings_license_and_dash_dash_license_are_aliases()
+    {
+        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
+        CliResult licence = await Admin("license", "add", "--subject", "device-owner-2", "--models", "classifier", "--out", _work["us.credential"]);
+        Assert.True(licence.ExitCode == 0, licence.ToString());
+        string licenceId = licence.Stdout.Split(' ')[2];
+        Assert.StartsWith("created licence lic_", licence.Stdout, StringComparison.Ordinal);
+        Assert.Contains(licenceId, (await Admin("license", "list")).Stdout, StringComparison.Ordinal);
+
+        CliResult token = await Workspace.RunAsync("token", "issue", "--license", licenceId, "--credential-file", _work["us.credential"], "--server", _url);
+        Assert.True(token.ExitCode == 0, token.ToString());
+        Assert.Equal(3, token.Stdout.Trim().Split('.').Length);
+
+        Assert.Equal(0, (await Admin("license", "revoke", licenceId)).ExitCode);
     }
 
     [Fact]
