@@ -13,17 +13,13 @@ namespace ModelSeal.Cli.Tests;
 public sealed class ServerVerbTests : IAsyncLifetime
 {
     private readonly Workspace _work = new();
-    private Microsoft.AspNetCore.Builder.WebApplication? _server;
-    private string _url = string.Empty;
+    private TestKeyServer? _server;
 
-    private string Credential => Path.Combine(_work.Directory, "data", "admin.credential");
+    private string Url => _server!.Url;
 
-    public async ValueTask InitializeAsync()
-    {
-        _server = ModelSeal.Server.ServerHost.Build(new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = Path.Combine(_work.Directory, "data"), Urls = "http://127.0.0.1:0" });
-        await _server.StartAsync();
-        _url = _server.Urls.Single();
-    }
+    private string Credential => _server!.AdminCredentialFile;
+
+    public async ValueTask InitializeAsync() => _server = await TestKeyServer.StartAsync();
 
     public async ValueTask DisposeAsync()
     {
@@ -35,13 +31,13 @@ public sealed class ServerVerbTests : IAsyncLifetime
         _work.Dispose();
     }
 
-    private Task<CliResult> Admin(params string[] args) => Workspace.RunAsync([.. args, "--server", _url, "--admin-credential-file", Credential]);
+    private Task<CliResult> Admin(params string[] args) => Workspace.RunAsync([.. args, "--server", Url, "--admin-credential-file", Credential]);
 
     [Fact]
     public async Task Publisher_and_device_flow_end_to_end()
     {
         Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
-        CliResult sealedRun = await Admin("encrypt", Repo.SampleModel, "--model-id", "classifier", "--out", _work["cls.mseal"]);
+        CliResult sealedRun = await Admin("encrypt", RepoPaths.SampleModel, "--model-id", "classifier", "--out", _work["cls.mseal"]);
         Assert.True(sealedRun.ExitCode == 0, sealedRun.ToString());
         SealedModelHeader header = await SealedModelHeader.ReadAsync(File.OpenRead(_work["cls.mseal"]));
         Assert.Equal("1", header.ModelVersion);
@@ -59,13 +55,13 @@ public sealed class ServerVerbTests : IAsyncLifetime
         Assert.StartsWith("lic_", licenceId, StringComparison.Ordinal);
         Assert.Contains(licenceId, (await Admin("licence", "list")).Stdout, StringComparison.Ordinal);
 
-        CliResult token = await Workspace.RunAsync("token", "issue", "--licence", licenceId, "--credential-file", _work["licence.credential"], "--server", _url);
+        CliResult token = await Workspace.RunAsync("token", "issue", "--licence", licenceId, "--credential-file", _work["licence.credential"], "--server", Url);
         Assert.True(token.ExitCode == 0, token.ToString());
         string jwt = token.Stdout.Trim();
         Assert.Equal(3, jwt.Split('.').Length);
 
         using HpkeKeyPair device = HpkeKeyPair.Generate();
-        using var http = new HttpClient { BaseAddress = new Uri(_url) };
+        using var http = new HttpClient { BaseAddress = new Uri(Url) };
         using HttpResponseMessage released = await ReleaseAsync(http, jwt, device);
         Assert.Equal(HttpStatusCode.OK, released.StatusCode);
         JsonElement answer = await released.Content.ReadFromJsonAsync<JsonElement>();
@@ -81,7 +77,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
         await using (FileStream file = File.OpenRead(_work["cls.mseal"]))
         {
             using DecryptedModel model = await SealedModel.DecryptAsync(file, key);
-            Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(Repo.SampleModel)));
+            Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(RepoPaths.SampleModel)));
         }
 
         Assert.Equal(0, (await Admin("licence", "revoke", licenceId)).ExitCode);
@@ -106,7 +102,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
         Assert.StartsWith("created licence lic_", licence.Stdout, StringComparison.Ordinal);
         Assert.Contains(licenceId, (await Admin("license", "list")).Stdout, StringComparison.Ordinal);
 
-        CliResult token = await Workspace.RunAsync("token", "issue", "--license", licenceId, "--credential-file", _work["us.credential"], "--server", _url);
+        CliResult token = await Workspace.RunAsync("token", "issue", "--license", licenceId, "--credential-file", _work["us.credential"], "--server", Url);
         Assert.True(token.ExitCode == 0, token.ToString());
         Assert.Equal(3, token.Stdout.Trim().Split('.').Length);
 
@@ -117,12 +113,12 @@ public sealed class ServerVerbTests : IAsyncLifetime
     public async Task Credentials_and_servers_that_fail_give_named_exit_codes()
     {
         File.WriteAllText(_work["wrong.credential"], "not-the-credential");
-        CliResult wrong = await Workspace.RunAsync("model", "list", "--server", _url, "--admin-credential-file", _work["wrong.credential"]);
+        CliResult wrong = await Workspace.RunAsync("model", "list", "--server", Url, "--admin-credential-file", _work["wrong.credential"]);
         Assert.Equal(7, wrong.ExitCode);
         Assert.Contains("error: the key server refused", wrong.Stderr, StringComparison.Ordinal);
         Assert.Contains("hint:", wrong.Stderr, StringComparison.Ordinal);
 
-        CliResult none = await Workspace.RunAsync("model", "list", "--server", _url);
+        CliResult none = await Workspace.RunAsync("model", "list", "--server", Url);
         Assert.Equal(5, none.ExitCode);
         Assert.Contains("admin credential", none.Stderr, StringComparison.Ordinal);
 
@@ -130,11 +126,11 @@ public sealed class ServerVerbTests : IAsyncLifetime
         Assert.Equal(7, unreachable.ExitCode);
         Assert.Contains("cannot reach the key server", unreachable.Stderr, StringComparison.Ordinal);
 
-        CliResult both = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--model-id", "m", "--out", _work["x.mseal"]);
+        CliResult both = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--model-id", "m", "--out", _work["x.mseal"]);
         Assert.Equal(2, both.ExitCode);
         Assert.False(File.Exists(_work["x.mseal"]));
 
-        CliResult unknownModel = await Admin("encrypt", Repo.SampleModel, "--model-id", "nope", "--out", _work["y.mseal"]);
+        CliResult unknownModel = await Admin("encrypt", RepoPaths.SampleModel, "--model-id", "nope", "--out", _work["y.mseal"]);
         Assert.Equal(7, unknownModel.ExitCode);
         Assert.False(File.Exists(_work["y.mseal"]));
     }
@@ -191,7 +187,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
 
     private void Tamper(string sql)
     {
-        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_work.Directory, "data", "modelseal.db")};Pooling=False");
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_server!.DataDirectory, "modelseal.db")};Pooling=False");
         connection.Open();
         using Microsoft.Data.Sqlite.SqliteCommand command = connection.CreateCommand();
         command.CommandText = "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete; " + sql;
