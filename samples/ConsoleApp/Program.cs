@@ -9,7 +9,7 @@ await using ServiceProvider services = new ServiceCollection()
     {
         options.ServerUrl = args[1];
         options.LicenceId = args[2];
-        options.CredentialFile = args[3];          // owner-only file from 'modelseal license add'
+        options.CredentialFile = args[3];          // owner-only file from 'modelseal licence add'
         options.DeviceKeyFile = "device.key";       // this device's P-256 key (owner-only, created once)
         options.LeaseCacheDirectory = "leases";     // offline use until the lease expires
     })

@@ -13,7 +13,7 @@ public sealed class PackagedSampleFixture : IAsyncLifetime
 {
     private static readonly TimeSpan PackTimeout = TimeSpan.FromMinutes(4);
 
-    public TempDirectory Work { get; } = new("modelseal-build-e2e");
+    public TempDirectory Work { get; } = new("modelseal-build-e2e-");
 
     public string Version { get; } = "0.1.0-test." + Guid.NewGuid().ToString("N")[..10];
 
@@ -40,10 +40,10 @@ public sealed class PackagedSampleFixture : IAsyncLifetime
         {
             var watch = Stopwatch.StartNew();
             Dotnet.Result pack = await Dotnet.RunAsync(
-                Repo.Root,
+                RepoPaths.Root,
                 PackTimeout,
                 "pack",
-                Path.Combine(Repo.Root, "src", project, project + ".csproj"),
+                Path.Combine(RepoPaths.Root, "src", project, project + ".csproj"),
                 "-c",
                 "Release",
                 "-o",
@@ -92,7 +92,7 @@ public sealed class PackagedSampleFixture : IAsyncLifetime
     /// <summary>A fresh copy of the sample next to a copy of the model, with the feed in its NuGet.config.</summary>
     public void CopySample(string appDirectory, string modelsDirectory)
     {
-        string sample = Path.Combine(Repo.Root, "samples", "SealedApp");
+        string sample = Path.Combine(RepoPaths.Root, "samples", "SealedApp");
         Directory.CreateDirectory(appDirectory);
         foreach (string file in new[] { "SealedApp.csproj", "Program.cs", "Directory.Build.props", "Directory.Packages.props" })
         {
@@ -100,7 +100,7 @@ public sealed class PackagedSampleFixture : IAsyncLifetime
         }
 
         Directory.CreateDirectory(modelsDirectory);
-        File.Copy(Repo.SampleModel, Path.Combine(modelsDirectory, "ch_ppocr_mobile_v2.0_cls_infer.onnx"), overwrite: true);
+        File.Copy(RepoPaths.SampleModel, Path.Combine(modelsDirectory, "ch_ppocr_mobile_v2.0_cls_infer.onnx"), overwrite: true);
         File.WriteAllText(Path.Combine(appDirectory, "Directory.Build.targets"), """
             <Project>
               <!-- Added after ModelSeal.Build's targets, in three spellings of the path: all must be removed. -->
@@ -173,7 +173,7 @@ public sealed partial class EndToEndTests(PackagedSampleFixture fixture) : IClas
 {
     private const string SealedName = "classifier.onnx.mseal";
 
-    private static readonly Lazy<string> ExpectedScores = new(() => ExpectedInference.Scores(Repo.SampleModel));
+    private static readonly Lazy<string> ExpectedScores = new(() => ExpectedInference.Scores(RepoPaths.SampleModel));
 
     private static void Log(string text) => TestContext.Current.TestOutputHelper?.WriteLine(text);
 

@@ -1,13 +1,7 @@
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Build.Utilities;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using ModelSeal.Server;
-using ModelSeal.Server.Configuration;
-using ModelSeal.Server.Files;
 using Task = System.Threading.Tasks.Task;
 
 namespace ModelSeal.Build.Tests;
@@ -19,23 +13,21 @@ public sealed class KeyServerTests : IAsyncLifetime
     private static readonly string[] Models = ["classifier"];
     private readonly TempDirectory _directory = new();
     private readonly RecordingBuildEngine _engine = new();
-    private WebApplication? _server;
+    private TestKeyServer? _server;
     private string _credential = string.Empty;
 
-    private string Url => _server!.Urls.Single();
+    private string Url => _server!.Url;
 
     public async ValueTask InitializeAsync()
     {
-        _server = ServerHost.Build(new ServerOptions { DataDirectory = _directory.Sub("server"), Urls = "http://127.0.0.1:0" }, logging => logging.ClearProviders());
-        await _server.StartAsync(TestContext.Current.CancellationToken);
-        _credential = File.ReadAllText(_directory.Sub("server", "admin.credential")).Trim();
+        _server = await TestKeyServer.StartAsync(cancellationToken: TestContext.Current.CancellationToken);
+        _credential = _server.AdminCredential;
     }
 
     public async ValueTask DisposeAsync()
     {
         if (_server is not null)
         {
-            await _server.StopAsync(CancellationToken.None);
             await _server.DisposeAsync();
         }
 
@@ -44,7 +36,7 @@ public sealed class KeyServerTests : IAsyncLifetime
 
     private SealModels NewTask(string? version, string sealedName = "classifier.onnx.mseal", string? credential = null, string? variable = Variable)
     {
-        var item = new TaskItem(Repo.SampleModel);
+        var item = new TaskItem(RepoPaths.SampleModel);
         item.SetMetadata("ModelId", "classifier");
         if (version is not null)
         {
@@ -77,34 +69,19 @@ public sealed class KeyServerTests : IAsyncLifetime
         Assert.DoesNotContain(_credential, _engine.AllText, StringComparison.Ordinal);
 
         // A device licensed for the model gets version 2's key from the server and opens the file with it.
-        using var admin = new HttpClient { BaseAddress = new Uri(Url) };
-        using (HttpResponseMessage token = await admin.PostAsJsonAsync("/v1/token", new { grantType = "admin", credential = _credential }, TestContext.Current.CancellationToken))
-        {
-            token.EnsureSuccessStatusCode();
-            admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await token.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("accessToken").GetString());
-        }
-
-        JsonElement licence;
-        using (HttpResponseMessage created = await admin.PostAsJsonAsync("/v1/admin/licences", new { subject = "device-test", models = Models, maxDevices = 1 }, TestContext.Current.CancellationToken))
-        {
-            created.EnsureSuccessStatusCode();
-            licence = await created.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
-        }
-
-        string credentialFile = _directory.Sub("licence.credential");
-        Repo.WriteOwnerOnly(credentialFile, licence.GetProperty("credential").GetString()!);
+        TestLicence licence = await _server!.CreateLicenceAsync("device-test", Models, maxDevices: 1, TestContext.Current.CancellationToken);
         await using ServiceProvider services = new ServiceCollection()
             .AddModelSeal(o =>
             {
                 o.ServerUrl = Url;
-                o.LicenceId = licence.GetProperty("licenceId").GetString();
-                o.CredentialFile = credentialFile;
+                o.LicenceId = licence.LicenceId;
+                o.CredentialFile = licence.CredentialFile;
             })
             .BuildServiceProvider();
         using ModelKey key = await services.GetRequiredService<IModelKeySource>().GetKeyAsync(second, TestContext.Current.CancellationToken);
         await using FileStream file = File.OpenRead(_directory.Sub("out", "v2.mseal"));
         using DecryptedModel model = await SealedModel.DecryptAsync(file, key, cancellationToken: TestContext.Current.CancellationToken);
-        Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(Repo.SampleModel)));
+        Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(RepoPaths.SampleModel)));
     }
 
     [Fact]
@@ -156,13 +133,7 @@ public sealed class KeyServerTests : IAsyncLifetime
         SealedModelHeader header = await ReadHeaderAsync("classifier.onnx.mseal");
         Assert.Equal(("classifier", "1"), (header.ModelId, header.ModelVersion));
 
-        using var admin = new HttpClient { BaseAddress = new Uri(Url) };
-        using (HttpResponseMessage token = await admin.PostAsJsonAsync("/v1/token", new { grantType = "admin", credential = _credential }, TestContext.Current.CancellationToken))
-        {
-            token.EnsureSuccessStatusCode();
-            admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await token.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("accessToken").GetString());
-        }
-
+        using HttpClient admin = await _server!.AdminAsync(TestContext.Current.CancellationToken);
         JsonElement page = await admin.GetFromJsonAsync<JsonElement>("/v1/admin/audit", TestContext.Current.CancellationToken);
         var changes = page.GetProperty("items").EnumerateArray()
             .Where(r => r.GetProperty("modelId").ValueKind == JsonValueKind.String)

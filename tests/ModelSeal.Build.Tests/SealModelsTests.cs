@@ -26,7 +26,7 @@ public sealed class SealModelsTests : IDisposable
 
     private TaskItem Model(string? id = "classifier", string? version = "3", string? source = null, string sealedName = "classifier.onnx.mseal")
     {
-        var item = new TaskItem(source ?? Repo.SampleModel);
+        var item = new TaskItem(source ?? RepoPaths.SampleModel);
         if (id is not null)
         {
             item.SetMetadata("ModelId", id);
@@ -68,7 +68,7 @@ public sealed class SealModelsTests : IDisposable
         Assert.Equal("3", model.Header.ModelVersion);
         Assert.Equal("test-key", model.Header.KeyId);
         Assert.Equal(ModelContentType.Onnx, model.Header.ContentType);
-        Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(Repo.SampleModel)));
+        Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(RepoPaths.SampleModel)));
         Assert.Contains(_engine.Messages, m => m.Contains("sealed", StringComparison.Ordinal));
         Assert.DoesNotContain(_engine.Messages, m => m.Contains(File.ReadAllText(KeyFilePath()).Split("key: ")[1].Trim(), StringComparison.OrdinalIgnoreCase));
     }
@@ -126,7 +126,7 @@ public sealed class SealModelsTests : IDisposable
     public void A_malformed_key_file_is_MSEAL004()
     {
         string path = _directory.Sub("bad.key");
-        Repo.WriteOwnerOnly(path, "not a key\n");
+        OwnerOnlyFile.Write(path, "not a key\n");
         SealModels task = NewTask(Model());
         task.KeyFile = path;
         AssertFailsWith(task, "MSEAL004");

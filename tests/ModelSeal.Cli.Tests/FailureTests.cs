@@ -208,7 +208,7 @@ public sealed class FailureTests
         string sealedModel = await ws.SealSampleAsync(key);
         File.WriteAllText(ws["existing"], "keep me");
 
-        CliResult encrypt = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", ws["existing"]);
+        CliResult encrypt = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", ws["existing"]);
         CliResult decrypt = await Workspace.RunAsync("decrypt", sealedModel, "--key", key, "--out", ws["existing"]);
 
         foreach (CliResult result in new[] { encrypt, decrypt })
@@ -251,7 +251,7 @@ public sealed class FailureTests
     {
         using var ws = new Workspace();
 
-        CliResult result = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", ws["none.key"], "--model-id", "m", "--model-version", "1", "--out", ws["o.mseal"]);
+        CliResult result = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--key", ws["none.key"], "--model-id", "m", "--model-version", "1", "--out", ws["o.mseal"]);
 
         Assert.Equal(ExitCodes.KeyError, result.ExitCode);
         Asserts.ErrorWithHint(result, "does not exist");
@@ -269,7 +269,7 @@ public sealed class FailureTests
             File.SetUnixFileMode(ws["bad.key"], UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
 
-        CliResult result = await Workspace.RunAsync("verify", Repo.SampleModel, "--key", ws["bad.key"]);
+        CliResult result = await Workspace.RunAsync("verify", RepoPaths.SampleModel, "--key", ws["bad.key"]);
 
         Assert.Equal(ExitCodes.KeyError, result.ExitCode);
         Asserts.ErrorWithHint(result, "is not a valid ModelSeal key file");
@@ -305,7 +305,7 @@ public sealed class FailureTests
         using var ws = new Workspace();
         string key = await ws.KeygenAsync();
 
-        CliResult result = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", key, "--model-id", modelId, "--model-version", "1", "--out", ws["o.mseal"]);
+        CliResult result = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--key", key, "--model-id", modelId, "--model-version", "1", "--out", ws["o.mseal"]);
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Asserts.ErrorWithHint(result, "--model-id");
@@ -320,7 +320,7 @@ public sealed class FailureTests
         using var ws = new Workspace();
         string key = await ws.KeygenAsync();
 
-        CliResult result = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", key, "--model-id", "m", "--model-version", new string('1', 65), "--out", ws["o.mseal"]);
+        CliResult result = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--key", key, "--model-id", "m", "--model-version", new string('1', 65), "--out", ws["o.mseal"]);
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Asserts.ErrorWithHint(result, "--model-version");
@@ -329,7 +329,7 @@ public sealed class FailureTests
     [Fact]
     public async Task A_missing_required_option_is_a_usage_error_on_stderr()
     {
-        CliResult result = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--model-id", "m", "--model-version", "1", "--out", "x.mseal");
+        CliResult result = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--model-id", "m", "--model-version", "1", "--out", "x.mseal");
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Asserts.ErrorWithHint(result, "--key");
@@ -390,7 +390,7 @@ public sealed class FailureTests
         using var ws = new Workspace();
         string key = await ws.KeygenAsync();
 
-        CliResult result = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", Path.Combine(ws.Directory, "missing", "o.mseal"));
+        CliResult result = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", Path.Combine(ws.Directory, "missing", "o.mseal"));
 
         Assert.Equal(ExitCodes.IoError, result.ExitCode);
         Asserts.ErrorWithHint(result, "does not exist");
@@ -414,7 +414,7 @@ public sealed class FailureTests
         using var ws = new Workspace();
         string key = await ws.KeygenAsync();
 
-        CliResult result = await Workspace.RunAsync("verify", Repo.SampleModel, "--key", key);
+        CliResult result = await Workspace.RunAsync("verify", RepoPaths.SampleModel, "--key", key);
 
         Assert.Equal(ExitCodes.FormatError, result.ExitCode);
         Asserts.ErrorWithHint(result, "is not a sealed model");
@@ -434,7 +434,7 @@ public sealed class FailureTests
         string[] args = verb switch
         {
             "keygen" => ["keygen", "--out", ws["new.key"]],
-            "encrypt" => ["encrypt", Repo.SampleModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", ws["o.mseal"]],
+            "encrypt" => ["encrypt", RepoPaths.SampleModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", ws["o.mseal"]],
             "decrypt" => ["decrypt", sealedModel, "--key", key, "--out", ws["o.onnx"]],
             "verify" => ["verify", sealedModel, "--key", key],
             _ => ["inspect", sealedModel],

@@ -20,6 +20,28 @@ public sealed class HelpTests
         Assert.Equal(string.Empty, result.Stderr);
     }
 
+    [Theory]
+    [InlineData("licence")]
+    [InlineData("license")]
+    public async Task Help_spells_licence_and_names_license_only_as_an_alias(string verb)
+    {
+        CliResult root = await Workspace.RunAsync("--help");
+        CliResult licence = await Workspace.RunAsync(verb, "--help");
+        CliResult add = await Workspace.RunAsync(verb, "add", "--help");
+        CliResult token = await Workspace.RunAsync("token", "issue", "--help");
+
+        Assert.Matches(@"\n  licence, license +Manage licences on a key server\.", root.Stdout);
+        Assert.Contains("modelseal licence [command]", licence.Stdout, StringComparison.Ordinal);
+        Assert.Contains("modelseal licence add", add.Stdout, StringComparison.Ordinal);
+        Assert.Contains("--licence, --license <LICENCE-ID>", token.Stdout, StringComparison.Ordinal);
+        Assert.Contains("'modelseal licence add'", token.Stdout, StringComparison.Ordinal);
+        foreach (CliResult help in new[] { licence, add, token })
+        {
+            Assert.Equal(ExitCodes.Success, help.ExitCode);
+            Assert.DoesNotContain("license", help.Stdout.Replace("--licence, --license", "--licence", StringComparison.Ordinal), StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task Root_help_lists_every_verb()
     {

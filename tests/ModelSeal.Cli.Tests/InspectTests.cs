@@ -100,7 +100,7 @@ public sealed class InspectTests
     [Fact]
     public async Task Inspect_of_a_plain_onnx_file_is_a_format_error_with_a_hint()
     {
-        CliResult result = await Workspace.RunAsync("inspect", Repo.SampleModel);
+        CliResult result = await Workspace.RunAsync("inspect", RepoPaths.SampleModel);
 
         Assert.Equal(ExitCodes.FormatError, result.ExitCode);
         Asserts.ErrorWithHint(result, "is not a sealed model");

@@ -9,7 +9,9 @@ public sealed class LargeSealedModel : IAsyncLifetime
 {
     public const long Length = 256L * 1024 * 1024;
 
-    public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("modelseal-interrupt-").FullName;
+    private readonly TempDirectory _directory = new("modelseal-interrupt-");
+
+    public string Directory => _directory.Path;
 
     public string Key => Path.Combine(Directory, "dev.key");
 
@@ -48,7 +50,7 @@ public sealed class LargeSealedModel : IAsyncLifetime
 
     public ValueTask DisposeAsync()
     {
-        System.IO.Directory.Delete(Directory, recursive: true);
+        _directory.Dispose();
         return ValueTask.CompletedTask;
     }
 }

@@ -6,7 +6,7 @@ public sealed class ProcessTests
     [Fact]
     public async Task The_built_cli_reports_a_plain_model_as_not_sealed_with_exit_code_3()
     {
-        using var process = CliProcess.Start(["inspect", Repo.SampleModel]);
+        using var process = CliProcess.Start(["inspect", RepoPaths.SampleModel]);
 
         CliResult result = await process.WaitAsync();
 

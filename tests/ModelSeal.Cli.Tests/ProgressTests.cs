@@ -34,7 +34,7 @@ public sealed class ProgressTests
         File.WriteAllBytes(ws["big.bin"], new byte[9 * 1024 * 1024]);
 
         CliResult redirected = await Workspace.RunAsync(["encrypt", ws["big.bin"], "--key", key, "--model-id", "big", "--model-version", "1", "--out", ws["big.mseal"]], interactive: false);
-        CliResult small = await Workspace.RunAsync(["encrypt", Repo.SampleModel, "--key", key, "--model-id", "s", "--model-version", "1", "--out", ws["s.mseal"]], interactive: true);
+        CliResult small = await Workspace.RunAsync(["encrypt", RepoPaths.SampleModel, "--key", key, "--model-id", "s", "--model-version", "1", "--out", ws["s.mseal"]], interactive: true);
 
         Assert.Equal(ExitCodes.Success, redirected.ExitCode);
         Assert.Equal(string.Empty, redirected.Stderr);

@@ -11,10 +11,10 @@ public sealed class RoundTripTests
         string key = await ws.KeygenAsync();
         using ModelKey loaded = KeyFile.Read(key);
 
-        CliResult encrypt = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", key, "--model-id", "classifier", "--model-version", "1", "--out", ws["model.mseal"]);
+        CliResult encrypt = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--key", key, "--model-id", "classifier", "--model-version", "1", "--out", ws["model.mseal"]);
         Assert.Equal(ExitCodes.Success, encrypt.ExitCode);
         Assert.Equal(string.Empty, encrypt.Stderr);
-        Assert.StartsWith($"sealed {Repo.SampleModel} → {ws["model.mseal"]}: classifier 1 (onnx, 578,966 bytes, 36 chunks, key {loaded.KeyId}) in ", encrypt.Stdout, StringComparison.Ordinal);
+        Assert.StartsWith($"sealed {RepoPaths.SampleModel} → {ws["model.mseal"]}: classifier 1 (onnx, 578,966 bytes, 36 chunks, key {loaded.KeyId}) in ", encrypt.Stdout, StringComparison.Ordinal);
         Assert.EndsWith(" ms" + Environment.NewLine, encrypt.Stdout, StringComparison.Ordinal);
 
         CliResult verify = await Workspace.RunAsync("verify", ws["model.mseal"], "--key", key);
@@ -26,7 +26,7 @@ public sealed class RoundTripTests
         Assert.Equal(ExitCodes.Success, decrypt.ExitCode);
         Assert.Equal(string.Empty, decrypt.Stderr);
         Assert.StartsWith($"decrypted {ws["model.mseal"]} → {ws["model.onnx"]}: classifier 1", decrypt.Stdout, StringComparison.Ordinal);
-        Assert.Equal(File.ReadAllBytes(Repo.SampleModel), File.ReadAllBytes(ws["model.onnx"]));
+        Assert.Equal(File.ReadAllBytes(RepoPaths.SampleModel), File.ReadAllBytes(ws["model.onnx"]));
         if (!OperatingSystem.IsWindows())
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(ws["model.onnx"]));
@@ -48,7 +48,7 @@ public sealed class RoundTripTests
             configure: c => c with { StreamingDecrypt = true });
 
         Assert.True(decrypt.ExitCode == ExitCodes.Success, decrypt.ToString());
-        Assert.Equal(File.ReadAllBytes(Repo.SampleModel), File.ReadAllBytes(ws["model.onnx"]));
+        Assert.Equal(File.ReadAllBytes(RepoPaths.SampleModel), File.ReadAllBytes(ws["model.onnx"]));
         Assert.Equal(["dev.key", "model.mseal", "model.onnx"], ws.FileNames());
     }
 
@@ -58,7 +58,7 @@ public sealed class RoundTripTests
         using var ws = new Workspace();
         string key = await ws.KeygenAsync(keyId: "json-key");
 
-        CliResult encrypt = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--key", key, "--model-id", "classifier", "--model-version", "2.0", "--out", ws["m.mseal"], "--json");
+        CliResult encrypt = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--key", key, "--model-id", "classifier", "--model-version", "2.0", "--out", ws["m.mseal"], "--json");
         CliResult verify = await Workspace.RunAsync("verify", ws["m.mseal"], "--key", key, "--json");
         CliResult decrypt = await Workspace.RunAsync("decrypt", ws["m.mseal"], "--key", key, "--out", ws["m.onnx"], "--json");
 
@@ -83,7 +83,7 @@ public sealed class RoundTripTests
         Assert.Equal(ws["m.mseal"], encrypt.Json().GetProperty("output").GetString());
         Assert.True(verify.Json().GetProperty("authenticated").GetBoolean());
         Assert.True(decrypt.Json().GetProperty("authenticated").GetBoolean());
-        Assert.Equal(File.ReadAllBytes(Repo.SampleModel), File.ReadAllBytes(ws["m.onnx"]));
+        Assert.Equal(File.ReadAllBytes(RepoPaths.SampleModel), File.ReadAllBytes(ws["m.onnx"]));
     }
 
     [Fact]
@@ -97,7 +97,7 @@ public sealed class RoundTripTests
         CliResult result = await Workspace.RunAsync("decrypt", sealedModel, "--key", key, "--out", ws["model.onnx"], "--force");
 
         Assert.Equal(ExitCodes.Success, result.ExitCode);
-        Assert.Equal(File.ReadAllBytes(Repo.SampleModel), File.ReadAllBytes(ws["model.onnx"]));
+        Assert.Equal(File.ReadAllBytes(RepoPaths.SampleModel), File.ReadAllBytes(ws["model.onnx"]));
     }
 
     [Fact]

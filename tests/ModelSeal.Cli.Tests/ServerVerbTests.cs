@@ -8,22 +8,18 @@ namespace ModelSeal.Cli.Tests;
 
 /// <summary>
 /// The server verbs against a real key server (Kestrel on 127.0.0.1, SQLite in a temporary data directory): a model
-/// sealed with <c>encrypt --server</c> opens with a key a device obtains with a licence made by <c>license add</c>.
+/// sealed with <c>encrypt --server</c> opens with a key a device obtains with a licence made by <c>licence add</c>.
 /// </summary>
 public sealed class ServerVerbTests : IAsyncLifetime
 {
     private readonly Workspace _work = new();
-    private Microsoft.AspNetCore.Builder.WebApplication? _server;
-    private string _url = string.Empty;
+    private TestKeyServer? _server;
 
-    private string Credential => Path.Combine(_work.Directory, "data", "admin.credential");
+    private string Url => _server!.Url;
 
-    public async ValueTask InitializeAsync()
-    {
-        _server = ModelSeal.Server.ServerHost.Build(new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = Path.Combine(_work.Directory, "data"), Urls = "http://127.0.0.1:0" });
-        await _server.StartAsync();
-        _url = _server.Urls.Single();
-    }
+    private string Credential => _server!.AdminCredentialFile;
+
+    public async ValueTask InitializeAsync() => _server = await TestKeyServer.StartAsync();
 
     public async ValueTask DisposeAsync()
     {
@@ -35,18 +31,18 @@ public sealed class ServerVerbTests : IAsyncLifetime
         _work.Dispose();
     }
 
-    private Task<CliResult> Admin(params string[] args) => Workspace.RunAsync([.. args, "--server", _url, "--admin-credential-file", Credential]);
+    private Task<CliResult> Admin(params string[] args) => Workspace.RunAsync([.. args, "--server", Url, "--admin-credential-file", Credential]);
 
     [Fact]
     public async Task Publisher_and_device_flow_end_to_end()
     {
         Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
-        CliResult sealedRun = await Admin("encrypt", Repo.SampleModel, "--model-id", "classifier", "--out", _work["cls.mseal"]);
+        CliResult sealedRun = await Admin("encrypt", RepoPaths.SampleModel, "--model-id", "classifier", "--out", _work["cls.mseal"]);
         Assert.True(sealedRun.ExitCode == 0, sealedRun.ToString());
         SealedModelHeader header = await SealedModelHeader.ReadAsync(File.OpenRead(_work["cls.mseal"]));
         Assert.Equal("1", header.ModelVersion);
 
-        CliResult licence = await Admin("license", "add", "--subject", "device-owner-1", "--models", "classifier", "--max-devices", "2", "--out", _work["licence.credential"]);
+        CliResult licence = await Admin("licence", "add", "--subject", "device-owner-1", "--models", "classifier", "--max-devices", "2", "--out", _work["licence.credential"]);
         Assert.True(licence.ExitCode == 0, licence.ToString());
         string credential = File.ReadAllText(_work["licence.credential"]).Trim();
         Assert.DoesNotContain(credential, licence.Stdout + licence.Stderr, StringComparison.Ordinal);
@@ -57,15 +53,15 @@ public sealed class ServerVerbTests : IAsyncLifetime
 
         string licenceId = licence.Stdout.Split(' ')[2];
         Assert.StartsWith("lic_", licenceId, StringComparison.Ordinal);
-        Assert.Contains(licenceId, (await Admin("license", "list")).Stdout, StringComparison.Ordinal);
+        Assert.Contains(licenceId, (await Admin("licence", "list")).Stdout, StringComparison.Ordinal);
 
-        CliResult token = await Workspace.RunAsync("token", "issue", "--license", licenceId, "--credential-file", _work["licence.credential"], "--server", _url);
+        CliResult token = await Workspace.RunAsync("token", "issue", "--licence", licenceId, "--credential-file", _work["licence.credential"], "--server", Url);
         Assert.True(token.ExitCode == 0, token.ToString());
         string jwt = token.Stdout.Trim();
         Assert.Equal(3, jwt.Split('.').Length);
 
         using HpkeKeyPair device = HpkeKeyPair.Generate();
-        using var http = new HttpClient { BaseAddress = new Uri(_url) };
+        using var http = new HttpClient { BaseAddress = new Uri(Url) };
         using HttpResponseMessage released = await ReleaseAsync(http, jwt, device);
         Assert.Equal(HttpStatusCode.OK, released.StatusCode);
         JsonElement answer = await released.Content.ReadFromJsonAsync<JsonElement>();
@@ -81,10 +77,10 @@ public sealed class ServerVerbTests : IAsyncLifetime
         await using (FileStream file = File.OpenRead(_work["cls.mseal"]))
         {
             using DecryptedModel model = await SealedModel.DecryptAsync(file, key);
-            Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(Repo.SampleModel)));
+            Assert.True(model.Span.SequenceEqual(File.ReadAllBytes(RepoPaths.SampleModel)));
         }
 
-        Assert.Equal(0, (await Admin("license", "revoke", licenceId)).ExitCode);
+        Assert.Equal(0, (await Admin("licence", "revoke", licenceId)).ExitCode);
         using HttpResponseMessage refused = await ReleaseAsync(http, jwt, device);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
 
@@ -97,15 +93,32 @@ public sealed class ServerVerbTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_US_spellings_license_and_dash_dash_license_are_aliases()
+    {
+        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
+        CliResult licence = await Admin("license", "add", "--subject", "device-owner-2", "--models", "classifier", "--out", _work["us.credential"]);
+        Assert.True(licence.ExitCode == 0, licence.ToString());
+        string licenceId = licence.Stdout.Split(' ')[2];
+        Assert.StartsWith("created licence lic_", licence.Stdout, StringComparison.Ordinal);
+        Assert.Contains(licenceId, (await Admin("license", "list")).Stdout, StringComparison.Ordinal);
+
+        CliResult token = await Workspace.RunAsync("token", "issue", "--license", licenceId, "--credential-file", _work["us.credential"], "--server", Url);
+        Assert.True(token.ExitCode == 0, token.ToString());
+        Assert.Equal(3, token.Stdout.Trim().Split('.').Length);
+
+        Assert.Equal(0, (await Admin("license", "revoke", licenceId)).ExitCode);
+    }
+
+    [Fact]
     public async Task Credentials_and_servers_that_fail_give_named_exit_codes()
     {
         File.WriteAllText(_work["wrong.credential"], "not-the-credential");
-        CliResult wrong = await Workspace.RunAsync("model", "list", "--server", _url, "--admin-credential-file", _work["wrong.credential"]);
+        CliResult wrong = await Workspace.RunAsync("model", "list", "--server", Url, "--admin-credential-file", _work["wrong.credential"]);
         Assert.Equal(7, wrong.ExitCode);
-        Assert.Contains($"error: the key server at {_url}/ refused", wrong.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"error: the key server at {Url}/ refused", wrong.Stderr, StringComparison.Ordinal);
         Assert.Contains("hint:", wrong.Stderr, StringComparison.Ordinal);
 
-        CliResult none = await Workspace.RunAsync("model", "list", "--server", _url);
+        CliResult none = await Workspace.RunAsync("model", "list", "--server", Url);
         Assert.Equal(5, none.ExitCode);
         Assert.Contains("admin credential", none.Stderr, StringComparison.Ordinal);
 
@@ -113,7 +126,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
         Assert.Equal(7, unreachable.ExitCode);
         Assert.Contains("cannot reach the key server", unreachable.Stderr, StringComparison.Ordinal);
 
-        CliResult both = await Workspace.RunAsync("encrypt", Repo.SampleModel, "--model-id", "m", "--out", _work["x.mseal"]);
+        CliResult both = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--model-id", "m", "--out", _work["x.mseal"]);
         Assert.Equal(2, both.ExitCode);
         Assert.False(File.Exists(_work["x.mseal"]));
     }
@@ -122,7 +135,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
     public async Task Encrypt_with_a_server_creates_a_missing_model_audited_as_the_build_task_does()
     {
         // The same expectation as ModelSeal.Build.Tests.KeyServerTests: both publish through one admin client.
-        CliResult sealedRun = await Admin("encrypt", Repo.SampleModel, "--model-id", "fresh", "--out", _work["fresh.mseal"]);
+        CliResult sealedRun = await Admin("encrypt", RepoPaths.SampleModel, "--model-id", "fresh", "--out", _work["fresh.mseal"]);
         Assert.True(sealedRun.ExitCode == 0, sealedRun.ToString());
         Assert.Equal(("fresh", "1"), await HeaderOf(_work["fresh.mseal"]));
 
@@ -138,7 +151,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
 
     [Theory]
     [InlineData("model", "list", "--admin-credential-file")]
-    [InlineData("token", "issue", "--license", "lic_x", "--credential-file")]
+    [InlineData("token", "issue", "--licence", "lic_x", "--credential-file")]
     public async Task Plain_http_to_a_host_that_is_not_loopback_is_refused_before_anything_is_read_or_sent(params string[] verb)
     {
         // The credential file does not exist and the host does not resolve: the address check comes first.
@@ -207,7 +220,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
 
     private void Tamper(string sql)
     {
-        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_work.Directory, "data", "modelseal.db")};Pooling=False");
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_server!.DataDirectory, "modelseal.db")};Pooling=False");
         connection.Open();
         using Microsoft.Data.Sqlite.SqliteCommand command = connection.CreateCommand();
         command.CommandText = "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete; " + sql;

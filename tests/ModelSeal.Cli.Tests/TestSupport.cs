@@ -3,28 +3,6 @@ using System.Text.Json;
 
 namespace ModelSeal.Cli.Tests;
 
-/// <summary>Locates repository files by walking up to ModelSeal.slnx (never outside the repository).</summary>
-internal static class Repo
-{
-    private static readonly Lazy<string> RootPath = new(() =>
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "ModelSeal.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Cannot find the repository root (ModelSeal.slnx) above " + AppContext.BaseDirectory);
-    });
-
-    public static string Root => RootPath.Value;
-
-    /// <summary>The small ONNX sample model shipped in the repository.</summary>
-    public static string SampleModel => Path.Combine(Root, "samples", "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
-}
-
 /// <summary>What one in-process run of the CLI printed and returned.</summary>
 internal sealed record CliResult(int ExitCode, string Stdout, string Stderr)
 {
@@ -40,14 +18,11 @@ internal sealed record CliResult(int ExitCode, string Stdout, string Stderr)
 /// <summary>A fresh temporary directory, deleted on dispose, with helpers to run the CLI in it.</summary>
 internal sealed class Workspace : IDisposable
 {
-    public Workspace()
-    {
-        Directory = System.IO.Directory.CreateTempSubdirectory("modelseal-cli-tests-").FullName;
-    }
+    private readonly TempDirectory _directory = new("modelseal-cli-tests-");
 
-    public string Directory { get; }
+    public string Directory => _directory.Path;
 
-    public string this[string name] => Path.Combine(Directory, name);
+    public string this[string name] => _directory.Sub(name);
 
     public static async Task<CliResult> RunAsync(params string[] args) => await RunAsync(args, interactive: false);
 
@@ -75,7 +50,7 @@ internal sealed class Workspace : IDisposable
     public async Task<string> SealSampleAsync(string keyPath, string name = "model.mseal")
     {
         string path = this[name];
-        CliResult result = await RunAsync("encrypt", Repo.SampleModel, "--key", keyPath, "--model-id", "classifier", "--model-version", "1", "--out", path);
+        CliResult result = await RunAsync("encrypt", RepoPaths.SampleModel, "--key", keyPath, "--model-id", "classifier", "--model-version", "1", "--out", path);
         Assert.True(result.ExitCode == ExitCodes.Success, result.ToString());
         return path;
     }
@@ -84,16 +59,7 @@ internal sealed class Workspace : IDisposable
     public string[] FileNames() =>
         [.. System.IO.Directory.EnumerateFileSystemEntries(Directory).Select(Path.GetFileName).Order(StringComparer.Ordinal)!];
 
-    public void Dispose()
-    {
-        try
-        {
-            System.IO.Directory.Delete(Directory, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _directory.Dispose();
 }
 
 internal static class Asserts

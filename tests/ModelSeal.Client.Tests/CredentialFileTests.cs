@@ -17,7 +17,7 @@ public sealed class CredentialFileTests
     {
         using var directory = new TempDirectory();
         string path = directory.Sub("licence.credential");
-        Repo.WriteOwnerOnly(path, content);
+        OwnerOnlyFile.Write(path, content);
         var server = new TokenEndpoint();
         using var client = new HttpClient(server) { BaseAddress = new Uri("http://127.0.0.1:9/") };
         using var tokens = new LicenceCredentialTokenSource(client, "lic_0123", path);
@@ -40,12 +40,12 @@ public sealed class CredentialFileTests
         using var client = new HttpClient(server) { BaseAddress = new Uri("http://127.0.0.1:9/") };
         using var tokens = new LicenceCredentialTokenSource(client, "lic_0123", path);
 
-        Repo.WriteOwnerOnly(path, new string('c', 1023) + "\n");
+        OwnerOnlyFile.Write(path, new string('c', 1023) + "\n");
         await tokens.GetTokenAsync(TestContext.Current.CancellationToken);
         Assert.Equal(1, server.Calls);
 
         tokens.Invalidate();
-        Repo.WriteOwnerOnly(path, new string('c', 1024) + "\n");
+        OwnerOnlyFile.Write(path, new string('c', 1024) + "\n");
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => tokens.GetTokenAsync(TestContext.Current.CancellationToken).AsTask());
         Assert.Contains("larger than 1024 bytes", e.Message, StringComparison.Ordinal);
         Assert.Equal(1, server.Calls);
@@ -62,7 +62,7 @@ public sealed class CredentialFileTests
 
         using var directory = new TempDirectory();
         string path = directory.Sub("licence.credential");
-        Repo.WriteOwnerOnly(path, "cred_0123-abc\n");
+        OwnerOnlyFile.Write(path, "cred_0123-abc\n");
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupExecute);
         var server = new TokenEndpoint();
         using var client = new HttpClient(server) { BaseAddress = new Uri("http://127.0.0.1:9/") };

@@ -8,7 +8,7 @@ public sealed class KeyServerTests
     [Fact]
     public async Task End_to_end_the_released_key_opens_the_sealed_model()
     {
-        await using KeyServerEnvironment server = await KeyServerEnvironment.StartAsync();
+        await using TestKeyServer server = await TestKeyServer.StartAsync(cancellationToken: TestContext.Current.CancellationToken);
         SealedSample sample = await server.PublishSampleAsync("classifier");
         TestLicence licence = await server.CreateLicenceAsync("acme-app", ["classifier"]);
         using var client = new TempDirectory();
@@ -43,7 +43,7 @@ public sealed class KeyServerTests
     [Fact]
     public async Task Offline_the_cached_lease_opens_the_model_until_it_expires()
     {
-        await using KeyServerEnvironment server = await KeyServerEnvironment.StartAsync();
+        await using TestKeyServer server = await TestKeyServer.StartAsync(cancellationToken: TestContext.Current.CancellationToken);
         SealedSample sample = await server.PublishSampleAsync("classifier");
         TestLicence licence = await server.CreateLicenceAsync("acme-app", ["classifier"]);
         using var client = new TempDirectory();
@@ -78,7 +78,7 @@ public sealed class KeyServerTests
     [Fact]
     public async Task A_revoked_licence_is_refused_online_and_its_lease_is_removed()
     {
-        await using KeyServerEnvironment server = await KeyServerEnvironment.StartAsync();
+        await using TestKeyServer server = await TestKeyServer.StartAsync(cancellationToken: TestContext.Current.CancellationToken);
         SealedSample sample = await server.PublishSampleAsync("classifier");
         TestLicence licence = await server.CreateLicenceAsync("acme-app", ["classifier"]);
         using var client = new TempDirectory();
@@ -89,7 +89,7 @@ public sealed class KeyServerTests
         (await source.GetKeyAsync(sample.Header, TestContext.Current.CancellationToken)).Dispose();
         Assert.NotNull(await leases.GetAsync(sample.Header.ModelId, sample.Header.ModelVersion, sample.Header.KeyId, TestContext.Current.CancellationToken));
 
-        await server.RevokeAsync(licence.LicenceId);
+        await server.RevokeLicenceAsync(licence.LicenceId, TestContext.Current.CancellationToken);
         var e = await Assert.ThrowsAsync<ModelKeyUnavailableException>(() => source.GetKeyAsync(sample.Header, TestContext.Current.CancellationToken).AsTask());
         Assert.Equal(ModelKeyUnavailableReason.LicenceRevoked, e.Reason);
         Assert.Equal(403, e.StatusCode);
@@ -106,7 +106,7 @@ public sealed class KeyServerTests
     [Fact]
     public async Task A_model_outside_the_licence_is_NotLicensed_and_a_wrong_credential_is_Unauthorized()
     {
-        await using KeyServerEnvironment server = await KeyServerEnvironment.StartAsync();
+        await using TestKeyServer server = await TestKeyServer.StartAsync(cancellationToken: TestContext.Current.CancellationToken);
         SealedSample sample = await server.PublishSampleAsync("classifier");
         TestLicence other = await server.CreateLicenceAsync("acme-app", ["detector"]);
         using var client = new TempDirectory();
@@ -117,7 +117,7 @@ public sealed class KeyServerTests
         }
 
         string wrong = client.Sub("wrong.credential");
-        Repo.WriteOwnerOnly(wrong, "not-the-credential");
+        OwnerOnlyFile.Write(wrong, "not-the-credential");
         string secret = File.ReadAllText(other.CredentialFile);
         await using (ServiceProvider services = ClientServices.ForLicence(server, other with { CredentialFile = wrong }, client))
         {
@@ -131,7 +131,7 @@ public sealed class KeyServerTests
     [Fact]
     public async Task The_call_does_not_post_to_a_single_threaded_synchronization_context()
     {
-        await using KeyServerEnvironment server = await KeyServerEnvironment.StartAsync();
+        await using TestKeyServer server = await TestKeyServer.StartAsync(cancellationToken: TestContext.Current.CancellationToken);
         SealedSample sample = await server.PublishSampleAsync("classifier");
         TestLicence licence = await server.CreateLicenceAsync("acme-app", ["classifier"]);
         using var client = new TempDirectory();

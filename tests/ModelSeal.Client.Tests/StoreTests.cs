@@ -36,7 +36,7 @@ public sealed class StoreTests
     {
         using var directory = new TempDirectory();
         string path = directory.Sub("device.key");
-        Repo.WriteOwnerOnly(path, "modelseal-device-key-v1\nprivate-key: 1234\n");
+        OwnerOnlyFile.Write(path, "modelseal-device-key-v1\nprivate-key: 1234\n");
         using var store = new FileDeviceKeyStore(path);
         await Assert.ThrowsAsync<InvalidOperationException>(() => store.GetOrCreateAsync(TestContext.Current.CancellationToken).AsTask());
     }

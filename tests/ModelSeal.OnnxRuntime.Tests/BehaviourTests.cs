@@ -44,7 +44,7 @@ public sealed class BehaviourTests
     public async Task A_pre_cancelled_token_throws_and_leaves_nothing_open()
     {
         using var temp = new TempDirectory();
-        string sealedPath = temp.File("classifier.mseal");
+        string sealedPath = temp.Sub("classifier.mseal");
         await File.WriteAllBytesAsync(sealedPath, await TestSupport.SealAsync(File.ReadAllBytes(TestSupport.Classifier)), TestContext.Current.CancellationToken);
         var keys = new TestKeySource();
         using var cts = new CancellationTokenSource();
@@ -65,7 +65,7 @@ public sealed class BehaviourTests
     public async Task Cancelling_during_key_retrieval_throws_and_disposes_the_key()
     {
         using var temp = new TempDirectory();
-        string sealedPath = temp.File("classifier.mseal");
+        string sealedPath = temp.Sub("classifier.mseal");
         await File.WriteAllBytesAsync(sealedPath, await TestSupport.SealAsync(File.ReadAllBytes(TestSupport.Classifier)), TestContext.Current.CancellationToken);
         using var cts = new CancellationTokenSource();
         var keys = new TestKeySource { OnRequest = cts.Cancel };
@@ -137,13 +137,13 @@ public sealed class BehaviourTests
     public async Task Key_file_source_works_end_to_end()
     {
         using var temp = new TempDirectory();
-        string keyPath = temp.File("dev.key");
+        string keyPath = temp.Sub("dev.key");
         using (ModelKey key = ModelKey.Import(TestSupport.KeyBytes(1), TestSupport.KeyId))
         {
             KeyFile.Write(keyPath, key);
         }
 
-        string sealedPath = temp.File("classifier.mseal");
+        string sealedPath = temp.Sub("classifier.mseal");
         await File.WriteAllBytesAsync(sealedPath, await TestSupport.SealAsync(File.ReadAllBytes(TestSupport.Classifier)), TestContext.Current.CancellationToken);
 
         using SealedOrtSession session = await SealedInferenceSession.LoadAsync(sealedPath, new KeyFileSource(keyPath));

@@ -44,7 +44,7 @@ public sealed class CopyModeTests
     {
         using var temp = new TempDirectory();
         byte[] ort = TestSupport.ConvertToOrt(TestSupport.Classifier, temp.Path);
-        string ortPath = temp.File("plain.ort");
+        string ortPath = temp.Sub("plain.ort");
         await File.WriteAllBytesAsync(ortPath, ort, TestContext.Current.CancellationToken);
 
         foreach (string plainPath in new[] { TestSupport.Classifier, ortPath })
@@ -96,7 +96,7 @@ public sealed class CopyModeTests
     public async Task Path_overload_and_non_seekable_stream_give_the_same_outputs()
     {
         using var temp = new TempDirectory();
-        string sealedPath = temp.File("classifier.mseal");
+        string sealedPath = temp.Sub("classifier.mseal");
         await File.WriteAllBytesAsync(sealedPath, await TestSupport.SealAsync(File.ReadAllBytes(TestSupport.Classifier)), TestContext.Current.CancellationToken);
         var progress = new List<ModelSealProgress>();
 

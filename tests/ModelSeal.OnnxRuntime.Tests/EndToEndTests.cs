@@ -1,12 +1,5 @@
-using System.Net;
-using System.Net.Http.Headers;
-using System.Net.Http.Json;
-using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
-using ModelSeal.Hpke;
-using ModelSeal.Server.Files;
 
 namespace ModelSeal.OnnxRuntime.Tests;
 
@@ -19,8 +12,7 @@ public sealed class EndToEndTests : IAsyncLifetime
 {
     private static readonly string[] AllModels = ["*"];
     private readonly TempDirectory _dir = new();
-    private Microsoft.AspNetCore.Builder.WebApplication? _server;
-    private HttpClient? _admin;
+    private TestKeyServer? _server;
     private ServiceProvider? _client;
 
     public static TheoryData<string, bool> Cases() => new()
@@ -33,28 +25,15 @@ public sealed class EndToEndTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        string data = Path.Combine(_dir.Path, "server");
-        _server = ModelSeal.Server.ServerHost.Build(new ModelSeal.Server.Configuration.ServerOptions { DataDirectory = data, Urls = "http://127.0.0.1:0" }, logging => logging.ClearProviders());
-        await _server.StartAsync();
-        _admin = new HttpClient { BaseAddress = new Uri(_server.Urls.Single()) };
-        JsonElement token = await PostAsync("/v1/token", new { grantType = "admin", credential = File.ReadAllText(Path.Combine(data, "admin.credential")).Trim() });
-        _admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.GetProperty("accessToken").GetString());
-
-        JsonElement licence = await PostAsync("/v1/admin/licences", new { subject = "e2e-app", models = AllModels, maxDevices = 1 });
-        string credentialFile = Path.Combine(_dir.Path, "licence.credential");
-        File.WriteAllText(credentialFile, licence.GetProperty("credential").GetString());
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(credentialFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-
+        _server = await TestKeyServer.StartAsync();
+        TestLicence licence = await _server.CreateLicenceAsync("e2e-app", AllModels, maxDevices: 1);
         _client = new ServiceCollection()
             .AddLogging()
             .AddModelSeal(o =>
             {
-                o.ServerUrl = _server.Urls.Single();
-                o.LicenceId = licence.GetProperty("licenceId").GetString();
-                o.CredentialFile = credentialFile;
+                o.ServerUrl = _server.Url;
+                o.LicenceId = licence.LicenceId;
+                o.CredentialFile = licence.CredentialFile;
             })
             .BuildServiceProvider();
     }
@@ -66,7 +45,6 @@ public sealed class EndToEndTests : IAsyncLifetime
             await _client.DisposeAsync();
         }
 
-        _admin?.Dispose();
         if (_server is not null)
         {
             await _server.DisposeAsync();
@@ -103,29 +81,9 @@ public sealed class EndToEndTests : IAsyncLifetime
     /// <summary>As the publisher: model, version (key sealed to a publisher key), sealed file.</summary>
     private async Task<string> PublishAsync(string modelId, byte[] plaintext)
     {
-        await PostAsync("/v1/admin/models", new { modelId });
-        using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        JsonElement v = await PostAsync($"/v1/admin/models/{modelId}/versions", new { publisherPublicKey = System.Buffers.Text.Base64Url.EncodeToString(publisher.PublicKey.Span) });
-        using ModelKey key = KeyRelease.Open(
-            publisher,
-            System.Buffers.Text.Base64Url.DecodeFromChars(v.GetProperty("enc").GetString()),
-            System.Buffers.Text.Base64Url.DecodeFromChars(v.GetProperty("sealedKey").GetString()),
-            modelId,
-            v.GetProperty("version").GetString()!,
-            v.GetProperty("keyId").GetString()!,
-            "admin",
-            v.GetProperty("leaseExpiresAt").GetDateTimeOffset());
-        string path = Path.Combine(_dir.Path, modelId + ".mseal");
-        await using FileStream output = File.Create(path);
-        await SealedModel.SealAsync(new MemoryStream(plaintext), output, key, new SealOptions { ModelId = modelId, ModelVersion = v.GetProperty("version").GetString()! });
+        PublishedModel published = await _server!.PublishAsync(modelId, plaintext);
+        string path = _dir.Sub(modelId + ".mseal");
+        await File.WriteAllBytesAsync(path, published.Sealed);
         return path;
-    }
-
-    private async Task<JsonElement> PostAsync(string path, object body)
-    {
-        using HttpResponseMessage response = await _admin!.PostAsJsonAsync(path, body);
-        string text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Created, $"{path}: {(int)response.StatusCode} {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
     }
 }

@@ -9,26 +9,13 @@ internal static class TestSupport
 {
     public const string KeyId = "test-ort";
 
-    private static readonly Lazy<string> Root = new(() =>
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "ModelSeal.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Cannot find the repository root (ModelSeal.slnx) above " + AppContext.BaseDirectory);
-    });
-
     /// <summary>PaddleOCR direction classifier: input x float32 [N,3,48,192].</summary>
-    public static string Classifier => Path.Combine(Root.Value, "samples", "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    public static string Classifier => RepoPaths.SampleModel;
 
     /// <summary>PaddleOCR v4 text detector (4.7 MB).</summary>
-    public static string Detector => Path.Combine(Root.Value, "tests", "models", "ch_PP-OCRv4_det_infer.onnx");
+    public static string Detector => RepoPaths.TestModels("ch_PP-OCRv4_det_infer.onnx");
 
-    public static string TfLite => Path.Combine(Root.Value, "tests", "models", "melspectrogram.tflite");
+    public static string TfLite => RepoPaths.TestModels("melspectrogram.tflite");
 
     public static string ModelPath(string name) => name switch
     {
@@ -240,19 +227,4 @@ internal sealed class NonSeekableStream(Stream inner) : Stream
     public override void SetLength(long value) => throw new NotSupportedException();
 
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-}
-
-/// <summary>A per-test temporary directory, deleted on dispose.</summary>
-internal sealed class TempDirectory : IDisposable
-{
-    public TempDirectory()
-    {
-        Path = Directory.CreateTempSubdirectory("modelseal-ort-").FullName;
-    }
-
-    public string Path { get; }
-
-    public string File(string name) => System.IO.Path.Combine(Path, name);
-
-    public void Dispose() => Directory.Delete(Path, recursive: true);
 }

@@ -15,7 +15,7 @@ public sealed class ZeroCopyTests : IDisposable
     {
         byte[] ort = TestSupport.ConvertToOrt(TestSupport.ModelPath(model), _temp.Path);
         Assert.Equal("ORTM"u8.ToArray(), ort[4..8]);
-        string ortPath = _temp.File("plain.ort");
+        string ortPath = _temp.Sub("plain.ort");
         await File.WriteAllBytesAsync(ortPath, ort, TestContext.Current.CancellationToken);
         byte[] sealedBytes = await TestSupport.SealAsync(ort);
 
@@ -78,7 +78,7 @@ public sealed class ZeroCopyTests : IDisposable
     public async Task LoadAsync_uses_zero_copy_for_ort_and_dispose_makes_the_session_unavailable()
     {
         byte[] ort = TestSupport.ConvertToOrt(TestSupport.Classifier, _temp.Path);
-        string sealedPath = _temp.File("classifier.ort.mseal");
+        string sealedPath = _temp.Sub("classifier.ort.mseal");
         await File.WriteAllBytesAsync(sealedPath, await TestSupport.SealAsync(ort), TestContext.Current.CancellationToken);
         using var options = new SessionOptions();
 

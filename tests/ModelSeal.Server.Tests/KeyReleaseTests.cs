@@ -27,7 +27,7 @@ public sealed class KeyReleaseTests
         Assert.Equal(KeyRelease.Suite, created.Suite);
         Assert.Equal(Start.AddHours(1), created.LeaseExpiresAt);
 
-        byte[] model = await File.ReadAllBytesAsync(TestFiles.SampleModel, TestContext.Current.CancellationToken);
+        byte[] model = await File.ReadAllBytesAsync(RepoPaths.SampleModel, TestContext.Current.CancellationToken);
         using var sealedModel = new MemoryStream();
         await SealedModel.SealAsync(new MemoryStream(model), sealedModel, publisherKey, new SealOptions { ModelId = "classifier", ModelVersion = created.Version }, cancellationToken: TestContext.Current.CancellationToken);
 

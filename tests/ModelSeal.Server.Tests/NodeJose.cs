@@ -13,7 +13,7 @@ internal static class NodeJose
     private static readonly TimeSpan InstallTimeout = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan VerifyTimeout = TimeSpan.FromMinutes(1);
 
-    public static string Folder => Path.Combine(TestFiles.RepositoryRoot(), "tests", "node", "jwks-verify");
+    public static string Folder => Path.Combine(RepoPaths.Root, "tests", "node", "jwks-verify");
 
     /// <summary>The exit code, standard output and standard error of <c>node verify.mjs</c>.</summary>
     internal sealed record Outcome(int ExitCode, string Output, string Error)

@@ -6,34 +6,32 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
 using ModelSeal.Hpke;
 using ModelSeal.Server.Configuration;
-using ModelSeal.Server.Files;
 
 namespace ModelSeal.Server.Tests;
 
 /// <summary>
-/// The real key server on 127.0.0.1 (an ephemeral port) in a temporary data directory, with a real HttpClient and
-/// captured logs. Disposing stops it and checks that its logs hold none of the secrets the tests have seen.
+/// The real key server on 127.0.0.1 (an ephemeral port) in a temporary data directory (<see cref="TestKeyServer"/>),
+/// on the backends <see cref="TestBackends"/> selects, with a real HttpClient and captured logs. Disposing stops it and
+/// checks that its logs hold none of the secrets the tests have seen.
 /// </summary>
 internal sealed class TestServer : ServerClient, IAsyncDisposable
 {
-    private readonly TempDirectory? _ownedDirectory;
+    private readonly TestKeyServer _server;
 
-    private TestServer(WebApplication app, ServerOptions options, LogCapture logs, TempDirectory? ownedDirectory)
-        : base(new Uri(app.Urls.Single()), options.DataDirectory)
+    private TestServer(TestKeyServer server, LogCapture logs)
+        : base(server.Address, server.DataDirectory)
     {
-        App = app;
-        Options = options;
+        _server = server;
         Logs = logs;
-        _ownedDirectory = ownedDirectory;
-        Database = new TestDatabase(options);
+        Database = new TestDatabase(server.Options);
     }
 
     /// <summary>The server's database, opened directly (as someone with access to it could).</summary>
     public TestDatabase Database { get; }
 
-    public WebApplication App { get; }
+    public WebApplication App => _server.App;
 
-    public ServerOptions Options { get; }
+    public ServerOptions Options => _server.Options;
 
     public LogCapture Logs { get; }
 
@@ -51,32 +49,34 @@ internal sealed class TestServer : ServerClient, IAsyncDisposable
     /// <summary>Starts a server; in a new temporary directory unless <paramref name="dataDirectory"/> is given.</summary>
     public static async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null, string? dataDirectory = null)
     {
-        TempDirectory? owned = dataDirectory is null ? new TempDirectory() : null;
-        var options = new ServerOptions { DataDirectory = dataDirectory ?? owned!.Sub("data"), Urls = "http://127.0.0.1:0" };
-        configure?.Invoke(options);
-        TestBackends.Apply(options);
         var logs = new LogCapture();
-        WebApplication app = ServerHost.Build(options, logging =>
-        {
-            logging.ClearProviders();
-            logging.SetMinimumLevel(LogLevel.Debug);
-            logging.AddProvider(logs);
-        });
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        return new TestServer(app, options, logs, owned);
+        TestKeyServer server = await TestKeyServer.StartAsync(
+            options =>
+            {
+                configure?.Invoke(options);
+                TestBackends.Apply(options);
+            },
+            dataDirectory,
+            logging =>
+            {
+                logging.ClearProviders();
+                logging.SetMinimumLevel(LogLevel.Debug);
+                logging.AddProvider(logs);
+            },
+            TestContext.Current.CancellationToken);
+        return new TestServer(server, logs);
     }
 
     public async ValueTask DisposeAsync()
     {
-        await App.StopAsync(CancellationToken.None);
-        await App.DisposeAsync();
+        await _server.StopAsync();
         Client.Dispose();
-        if (_ownedDirectory is not null)
+        if (_server.OwnsDataDirectory)
         {
             Database.Drop();
-            _ownedDirectory.Dispose();
         }
 
+        await _server.DisposeAsync();
         List<string> leaked = Secrets.FoundIn(Logs.Lines);
         Assert.True(leaked.Count == 0, $"The server logged secrets: {string.Join(", ", leaked)}.");
     }
@@ -142,30 +142,6 @@ internal sealed record Release(string ModelId, string Version, string KeyId, str
     }
 }
 
-/// <summary>A temporary directory (owner-only), deleted on dispose.</summary>
-internal sealed class TempDirectory : IDisposable
-{
-    public TempDirectory()
-    {
-        Path = Directory.CreateTempSubdirectory("modelseal-server-tests-").FullName;
-    }
-
-    public string Path { get; }
-
-    public string Sub(string name) => System.IO.Path.Combine(Path, name);
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-}
-
 /// <summary>A clock the tests set.</summary>
 internal sealed class ManualTime(DateTimeOffset now) : TimeProvider
 {
@@ -174,23 +150,4 @@ internal sealed class ManualTime(DateTimeOffset now) : TimeProvider
     public override DateTimeOffset GetUtcNow() => Now;
 
     public void Advance(TimeSpan by) => Now += by;
-}
-
-/// <summary>Test data files found by walking up to the repository root.</summary>
-internal static class TestFiles
-{
-    public static string SampleModel => Path.Combine(RepositoryRoot(), "samples", "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
-
-    public static string RepositoryRoot()
-    {
-        for (DirectoryInfo? directory = new(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "ModelSeal.slnx")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("ModelSeal.slnx not found above " + AppContext.BaseDirectory);
-    }
 }

@@ -202,7 +202,7 @@ public sealed class CobblestoneVectorTests
 
     private static List<Vector> Load()
     {
-        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(TestFiles.Vectors("wycheproof", "c2sp_chunked_encryption_aes_256_gcm_test.json")));
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(RepoPaths.Vectors("wycheproof", "c2sp_chunked_encryption_aes_256_gcm_test.json")));
         var vectors = new List<Vector>();
         foreach (JsonElement group in doc.RootElement.GetProperty("testGroups").EnumerateArray())
         {

@@ -8,7 +8,7 @@ public sealed class ContentTypeTests
     [InlineData("melspectrogram.tflite", ModelContentType.TFLite)]
     public void Real_models_are_detected(string file, ModelContentType expected)
     {
-        byte[] model = File.ReadAllBytes(TestFiles.Models(file));
+        byte[] model = File.ReadAllBytes(RepoPaths.TestModels(file));
         Assert.Equal(expected, ModelContentTypeDetector.Detect(model.AsSpan(0, ModelContentTypeDetector.PrefixLength), model.Length));
     }
 

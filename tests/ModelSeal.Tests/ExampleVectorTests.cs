@@ -12,7 +12,7 @@ public sealed class ExampleVectorTests
     {
         public override string ToString() => File;
 
-        public byte[] Bytes => System.IO.File.ReadAllBytes(TestFiles.Vectors("modelseal", File));
+        public byte[] Bytes => System.IO.File.ReadAllBytes(RepoPaths.Vectors("modelseal", File));
     }
 
     private static readonly Lazy<Dictionary<string, Example>> All = new(Load);
@@ -24,7 +24,7 @@ public sealed class ExampleVectorTests
     {
         string[] outcomes = ["ok", "not-sealed", "unsupported-version", "malformed-header", "authentication"];
         Assert.All(outcomes, o => Assert.Contains(All.Value.Values, e => e.Expect == o));
-        var files = Directory.GetFiles(TestFiles.Vectors("modelseal"), "*.mseal").Select(Path.GetFileName).Order();
+        var files = Directory.GetFiles(RepoPaths.Vectors("modelseal"), "*.mseal").Select(Path.GetFileName).Order();
         Assert.Equal(files, All.Value.Keys.Order());
     }
 
@@ -120,7 +120,7 @@ public sealed class ExampleVectorTests
 
     private static Dictionary<string, Example> Load()
     {
-        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(TestFiles.Vectors("modelseal", "vectors.json")));
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(RepoPaths.Vectors("modelseal", "vectors.json")));
         return doc.RootElement.GetProperty("vectors").EnumerateArray()
             .Select(v => new Example(
                 v.GetProperty("file").GetString()!,

@@ -11,7 +11,7 @@ public sealed class FuzzFindingTests
     private static ModelKey FuzzKey() =>
         ModelKey.Import(Convert.FromHexString("ba90f7bf9a655a83818ff6d82b091d4cd32607dccd2de78f2ac1b07d4cf70f08"), "test-key-1");
 
-    private static byte[] Finding(string name) => File.ReadAllBytes(TestFiles.Vectors("fuzz", name));
+    private static byte[] Finding(string name) => File.ReadAllBytes(RepoPaths.Vectors("fuzz", name));
 
     /// <summary>
     /// Finding 1 (model target): a header declaring a 2^39-byte model, read from a forward-only source, made whole-model

@@ -121,7 +121,7 @@ public sealed class HeaderTests
     {
         // 253402300799 = 9999-12-31T23:59:59Z = 0x3A_FFF4_417F (format.md 1.1). The vectors' headers were written by
         // generate.py; the field bytes above by hand.
-        byte[] vector = File.ReadAllBytes(TestFiles.Vectors("modelseal", file));
+        byte[] vector = File.ReadAllBytes(RepoPaths.Vectors("modelseal", file));
         DateTimeOffset at = DateTimeOffset.FromUnixTimeSeconds(seconds);
         var header = SealedModelHeader.Create("example-model", "1.0.0", "test-key-1", ModelContentType.Unknown, 100, at);
         Assert.Equal(vector.AsSpan(0, header.Length).ToArray(), header.Encoded.ToArray());

@@ -10,7 +10,7 @@ public sealed class HpkeTests
 {
     private static readonly Lazy<JsonElement> BaseModeEntry = new(() =>
     {
-        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(TestFiles.Vectors("hpke", "rfc9180-p256-sha256-aes256gcm.json")));
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(RepoPaths.Vectors("hpke", "rfc9180-p256-sha256-aes256gcm.json")));
         return doc.RootElement.EnumerateArray().Single(e => e.GetProperty("mode").GetInt32() == 0
             && e.GetProperty("kem_id").GetInt32() == 0x10 && e.GetProperty("kdf_id").GetInt32() == 1 && e.GetProperty("aead_id").GetInt32() == 2).Clone();
     });
@@ -221,7 +221,7 @@ public sealed class WycheproofPrimitiveTests
 
     private static List<JsonElement> Load(string file)
     {
-        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(TestFiles.Vectors("wycheproof", file)));
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(RepoPaths.Vectors("wycheproof", file)));
         return [.. doc.RootElement.GetProperty("testGroups").EnumerateArray().SelectMany(g => g.GetProperty("tests").EnumerateArray()).Select(e => e.Clone())];
     }
 }

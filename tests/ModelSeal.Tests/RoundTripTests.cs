@@ -30,10 +30,10 @@ public sealed class RoundTripTests
     [MemberData(nameof(RealModels))]
     public async Task Real_models_round_trip_with_their_content_type_detected(string file, ModelContentType expected)
     {
-        byte[] model = File.ReadAllBytes(TestFiles.Models(file));
+        byte[] model = File.ReadAllBytes(RepoPaths.TestModels(file));
         using ModelKey key = Seal.NewKey();
         var sealedStream = new MemoryStream();
-        using (FileStream input = File.OpenRead(TestFiles.Models(file)))
+        using (FileStream input = File.OpenRead(RepoPaths.TestModels(file)))
         {
             SealedModelHeader header = await SealedModel.SealAsync(input, sealedStream, key, new SealOptions { ModelId = "real", ModelVersion = "1" });
             Assert.Equal(expected, header.ContentType);
@@ -96,7 +96,7 @@ public sealed class RoundTripTests
     [Fact]
     public async Task Sealing_reads_from_the_current_position_and_a_stated_content_type_wins()
     {
-        byte[] model = File.ReadAllBytes(TestFiles.Models("melspectrogram.tflite"));
+        byte[] model = File.ReadAllBytes(RepoPaths.TestModels("melspectrogram.tflite"));
         using ModelKey key = Seal.NewKey();
         var input = new MemoryStream([.. new byte[100], .. model]) { Position = 100 };
         var output = new MemoryStream();

@@ -2,28 +2,9 @@ using System.Security.Cryptography;
 
 namespace ModelSeal.Tests;
 
-/// <summary>Locates the repository's test data (tests/vectors, tests/models) without depending on ../shared.</summary>
+/// <summary>Test data helpers (the repository's files: <see cref="RepoPaths"/>).</summary>
 internal static class TestFiles
 {
-    private static readonly Lazy<string> Root = new(() =>
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "ModelSeal.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Cannot find the repository root (ModelSeal.slnx) above " + AppContext.BaseDirectory);
-    });
-
-    public static string RepositoryRoot => Root.Value;
-
-    public static string Vectors(params string[] parts) => Path.Combine([RepositoryRoot, "tests", "vectors", .. parts]);
-
-    public static string Models(string name) => Path.Combine(RepositoryRoot, "tests", "models", name);
-
     /// <summary>Deterministic pseudo-random bytes.</summary>
     public static byte[] Bytes(int length, int seed)
     {

@@ -3,7 +3,7 @@ using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
-/// <summary><c>modelseal token issue --license ID --credential-file FILE</c> (a development convenience).</summary>
+/// <summary><c>modelseal token issue --licence ID --credential-file FILE</c> (<c>--license</c> is an alias) (a development convenience).</summary>
 internal sealed class TokenCommand : Command
 {
     public TokenCommand(CliContext context)
@@ -15,8 +15,8 @@ internal sealed class TokenCommand : Command
     private sealed class IssueCommand : VerbCommand
     {
         private readonly Option<Uri> _server = ServerOptionsFactory.Server();
-        private readonly Option<string> _licence = new("--license") { Required = true, HelpName = "LICENCE-ID", Description = "The licence." };
-        private readonly Option<string> _credentialFile = new("--credential-file") { Required = true, HelpName = "FILE", Description = "The licence credential file written by 'modelseal license add'." };
+        private readonly Option<string> _licence = new("--licence", "--license") { Required = true, HelpName = "LICENCE-ID", Description = "The licence." };
+        private readonly Option<string> _credentialFile = new("--credential-file") { Required = true, HelpName = "FILE", Description = "The licence credential file written by 'modelseal licence add'." };
 
         public IssueCommand(CliContext context)
             : base("issue", "Exchange a licence credential for a short-lived device token and print it (for testing clients).", context)

@@ -40,7 +40,7 @@ internal static class Program
                 new MasterKeyCommand(context),
                 new DatabaseCommand(context),
                 new ModelCommand(context),
-                new LicenseCommand(context),
+                new LicenceCommand(context),
                 new TokenCommand(context),
                 new AuditCommand(context),
                 new BenchCommand(context),

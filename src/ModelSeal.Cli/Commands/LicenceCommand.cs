@@ -3,12 +3,13 @@ using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
-/// <summary><c>modelseal license add|revoke|list</c>.</summary>
-internal sealed class LicenseCommand : Command
+/// <summary><c>modelseal licence add|revoke|list</c> (<c>license</c> is an alias).</summary>
+internal sealed class LicenceCommand : Command
 {
-    public LicenseCommand(CliContext context)
-        : base("license", "Manage licences on a key server.")
+    public LicenceCommand(CliContext context)
+        : base("licence", "Manage licences on a key server.")
     {
+        Aliases.Add("license");
         Add(new AddCommand(context));
         Add(new RevokeCommand(context));
         Add(new ListCommand(context));
