@@ -39,7 +39,7 @@ internal sealed class KeyServerProvider(KeyServerAdminClient client) : IKeyProvi
     public async Task<(ModelKey Key, string Version)> GetKeyAsync(string modelId, string? version, CancellationToken cancellationToken)
     {
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        NewVersion answer = await client.AddVersionAsync(modelId, version, publisher.PublicKey.ToArray(), cancellationToken).ConfigureAwait(false);
+        NewVersion answer = await client.AddVersionAsync(modelId, version, publisher.PublicKey.Encoded.ToArray(), cancellationToken).ConfigureAwait(false);
         try
         {
             ModelKey key = KeyRelease.Open(publisher, answer.Enc, answer.SealedKey, answer.ModelId, answer.Version, answer.KeyId, client.AdminSubject, answer.LeaseExpiresAt);

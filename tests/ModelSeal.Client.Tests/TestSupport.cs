@@ -137,7 +137,7 @@ internal sealed class KeyServerEnvironment : IAsyncDisposable
     {
         await PostAsync(Admin, "/v1/admin/models", new { modelId }, HttpStatusCode.Created);
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        JsonElement v = await PostAsync(Admin, $"/v1/admin/models/{modelId}/versions", new { publisherPublicKey = System.Buffers.Text.Base64Url.EncodeToString(publisher.PublicKey.Span) }, HttpStatusCode.Created);
+        JsonElement v = await PostAsync(Admin, $"/v1/admin/models/{modelId}/versions", new { publisherPublicKey = System.Buffers.Text.Base64Url.EncodeToString(publisher.PublicKey.Encoded.Span) }, HttpStatusCode.Created);
         string version = v.GetProperty("version").GetString()!;
         using ModelKey key = KeyRelease.Open(
             publisher,

@@ -105,7 +105,7 @@ public sealed class EndToEndTests : IAsyncLifetime
     {
         await PostAsync("/v1/admin/models", new { modelId });
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        JsonElement v = await PostAsync($"/v1/admin/models/{modelId}/versions", new { publisherPublicKey = System.Buffers.Text.Base64Url.EncodeToString(publisher.PublicKey.Span) });
+        JsonElement v = await PostAsync($"/v1/admin/models/{modelId}/versions", new { publisherPublicKey = System.Buffers.Text.Base64Url.EncodeToString(publisher.PublicKey.Encoded.Span) });
         using ModelKey key = KeyRelease.Open(
             publisher,
             System.Buffers.Text.Base64Url.DecodeFromChars(v.GetProperty("enc").GetString()),

@@ -64,7 +64,7 @@ internal sealed class DemoCommand : VerbCommand
                 await admin.LoginAdminAsync((await File.ReadAllTextAsync(Path.Combine(serverOptions.DataDirectory, "admin.credential"), cancellationToken).ConfigureAwait(false)).Trim(), cancellationToken).ConfigureAwait(false);
                 await admin.AddModelAsync(ModelId, cancellationToken).ConfigureAwait(false);
                 using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-                ReleaseAnswer version = await admin.AddVersionAsync(ModelId, null, publisher.PublicKey.ToArray(), cancellationToken).ConfigureAwait(false);
+                ReleaseAnswer version = await admin.AddVersionAsync(ModelId, null, publisher.PublicKey.Encoded.ToArray(), cancellationToken).ConfigureAwait(false);
                 using ModelKey dataKey = KeyRelease.Open(publisher, System.Buffers.Text.Base64Url.DecodeFromChars(version.Enc), System.Buffers.Text.Base64Url.DecodeFromChars(version.SealedKey), version.ModelId, version.Version, version.KeyId, admin.AdminSubject, version.LeaseExpiresAt);
                 await using (AtomicFile file = AtomicFile.Create(sealedPath, overwrite: false))
                 {

@@ -135,7 +135,7 @@ internal sealed class EncryptCommand : VerbCommand
     {
         using Server.KeyServerClient client = await ServerOptionsFactory.AdminClientAsync(result, ServerOption, AdminCredentialOption, cancellationToken).ConfigureAwait(false);
         using var publisher = ModelSeal.Hpke.HpkeKeyPair.Generate();
-        Server.ReleaseAnswer answer = await client.AddVersionAsync(modelId, result.GetValue(ModelVersionOption), publisher.PublicKey.ToArray(), cancellationToken).ConfigureAwait(false);
+        Server.ReleaseAnswer answer = await client.AddVersionAsync(modelId, result.GetValue(ModelVersionOption), publisher.PublicKey.Encoded.ToArray(), cancellationToken).ConfigureAwait(false);
         ModelKey key = ModelSeal.Hpke.KeyRelease.Open(
             publisher, System.Buffers.Text.Base64Url.DecodeFromChars(answer.Enc), System.Buffers.Text.Base64Url.DecodeFromChars(answer.SealedKey), answer.ModelId, answer.Version, answer.KeyId, client.AdminSubject, answer.LeaseExpiresAt);
         Context.Error.WriteLine($"created version {answer.Version} of {answer.ModelId} on {client.Server} (key {answer.KeyId})");
