@@ -30,13 +30,13 @@ public class HpkeBenchmarks : IDisposable
     public void GlobalSetup()
     {
         _device = HpkeKeyPair.Generate();
-        _publicKey = _device.PublicKey.ToArray();
+        _publicKey = _device.PublicKey.Encoded.ToArray();
         _dataKey = ModelKey.Generate("bench-key");
         _dataKeyBytes = new byte[ModelKey.SizeInBytes];
         _dataKey.Export(_dataKeyBytes);
         _info = KeyRelease.Info("bench-model", "1", _dataKey.KeyId, "bench-subject");
         _aad = KeyRelease.Aad(LeaseExpiresAt);
-        (_enc, _ciphertext) = Hpke.Hpke.Seal(_publicKey, _info, _aad, _dataKeyBytes);
+        (_enc, _ciphertext) = Hpke.Hpke.Seal(HpkePublicKey.Import(_publicKey), _info, _aad, _dataKeyBytes);
 
         byte[] opened = Hpke.Hpke.Open(_device, _enc, _info, _aad, _ciphertext);
         if (!opened.AsSpan().SequenceEqual(_dataKeyBytes))
@@ -48,11 +48,11 @@ public class HpkeBenchmarks : IDisposable
     [GlobalCleanup]
     public void GlobalCleanup() => Dispose();
 
-    /// <summary>Hpke.Seal: validate and import the public key, generate an ephemeral P-256 key, ECDH, key schedule, AES-GCM of 32 bytes.</summary>
+    /// <summary>HpkePublicKey.Import and Hpke.Seal: validate and import the public key, generate an ephemeral P-256 key, ECDH, key schedule, AES-GCM of 32 bytes.</summary>
     [Benchmark(Baseline = true)]
     public int Seal_32_byte_key()
     {
-        (byte[] enc, byte[] ciphertext) = Hpke.Hpke.Seal(_publicKey, _info, _aad, _dataKeyBytes);
+        (byte[] enc, byte[] ciphertext) = Hpke.Hpke.Seal(HpkePublicKey.Import(_publicKey), _info, _aad, _dataKeyBytes);
         return enc.Length + ciphertext.Length;
     }
 
@@ -65,11 +65,11 @@ public class HpkeBenchmarks : IDisposable
         return key.Length;
     }
 
-    /// <summary>KeyRelease.Seal, what the key server runs per release: builds info and aad from the fields, then Hpke.Seal.</summary>
+    /// <summary>KeyRelease.Seal, what the key server runs per release of a device it has not seen (it keeps the imported key of known ones): builds info and aad from the fields, then Hpke.Seal.</summary>
     [Benchmark]
     public int KeyRelease_seal()
     {
-        (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(DataKey, _publicKey, "bench-model", "1", "bench-subject", LeaseExpiresAt);
+        (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(DataKey, HpkePublicKey.Import(_publicKey), "bench-model", "1", "bench-subject", LeaseExpiresAt);
         return enc.Length + sealedKey.Length;
     }
 

@@ -315,7 +315,7 @@ internal sealed class LoadTest : IAsyncDisposable
 
         await PostAsync("v1/admin/models", new { modelId }, _adminToken, HttpStatusCode.Created, cancellationToken);
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        JsonElement version = await PostAsync($"v1/admin/models/{modelId}/versions", new { publisherPublicKey = Base64Url(publisher.PublicKey.Span) }, _adminToken, HttpStatusCode.Created, cancellationToken);
+        JsonElement version = await PostAsync($"v1/admin/models/{modelId}/versions", new { publisherPublicKey = Base64Url(publisher.PublicKey.Encoded.Span) }, _adminToken, HttpStatusCode.Created, cancellationToken);
         VersionName = version.GetProperty("version").GetString()!;
         KeyId = version.GetProperty("keyId").GetString()!;
 
@@ -336,7 +336,7 @@ internal sealed class LoadTest : IAsyncDisposable
             int l = i % licenceCount;
             JsonElement answer = await PostAsync("v1/token", new { grantType = "licence", licenceId = _licences[l].Id, credential = credentials[l] }, null, HttpStatusCode.OK, cancellationToken);
             var key = HpkeKeyPair.Generate();
-            byte[] body = JsonSerializer.SerializeToUtf8Bytes(new { modelId, version = "latest", devicePublicKey = Base64Url(key.PublicKey.Span) });
+            byte[] body = JsonSerializer.SerializeToUtf8Bytes(new { modelId, version = "latest", devicePublicKey = Base64Url(key.PublicKey.Encoded.Span) });
             _devices.Add(new Device(key, _licences[l].Subject, new AuthenticationHeaderValue("Bearer", answer.GetProperty("accessToken").GetString()), body));
         }
     }

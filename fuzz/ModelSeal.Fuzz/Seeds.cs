@@ -16,7 +16,7 @@ internal static class Seeds
     {
         using ModelKey key = Fixtures.Key();
         using HpkeKeyPair device = Fixtures.DeviceKey();
-        string devicePublicKey = Base64Url.EncodeToString(device.PublicKey.Span);
+        string devicePublicKey = Base64Url.EncodeToString(device.PublicKey.Encoded.Span);
 
         byte[] onnxLike = [0x08, 0x07, 0x12, 0x04, (byte)'f', (byte)'u', (byte)'z', (byte)'z', 0x3A, 0x02, 0x10, 0x01];
         var models = new (string Name, byte[] Plaintext, DateTimeOffset? SealedAt)[]
@@ -59,7 +59,7 @@ internal static class Seeds
         string leaseDirectory = Path.Combine(Fixtures.ScratchDirectory("seeds"), "leases");
         foreach ((string name, DateTimeOffset expiresAt) in new[] { ("valid", Fixtures.LeaseExpiresAt), ("expired", Fixtures.Now.AddDays(-1)) })
         {
-            (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(key, device.PublicKey.Span, Fixtures.ModelId, Fixtures.Version, Fixtures.Subject, expiresAt);
+            (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(key, device.PublicKey, Fixtures.ModelId, Fixtures.Version, Fixtures.Subject, expiresAt);
             if (Directory.Exists(leaseDirectory))
             {
                 Directory.Delete(leaseDirectory, recursive: true);

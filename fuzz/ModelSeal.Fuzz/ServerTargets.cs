@@ -91,10 +91,10 @@ internal static class ServerTargets
             return;
         }
 
-        _ = HpkePublicKey.Thumbprint(key);
+        _ = HpkePublicKey.ThumbprintOf(key);
         try
         {
-            using HpkeRecipientKey imported = HpkeRecipientKey.Import(key);
+            _ = HpkePublicKey.Import(key);
         }
         catch (ModelKeyException e)
         {

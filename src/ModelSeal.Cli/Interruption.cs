@@ -6,8 +6,10 @@ namespace ModelSeal.Cli;
 /// SIGINT (Ctrl+C), SIGTERM and SIGHUP. The first one cancels the run (<see cref="Token"/>): the verb stops, deletes
 /// what it had started writing and exits with <see cref="ExitCodes.Cancelled"/> after <c>error: interrupted by …</c>.
 /// A repeated one (a second Ctrl+C, or <c>timeout -s INT</c>, which signals the process and then its process group)
-/// stops the process at once, but only after deleting every temporary file (<see cref="AtomicFile.AbandonAll"/>) — unlike
-/// .NET's default, which kills the process on a second Ctrl+C with its temporary files still on disk.
+/// stops the process at once, but only after deleting every temporary file (<c>AtomicFile.AbandonAll</c>) — unlike
+/// .NET's default, which kills the process on a second Ctrl+C with its temporary files still on disk. (ModelSeal.Client
+/// compiles in its own AtomicFile, so the name is not a cref; its device key and lease writes, in <c>modelseal demo</c>, are
+/// not abandoned here: on Linux they leave nothing, elsewhere the next write of the same file removes what is left.)
 /// </summary>
 internal sealed class Interruption : IDisposable
 {

@@ -78,7 +78,7 @@ public sealed class KeyServerKeySource : IModelKeySource
 
     private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, IHpkeKeyAgreement device, CancellationToken cancellationToken)
     {
-        var body = new ReleaseRequest(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Span));
+        var body = new ReleaseRequest(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Encoded.Span));
         AccessToken token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
         ReleaseResponse answer;
         try
@@ -115,8 +115,7 @@ public sealed class KeyServerKeySource : IModelKeySource
         ModelKey key = Open(lease, device) ?? throw Invalid("The key released by the server does not open with this device's key (wrong device key, subject or lease binding).");
         if (_logger.IsEnabled(LogLevel.Information))
         {
-            string thumbprint = HpkePublicKey.Thumbprint(device.PublicKey.Span);
-            ClientLog.Released(_logger, header.ModelId, header.ModelVersion, header.KeyId, thumbprint, leaseExpiresAt);
+            ClientLog.Released(_logger, header.ModelId, header.ModelVersion, header.KeyId, device.PublicKey.Thumbprint, leaseExpiresAt);
         }
 
         try

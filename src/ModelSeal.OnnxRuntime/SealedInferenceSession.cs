@@ -242,7 +242,7 @@ public static class SealedInferenceSession
         {
             case Request.ZeroCopy when contentType != ModelContentType.Ort:
                 throw new NotSupportedException(
-                    $"Zero-copy loading needs an ORT-format model (.ort); this sealed model is '{contentType.ToName()}'. " +
+                    $"Zero-copy loading needs an ORT-format model (.ort); this sealed model is '{contentType}'. " +
                     "Use CreateAsync (copy mode) for .onnx models, or LoadAsync to choose by content type.");
             case Request.ZeroCopy:
                 return SessionLoadMode.ZeroCopy;
@@ -261,7 +261,7 @@ public static class SealedInferenceSession
     }
 
     private static NotSupportedException NotOnnxRuntime(ModelContentType contentType) =>
-        new($"ONNX Runtime cannot load this sealed model: its content type is '{contentType.ToName()}'. " +
+        new($"ONNX Runtime cannot load this sealed model: its content type is '{contentType}'. " +
             "Decrypt it with SealedModel.DecryptAsync and hand DecryptedModel.DangerousGetArray(), Span or OpenStream() " +
             "to the runtime that reads it (for example TensorFlow Lite); keep the DecryptedModel alive while that runtime " +
             "reads the bytes and dispose it afterwards (see docs/runtimes.md).");

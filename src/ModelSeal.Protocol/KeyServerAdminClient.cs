@@ -100,7 +100,7 @@ internal sealed class KeyServerAdminClient : IDisposable
     {
         string subject = AdminSubject ?? throw new InvalidOperationException("LoginAdminAsync first.");
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        ReleaseResponse answer = await CreateVersionAsync(modelId, version, publisher.PublicKey.Span, cancellationToken).ConfigureAwait(false);
+        ReleaseResponse answer = await CreateVersionAsync(modelId, version, publisher.PublicKey.Encoded.Span, cancellationToken).ConfigureAwait(false);
         if (answer.ModelId != modelId || (version is not null && answer.Version != version) || answer.Suite != KeyRelease.Suite
             || !Rfc3339.TryParse(answer.LeaseExpiresAt, out DateTimeOffset leaseExpiresAt))
         {

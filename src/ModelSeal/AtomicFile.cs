@@ -28,7 +28,7 @@ namespace ModelSeal;
 /// hosts, and any other file are left alone.
 /// </para>
 /// </remarks>
-public sealed class AtomicFile : IAsyncDisposable, IDisposable
+internal sealed class AtomicFile : IAsyncDisposable, IDisposable
 {
     /// <summary>For tests only: set to 1 to use a named temporary file even where <c>O_TMPFILE</c> works.</summary>
     internal const string NamedTemporaryVariable = "MODELSEAL_TEST_NAMED_TEMPORARY";

@@ -1,7 +1,7 @@
 namespace ModelSeal;
 
 /// <summary>The identifier syntax of model ids, model versions and key ids (docs/format.md, section 1.1).</summary>
-public static class Identifier
+internal static class Identifier
 {
     /// <summary>Maximum length in bytes of a model id or key id.</summary>
     public const int MaxIdLength = 128;

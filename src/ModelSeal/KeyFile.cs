@@ -10,7 +10,7 @@ namespace ModelSeal;
 public static class KeyFile
 {
     /// <summary>Largest accepted key file, in bytes.</summary>
-    public const int MaxSize = 4096;
+    internal const int MaxSize = 4096;
 
     private const string FormatLine = "modelseal-key-v1";
     private const string Comment = "# ModelSeal data key. Secret: anyone holding this file can open models sealed with it.";

@@ -17,7 +17,7 @@ public enum ModelContentType
 }
 
 /// <summary>Detects a model's content type from its first bytes (docs/format.md, section 4).</summary>
-public static class ModelContentTypeDetector
+internal static class ModelContentTypeDetector
 {
     /// <summary>How many leading bytes detection looks at.</summary>
     public const int PrefixLength = 64 * 1024;

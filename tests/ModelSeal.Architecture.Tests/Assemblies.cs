@@ -14,6 +14,16 @@ internal static class Assemblies
             .Select(a => a.Value!)
             .Order(StringComparer.Ordinal)];
 
+    /// <summary>
+    /// The packaged libraries: every project under src/ whose public API is tracked (PublicAPI.Shipped.txt beside its
+    /// project file; see Directory.Build.targets), as [AssemblyMetadata("ModelSealPackagedAssembly", directory)].
+    /// </summary>
+    public static string[] Packaged =>
+        [.. typeof(Assemblies).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .Where(a => a.Key == "ModelSealPackagedAssembly")
+            .Select(a => Path.GetFileName(a.Value!.TrimEnd('/', '\\')))
+            .Order(StringComparer.Ordinal)];
+
     public static string PathOf(string name)
     {
         string path = Path.Combine(AppContext.BaseDirectory, name + ".dll");

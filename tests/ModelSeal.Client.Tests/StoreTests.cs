@@ -12,13 +12,13 @@ public sealed class StoreTests
         byte[] first;
         using (var store = new FileDeviceKeyStore(path))
         {
-            first = (await store.GetOrCreateAsync(TestContext.Current.CancellationToken)).PublicKey.ToArray();
+            first = (await store.GetOrCreateAsync(TestContext.Current.CancellationToken)).PublicKey.Encoded.ToArray();
             Assert.Same(await store.GetOrCreateAsync(TestContext.Current.CancellationToken), await store.GetOrCreateAsync(TestContext.Current.CancellationToken));
         }
 
         using (var store = new FileDeviceKeyStore(path))
         {
-            Assert.Equal(first, (await store.GetOrCreateAsync(TestContext.Current.CancellationToken)).PublicKey.ToArray());
+            Assert.Equal(first, (await store.GetOrCreateAsync(TestContext.Current.CancellationToken)).PublicKey.Encoded.ToArray());
         }
 
         if (!OperatingSystem.IsWindows())
@@ -73,7 +73,7 @@ public sealed class StoreTests
     {
         using var device = new InMemoryDeviceKeyStore();
         IHpkeKeyAgreement key = await device.GetOrCreateAsync(TestContext.Current.CancellationToken);
-        Assert.Equal(65, key.PublicKey.Length);
+        Assert.Equal(65, key.PublicKey.Encoded.Length);
         var cache = new InMemoryLeaseCache();
         var lease = new ModelLease("m", "1", "k", "s", "e", "k", DateTimeOffset.UnixEpoch);
         await cache.StoreAsync(lease, TestContext.Current.CancellationToken);

@@ -118,7 +118,7 @@ public sealed class ZeroCopyTests : IDisposable
         var error = await Assert.ThrowsAsync<NotSupportedException>(() => SealedInferenceSession.LoadAsync(sealedStream, keys));
 
         Assert.Contains("DecryptedModel", error.Message, StringComparison.Ordinal);
-        Assert.Contains(type.ToName(), error.Message, StringComparison.Ordinal);
+        Assert.Contains($"'{type}'", error.Message, StringComparison.Ordinal);
         Assert.Equal(0, keys.Requests);
     }
 }

@@ -30,7 +30,7 @@ public sealed class EdgeTests
         do
         {
             device = HpkeKeyPair.Generate();
-            encoded = TestServer.Base64Url(device.PublicKey.Span);
+            encoded = TestServer.Base64Url(device.PublicKey.Encoded.Span);
         }
         while (!encoded.Contains('-', StringComparison.Ordinal) || !encoded.Contains('_', StringComparison.Ordinal) ? Dispose(device) : false);
 

@@ -135,7 +135,7 @@ public sealed class GroupCommitTests
         Assert.Equal(refused.Count, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.refused' AND outcome = 'device-limit'"));
         foreach (int device in admitted)
         {
-            Assert.Equal(Rounds, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released' AND device = '{HpkePublicKey.Thumbprint(devices[device].PublicKey.Span)}'"));
+            Assert.Equal(Rounds, server.Database.Count($"SELECT COUNT(*) FROM audit WHERE id > {maxIdBefore} AND event = 'key.released' AND device = '{devices[device].PublicKey.Thumbprint}'"));
         }
 
         foreach (HpkeKeyPair device in devices)

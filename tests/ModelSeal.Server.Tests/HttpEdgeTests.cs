@@ -227,7 +227,7 @@ public sealed class HttpEdgeTests : IClassFixture<HttpEdgeTests.Server>
         Licence licence = await server.CreateLicenceAsync(admin, "audited-subject", ["audited"], maxDevices: 1);
         string token = await server.LicenceTokenAsync(licence);
         using ModelSeal.Hpke.HpkeKeyPair device = ModelSeal.Hpke.HpkeKeyPair.Generate(), second = ModelSeal.Hpke.HpkeKeyPair.Generate();
-        string key = TestServer.Base64Url(device.PublicKey.Span);
+        string key = TestServer.Base64Url(device.PublicKey.Encoded.Span);
         const string Refused = "SELECT COUNT(*) FROM audit WHERE event = 'key.refused'";
         long before = server.Database.Count(Refused);
 

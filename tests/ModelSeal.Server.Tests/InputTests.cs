@@ -75,7 +75,7 @@ public sealed class InputTests : IAsyncLifetime
     [Fact]
     public async Task Bad_identifiers_are_400()
     {
-        string key = TestServer.Base64Url(_device.PublicKey.Span);
+        string key = TestServer.Base64Url(_device.PublicKey.Encoded.Span);
         foreach (string modelId in new[] { "", "../etc/passwd", "-leading", "with space", "caf\u00e9", new string('a', 129) })
         {
             (await _server.PostAsync("/v1/keys/release", new { modelId, version = "1", devicePublicKey = key }, _token)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
@@ -104,7 +104,7 @@ public sealed class InputTests : IAsyncLifetime
     [Fact]
     public async Task Invalid_device_keys_are_400_invalid_device_key()
     {
-        byte[] valid = _device.PublicKey.ToArray();
+        byte[] valid = _device.PublicKey.Encoded.ToArray();
         byte[] offCurve = (byte[])valid.Clone();
         offCurve[64] ^= 1;
         byte[] compressed = [0x02, .. valid.AsSpan(1, 32)];

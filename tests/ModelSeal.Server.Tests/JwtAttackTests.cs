@@ -46,7 +46,7 @@ public sealed class JwtAttackTests : IAsyncLifetime
         using (ECDsa publicKey = ECDsa.Create(_serverKey.ExportParameters(false)))
         {
             ECParameters p = publicKey.ExportParameters(false);
-            Assert.Equal(HpkePublicKey.Thumbprint([0x04, .. p.Q.X!, .. p.Q.Y!]), _kid);
+            Assert.Equal(HpkePublicKey.Import([0x04, .. p.Q.X!, .. p.Q.Y!]).Thumbprint, _kid);
         }
 
         JsonElement claims = Payload(_validToken);

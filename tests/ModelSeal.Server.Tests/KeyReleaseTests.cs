@@ -58,7 +58,7 @@ public sealed class KeyReleaseTests
         Api audit = await server.GetAsync("/v1/admin/audit?limit=500", admin);
         JsonElement record = audit.Json.GetProperty("items").EnumerateArray().Single(r => r.GetProperty("event").GetString() == "key.released");
         Assert.Equal(licence.Id, record.GetProperty("licenceId").GetString());
-        Assert.Equal(HpkePublicKey.Thumbprint(device.PublicKey.Span), record.GetProperty("device").GetString());
+        Assert.Equal(device.PublicKey.Thumbprint, record.GetProperty("device").GetString());
         Assert.Equal("customer-1", record.GetProperty("subject").GetString());
         Assert.Equal(created.KeyId, record.GetProperty("keyId").GetString());
         Assert.Equal("127.0.0.1", record.GetProperty("client").GetString());
@@ -175,7 +175,7 @@ public sealed class KeyReleaseTests
         Assert.Equal(HttpStatusCode.OK, devices.Status);
         string[] thumbprints = devices.Json.GetProperty("items").EnumerateArray().Select(d => d.GetProperty("thumbprint").GetString()!).ToArray();
         Assert.Equal(
-            new[] { HpkePublicKey.Thumbprint(first.PublicKey.Span), HpkePublicKey.Thumbprint(second.PublicKey.Span) }.Order(),
+            new[] { first.PublicKey.Thumbprint, second.PublicKey.Thumbprint }.Order(),
             thumbprints.Order());
         (await server.GetAsync("/v1/admin/licences/lic_nope/devices", admin)).AssertProblem(HttpStatusCode.NotFound, "licence-not-found");
     }
@@ -256,7 +256,7 @@ public sealed class KeyReleaseTests
         (await server.PostAsync("/v1/admin/models", new { modelId = "m" }, admin)).AssertProblem(HttpStatusCode.Conflict, "model-exists");
         (await server.CreateVersionAsync(admin, "m", version: "v1")).Key.Dispose();
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        string publicKey = TestServer.Base64Url(publisher.PublicKey.Span);
+        string publicKey = TestServer.Base64Url(publisher.PublicKey.Encoded.Span);
         (await server.PostAsync("/v1/admin/models/m/versions", new { version = "v1", publisherPublicKey = publicKey }, admin)).AssertProblem(HttpStatusCode.Conflict, "version-exists");
         (await server.PostAsync("/v1/admin/models/none/versions/1/disable", null, admin)).AssertProblem(HttpStatusCode.NotFound, "model-not-found");
         (await server.PostAsync("/v1/admin/models/m/versions/9/disable", null, admin)).AssertProblem(HttpStatusCode.NotFound, "version-not-found");

@@ -211,7 +211,7 @@ public sealed class ReleaseDecisionTests
             var domain = new Domain(directory, store, MasterKeyProviders.Open(options.MasterKey, data.MasterKeysPath, mayCreate: true));
             Assert.True((await domain.Catalogue.CreateModelAsync(Admin, "m", CancellationToken.None)).Succeeded);
             using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-            Assert.True((await domain.Catalogue.CreateVersionAsync(Admin, "m", null, publisher.PublicKey.ToArray(), CancellationToken.None)).Succeeded);
+            Assert.True((await domain.Catalogue.CreateVersionAsync(Admin, "m", null, publisher.PublicKey.Encoded.ToArray(), CancellationToken.None)).Succeeded);
             return domain;
         }
 
@@ -222,7 +222,7 @@ public sealed class ReleaseDecisionTests
         }
 
         public Task<Outcome<ReleasedKey>> ReleaseAsync(Caller caller, string modelId, string version, HpkeKeyPair device) =>
-            Releases.ReleaseAsync(caller, new ReleaseQuery(modelId, version, device.PublicKey.ToArray()), CancellationToken.None);
+            Releases.ReleaseAsync(caller, new ReleaseQuery(modelId, version, device.PublicKey.Encoded.ToArray()), CancellationToken.None);
 
         public ValueTask DisposeAsync()
         {

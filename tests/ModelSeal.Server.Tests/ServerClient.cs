@@ -80,8 +80,8 @@ internal abstract class ServerClient
         using HpkeKeyPair ownPublisher = HpkeKeyPair.Generate();
         HpkeKeyPair key = publisher ?? ownPublisher;
         object body = version is null
-            ? new { publisherPublicKey = Base64Url(key.PublicKey.Span) }
-            : new { version, publisherPublicKey = Base64Url(key.PublicKey.Span) };
+            ? new { publisherPublicKey = Base64Url(key.PublicKey.Encoded.Span) }
+            : new { version, publisherPublicKey = Base64Url(key.PublicKey.Encoded.Span) };
         Api answer = await PostAsync($"/v1/admin/models/{modelId}/versions", body, admin);
         Assert.Equal(HttpStatusCode.Created, answer.Status);
         Release release = Release.From(answer);
@@ -118,7 +118,7 @@ internal abstract class ServerClient
     }
 
     public Task<Api> ReleaseAsync(string token, string modelId, string version, HpkeKeyPair device) =>
-        PostAsync("/v1/keys/release", new { modelId, version, devicePublicKey = Base64Url(device.PublicKey.Span) }, token);
+        PostAsync("/v1/keys/release", new { modelId, version, devicePublicKey = Base64Url(device.PublicKey.Encoded.Span) }, token);
 
     /// <summary>Releases and opens the key; asserts 200.</summary>
     public async Task<(Release Answer, ModelKey Key)> ReleaseAndOpenAsync(string token, Licence licence, string modelId, string version, HpkeKeyPair device)

@@ -14,7 +14,7 @@ public sealed class HpkeKeyAgreementTests
     public void A_key_agreement_that_returns_a_wrong_secret_makes_Open_fail_with_HpkeOpenException()
     {
         using HpkeKeyPair device = HpkeKeyPair.Generate();
-        (byte[] enc, byte[] ct) = Hpke.Hpke.Seal(device.PublicKey.Span, "info"u8, "aad"u8, [1, 2, 3]);
+        (byte[] enc, byte[] ct) = Hpke.Hpke.Seal(device.PublicKey, "info"u8, "aad"u8, [1, 2, 3]);
         Assert.Equal([1, 2, 3], Hpke.Hpke.Open(new RecordingKeyAgreement(device), enc, "info"u8, "aad"u8, ct));
 
         var wrong = new RecordingKeyAgreement(device, corrupt: true);
@@ -23,7 +23,7 @@ public sealed class HpkeKeyAgreementTests
 
         using ModelKey key = ModelKey.Generate("m.1.k1");
         DateTimeOffset lease = DateTimeOffset.FromUnixTimeSeconds(1_900_000_000);
-        (byte[] releaseEnc, byte[] sealedKey) = KeyRelease.Seal(key, device.PublicKey.Span, "m", "1", "device-1", lease);
+        (byte[] releaseEnc, byte[] sealedKey) = KeyRelease.Seal(key, device.PublicKey, "m", "1", "device-1", lease);
         using (KeyRelease.Open(new RecordingKeyAgreement(device), releaseEnc, sealedKey, "m", "1", "m.1.k1", "device-1", lease))
         {
         }
@@ -36,7 +36,7 @@ public sealed class HpkeKeyAgreementTests
     public void A_failing_key_agreement_passes_its_exception_through_Open()
     {
         using HpkeKeyPair device = HpkeKeyPair.Generate();
-        (byte[] enc, byte[] ct) = Hpke.Hpke.Seal(device.PublicKey.Span, [], [], [1]);
+        (byte[] enc, byte[] ct) = Hpke.Hpke.Seal(device.PublicKey, [], [], [1]);
         var failure = new InvalidOperationException("the token was removed");
         Assert.Same(failure, Record.Exception(() => Hpke.Hpke.Open(new RecordingKeyAgreement(device, failure), enc, [], [], ct)));
 
@@ -56,7 +56,7 @@ public sealed class HpkeKeyAgreementTests
     public void An_invalid_encapsulated_key_is_refused_before_the_key_agreement_is_called(string change)
     {
         using HpkeKeyPair device = HpkeKeyPair.Generate();
-        (byte[] enc, byte[] ct) = Hpke.Hpke.Seal(device.PublicKey.Span, [], [], [1]);
+        (byte[] enc, byte[] ct) = Hpke.Hpke.Seal(device.PublicKey, [], [], [1]);
         var recipient = new RecordingKeyAgreement(device);
         Assert.Equal([1], Hpke.Hpke.Open(recipient, enc, [], [], ct));
         Assert.Equal(1, recipient.Calls);
@@ -65,7 +65,7 @@ public sealed class HpkeKeyAgreementTests
         // because a coordinate must be below the field prime.
         byte[] fieldPrime = Convert.FromHexString("FFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF");
         byte[] y0 = Convert.FromHexString("66485C780E2F83D72433BD5D84A06BB6541C2AF31DAE871728BF856A174F93F4");
-        HpkePublicKey.Import([0x04, .. new byte[32], .. y0]).Dispose();
+        _ = HpkePublicKey.Import([0x04, .. new byte[32], .. y0]);
         byte[] invalid = change switch
         {
             "empty" => [],
@@ -87,11 +87,11 @@ public sealed class HpkeKeyAgreementTests
     {
         using HpkeKeyPair device = HpkeKeyPair.Generate();
         using HpkeKeyPair peer = HpkeKeyPair.Generate();
-        Assert.Throws<ArgumentException>(() => device.DeriveSharedSecret(peer.PublicKey.Span, new byte[31]));
-        Assert.Throws<ArgumentException>(() => device.DeriveSharedSecret(peer.PublicKey.Span, new byte[33]));
+        Assert.Throws<ArgumentException>(() => device.DeriveSharedSecret(peer.PublicKey, new byte[31]));
+        Assert.Throws<ArgumentException>(() => device.DeriveSharedSecret(peer.PublicKey, new byte[33]));
         byte[] ours = new byte[32], theirs = new byte[32];
-        device.DeriveSharedSecret(peer.PublicKey.Span, ours);
-        peer.DeriveSharedSecret(device.PublicKey.Span, theirs);
+        device.DeriveSharedSecret(peer.PublicKey, ours);
+        peer.DeriveSharedSecret(device.PublicKey, theirs);
         Assert.Equal(ours, theirs);
         Assert.NotEqual(new byte[32], ours);
     }
@@ -107,11 +107,11 @@ internal sealed class RecordingKeyAgreement(IHpkeKeyAgreement inner, Exception? 
 
     public int Calls => Peers.Count;
 
-    public ReadOnlyMemory<byte> PublicKey => inner.PublicKey;
+    public HpkePublicKey PublicKey => inner.PublicKey;
 
-    public void DeriveSharedSecret(ReadOnlySpan<byte> peerPublicKey, Span<byte> sharedSecret)
+    public void DeriveSharedSecret(HpkePublicKey peerPublicKey, Span<byte> sharedSecret)
     {
-        Peers.Add(peerPublicKey.ToArray());
+        Peers.Add(peerPublicKey.Encoded.ToArray());
         if (failure is not null)
         {
             throw failure;
@@ -144,19 +144,21 @@ internal sealed class ArithmeticKeyAgreement : IHpkeKeyAgreement
     {
         _privateKey = new BigInteger(privateKey, isUnsigned: true, isBigEndian: true);
         (BigInteger x, BigInteger y) = Multiply(_privateKey, G) ?? throw new ArgumentException("Zero private key.", nameof(privateKey));
-        PublicKey = (byte[])[0x04, .. Bytes(x), .. Bytes(y)];
+        PublicKey = HpkePublicKey.Import([0x04, .. Bytes(x), .. Bytes(y)]);
     }
 
-    public ReadOnlyMemory<byte> PublicKey { get; }
+    public HpkePublicKey PublicKey { get; }
 
-    public void DeriveSharedSecret(ReadOnlySpan<byte> peerPublicKey, Span<byte> sharedSecret)
+    public void DeriveSharedSecret(HpkePublicKey peerPublicKey, Span<byte> sharedSecret)
     {
-        if (peerPublicKey.Length != 65 || peerPublicKey[0] != 0x04 || sharedSecret.Length != 32)
+        // HpkePublicKey has validated the point; checked again here, as a key that trusts nothing it is given would.
+        ReadOnlySpan<byte> point = peerPublicKey.Encoded.Span;
+        if (point.Length != 65 || point[0] != 0x04 || sharedSecret.Length != 32)
         {
             throw new ArgumentException("Expected a 65-byte uncompressed point and a 32-byte destination.");
         }
 
-        var peer = (X: new BigInteger(peerPublicKey[1..33], isUnsigned: true, isBigEndian: true), Y: new BigInteger(peerPublicKey[33..], isUnsigned: true, isBigEndian: true));
+        var peer = (X: new BigInteger(point[1..33], isUnsigned: true, isBigEndian: true), Y: new BigInteger(point[33..], isUnsigned: true, isBigEndian: true));
         if (peer.X >= P || peer.Y >= P || Mod(peer.Y * peer.Y) != Mod((peer.X * peer.X * peer.X) - (3 * peer.X) + B))
         {
             throw new ArgumentException("Not a point on P-256.", nameof(peerPublicKey));

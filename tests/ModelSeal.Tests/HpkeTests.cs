@@ -23,9 +23,9 @@ public sealed class HpkeTests
         JsonElement v = BaseModeEntry.Value;
         using HpkeKeyPair recipient = HpkeKeyPair.Derive(Hex(v, "ikmR"));
         using HpkeKeyPair ephemeral = HpkeKeyPair.Derive(Hex(v, "ikmE"));
-        Assert.Equal(Hex(v, "pkRm"), recipient.PublicKey.ToArray());
+        Assert.Equal(Hex(v, "pkRm"), recipient.PublicKey.Encoded.ToArray());
         Assert.Equal(Hex(v, "skRm"), recipient.ExportPrivateKey());
-        Assert.Equal(Hex(v, "pkEm"), ephemeral.PublicKey.ToArray());
+        Assert.Equal(Hex(v, "pkEm"), ephemeral.PublicKey.Encoded.ToArray());
         Assert.Equal(Hex(v, "skEm"), ephemeral.ExportPrivateKey());
     }
 
@@ -40,7 +40,7 @@ public sealed class HpkeTests
     {
         JsonElement v = BaseModeEntry.Value;
         byte[] info = Hex(v, "info");
-        using var recipientPublicKey = HpkeRecipientKey.Import(Hex(v, "pkRm"));
+        HpkePublicKey recipientPublicKey = HpkePublicKey.Import(Hex(v, "pkRm"));
         using HpkeContext sender = Hpke.Hpke.SetupBaseSender(recipientPublicKey, info, Hex(v, "ikmE"), out byte[] enc);
         Assert.Equal(Hex(v, "enc"), enc);
         Assert.Equal(Hex(v, "key"), sender.Key.ToArray());
@@ -49,7 +49,7 @@ public sealed class HpkeTests
 
         IHpkeKeyAgreement recipientKey = keyAgreement == nameof(HpkeKeyPair) ? HpkeKeyPair.ImportPrivateKey(Hex(v, "skRm")) : new ArithmeticKeyAgreement(Hex(v, "skRm"));
         using var disposable = recipientKey as IDisposable;
-        Assert.Equal(Hex(v, "pkRm"), recipientKey.PublicKey.ToArray());
+        Assert.Equal(Hex(v, "pkRm"), recipientKey.PublicKey.Encoded.ToArray());
         var recording = new RecordingKeyAgreement(recipientKey);
         JsonElement first = v.GetProperty("encryptions")[0];
         Assert.Equal(Hex(first, "pt"), Hpke.Hpke.Open(recording, enc, info, Hex(first, "aad"), Hex(first, "ct")));
@@ -83,7 +83,7 @@ public sealed class HpkeTests
         Gen.Byte.Array[0, 100].Select(Gen.Byte.Array[0, 40], Gen.Byte.Array[0, 40]).Sample(
             (plaintext, info, aad) =>
             {
-                (byte[] enc, byte[] ct) = Hpke.Hpke.Seal(device.PublicKey.Span, info, aad, plaintext);
+                (byte[] enc, byte[] ct) = Hpke.Hpke.Seal(device.PublicKey, info, aad, plaintext);
                 if (!Hpke.Hpke.Open(device, enc, info, aad, ct).AsSpan().SequenceEqual(plaintext))
                 {
                     return false;
@@ -106,12 +106,12 @@ public sealed class HpkeTests
     }
 
     [Fact]
-    public async Task A_recipient_key_imported_once_is_shared_by_concurrent_seals()
+    public async Task A_public_key_imported_once_is_shared_by_concurrent_seals()
     {
         using HpkeKeyPair device = HpkeKeyPair.Generate();
-        using var recipient = HpkeRecipientKey.Import(device.PublicKey.Span);
-        Assert.True(recipient.Encoded.SequenceEqual(device.PublicKey.Span));
-        Assert.Throws<ModelKeyException>(() => HpkeRecipientKey.Import(new byte[65]));
+        HpkePublicKey recipient = HpkePublicKey.Import(device.PublicKey.Encoded.Span);
+        Assert.True(recipient.Encoded.Span.SequenceEqual(device.PublicKey.Encoded.Span));
+        Assert.Throws<ModelKeyException>(() => HpkePublicKey.Import(new byte[65]));
 
         // Many threads seal to the same imported key at once; every message opens, with its own encapsulated key.
         byte[][] sealedMessages = await Task.WhenAll(Enumerable.Range(0, 200).Select(i => Task.Run(() =>
@@ -128,22 +128,47 @@ public sealed class HpkeTests
         Assert.Equal(200, sealedMessages.Select(m => Convert.ToHexString(m, 0, Hpke.Hpke.EncapsulatedKeySize)).Distinct().Count());
     }
 
+    [Fact]
+    public void A_public_key_is_its_encoded_point_with_the_documented_thumbprint_and_value_equality()
+    {
+        // RFC 9180's pkRm; thumbprint = base64url(SHA-256(65-byte point)), no padding (docs/protocol.md), computed
+        // independently of this library. Stored in key-server databases: it must never change.
+        byte[] point = Hex(BaseModeEntry.Value, "pkRm");
+        HpkePublicKey key = HpkePublicKey.Import(point);
+        Assert.Equal("VOW3pHnL9aRQIMu1fLEmLHgVSB4q7TPjd6czuzdNgbc", key.Thumbprint);
+        Assert.Equal(key.Thumbprint, key.ToString());
+        Assert.Equal(point, key.Encoded.ToArray());
+
+        point[^1] ^= 1; // the key holds its own copy
+        Assert.Equal("VOW3pHnL9aRQIMu1fLEmLHgVSB4q7TPjd6czuzdNgbc", key.Thumbprint);
+        point[^1] ^= 1;
+
+        using HpkeKeyPair pair = HpkeKeyPair.ImportPrivateKey(Hex(BaseModeEntry.Value, "skRm"));
+        Assert.Equal(key, pair.PublicKey);
+        Assert.Equal(key.GetHashCode(), pair.PublicKey.GetHashCode());
+        Assert.True(key.Equals((object)HpkePublicKey.Import(point)));
+        using HpkeKeyPair other = HpkeKeyPair.Generate();
+        Assert.NotEqual(key, other.PublicKey);
+        Assert.False(key.Equals(null));
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("04")]
     [InlineData("02b1a2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90")] // compressed
     public void Malformed_public_keys_are_refused(string hex)
     {
-        Assert.Throws<ModelKeyException>(() => Hpke.Hpke.Seal(Convert.FromHexString(hex), [], [], [1, 2, 3]));
+        var e = Assert.Throws<ModelKeyException>(() => HpkePublicKey.Import(Convert.FromHexString(hex)));
+        Assert.Contains("65-byte uncompressed P-256 point", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void A_point_off_the_curve_is_refused()
     {
         using HpkeKeyPair device = HpkeKeyPair.Generate();
-        byte[] point = device.PublicKey.ToArray();
+        byte[] point = device.PublicKey.Encoded.ToArray();
         point[^1] ^= 1;
-        var e = Assert.Throws<ModelKeyException>(() => Hpke.Hpke.Seal(point, [], [], [1]));
+        var e = Assert.Throws<ModelKeyException>(() => HpkePublicKey.Import(point));
         Assert.Contains("not a point on the P-256 curve", e.Message, StringComparison.Ordinal);
     }
 
@@ -157,7 +182,7 @@ public sealed class HpkeTests
         byte[] secret = key.ExportPrivateKey();
         Assert.DoesNotContain(Convert.ToHexString(secret), key.ToString(), StringComparison.OrdinalIgnoreCase);
         Assert.StartsWith("HpkeKeyPair { PublicKey = ", key.ToString(), StringComparison.Ordinal);
-        Assert.Equal(43, HpkePublicKey.Thumbprint(key.PublicKey.Span).Length);
+        Assert.Equal(43, key.PublicKey.Thumbprint.Length);
     }
 }
 
@@ -178,7 +203,7 @@ public sealed class WycheproofPrimitiveTests
         string result = t.GetProperty("result").GetString()!;
         using HpkeKeyPair own = HpkeKeyPair.ImportPrivateKey(privateKey);
         byte[] shared = new byte[32];
-        Exception? failure = Record.Exception(() => own.DeriveSharedSecret(publicKey, shared));
+        Exception? failure = Record.Exception(() => own.DeriveSharedSecret(HpkePublicKey.Import(publicKey), shared));
         if (result == "valid")
         {
             Assert.Null(failure);
@@ -243,7 +268,7 @@ public sealed class KeyReleaseTests
         using HpkeKeyPair device = HpkeKeyPair.Generate();
         using ModelKey key = ModelKey.Generate("classifier.3.k1");
         DateTimeOffset lease = DateTimeOffset.FromUnixTimeSeconds(1_900_000_000);
-        (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(key, device.PublicKey.Span, "classifier", "3", "device-7", lease);
+        (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(key, device.PublicKey, "classifier", "3", "device-7", lease);
         Assert.Equal(48, sealedKey.Length);
         using (ModelKey opened = KeyRelease.Open(device, enc, sealedKey, "classifier", "3", "classifier.3.k1", "device-7", lease))
         {

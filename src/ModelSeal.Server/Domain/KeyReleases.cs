@@ -30,13 +30,13 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
         Activity? activity = Activity.Current?.OperationName == ServerTelemetry.ReleaseActivity ? Activity.Current : null;
         activity?.SetTag("modelseal.model", query.ModelId);
         activity?.SetTag("modelseal.version", query.Version);
-        string? device = query.DevicePublicKey is null ? null : HpkePublicKey.Thumbprint(query.DevicePublicKey);
+        string? device = query.DevicePublicKey is null ? null : HpkePublicKey.ThumbprintOf(query.DevicePublicKey);
         DateTimeOffset now = clock.Now();
         LicenceRecord? licence = store.Read(s => ReleaseRules.MatchLicence(caller, s.Licences.Get, s.Licences.FindByIssuerSubject));
         var record = new AuditEntry(AuditEvents.KeyRefused, string.Empty, caller.Subject, licence?.LicenceId, query.ModelId, query.Version, null, device, caller.Client, caller.Issuer);
 
         VersionRecord? version = null;
-        HpkeRecipientKey? recipient = null;
+        HpkePublicKey? recipient = null;
         Refused? refused = ReleaseRules.CheckLicence(licence, now, query.ModelId)
             ?? FindVersion(query, out version)
             ?? ReleaseRules.CheckDeviceKey((recipient = deviceKeys.Get(query.DevicePublicKey, device)) is not null);

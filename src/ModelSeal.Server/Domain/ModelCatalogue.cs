@@ -54,21 +54,22 @@ internal sealed class ModelCatalogue(Store store, MasterKeyRing masterKeys, Cloc
     public async Task<Outcome<ReleasedKey>> CreateVersionAsync(Caller admin, string modelId, string? version, byte[]? publisherKey, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(admin);
-        if (publisherKey is null || !IsValidPublicKey(publisherKey))
+        HpkePublicKey? publisher = publisherKey is null ? null : ImportPublicKey(publisherKey);
+        if (publisher is null)
         {
             return new Refused(Refusal.InvalidDeviceKey, "publisherPublicKey must be base64url (no padding) of a 65-byte uncompressed point (04 || X || Y) on P-256.");
         }
 
         DateTimeOffset now = clock.Now();
         DateTimeOffset lease = now + PublisherLease;
-        using Outcome<NewVersion> created = await store.WriteAsync(s => InsertVersion(s, admin, modelId, version, publisherKey, now), cancellationToken).ConfigureAwait(false);
+        using Outcome<NewVersion> created = await store.WriteAsync(s => InsertVersion(s, admin, modelId, version, publisher, now), cancellationToken).ConfigureAwait(false);
         if (!created.Succeeded)
         {
             return created.Refused;
         }
 
         (ModelKey key, string name) = created.Value;
-        (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(key, publisherKey, modelId, name, admin.Subject, lease);
+        (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(key, publisher, modelId, name, admin.Subject, lease);
         ServerLog.AdminChange(logger, admin.Subject, AuditEvents.VersionCreated, key.KeyId);
         return new ReleasedKey(modelId, name, key.KeyId, enc, sealedKey, lease);
     }
@@ -164,23 +165,22 @@ internal sealed class ModelCatalogue(Store store, MasterKeyRing masterKeys, Cloc
         return $"{prefix}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
     }
 
-    private static bool IsValidPublicKey(byte[] publicKey)
+    private static HpkePublicKey? ImportPublicKey(byte[] publicKey)
     {
         try
         {
-            using HpkeRecipientKey _ = HpkeRecipientKey.Import(publicKey);
-            return true;
+            return HpkePublicKey.Import(publicKey);
         }
         catch (ModelKeyException)
         {
-            return false;
+            return null;
         }
     }
 
     /// <summary>An admin change's audit record, before its target is filled in.</summary>
     internal static AuditEntry Change(Caller admin, string auditEvent) => new(auditEvent, "ok", admin.Subject, Client: admin.Client, Issuer: admin.Issuer);
 
-    private Outcome<NewVersion> InsertVersion(WriteSession s, Caller admin, string modelId, string? version, byte[] publisherKey, DateTimeOffset now)
+    private Outcome<NewVersion> InsertVersion(WriteSession s, Caller admin, string modelId, string? version, HpkePublicKey publisherKey, DateTimeOffset now)
     {
         if (!s.Models.Exists(modelId))
         {
@@ -208,7 +208,7 @@ internal sealed class ModelCatalogue(Store store, MasterKeyRing masterKeys, Cloc
             RandomNumberGenerator.Fill(keyBytes);
             (int masterKeyVersion, byte[] wrapped) = masterKeys.Wrap(keyBytes, keyId);
             s.Models.InsertVersion(modelId, name, keyId, masterKeyVersion, wrapped, now);
-            s.Audit.Append(Change(admin, AuditEvents.VersionCreated) with { ModelId = modelId, Version = name, KeyId = keyId, Device = HpkePublicKey.Thumbprint(publisherKey) }, now);
+            s.Audit.Append(Change(admin, AuditEvents.VersionCreated) with { ModelId = modelId, Version = name, KeyId = keyId, Device = publisherKey.Thumbprint }, now);
             return new NewVersion(ModelKey.Import(keyBytes, keyId), name);
         }
         finally

@@ -31,7 +31,7 @@ internal sealed class TokenIssuer : IDisposable
         point[0] = 0x04;
         parameters.Q.X.AsSpan().CopyTo(point.AsSpan(1 + 32 - parameters.Q.X!.Length));
         parameters.Q.Y.AsSpan().CopyTo(point.AsSpan(1 + 64 - parameters.Q.Y!.Length));
-        KeyId = HpkePublicKey.Thumbprint(point);
+        KeyId = HpkePublicKey.ThumbprintOf(point);
         // A private, non-caching provider factory: the process-wide default caches signature providers by key id,
         // which would hand a restarted server (same key, same kid) a provider holding this instance's disposed key.
         SecurityKey = new ECDsaSecurityKey(key) { KeyId = KeyId, CryptoProviderFactory = new CryptoProviderFactory { CacheSignatureProviders = false } };

@@ -15,18 +15,13 @@ public static class Hpke
     /// <summary>Bytes the ciphertext adds to the plaintext (the AES-GCM tag).</summary>
     public const int Overhead = HpkeSuite.TagSize;
 
-    /// <summary>Encrypts <paramref name="plaintext"/> to <paramref name="recipientPublicKey"/> (65-byte uncompressed point).</summary>
-    /// <returns>The encapsulated key and the ciphertext.</returns>
-    /// <exception cref="ModelKeyException">The public key is not a valid P-256 point.</exception>
-    public static (byte[] Enc, byte[] Ciphertext) Seal(ReadOnlySpan<byte> recipientPublicKey, ReadOnlySpan<byte> info, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> plaintext)
-    {
-        using HpkeRecipientKey recipient = HpkeRecipientKey.Import(recipientPublicKey);
-        return Seal(recipient, info, aad, plaintext);
-    }
-
-    /// <summary>Encrypts <paramref name="plaintext"/> to a public key imported once for many seals.</summary>
-    /// <returns>The encapsulated key and the ciphertext.</returns>
-    public static (byte[] Enc, byte[] Ciphertext) Seal(HpkeRecipientKey recipient, ReadOnlySpan<byte> info, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> plaintext)
+    /// <summary>
+    /// Encrypts <paramref name="plaintext"/> to <paramref name="recipient"/>. Seal to one <see cref="HpkePublicKey"/>
+    /// instance many times, also concurrently: its import into the platform's ECDH happens once.
+    /// </summary>
+    /// <returns>The encapsulated key (<see cref="EncapsulatedKeySize"/> bytes) and the ciphertext
+    /// (<see cref="Overhead"/> bytes longer than the plaintext).</returns>
+    public static (byte[] Enc, byte[] Ciphertext) Seal(HpkePublicKey recipient, ReadOnlySpan<byte> info, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> plaintext)
     {
         ArgumentNullException.ThrowIfNull(recipient);
         using HpkeContext context = SetupBaseSender(recipient, info, ephemeralIkm: default, out byte[] enc);
@@ -34,9 +29,9 @@ public static class Hpke
     }
 
     /// <summary>
-    /// Decrypts what <see cref="Seal(ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>
-    /// produced for this recipient. The private key is used only through <paramref name="recipient"/>'s key agreement,
-    /// called once, with <paramref name="enc"/> after it has been validated as a P-256 point.
+    /// Decrypts what <see cref="Seal"/> produced for this recipient. The private key is used only through
+    /// <paramref name="recipient"/>'s key agreement, called once, with <paramref name="enc"/> after it has been
+    /// validated as a P-256 point.
     /// </summary>
     /// <exception cref="HpkeOpenException">Not sealed to this key with this info and aad, or altered (an invalid
     /// <paramref name="enc"/> included: the key agreement is then not called).</exception>
@@ -52,14 +47,14 @@ public static class Hpke
     /// SetupBaseS. With <paramref name="ephemeralIkm"/> (tests only) the ephemeral key is derived from it
     /// (DeriveKeyPair), otherwise generated at random.
     /// </summary>
-    internal static HpkeContext SetupBaseSender(HpkeRecipientKey recipient, ReadOnlySpan<byte> info, ReadOnlySpan<byte> ephemeralIkm, out byte[] enc)
+    internal static HpkeContext SetupBaseSender(HpkePublicKey recipient, ReadOnlySpan<byte> info, ReadOnlySpan<byte> ephemeralIkm, out byte[] enc)
     {
         using HpkeKeyPair ephemeral = ephemeralIkm.IsEmpty ? HpkeKeyPair.Generate() : HpkeKeyPair.Derive(ephemeralIkm);
-        enc = ephemeral.PublicKey.ToArray();
-        byte[] dh = ephemeral.Key.DeriveRawSecretAgreement(recipient.PublicKey);
+        enc = ephemeral.PublicKey.Encoded.ToArray();
+        byte[] dh = ephemeral.Key.DeriveRawSecretAgreement(recipient.DhPublicKey);
         try
         {
-            return KeySchedule(dh, enc, recipient.Encoded, info);
+            return KeySchedule(dh, enc, recipient.Encoded.Span, info);
         }
         finally
         {
@@ -82,8 +77,8 @@ public static class Hpke
         Span<byte> dh = stackalloc byte[HpkeSuite.DhSize];
         try
         {
-            recipient.DeriveSharedSecret(enc, dh);
-            return KeySchedule(dh, enc, recipient.PublicKey.Span, info);
+            recipient.DeriveSharedSecret(HpkePublicKey.FromValidPoint(enc), dh);
+            return KeySchedule(dh, enc, recipient.PublicKey.Encoded.Span, info);
         }
         finally
         {

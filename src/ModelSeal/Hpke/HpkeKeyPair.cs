@@ -15,11 +15,11 @@ public sealed class HpkeKeyPair : IHpkeKeyAgreement, IDisposable
     private HpkeKeyPair(ECDiffieHellman key)
     {
         Key = key;
-        PublicKey = HpkePublicKey.Serialize(key.ExportParameters(includePrivateParameters: false));
+        PublicKey = HpkePublicKey.FromParameters(key.ExportParameters(includePrivateParameters: false));
     }
 
-    /// <summary>The public key as a 65-byte uncompressed point (04 || X || Y).</summary>
-    public ReadOnlyMemory<byte> PublicKey { get; }
+    /// <inheritdoc />
+    public HpkePublicKey PublicKey { get; }
 
     internal ECDiffieHellman Key { get; }
 
@@ -90,17 +90,15 @@ public sealed class HpkeKeyPair : IHpkeKeyAgreement, IDisposable
     }
 
     /// <inheritdoc />
-    /// <remarks>Imports and validates <paramref name="peerPublicKey"/> (<see cref="HpkePublicKey.Import"/>) first.</remarks>
-    public void DeriveSharedSecret(ReadOnlySpan<byte> peerPublicKey, Span<byte> sharedSecret)
+    public void DeriveSharedSecret(HpkePublicKey peerPublicKey, Span<byte> sharedSecret)
     {
+        ArgumentNullException.ThrowIfNull(peerPublicKey);
         if (sharedSecret.Length != HpkeSuite.DhSize)
         {
             throw new ArgumentException($"The P-256 shared secret is {HpkeSuite.DhSize} bytes; the destination is {sharedSecret.Length}.", nameof(sharedSecret));
         }
 
-        using ECDiffieHellman peer = HpkePublicKey.Import(peerPublicKey);
-        using ECDiffieHellmanPublicKey peerPublic = peer.PublicKey;
-        byte[] dh = Key.DeriveRawSecretAgreement(peerPublic);
+        byte[] dh = Key.DeriveRawSecretAgreement(peerPublicKey.DhPublicKey);
         try
         {
             dh.CopyTo(sharedSecret);
@@ -118,7 +116,7 @@ public sealed class HpkeKeyPair : IHpkeKeyAgreement, IDisposable
     }
 
     /// <inheritdoc />
-    public override string ToString() => $"HpkeKeyPair {{ PublicKey = {HpkePublicKey.Thumbprint(PublicKey.Span)} }}";
+    public override string ToString() => $"HpkeKeyPair {{ PublicKey = {PublicKey.Thumbprint} }}";
 
     /// <summary>Releases the private key.</summary>
     public void Dispose() => Key.Dispose();

@@ -11,8 +11,8 @@ namespace ModelSeal.Hpke;
 /// <list type="bullet">
 /// <item><description>The private key is the implementation's own: no member of this interface exposes it, and an
 /// implementation must not either (not in exceptions, logs or <see cref="object.ToString"/>).</description></item>
-/// <item><description><see cref="PublicKey"/> is the 65-byte uncompressed P-256 point (04 || X || Y) of that private
-/// key, the same for the implementation's whole lifetime.</description></item>
+/// <item><description><see cref="PublicKey"/> is the public key of that private key, the same for the implementation's
+/// whole lifetime.</description></item>
 /// <item><description>Thread safety: <see cref="DeriveSharedSecret"/> may be called concurrently (a client opens
 /// several released keys with one device key at once); a backend that cannot take concurrent calls (one PKCS#11
 /// session) serialises them itself.</description></item>
@@ -22,26 +22,25 @@ namespace ModelSeal.Hpke;
 /// </remarks>
 public interface IHpkeKeyAgreement
 {
-    /// <summary>The recipient's public key: 65 bytes, an uncompressed P-256 point (04 || X || Y).</summary>
-    ReadOnlyMemory<byte> PublicKey { get; }
+    /// <summary>The recipient's public key.</summary>
+    HpkePublicKey PublicKey { get; }
 
     /// <summary>
     /// ECDH on P-256 between the private key and <paramref name="peerPublicKey"/>: writes the x-coordinate of the
     /// shared point, 32 bytes big-endian (leading zeros kept), which is DHKEM's <c>DH(skR, pkE)</c>.
     /// </summary>
-    /// <param name="peerPublicKey">The peer's (HPKE's ephemeral) public key, a 65-byte uncompressed point. HPKE passes
-    /// only points it has validated (length, 0x04 prefix, coordinates below the field prime, on the curve); an
-    /// implementation given any other input must still throw, never compute with it.</param>
+    /// <param name="peerPublicKey">The peer's (HPKE's ephemeral) public key, a point validated by
+    /// <see cref="HpkePublicKey"/> (length, 0x04 prefix, coordinates below the field prime, on the curve); its
+    /// <see cref="HpkePublicKey.Encoded"/> bytes are what a token's ECDH takes.</param>
     /// <param name="sharedSecret">Exactly 32 bytes, receives the shared secret. The caller zeroes it after use; an
     /// implementation zeroes any copy of its own.</param>
     /// <exception cref="ArgumentException"><paramref name="sharedSecret"/> is not 32 bytes.</exception>
-    /// <exception cref="ModelKeyException"><paramref name="peerPublicKey"/> is not a valid P-256 point
-    /// (<see cref="HpkeKeyPair"/>; other implementations may throw another exception).</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="peerPublicKey"/> is null.</exception>
     /// <remarks>
     /// Any other failure (a disposed key, a removed token) is an exception of the implementation's choosing;
     /// <see cref="Hpke.Open"/> lets it through unchanged, because it is a fault of the key, not a message that fails
     /// to open. A wrong result is not detected here: the message then fails to authenticate and
     /// <see cref="Hpke.Open"/> throws <see cref="HpkeOpenException"/>.
     /// </remarks>
-    void DeriveSharedSecret(ReadOnlySpan<byte> peerPublicKey, Span<byte> sharedSecret);
+    void DeriveSharedSecret(HpkePublicKey peerPublicKey, Span<byte> sharedSecret);
 }

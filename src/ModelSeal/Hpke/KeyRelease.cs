@@ -20,7 +20,7 @@ public static class KeyRelease
     /// info = "modelseal-key-release-v1" || 0x00 || len16(modelId) || modelId || len16(version) || version ||
     /// len16(keyId) || keyId || len16(subject) || subject.
     /// </summary>
-    public static byte[] Info(string modelId, string version, string keyId, string subject)
+    internal static byte[] Info(string modelId, string version, string keyId, string subject)
     {
         string[] parts = [modelId, version, keyId, subject];
         int length = Label.Length + 1 + parts.Sum(p => 2 + Encoding.UTF8.GetByteCount(p));
@@ -43,7 +43,7 @@ public static class KeyRelease
     }
 
     /// <summary>aad = the lease expiry as Unix seconds, 8 bytes big-endian.</summary>
-    public static byte[] Aad(DateTimeOffset leaseExpiresAt)
+    internal static byte[] Aad(DateTimeOffset leaseExpiresAt)
     {
         byte[] aad = new byte[8];
         BinaryPrimitives.WriteInt64BigEndian(aad, leaseExpiresAt.ToUnixTimeSeconds());
@@ -52,15 +52,7 @@ public static class KeyRelease
 
     /// <summary>Seals <paramref name="dataKey"/> to a device's public key.</summary>
     /// <returns>The encapsulated key and the sealed key (48 bytes).</returns>
-    public static (byte[] Enc, byte[] SealedKey) Seal(ModelKey dataKey, ReadOnlySpan<byte> devicePublicKey, string modelId, string version, string subject, DateTimeOffset leaseExpiresAt)
-    {
-        ArgumentNullException.ThrowIfNull(dataKey);
-        return Hpke.Seal(devicePublicKey, Info(modelId, version, dataKey.KeyId, subject), Aad(leaseExpiresAt), dataKey.Bytes);
-    }
-
-    /// <summary>Seals <paramref name="dataKey"/> to a device's public key imported once (a key server's known devices).</summary>
-    /// <returns>The encapsulated key and the sealed key (48 bytes).</returns>
-    public static (byte[] Enc, byte[] SealedKey) Seal(ModelKey dataKey, HpkeRecipientKey device, string modelId, string version, string subject, DateTimeOffset leaseExpiresAt)
+    public static (byte[] Enc, byte[] SealedKey) Seal(ModelKey dataKey, HpkePublicKey device, string modelId, string version, string subject, DateTimeOffset leaseExpiresAt)
     {
         ArgumentNullException.ThrowIfNull(dataKey);
         return Hpke.Seal(device, Info(modelId, version, dataKey.KeyId, subject), Aad(leaseExpiresAt), dataKey.Bytes);
