@@ -26,7 +26,7 @@ internal static class Keys
         }
         catch (ModelKeyException e)
         {
-            string hint = IsOpenToOthers(path)
+            string hint = OpenToOthers(path)
                 ? $"make it owner-only: chmod 600 {ErrorReporter.Quote(path)}"
                 : "create a key file with 'modelseal keygen --out FILE', or pass the right one with --key.";
             throw new CliException(ExitCodes.KeyError, e.Message, hint, e);
@@ -49,18 +49,11 @@ internal static class Keys
         }
     }
 
-    private static bool IsOpenToOthers(string path)
+    private static bool OpenToOthers(string path)
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return false;
-        }
-
-        const UnixFileMode Others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
         try
         {
-            return (File.GetUnixFileMode(path) & Others) != 0;
+            return SecretFiles.IsOpenToOthers(path);
         }
         catch (IOException)
         {

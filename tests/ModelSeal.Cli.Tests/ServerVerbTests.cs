@@ -112,7 +112,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
     [Fact]
     public async Task Credentials_and_servers_that_fail_give_named_exit_codes()
     {
-        File.WriteAllText(_work["wrong.credential"], "not-the-credential");
+        OwnerOnlyFile.Write(_work["wrong.credential"], "not-the-credential");
         CliResult wrong = await Workspace.RunAsync("model", "list", "--server", Url, "--admin-credential-file", _work["wrong.credential"]);
         Assert.Equal(7, wrong.ExitCode);
         Assert.Contains($"error: the key server at {Url}/ refused", wrong.Stderr, StringComparison.Ordinal);
@@ -129,6 +129,27 @@ public sealed class ServerVerbTests : IAsyncLifetime
         CliResult both = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--model-id", "m", "--out", _work["x.mseal"]);
         Assert.Equal(2, both.ExitCode);
         Assert.False(File.Exists(_work["x.mseal"]));
+    }
+
+    [Fact]
+    public async Task A_credential_file_other_users_can_read_is_refused_before_use()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Assert.Skip("Owner-only files are not checked on Windows yet.");
+            return;
+        }
+
+        File.Copy(Credential, _work["shared.credential"]);
+        File.SetUnixFileMode(_work["shared.credential"], UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        CliResult admin = await Workspace.RunAsync("model", "list", "--server", Url, "--admin-credential-file", _work["shared.credential"]);
+        Assert.Equal(5, admin.ExitCode);
+        Assert.Contains("is accessible by other users", admin.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint: make it owner-only: chmod 600", admin.Stderr, StringComparison.Ordinal);
+
+        CliResult token = await Workspace.RunAsync("token", "issue", "--licence", "lic_x", "--credential-file", _work["shared.credential"], "--server", Url);
+        Assert.Equal(5, token.ExitCode);
+        Assert.Contains("the licence credential file", token.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -76,14 +76,7 @@ internal static class ServerOptionsFactory
         file ??= Environment.GetEnvironmentVariable(CredentialFileVariable);
         if (file is { Length: > 0 })
         {
-            try
-            {
-                return File.ReadAllText(file).Trim();
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new CliException(ExitCodes.KeyError, $"cannot read the admin credential file {ErrorReporter.Quote(file)}: {e.Message}", "the server writes it to admin.credential in its data directory.", e);
-            }
+            return SecretFiles.ReadCredential(file, "the admin credential file", "the server writes it to admin.credential in its data directory.");
         }
 
         return Environment.GetEnvironmentVariable(CredentialVariable) is { Length: > 0 } value

@@ -29,7 +29,7 @@ internal sealed class TokenCommand : Command
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
             using KeyServerAdminClient client = ServerOptionsFactory.NewClient(ServerOptionsFactory.ServerUri(result, _server));
-            string credential = (await File.ReadAllTextAsync(result.GetRequiredValue(_credentialFile), cancellationToken).ConfigureAwait(false)).Trim();
+            string credential = SecretFiles.ReadCredential(result.GetRequiredValue(_credentialFile), "the licence credential file", "pass the file 'modelseal licence add --out' wrote.");
             TokenResponse token = await client.IssueLicenceTokenAsync(result.GetRequiredValue(_licence), credential, cancellationToken).ConfigureAwait(false);
             Context.Out.WriteLine(token.AccessToken);
             Context.WriteWarning($"this token grants key release for {token.ExpiresIn} s; treat it as a secret.");
