@@ -33,15 +33,15 @@ internal sealed record CliContext(TextWriter Out, TextWriter Error, bool Interac
     /// <summary>Writes <c>error: …</c> and, if given, <c>hint: …</c> to standard error.</summary>
     public void WriteError(string message, string? hint = null)
     {
-        Error.WriteLine("error: " + message);
+        Error.WriteLine("error: " + Text.Safe(message));
         if (hint is not null)
         {
-            Error.WriteLine("hint: " + hint);
+            Error.WriteLine("hint: " + Text.Safe(hint));
         }
     }
 
     /// <summary>Writes <c>warning: …</c> to standard error.</summary>
-    public void WriteWarning(string message) => Error.WriteLine("warning: " + message);
+    public void WriteWarning(string message) => Error.WriteLine("warning: " + Text.Safe(message));
 
     private static string[] DefaultSelfCommand()
     {

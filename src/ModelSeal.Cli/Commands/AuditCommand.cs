@@ -34,11 +34,11 @@ internal sealed class AuditCommand : AdminVerbCommand
 
         foreach (AuditItem r in page.Items)
         {
-            Context.Out.WriteLine(string.Join("  ", new[]
+            Context.Out.WriteLine(Text.Safe(string.Join("  ", new[]
             {
                 r.Id.ToString(CultureInfo.InvariantCulture), r.At, r.Event, r.Outcome, r.Subject, r.LicenceId,
                 r.ModelId is null ? null : $"{r.ModelId} {r.Version}", r.Device is null ? null : "device " + r.Device, r.Client,
-            }.Where(s => !string.IsNullOrEmpty(s))));
+            }.Where(s => !string.IsNullOrEmpty(s)))));
         }
 
         if (page.Next is { } next)

@@ -55,7 +55,7 @@ internal sealed class LicenceCommand : Command
                 await file.CommitAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            Context.Out.WriteLine($"created licence {licence.LicenceId} for {licence.Subject} ({string.Join(", ", licence.Models)}; up to {Text.Plural(licence.MaxDevices, "device")}); credential in {output} (owner-only)");
+            Context.Out.WriteLine(Text.Safe($"created licence {licence.LicenceId} for {licence.Subject} ({string.Join(", ", licence.Models)}; up to {Text.Plural(licence.MaxDevices, "device")}); credential in {output} (owner-only)"));
             return ExitCodes.Success;
         }
     }
@@ -75,7 +75,7 @@ internal sealed class LicenceCommand : Command
         {
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             LicenceResponse licence = await client.RevokeLicenceAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
-            Context.Out.WriteLine($"revoked licence {licence.LicenceId} ({licence.Subject})");
+            Context.Out.WriteLine(Text.Safe($"revoked licence {licence.LicenceId} ({licence.Subject})"));
             return ExitCodes.Success;
         }
     }
@@ -94,7 +94,7 @@ internal sealed class LicenceCommand : Command
             foreach (LicenceResponse l in (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items)
             {
                 string state = l.RevokedAt is { } revoked ? "revoked " + revoked : l.ExpiresAt is { } expires ? "expires " + expires : "no expiry";
-                Context.Out.WriteLine($"{l.LicenceId}  {l.Subject}  models {string.Join(",", l.Models)}  devices ≤ {l.MaxDevices}  {state}");
+                Context.Out.WriteLine(Text.Safe($"{l.LicenceId}  {l.Subject}  models {string.Join(",", l.Models)}  devices ≤ {l.MaxDevices}  {state}"));
             }
 
             return ExitCodes.Success;

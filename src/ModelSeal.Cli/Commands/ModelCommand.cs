@@ -35,7 +35,7 @@ internal sealed class ModelCommand : Command
         {
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             ModelCreatedResponse model = await client.CreateModelAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
-            Context.Out.WriteLine($"added model {model.ModelId} on {client.Server}");
+            Context.Out.WriteLine(Text.Safe($"added model {model.ModelId} on {client.Server}"));
             return ExitCodes.Success;
         }
     }
@@ -53,10 +53,10 @@ internal sealed class ModelCommand : Command
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             foreach (ModelItem model in (await client.ListModelsAsync(cancellationToken).ConfigureAwait(false)).Items)
             {
-                Context.Out.WriteLine(model.ModelId);
+                Context.Out.WriteLine(Text.Safe(model.ModelId));
                 foreach (VersionItem version in model.Versions)
                 {
-                    Context.Out.WriteLine($"  {version.Version,-12} {version.State,-10} key {version.KeyId}");
+                    Context.Out.WriteLine(Text.Safe($"  {version.Version,-12} {version.State,-10} key {version.KeyId}"));
                 }
             }
 
