@@ -27,7 +27,7 @@ internal static class Keys
         catch (ModelKeyException e)
         {
             string hint = OpenToOthers(path)
-                ? $"make it owner-only: chmod 600 {ErrorReporter.Quote(path)}"
+                ? $"make it owner-only: {OwnerOnlyFiles.Fix(path)}"
                 : "create a key file with 'modelseal keygen --out FILE', or pass the right one with --key.";
             throw new CliException(ExitCodes.KeyError, e.Message, hint, e);
         }
@@ -53,7 +53,7 @@ internal static class Keys
     {
         try
         {
-            return SecretFiles.IsOpenToOthers(path);
+            return OwnerOnlyFiles.Exposure(path) is not null;
         }
         catch (IOException)
         {

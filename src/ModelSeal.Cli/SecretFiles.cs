@@ -17,9 +17,9 @@ internal static class SecretFiles
     {
         try
         {
-            if (IsOpenToOthers(path))
+            if (OwnerOnlyFiles.Exposure(path) is { } exposure)
             {
-                throw new CliException(ExitCodes.KeyError, $"{what} {ErrorReporter.Quote(path)} is accessible by other users; a credential must be owner-only.", $"make it owner-only: chmod 600 {ErrorReporter.ShellQuote(path)}");
+                throw new CliException(ExitCodes.KeyError, $"{what} {ErrorReporter.Quote(path)} is accessible by other users ({exposure}); a credential must be owner-only.", $"make it owner-only: {OwnerOnlyFiles.Fix(path)}");
             }
 
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
@@ -33,18 +33,5 @@ internal static class SecretFiles
         {
             throw new CliException(ExitCodes.KeyError, $"cannot read {what} {ErrorReporter.Quote(path)}: {e.Message}", hint, e);
         }
-    }
-
-    /// <summary>True when group or others have any permission on <paramref name="path"/> (never on Windows: not checked there).</summary>
-    public static bool IsOpenToOthers(string path)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            return false;
-        }
-
-        const UnixFileMode Others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-        return (File.GetUnixFileMode(path) & Others) != 0;
     }
 }

@@ -1,25 +1,16 @@
+using ModelSeal;
+
 namespace ModelSeal.Client;
 
-/// <summary>Owner-only checks for the client's secret files and directories (Unix permissions; a no-op on Windows).</summary>
+/// <summary>Owner-only checks for the client's secret files and directories (the rule of <see cref="OwnerOnlyFiles"/>).</summary>
 internal static class OwnerOnly
 {
-    private const UnixFileMode Others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-
     /// <summary>Throws when <paramref name="path"/> (a file or directory) is accessible by other users.</summary>
     public static void Check(string path, string what)
     {
-        if (OperatingSystem.IsWindows())
+        if (OwnerOnlyFiles.Exposure(path) is { } exposure)
         {
-            return;
-        }
-
-        UnixFileMode mode = File.GetUnixFileMode(path);
-        if ((mode & Others) != 0)
-        {
-            string fix = Directory.Exists(path) ? "chmod 700" : "chmod 600";
-            throw new InvalidOperationException(
-                $"The {what} '{path}' is accessible by other users (mode {Convert.ToString((int)mode, 8)}); it must be owner-only. Run: {fix} '{path}'");
+            throw new InvalidOperationException($"The {what} '{path}' is accessible by other users ({exposure}); it must be owner-only. Run: {OwnerOnlyFiles.Fix(path)}");
         }
     }
 
@@ -35,6 +26,7 @@ internal static class OwnerOnly
         if (OperatingSystem.IsWindows())
         {
             Directory.CreateDirectory(directory);
+            OwnerOnlyFiles.RestrictOnWindows(directory);
         }
         else
         {

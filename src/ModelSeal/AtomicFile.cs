@@ -60,7 +60,7 @@ internal sealed class AtomicFile : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// Starts writing <paramref name="path"/>. Fails at once with <see cref="IOException"/> when the target exists and
-    /// <paramref name="overwrite"/> is false. On Unix the file is created with owner-only permissions when
+    /// <paramref name="overwrite"/> is false. The file is created owner-only (<see cref="OwnerOnlyFiles"/>) when
     /// <paramref name="ownerOnly"/> is set.
     /// </summary>
     public static AtomicFile Create(string path, bool overwrite, bool ownerOnly = false) =>
@@ -69,7 +69,7 @@ internal sealed class AtomicFile : IAsyncDisposable, IDisposable
     /// <inheritdoc cref="Create(string, bool, bool)"/>
     /// <param name="path">The target.</param>
     /// <param name="overwrite">Whether an existing target may be replaced.</param>
-    /// <param name="ownerOnly">Owner-only permissions on Unix.</param>
+    /// <param name="ownerOnly">Owner-only permissions (Unix mode, Windows access-control list).</param>
     /// <param name="allowUnnamed">False to use a named temporary file even where <c>O_TMPFILE</c> works (tests).</param>
     internal static AtomicFile Create(string path, bool overwrite, bool ownerOnly, bool allowUnnamed)
     {
@@ -110,7 +110,16 @@ internal sealed class AtomicFile : IAsyncDisposable, IDisposable
         }
 
         // Created under the lock, so that AbandonAll either comes first (and nothing is created) or deletes it.
-        return Register(() => new AtomicFile(full, temp, new FileStream(temp, options), overwrite));
+        return Register(() =>
+        {
+            var stream = new FileStream(temp, options);
+            if (ownerOnly)
+            {
+                OwnerOnlyFiles.RestrictOnWindows(temp);
+            }
+
+            return new AtomicFile(full, temp, stream, overwrite);
+        });
     }
 
     /// <summary>

@@ -51,16 +51,9 @@ public static class KeyFile
     public static ModelKey Read(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (!OperatingSystem.IsWindows())
+        if (OwnerOnlyFiles.Exposure(path) is { } exposure)
         {
-            UnixFileMode mode = File.GetUnixFileMode(path);
-            const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-            if ((mode & others) != 0)
-            {
-                throw new ModelKeyException(
-                    $"The key file '{path}' is accessible by other users (mode {Convert.ToString((int)mode, 8)}); a data key must be owner-only. Run: chmod 600 '{path}'");
-            }
+            throw new ModelKeyException($"The key file '{path}' is accessible by other users ({exposure}); a data key must be owner-only. Run: {OwnerOnlyFiles.Fix(path)}");
         }
 
         byte[] content = GC.AllocateArray<byte>(MaxSize + 1, pinned: true);
