@@ -305,6 +305,34 @@ public sealed class Pkcs11ProviderTests
         Assert.DoesNotContain(token.Pin, e.ToString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_key_planted_in_the_token_under_the_next_version_label_is_refused_not_adopted()
+    {
+        // Anyone with the user PIN can create objects: an imported AES key with a value they know, labelled as the next
+        // master-key version. It is sensitive and non-extractable from now on, but CKA_LOCAL, CKA_NEVER_EXTRACTABLE and
+        // CKA_ALWAYS_SENSITIVE tell it was not generated in the token; the server must not wrap data keys with it.
+        Pkcs11Token token = Services.RequirePkcs11();
+        string label = NewLabel();
+        using (Pkcs11MasterKeyProvider first = Open(token, label))
+        {
+            var factories = new Pkcs11InteropFactories();
+            IObjectAttributeFactoryShortcut a = new(factories);
+            first.Use(session => session.CreateObject(
+            [
+                a.Of(CKA.CKA_CLASS, (ulong)CKO.CKO_SECRET_KEY), a.Of(CKA.CKA_KEY_TYPE, (ulong)CKK.CKK_AES),
+                factories.ObjectAttributeFactory.Create(CKA.CKA_VALUE, new byte[32]),
+                factories.ObjectAttributeFactory.Create(CKA.CKA_LABEL, Pkcs11MasterKeyProvider.VersionLabel(label, 2)),
+                a.Of(CKA.CKA_TOKEN, true), a.Of(CKA.CKA_PRIVATE, true), a.Of(CKA.CKA_SENSITIVE, true), a.Of(CKA.CKA_EXTRACTABLE, false),
+                a.Of(CKA.CKA_ENCRYPT, true), a.Of(CKA.CKA_DECRYPT, true),
+            ]));
+        }
+
+        ServerConfigurationException refused = Assert.Throws<ServerConfigurationException>(() => Open(token, label, mayCreate: false));
+        Assert.Contains($"'{Pkcs11MasterKeyProvider.VersionLabel(label, 2)}'", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("CKA_LOCAL", refused.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(token.Pin, refused.ToString(), StringComparison.Ordinal);
+    }
+
     /// <summary>Attribute creation without the factory's overload noise.</summary>
     private sealed class IObjectAttributeFactoryShortcut(Pkcs11InteropFactories factories)
     {

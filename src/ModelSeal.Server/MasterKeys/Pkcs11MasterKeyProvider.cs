@@ -343,6 +343,9 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
         }
     }
 
+    /// <summary>Attributes a master key must have set (besides CKA_SENSITIVE, and CKA_EXTRACTABLE unset).</summary>
+    private static readonly CKA[] RequiredTrue = [CKA.CKA_LOCAL, CKA.CKA_NEVER_EXTRACTABLE, CKA.CKA_ALWAYS_SENSITIVE, CKA.CKA_PRIVATE, CKA.CKA_TOKEN];
+
     private static Dictionary<int, IObjectHandle> FindVersionsLocked(Pkcs11InteropFactories factories, ISession session, string tokenLabel, string keyLabel)
     {
         IObjectAttributeFactory a = factories.ObjectAttributeFactory;
@@ -351,7 +354,7 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
         string prefix = keyLabel + "-v";
         foreach (IObjectHandle handle in objects)
         {
-            List<IObjectAttribute> read = session.GetAttributeValue(handle, [CKA.CKA_LABEL, CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE, CKA.CKA_VALUE_LEN]);
+            List<IObjectAttribute> read = session.GetAttributeValue(handle, [CKA.CKA_LABEL, CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE, CKA.CKA_VALUE_LEN, .. RequiredTrue]);
             string label = read[0].CannotBeRead ? string.Empty : read[0].GetValueAsString();
             if (!label.StartsWith(prefix, StringComparison.Ordinal) ||
                 !int.TryParse(label.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int version) || version < 1 ||
@@ -368,6 +371,14 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
             if (read[3].CannotBeRead || read[3].GetValueAsUlong() != MasterKeyRing.KeySize)
             {
                 throw new ServerConfigurationException($"The master key '{label}' in the PKCS#11 token '{tokenLabel}' is not an AES-256 key.");
+            }
+
+            // Generated in this token, never extractable nor readable since, a private token object: a key imported with
+            // a value someone knows (CKA_LOCAL false), or ever exposed, is no master key, whatever its label says.
+            string[] missing = [.. RequiredTrue.Select((attribute, i) => (attribute, value: read[4 + i])).Where(p => p.value.CannotBeRead || !p.value.GetValueAsBool()).Select(p => p.attribute.ToString())];
+            if (missing.Length > 0)
+            {
+                throw new ServerConfigurationException($"The master key '{label}' in the PKCS#11 token '{tokenLabel}' lacks {string.Join(", ", missing)}: it was not generated inside the token as a never-extractable, always-sensitive private token object (an imported key's value is known to whoever imported it). Remove it; the server generates its own master keys (docs/deploy.md).");
             }
 
             if (!keys.TryAdd(version, handle))
