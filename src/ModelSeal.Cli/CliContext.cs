@@ -18,6 +18,9 @@ internal sealed record CliContext(TextWriter Out, TextWriter Error, bool Interac
     /// <summary>The signals that cancel the run, and the one report of it (<see cref="Interruption.Report(CliContext)"/>).</summary>
     public Interruption Interruption { get; init; } = new();
 
+    /// <summary>Standard input, for the input <c>-</c> (tests give a stream of their own).</summary>
+    public Func<Stream> OpenStandardInput { get; init; } = Console.OpenStandardInput;
+
     /// <summary>Operations on more model bytes than this draw a progress bar (when <see cref="Interactive"/>).</summary>
     public long ProgressThreshold { get; init; } = 8L * 1024 * 1024;
 

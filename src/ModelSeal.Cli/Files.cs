@@ -3,13 +3,41 @@ namespace ModelSeal.Cli;
 /// <summary>Checks of input and output paths, done before any work so that a refused command changes nothing.</summary>
 internal static class Files
 {
-    /// <summary>Options for reading inputs: unbuffered (the library reads in large pieces), sequential, asynchronous.</summary>
-    public static FileStream OpenInput(string path) =>
-        new(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan | FileOptions.Asynchronous);
+    /// <summary>The input name that means standard input (as in age and most Unix tools).</summary>
+    public const string StandardInput = "-";
 
-    /// <summary>Fails with <see cref="ExitCodes.IoError"/> unless <paramref name="path"/> is an existing file.</summary>
+    /// <summary>
+    /// Opens an input: <c>-</c> is standard input; a path is opened unbuffered (the library reads in large pieces),
+    /// sequential, asynchronous. A pipe (<c>-</c>, <c>/dev/stdin</c>, process substitution) cannot seek.
+    /// </summary>
+    public static Stream OpenInput(CliContext context, string path) =>
+        path == StandardInput
+            ? context.OpenStandardInput()
+            : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan | FileOptions.Asynchronous);
+
+    /// <summary>
+    /// The sealed model from its first byte again, now that its header was read from <paramref name="source"/>: a
+    /// seekable input is rewound, a pipe replays the header before the rest.
+    /// </summary>
+    public static Stream FromTheStart(Stream source, SealedModelHeader header)
+    {
+        if (!source.CanSeek)
+        {
+            return new HeaderReplayStream(header.Encoded.ToArray(), source);
+        }
+
+        source.Position = 0;
+        return source;
+    }
+
+    /// <summary>Fails with <see cref="ExitCodes.IoError"/> unless <paramref name="path"/> is an existing file (or <c>-</c>).</summary>
     public static void RequireInputFile(string path)
     {
+        if (path == StandardInput)
+        {
+            return;
+        }
+
         if (Directory.Exists(path))
         {
             throw new CliException(ExitCodes.IoError, $"the input {ErrorReporter.Quote(path)} is a directory, not a file.", "pass the path of a file.");

@@ -93,7 +93,10 @@ internal sealed class CliProcess : IDisposable
 
     public Task<string> Stderr { get; }
 
-    public static CliProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="args">The arguments.</param>
+    /// <param name="environment">Variables to set.</param>
+    /// <param name="standardInput">A file whose bytes go to the child's standard input, a pipe (otherwise it inherits none).</param>
+    public static CliProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? standardInput = null)
     {
         // The CLI referenced by the tests, started the way `modelseal bench` starts itself: dotnet ModelSeal.Cli.dll.
         IReadOnlyList<string> self = new CliContext(TextWriter.Null, TextWriter.Null, Interactive: false).SelfCommand;
@@ -123,8 +126,35 @@ internal sealed class CliProcess : IDisposable
             start.Environment[name] = value;
         }
 
-        return new CliProcess(Process.Start(start)!);
+        start.RedirectStandardInput = standardInput is not null;
+        var process = new CliProcess(Process.Start(start)!);
+        if (standardInput is not null)
+        {
+            process.FeedStandardInput(standardInput);
+        }
+
+        return process;
     }
+
+    /// <summary>The child's standard input, fed in the background and closed at the end.</summary>
+    public Task? StandardInputFed { get; private set; }
+
+    private void FeedStandardInput(string path) => StandardInputFed = Task.Run(async () =>
+    {
+        try
+        {
+            await using (FileStream file = File.OpenRead(path))
+            {
+                await file.CopyToAsync(_process.StandardInput.BaseStream);
+            }
+
+            _process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // The child stopped reading (it refused the input early): what matters is its answer.
+        }
+    });
 
     /// <summary>Waits (at most two minutes) for the process to exit; returns its exit code and output.</summary>
     public async Task<CliResult> WaitAsync()

@@ -51,18 +51,18 @@ internal sealed class DecryptCommand : VerbCommand
         using ModelKey key = Keys.Load(keyPath);
 
         long start = Context.Time.GetTimestamp();
-        await using FileStream source = Files.OpenInput(input);
+        await using Stream source = Files.OpenInput(Context, input);
         SealedModelHeader header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
         Keys.RequireKeyFor(header, key, input, keyPath);
-        source.Position = 0;
+        Stream sealedModel = Files.FromTheStart(source, header);
         cancellationToken.ThrowIfCancellationRequested();
-        if (source.CanSeek && !Context.StreamingDecrypt)
+        if (sealedModel is FileStream { CanSeek: true } file && !Context.StreamingDecrypt)
         {
-            await DecryptInParallelAsync(source, key, header, output, force, cancellationToken).ConfigureAwait(false);
+            await DecryptInParallelAsync(file, key, header, output, force, cancellationToken).ConfigureAwait(false);
         }
         else
         {
-            await DecryptStreamingAsync(source, key, header, input, output, force, cancellationToken).ConfigureAwait(false);
+            await DecryptStreamingAsync(sealedModel, key, header, input, output, force, cancellationToken).ConfigureAwait(false);
         }
 
         TimeSpan elapsed = Context.Since(start);
@@ -95,7 +95,7 @@ internal sealed class DecryptCommand : VerbCommand
 
     // A sealed model read from a pipe: streamed on one thread into the owner-only output file (AtomicFile), put in place only
     // once the stream has ended cleanly (every chunk verified, nothing after the final one) and discarded otherwise.
-    private async Task DecryptStreamingAsync(FileStream source, ModelKey key, SealedModelHeader header, string input, string output, bool force, CancellationToken cancellationToken)
+    private async Task DecryptStreamingAsync(Stream source, ModelKey key, SealedModelHeader header, string input, string output, bool force, CancellationToken cancellationToken)
     {
         await using AtomicFile file = AtomicFile.Create(output, force, ownerOnly: true);
         await using SealedModelStream plaintext = await SealedModel.OpenReadAsync(source, key, leaveOpen: true, cancellationToken).ConfigureAwait(false);

@@ -78,17 +78,19 @@ internal sealed class EncryptCommand : VerbCommand
         Files.RequireInputFile(input);
         Files.CheckOutput(output, input, force);
         long start = Context.Time.GetTimestamp();
+
+        // Before any key exists (a server version would be created for nothing): sealing needs the length up front.
+        await using Stream source = Files.OpenInput(Context, input);
+        if (!source.CanSeek)
+        {
+            throw new CliException(ExitCodes.IoError, $"the input {ErrorReporter.Quote(input)} is not a regular file (a pipe or standard input).", "copy it to a file first: sealing records the model's length before its first byte.");
+        }
+
         string modelId = result.GetRequiredValue(ModelIdOption);
         (ModelKey key, string version) = result.GetValue(KeyOption) is { } keyPath
             ? (Keys.Load(keyPath), result.GetRequiredValue(ModelVersionOption))
             : await NewVersionOnServerAsync(result, modelId, cancellationToken).ConfigureAwait(false);
         using ModelKey disposeKey = key;
-
-        await using FileStream source = Files.OpenInput(input);
-        if (!source.CanSeek)
-        {
-            throw new CliException(ExitCodes.IoError, $"the input {ErrorReporter.Quote(input)} is not a regular file.", "copy it to a file first: sealing needs the model's length up front.");
-        }
 
         if (await IsSealedModelAsync(source, cancellationToken).ConfigureAwait(false))
         {
@@ -140,7 +142,7 @@ internal sealed class EncryptCommand : VerbCommand
         return (key, version);
     }
 
-    private static async Task<bool> IsSealedModelAsync(FileStream source, CancellationToken cancellationToken)
+    private static async Task<bool> IsSealedModelAsync(Stream source, CancellationToken cancellationToken)
     {
         byte[] prefix = new byte[SealedModelHeader.Magic.Length];
         int read = await source.ReadAtLeastAsync(prefix, prefix.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);

@@ -33,10 +33,10 @@ internal sealed class InspectCommand : VerbCommand
         cancellationToken.ThrowIfCancellationRequested();
         SealedModelHeader header;
         long fileLength;
-        await using (FileStream source = Files.OpenInput(input))
+        await using (Stream source = Files.OpenInput(Context, input))
         {
             header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
-            fileLength = source.Length;
+            fileLength = source.CanSeek ? source.Length : header.Length + await CountRestAsync(source, cancellationToken).ConfigureAwait(false);
         }
 
         long difference = fileLength - header.SealedLength;
@@ -75,5 +75,19 @@ internal sealed class InspectCommand : VerbCommand
 
         o.WriteLine("note: inspect reads the header only and does not authenticate anything; run 'modelseal verify' with the key to check the file.");
         return ExitCodes.Success;
+    }
+
+    /// <summary>Reads a pipe to its end, counting the bytes: its length is known only then.</summary>
+    private static async Task<long> CountRestAsync(Stream source, CancellationToken cancellationToken)
+    {
+        byte[] buffer = new byte[1024 * 1024];
+        long total = 0;
+        int read;
+        while ((read = await source.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            total += read;
+        }
+
+        return total;
     }
 }

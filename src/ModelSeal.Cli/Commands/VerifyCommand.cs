@@ -36,13 +36,12 @@ internal sealed class VerifyCommand : VerbCommand
         using ModelKey key = Keys.Load(keyPath);
 
         long start = Context.Time.GetTimestamp();
-        await using FileStream source = Files.OpenInput(input);
+        await using Stream source = Files.OpenInput(Context, input);
         SealedModelHeader header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
         Keys.RequireKeyFor(header, key, input, keyPath);
-        source.Position = 0;
         using (ProgressBar? progress = ProgressBar.Create(Context, "verifying", header.PlaintextLength))
         {
-            header = await SealedModel.VerifyAsync(source, key, options: null, progress, cancellationToken).ConfigureAwait(false);
+            header = await SealedModel.VerifyAsync(Files.FromTheStart(source, header), key, options: null, progress, cancellationToken).ConfigureAwait(false);
         }
 
         TimeSpan elapsed = Context.Since(start);

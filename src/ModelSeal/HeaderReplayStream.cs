@@ -1,4 +1,4 @@
-namespace ModelSeal.OnnxRuntime;
+namespace ModelSeal;
 
 /// <summary>
 /// A forward-only read stream that yields an already-read header again, then the rest of the source. Lets the header
