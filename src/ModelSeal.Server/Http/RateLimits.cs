@@ -24,7 +24,7 @@ internal static class RateLimits
 
     public static void AddModelSealRateLimits(this IServiceCollection services, ServerOptions options)
     {
-        services.AddSingleton(new ClientRateLimit(options.RequestsPerMinutePerClient));
+        services.AddSingleton(_ => new ClientRateLimit(options.RequestsPerMinutePerClient)); // created, so disposed, by the container
         services.AddRateLimiter(limiter =>
         {
             limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
