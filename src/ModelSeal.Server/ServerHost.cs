@@ -156,6 +156,13 @@ public static class ServerHost
         services.AddOpenApi(openApi => openApi.AddDocumentTransformer<OpenApiSecurity>().AddOperationTransformer<OpenApiJsonBodies>());
 
         WebApplication app = builder.Build();
+
+        // The client address (docs/deploy.md "Behind a TLS-terminating proxy"): X-Forwarded-For only from a trusted proxy.
+        if (settings.TrustedProxies.Count > 0)
+        {
+            app.UseForwardedHeaders(ClientAddresses.ForwardedHeaders(settings.TrustedProxies));
+        }
+
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
             StatusCodeSelector = exception => exception switch
@@ -168,6 +175,8 @@ public static class ServerHost
         app.UseStatusCodePages();
         app.Use(ReleaseObserver.ObserveAsync);
         app.Use(GuardAsync);
+        // Per client address before the token is looked at (docs/protocol.md section 6.2); per subject after it.
+        app.UseMiddleware<RateLimits.ClientRateLimit>();
         app.UseRouting();
         app.UseAuthentication();
         app.UseRateLimiter();

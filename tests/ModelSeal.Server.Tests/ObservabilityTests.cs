@@ -116,7 +116,8 @@ public sealed class ObservabilityTests
     [Trait("Store", "sqlite")]
     public async Task Readiness_is_503_when_the_database_cannot_be_opened_and_liveness_stays_200()
     {
-        await using TestServer server = await TestServer.StartAsync();
+        var time = new ManualTime(DateTimeOffset.UtcNow);
+        await using TestServer server = await TestServer.StartAsync(o => o.Time = time);
         Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/ready")).Status);
 
         // The store opens a connection per read (pooled): with the pool emptied and the file gone, opening fails.
@@ -126,6 +127,8 @@ public sealed class ObservabilityTests
         File.Move(database, moved);
         try
         {
+            // The answer is cached for Readiness.CacheDuration of the server's clock.
+            time.Advance(Domain.Readiness.CacheDuration);
             (await server.GetAsync("/health/ready")).AssertProblem(HttpStatusCode.ServiceUnavailable, "not-ready");
             Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/live")).Status);
         }
@@ -135,14 +138,17 @@ public sealed class ObservabilityTests
             File.Move(moved, database);
         }
 
+        time.Advance(Domain.Readiness.CacheDuration);
         Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/ready")).Status);
     }
 
     [Fact]
     public async Task Readiness_is_503_when_the_master_key_provider_is_unusable()
     {
-        await using TestServer server = await TestServer.StartAsync();
+        var time = new ManualTime(DateTimeOffset.UtcNow);
+        await using TestServer server = await TestServer.StartAsync(o => o.Time = time);
         Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/ready")).Status);
+        time.Advance(Domain.Readiness.CacheDuration);
 
         // A disposed file provider has zeroed its keys: it refuses to wrap or unwrap instead of using them.
         Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<MasterKeys.MasterKeyRing>(server.App.Services).Dispose();

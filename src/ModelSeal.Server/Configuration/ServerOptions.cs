@@ -63,6 +63,14 @@ public sealed class ServerOptions
     /// </summary>
     public IList<TrustedIssuerOptions> TrustedIssuers { get; set; } = [];
 
+    /// <summary>
+    /// The reverse proxies (IP addresses or CIDR networks, configuration list <c>TrustedProxies</c>; default empty)
+    /// whose <c>X-Forwarded-For</c> is believed: for a connection from one of them the client address — for the rate
+    /// limits and the audit — is the right-most address of that header that is not itself a trusted proxy. From any
+    /// other connection the header is ignored.
+    /// </summary>
+    public IList<string> TrustedProxies { get; set; } = [];
+
     internal ServerOptions Copy()
     {
         var copy = (ServerOptions)MemberwiseClone();
@@ -70,6 +78,7 @@ public sealed class ServerOptions
         copy.Metrics = Metrics is null ? null! : Metrics.Copy();
         copy.Database = Database is null ? null! : Database.Copy();
         copy.TrustedIssuers = TrustedIssuers is null ? null! : TrustedIssuers.Select(issuer => issuer?.Copy()!).ToList();
+        copy.TrustedProxies = TrustedProxies is null ? null! : [.. TrustedProxies];
         return copy;
     }
 }

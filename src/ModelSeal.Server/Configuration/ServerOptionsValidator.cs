@@ -68,6 +68,7 @@ internal static class ServerOptionsValidator
         }
 
         ValidateTrustedIssuers(options);
+        ValidateTrustedProxies(options.TrustedProxies);
     }
 
     /// <summary>Checks the master-key options without opening any module or token (the module file must exist).</summary>
@@ -190,6 +191,41 @@ internal static class ServerOptionsValidator
             if (string.IsNullOrWhiteSpace(issuer.JwksFile))
             {
                 throw new ServerConfigurationException($"{key}:JwksFile is not set; the server never fetches keys over the network, so give the issuer's public signing keys as a JWKS file.");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Each trusted proxy is one IP address (<c>10.0.0.5</c>, <c>2001:db8::5</c>) or a network in CIDR notation with its
+    /// host bits zero (<c>10.0.0.0/8</c>, <c>2001:db8::/48</c>); a network that holds every address is refused, since
+    /// then any client could choose its own address with <c>X-Forwarded-For</c>.
+    /// </summary>
+    public static void ValidateTrustedProxies(IList<string>? proxies)
+    {
+        const string Shape = "an IP address (10.0.0.5, 2001:db8::5) or a network in CIDR notation (10.0.0.0/8, 2001:db8::/48)";
+        RequireItems(proxies, "TrustedProxies", Shape);
+        for (int i = 0; i < proxies!.Count; i++)
+        {
+            string key = $"TrustedProxies:{i}";
+            string proxy = proxies[i].Trim();
+            if (proxy.Contains('/', StringComparison.Ordinal))
+            {
+                bool parsed = IPAddress.TryParse(proxy[..proxy.IndexOf('/', StringComparison.Ordinal)], out IPAddress? address);
+                if (!IPNetwork.TryParse(proxy, out IPNetwork network) || !network.BaseAddress.Equals(address))
+                {
+                    throw new ServerConfigurationException(parsed
+                        ? $"{key} is '{proxy}', which is not a network: the prefix length must fit the address and the bits after it must be zero (e.g. 10.0.0.0/8, 2001:db8::/48)."
+                        : $"{key} is '{proxy}'; each trusted proxy is {Shape}.");
+                }
+
+                if (network.PrefixLength == 0)
+                {
+                    throw new ServerConfigurationException($"{key} is '{proxy}', which holds every address: any client could then set its own address with X-Forwarded-For. List the proxies' own addresses or networks.");
+                }
+            }
+            else if (!IPAddress.TryParse(proxy, out IPAddress? address) || (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && proxy.Count(c => c == '.') != 3))
+            {
+                throw new ServerConfigurationException($"{key} is '{proxy}'; each trusted proxy is {Shape}.");
             }
         }
     }

@@ -7,12 +7,45 @@ using ModelSeal.Server.Storage;
 
 namespace ModelSeal.Server.Domain;
 
-/// <summary>Whether the server can release keys: the database answers and the master key wraps and unwraps.</summary>
-internal sealed class Readiness(Store store, MasterKeyRing masterKeys, ILogger<Readiness> logger)
+/// <summary>
+/// Whether the server can release keys: the database answers and the master key wraps and unwraps. The answer is
+/// kept for <see cref="CacheDuration"/> (by the server's clock), so that however often <c>/health/ready</c> is asked —
+/// it is anonymous — the database and the master-key provider (an HSM) see at most one probe per interval; callers
+/// that arrive while a probe runs wait for its answer instead of starting their own.
+/// </summary>
+internal sealed class Readiness(Store store, MasterKeyRing masterKeys, Clock clock, ILogger<Readiness> logger)
 {
+    /// <summary>How long an answer (ready or not) is reused.</summary>
+    public static readonly TimeSpan CacheDuration = TimeSpan.FromSeconds(5);
+
     private const string ProbeKeyId = "readiness-probe";
 
+    private readonly Lock _lock = new();
+    private DateTimeOffset? _checkedAt;
+    private bool _ready;
+    private int _checks;
+
+    /// <summary>How many probes have run (for tests).</summary>
+    internal int Checks => Volatile.Read(ref _checks);
+
     public bool IsReady()
+    {
+        lock (_lock)
+        {
+            DateTimeOffset now = clock.Time.GetUtcNow();
+            if (_checkedAt is { } at && now >= at && now - at < CacheDuration)
+            {
+                return _ready;
+            }
+
+            _ready = Probe();
+            _checkedAt = now;
+            Interlocked.Increment(ref _checks);
+            return _ready;
+        }
+    }
+
+    private bool Probe()
     {
         try
         {
