@@ -171,6 +171,7 @@ public sealed class ConfigurationTests
     [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "TokenKind": "id", "ClientIds": [ "app-1" ], "Audiences": [ "modelseal" ] } ] }""", "TrustedIssuers:0:Audiences")]
     [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "TokenKind": "IdToken" } ] }""", "TrustedIssuers:0:TokenKind")]
     [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "TokenTypes": [ "" ] } ] }""", "TrustedIssuers:0:TokenTypes:0")]
+    [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "TokenKind": "id", "ClientIds": [ "app-1" ], "TokenTypes": [ "JWT", "application/AT+JWT" ] } ] }""", "TrustedIssuers:0:TokenTypes:1")]
     [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "MaxLifetime": "00:00:00" } ] }""", "TrustedIssuers:0:MaxLifetime")]
     [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "MaxLifetime": "2.00:00:00" } ] }""", "TrustedIssuers:0:MaxLifetime")]
     public void An_invalid_value_is_refused_naming_the_key_before_anything_is_created(string json, string key)

@@ -196,6 +196,17 @@ public sealed class TrustedIssuerOptions
     public TimeSpan MaxLifetime { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
+    /// A <c>typ</c> value as the media type it names (RFC 7515 section 4.1.9): lower case, with <c>application/</c>
+    /// prepended when it has no <c>/</c> (<c>at+jwt</c> → <c>application/at+jwt</c>).
+    /// </summary>
+    internal static string MediaType(string typ)
+    {
+        ArgumentNullException.ThrowIfNull(typ);
+        string lower = typ.Trim().ToLowerInvariant();
+        return lower.Contains('/', StringComparison.Ordinal) ? lower : "application/" + lower;
+    }
+
+    /// <summary>
     /// The JWS algorithms accepted on this issuer's tokens among <c>ES256</c>, <c>RS256</c> and <c>PS256</c>
     /// (<c>TrustedIssuers:n:Algorithms</c>); empty (the default) means all three. Each key is further limited to what
     /// it allows (its <c>kty</c>, <c>crv</c> and <c>alg</c>).

@@ -205,6 +205,14 @@ internal static class ServerOptionsValidator
         }
 
         RequireItems(issuer.TokenTypes, $"{key}:TokenTypes", "a JOSE 'typ' value accepted on this issuer's tokens, e.g. at+jwt");
+        for (int t = 0; idTokens && t < issuer.TokenTypes.Count; t++)
+        {
+            if (TrustedIssuerOptions.MediaType(issuer.TokenTypes[t]) == "application/at+jwt")
+            {
+                throw new ServerConfigurationException($"{key}:TokenTypes:{t} is '{issuer.TokenTypes[t]}', the type of access tokens, but {key}:TokenKind is '{TrustedIssuerOptions.IdToken}'; an ID token is never typed at+jwt (accepting it would take access tokens for ID tokens). Use JWT, or leave TokenTypes empty.");
+            }
+        }
+
         RequireItems(issuer.ClientIds, $"{key}:ClientIds", "the client id of an app whose ID tokens are accepted");
         if (idTokens && issuer.ClientIds.Count == 0)
         {

@@ -34,7 +34,7 @@ internal sealed class ExternalTokenRules
     /// <summary>True for an issuer of ID tokens, false for access tokens.</summary>
     public bool IdTokens { get; }
 
-    /// <summary>The accepted <c>typ</c> values, as normalised media types (<see cref="MediaType"/>).</summary>
+    /// <summary>The accepted <c>typ</c> values, as normalised media types (<see cref="TrustedIssuerOptions.MediaType"/>).</summary>
     public IReadOnlySet<string> Types { get; }
 
     /// <summary>Whether a token without <c>typ</c> is accepted (ID tokens, when no TokenTypes are configured).</summary>
@@ -48,7 +48,7 @@ internal sealed class ExternalTokenRules
         ArgumentNullException.ThrowIfNull(options);
         bool idTokens = options.TokenKind == TrustedIssuerOptions.IdToken;
         IEnumerable<string> types = options.TokenTypes.Count > 0 ? options.TokenTypes : [idTokens ? JwtType : AccessTokenType];
-        return new ExternalTokenRules(idTokens, types.Select(MediaType).ToHashSet(StringComparer.Ordinal), idTokens && options.TokenTypes.Count == 0, options.MaxLifetime);
+        return new ExternalTokenRules(idTokens, types.Select(TrustedIssuerOptions.MediaType).ToHashSet(StringComparer.Ordinal), idTokens && options.TokenTypes.Count == 0, options.MaxLifetime);
     }
 
     /// <summary>The <c>aud</c> values of an issuer's tokens: its ClientIds for ID tokens, else its Audiences (default: the server's).</summary>
@@ -57,17 +57,6 @@ internal sealed class ExternalTokenRules
         ArgumentNullException.ThrowIfNull(options);
         IList<string> configured = options.TokenKind == TrustedIssuerOptions.IdToken ? options.ClientIds : options.Audiences;
         return configured.Count > 0 ? [.. configured] : [defaultAudience];
-    }
-
-    /// <summary>
-    /// A <c>typ</c> value as a media type (RFC 7515 section 4.1.9): lower case, with <c>application/</c> prepended when
-    /// it has no <c>/</c>.
-    /// </summary>
-    public static string MediaType(string typ)
-    {
-        ArgumentNullException.ThrowIfNull(typ);
-        string lower = typ.Trim().ToLowerInvariant();
-        return lower.Contains('/', StringComparison.Ordinal) ? lower : "application/" + lower;
     }
 
     /// <summary>Adds the rules of <paramref name="trusted"/> to the token-validated event, after its own checks.</summary>
@@ -93,7 +82,7 @@ internal sealed class ExternalTokenRules
     {
         ArgumentNullException.ThrowIfNull(token);
         string kind = IdTokens ? "ID" : "access";
-        if (string.IsNullOrEmpty(token.Typ) ? !AcceptsUntyped : !Types.Contains(MediaType(token.Typ)))
+        if (string.IsNullOrEmpty(token.Typ) ? !AcceptsUntyped : !Types.Contains(TrustedIssuerOptions.MediaType(token.Typ)))
         {
             return $"the token's typ is not one accepted on this issuer's {kind} tokens";
         }
