@@ -76,6 +76,29 @@ public sealed class KeyServerTests
     }
 
     [Fact]
+    public async Task A_revoked_licence_is_refused_at_the_token_exchange_and_its_lease_is_removed()
+    {
+        // An app started after the revocation has no token yet: the server refuses the exchange itself (403
+        // licence-revoked), and the client treats that like the refusal of a release.
+        await using TestKeyServer server = await TestKeyServer.StartAsync(cancellationToken: TestContext.Current.CancellationToken);
+        SealedSample sample = await server.PublishSampleAsync("classifier");
+        TestLicence licence = await server.CreateLicenceAsync("acme-app", ["classifier"]);
+        using var client = new TempDirectory();
+        await using (ServiceProvider first = ClientServices.ForLicence(server, licence, client))
+        {
+            (await first.GetRequiredService<IModelKeySource>().GetKeyAsync(sample.Header, TestContext.Current.CancellationToken)).Dispose();
+        }
+
+        Assert.NotEmpty(Directory.GetFiles(client.Sub("leases")));
+        await server.RevokeLicenceAsync(licence.LicenceId, TestContext.Current.CancellationToken);
+        await using ServiceProvider restarted = ClientServices.ForLicence(server, licence, client);
+        var e = await Assert.ThrowsAsync<ModelKeyUnavailableException>(() => restarted.GetRequiredService<IModelKeySource>().GetKeyAsync(sample.Header, TestContext.Current.CancellationToken).AsTask());
+        Assert.Equal((ModelKeyUnavailableReason.LicenceRevoked, 403, "licence-revoked"), (e.Reason, e.StatusCode, e.ProblemCode));
+        Assert.Contains("refused the token request", e.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(client.Sub("leases")));
+    }
+
+    [Fact]
     public async Task A_revoked_licence_is_refused_online_and_its_lease_is_removed()
     {
         await using TestKeyServer server = await TestKeyServer.StartAsync(cancellationToken: TestContext.Current.CancellationToken);

@@ -166,6 +166,14 @@ public sealed class ConfigurationTests
     [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "Algorithms": [ "RS256" ] } ] }""", "TrustedIssuers:0:Algorithms")]
     [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "Audiences": [ "" ] } ] }""", "TrustedIssuers:0:Audiences:0")]
     [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "AdminSubjects": [ " " ] } ] }""", "TrustedIssuers:0:AdminSubjects:0")]
+    [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "TokenKind": "id" } ] }""", "TrustedIssuers:0:ClientIds")]
+    [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "ClientIds": [ "app-1" ] } ] }""", "TrustedIssuers:0:ClientIds")]
+    [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "TokenKind": "id", "ClientIds": [ "app-1" ], "Audiences": [ "modelseal" ] } ] }""", "TrustedIssuers:0:Audiences")]
+    [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "TokenKind": "IdToken" } ] }""", "TrustedIssuers:0:TokenKind")]
+    [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "TokenTypes": [ "" ] } ] }""", "TrustedIssuers:0:TokenTypes:0")]
+    [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "TokenKind": "id", "ClientIds": [ "app-1" ], "TokenTypes": [ "JWT", "application/AT+JWT" ] } ] }""", "TrustedIssuers:0:TokenTypes:1")]
+    [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "MaxLifetime": "00:00:00" } ] }""", "TrustedIssuers:0:MaxLifetime")]
+    [InlineData("""{ "TrustedIssuers": [ { "Issuer": "https://a", "JwksFile": "JWKS", "MaxLifetime": "2.00:00:00" } ] }""", "TrustedIssuers:0:MaxLifetime")]
     public void An_invalid_value_is_refused_naming_the_key_before_anything_is_created(string json, string key)
     {
         using var directory = new TempDirectory();

@@ -67,7 +67,7 @@ public sealed class DatabaseMigrationTests
 
             (await server.ReleaseAsync(token, "m", "1", other)).AssertProblem(HttpStatusCode.Forbidden, "device-limit");
             (await server.ReleaseAsync(token, "m", "gone", device)).AssertProblem(HttpStatusCode.Gone, "version-destroyed");
-            (await server.ReleaseAsync(await server.LicenceTokenAsync(revoked), "m", "1", other)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
+            (await server.PostAsync("/v1/token", new { grantType = "licence", licenceId = revoked.Id, credential = revoked.Credential })).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
 
             // New versions continue the sequence.
             (Release next, ModelKey nextKey) = await server.CreateVersionAsync(admin, "m");

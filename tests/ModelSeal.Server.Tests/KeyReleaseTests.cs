@@ -87,12 +87,13 @@ public sealed class KeyReleaseTests
         time.Advance(TimeSpan.FromSeconds(1));
         (await server.ReleaseAsync(firstToken, "m", "latest", device)).AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
 
-        // Two days on, the licence has expired: a new token is issued, but the release is refused.
-        time.Advance(TimeSpan.FromDays(2));
-        Api token = await server.PostAsync("/v1/token", new { grantType = "licence", licenceId = licence.Id, credential = licence.Credential });
-        Assert.Equal(HttpStatusCode.OK, token.Status);
-        Secrets.Add("licence token", token.Json.GetProperty("accessToken").GetString()!);
-        (await server.ReleaseAsync(token.Json.GetProperty("accessToken").GetString()!, "m", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-expired");
+        // A token issued a minute before the licence expires is refused at release from the expiry on, and no new
+        // token is issued.
+        time.Now = Start.AddDays(2).AddMinutes(-1);
+        string lastToken = await server.LicenceTokenAsync(licence);
+        time.Advance(TimeSpan.FromMinutes(1));
+        (await server.ReleaseAsync(lastToken, "m", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-expired");
+        (await server.PostAsync("/v1/token", new { grantType = "licence", licenceId = licence.Id, credential = licence.Credential })).AssertProblem(HttpStatusCode.Forbidden, "licence-expired");
     }
 
     [Fact]
@@ -126,7 +127,16 @@ public sealed class KeyReleaseTests
     [Fact]
     public async Task Revoked_expired_and_not_yet_valid_licences_are_refused()
     {
-        await using TestServer server = await TestServer.StartAsync();
+        // Tokens are obtained while the licences are in standing (POST /v1/token refuses them afterwards,
+        // LicenceTokenTests); the not-yet-valid licence is claimed by an external issuer's token, which needs no exchange.
+        using var directory = new TempDirectory();
+        using var idp = new ExternalIssuer("https://idp.example", directory.Sub("jwks.json"));
+        var time = new ManualTime(Start);
+        await using TestServer server = await TestServer.StartAsync(o =>
+        {
+            o.Time = time;
+            o.TrustedIssuers = [new() { Issuer = idp.Issuer, JwksFile = idp.JwksFile }];
+        });
         string admin = await server.AdminTokenAsync();
         await server.CreateModelAsync(admin, "m");
         (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
@@ -141,11 +151,13 @@ public sealed class KeyReleaseTests
         Assert.False(revoke.Json.TryGetProperty("credential", out _));
         (await server.ReleaseAsync(revokedToken, "m", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
 
-        Licence expired = await server.CreateLicenceAsync(admin, "e", ["m"], expiresAt: server.Now.AddMinutes(-1));
-        (await server.ReleaseAsync(await server.LicenceTokenAsync(expired), "m", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-expired");
+        Licence expired = await server.CreateLicenceAsync(admin, "e", ["m"], expiresAt: server.Now.AddMinutes(1));
+        string expiredToken = await server.LicenceTokenAsync(expired);
+        time.Advance(TimeSpan.FromMinutes(1));
+        (await server.ReleaseAsync(expiredToken, "m", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-expired");
 
-        Licence future = await server.CreateLicenceAsync(admin, "f", ["m"], notBefore: server.Now.AddDays(1));
-        (await server.ReleaseAsync(await server.LicenceTokenAsync(future), "m", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-not-yet-valid");
+        await server.CreateLicenceAsync(admin, "f@idp", ["m"], notBefore: server.Now.AddDays(1), issuer: idp.Issuer);
+        (await server.ReleaseAsync(idp.Token("f@idp", "keys", server.Now), "m", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-not-yet-valid");
 
         // Revocation is checked first: a revoked licence for another model is still "revoked".
         (await server.ReleaseAsync(revokedToken, "other", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");

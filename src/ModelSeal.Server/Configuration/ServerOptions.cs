@@ -160,14 +160,60 @@ public sealed class DatabaseOptions
 /// </summary>
 public sealed class TrustedIssuerOptions
 {
+    /// <summary><see cref="TokenKind"/>: the issuer's access tokens (RFC 9068), meant for an API such as this server.</summary>
+    public const string AccessToken = "access";
+
+    /// <summary><see cref="TokenKind"/>: the issuer's OpenID Connect ID tokens, issued to an app (its client id).</summary>
+    public const string IdToken = "id";
+
     /// <summary>The issuer's <c>iss</c>, exactly (<c>TrustedIssuers:n:Issuer</c>); distinct, and not the server's own issuer.</summary>
     public string? Issuer { get; set; }
 
     /// <summary>
+    /// Which tokens of this issuer are accepted (<c>TrustedIssuers:n:TokenKind</c>): <c>access</c> (the default), access
+    /// tokens whose <c>aud</c> is one of <see cref="Audiences"/>; or <c>id</c>, OpenID Connect ID tokens whose only
+    /// <c>aud</c> is one of <see cref="ClientIds"/>. An issuer is configured for one kind: the other is refused.
+    /// </summary>
+    public string TokenKind { get; set; } = AccessToken;
+
+    /// <summary>
+    /// The JOSE header <c>typ</c> values accepted on this issuer's tokens (<c>TrustedIssuers:n:TokenTypes</c>), compared
+    /// as media types (case-insensitive, <c>application/</c> implied). Empty (the default): <c>at+jwt</c> for access
+    /// tokens (RFC 9068 section 2.1); <c>JWT</c> or no <c>typ</c> for ID tokens (OpenID Connect defines none). When
+    /// given, a token without <c>typ</c> is refused.
+    /// </summary>
+    public IList<string> TokenTypes { get; set; } = [];
+
+    /// <summary>
     /// The <c>aud</c> values accepted on this issuer's tokens (<c>TrustedIssuers:n:Audiences</c>); empty (the default)
-    /// means the server's own <see cref="ServerOptions.Audience"/>.
+    /// means the server's own <see cref="ServerOptions.Audience"/>. Access tokens only.
     /// </summary>
     public IList<string> Audiences { get; set; } = [];
+
+    /// <summary>
+    /// The client ids of the apps whose ID tokens are accepted (<c>TrustedIssuers:n:ClientIds</c>): an ID token's
+    /// <c>aud</c> must be exactly one of them (and its <c>azp</c>, when present, the same). Required for ID tokens,
+    /// refused for access tokens.
+    /// </summary>
+    public IList<string> ClientIds { get; set; } = [];
+
+    /// <summary>
+    /// The longest lifetime accepted on this issuer's tokens (<c>TrustedIssuers:n:MaxLifetime</c>, default one hour,
+    /// 1 second to 1 day): <c>exp</c> minus <c>iat</c> (or <c>nbf</c> when there is no <c>iat</c>). A token with
+    /// neither <c>iat</c> nor <c>nbf</c> is refused, since its lifetime is unknown.
+    /// </summary>
+    public TimeSpan MaxLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// A <c>typ</c> value as the media type it names (RFC 7515 section 4.1.9): lower case, with <c>application/</c>
+    /// prepended when it has no <c>/</c> (<c>at+jwt</c> → <c>application/at+jwt</c>).
+    /// </summary>
+    internal static string MediaType(string typ)
+    {
+        ArgumentNullException.ThrowIfNull(typ);
+        string lower = typ.Trim().ToLowerInvariant();
+        return lower.Contains('/', StringComparison.Ordinal) ? lower : "application/" + lower;
+    }
 
     /// <summary>
     /// The JWS algorithms accepted on this issuer's tokens among <c>ES256</c>, <c>RS256</c> and <c>PS256</c>
@@ -188,7 +234,9 @@ public sealed class TrustedIssuerOptions
     internal TrustedIssuerOptions Copy()
     {
         var copy = (TrustedIssuerOptions)MemberwiseClone();
+        copy.TokenTypes = TokenTypes is null ? null! : [.. TokenTypes];
         copy.Audiences = Audiences is null ? null! : [.. Audiences];
+        copy.ClientIds = ClientIds is null ? null! : [.. ClientIds];
         copy.Algorithms = Algorithms is null ? null! : [.. Algorithms];
         copy.AdminSubjects = AdminSubjects is null ? null! : [.. AdminSubjects];
         return copy;

@@ -177,6 +177,7 @@ internal static class ServerOptionsValidator
             }
 
             seen.Add(issuer.Issuer, i);
+            ValidateTokenKind(issuer, key);
             RequireItems(issuer.Audiences, $"{key}:Audiences", "the audience tokens of this issuer carry (empty: the server's Audience)");
             RequireItems(issuer.AdminSubjects, $"{key}:AdminSubjects", "a 'sub' of this issuer that is an administrator");
             RequireItems(issuer.Algorithms, $"{key}:Algorithms", string.Join(", ", IssuerAlgorithms));
@@ -227,6 +228,46 @@ internal static class ServerOptionsValidator
             {
                 throw new ServerConfigurationException($"{key} is '{proxy}'; each trusted proxy is {Shape}.");
             }
+        }
+    }
+
+    /// <summary>The token kind and what goes with it: typ values, client ids (ID tokens) or audiences (access tokens), the lifetime.</summary>
+    private static void ValidateTokenKind(TrustedIssuerOptions issuer, string key)
+    {
+        bool idTokens = string.Equals(issuer.TokenKind, TrustedIssuerOptions.IdToken, StringComparison.Ordinal);
+        if (!idTokens && !string.Equals(issuer.TokenKind, TrustedIssuerOptions.AccessToken, StringComparison.Ordinal))
+        {
+            throw new ServerConfigurationException($"{key}:TokenKind is '{issuer.TokenKind}'; it must be '{TrustedIssuerOptions.AccessToken}' (the default: the issuer's access tokens for this server) or '{TrustedIssuerOptions.IdToken}' (OpenID Connect ID tokens issued to the apps listed in ClientIds).");
+        }
+
+        RequireItems(issuer.TokenTypes, $"{key}:TokenTypes", "a JOSE 'typ' value accepted on this issuer's tokens, e.g. at+jwt");
+        for (int t = 0; idTokens && t < issuer.TokenTypes.Count; t++)
+        {
+            if (TrustedIssuerOptions.MediaType(issuer.TokenTypes[t]) == "application/at+jwt")
+            {
+                throw new ServerConfigurationException($"{key}:TokenTypes:{t} is '{issuer.TokenTypes[t]}', the type of access tokens, but {key}:TokenKind is '{TrustedIssuerOptions.IdToken}'; an ID token is never typed at+jwt (accepting it would take access tokens for ID tokens). Use JWT, or leave TokenTypes empty.");
+            }
+        }
+
+        RequireItems(issuer.ClientIds, $"{key}:ClientIds", "the client id of an app whose ID tokens are accepted");
+        if (idTokens && issuer.ClientIds.Count == 0)
+        {
+            throw new ServerConfigurationException($"{key}:TokenKind is '{TrustedIssuerOptions.IdToken}' but {key}:ClientIds is empty; list the client ids of the apps whose ID tokens are accepted (an ID token's 'aud' is the app's client id).");
+        }
+
+        if (idTokens && issuer.Audiences is { Count: > 0 })
+        {
+            throw new ServerConfigurationException($"{key}:Audiences is set but {key}:TokenKind is '{TrustedIssuerOptions.IdToken}'; an ID token's 'aud' is the app's client id, so list it in {key}:ClientIds instead.");
+        }
+
+        if (!idTokens && issuer.ClientIds.Count > 0)
+        {
+            throw new ServerConfigurationException($"{key}:ClientIds is set but {key}:TokenKind is '{TrustedIssuerOptions.AccessToken}'; set TokenKind to '{TrustedIssuerOptions.IdToken}' to accept ID tokens, or list the access tokens' audiences in {key}:Audiences.");
+        }
+
+        if (issuer.MaxLifetime < TimeSpan.FromSeconds(1) || issuer.MaxLifetime > TimeSpan.FromDays(1))
+        {
+            throw new ServerConfigurationException($"{key}:MaxLifetime must be between 1 second and 1 day, e.g. 01:00:00 (the longest 'exp' minus 'iat' accepted on this issuer's tokens).");
         }
     }
 

@@ -36,6 +36,9 @@ internal static partial class ServerLog
     [LoggerMessage(21, LogLevel.Warning, "Token refused: grant {GrantType}, licence {LicenceId}, wrong or unknown credential.")]
     public static partial void TokenRefused(ILogger logger, string grantType, string? licenceId);
 
+    [LoggerMessage(25, LogLevel.Warning, "Token refused: grant licence, licence {LicenceId}, {Outcome}.")]
+    public static partial void LicenceTokenRefused(ILogger logger, string licenceId, string outcome);
+
     [LoggerMessage(22, LogLevel.Information, "Bearer token rejected: {Reason}.")]
     public static partial void TokenRejected(ILogger logger, string reason);
 

@@ -40,6 +40,16 @@ internal static class ReleaseRules
             return new(Refusal.LicenceRevoked, "No licence exists for this token.");
         }
 
+        return CheckStanding(licence, now) ?? (licence.Covers(modelId) ? null : new(Refusal.ModelNotLicensed, $"The licence does not cover model '{modelId}'."));
+    }
+
+    /// <summary>
+    /// Checks 2–3: the licence is not revoked and is valid now (revocation first). Also the rule of <c>POST /v1/token</c>
+    /// for a licence whose credential matched (<see cref="TokenGrants.Licence"/>).
+    /// </summary>
+    public static Refused? CheckStanding(LicenceRecord licence, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(licence);
         if (licence.RevokedAt is not null)
         {
             return new(Refusal.LicenceRevoked, "The licence was revoked.");
@@ -55,7 +65,7 @@ internal static class ReleaseRules
             return new(Refusal.LicenceExpired, $"The licence expired at {Rfc3339.Format(expiresAt)}.");
         }
 
-        return licence.Covers(modelId) ? null : new(Refusal.ModelNotLicensed, $"The licence does not cover model '{modelId}'.");
+        return null;
     }
 
     /// <summary>Checks 5–6: the model and the version exist, and the version is active.</summary>

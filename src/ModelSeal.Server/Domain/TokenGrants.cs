@@ -12,8 +12,9 @@ internal sealed record IssuedToken(string AccessToken, int ExpiresIn);
 
 /// <summary>
 /// <c>POST /v1/token</c> (docs/protocol.md section 1): credentials in, the server's own tokens out. The admin
-/// credential gives an admin token; a credential licence's credential gives a <c>keys</c> token naming the licence.
-/// A wrong credential of either kind gets the same vague refusal.
+/// credential gives an admin token; a credential licence's credential gives a <c>keys</c> token naming the licence,
+/// while the licence is in standing (not revoked, valid now: the release rule <see cref="ReleaseRules.CheckStanding"/>).
+/// A wrong credential of either kind, or an unknown licence id, gets the same vague refusal.
 /// </summary>
 internal sealed class TokenGrants(Licences licences, AdminCredential adminCredential, TokenIssuer tokens, Clock clock, ServerOptions options, ILogger<TokenGrants> logger)
 {
@@ -33,7 +34,12 @@ internal sealed class TokenGrants(Licences licences, AdminCredential adminCreden
         return new IssuedToken(tokens.Issue(AdminSubject, TokenClaims.ScopeAdmin, null, clock.Now()), ExpiresIn);
     }
 
-    /// <remarks>Revocation, validity and coverage are decided at each release (section 2), where the answer names them.</remarks>
+    /// <remarks>
+    /// Only a matching credential learns the licence's standing: a revoked, expired or not yet valid licence is refused
+    /// with its own reason (403), anything else that does not match with the vague 401, so the answer tells no one
+    /// without the credential whether a licence id exists or what became of it. Coverage is decided at each release
+    /// (section 2), and revocation and validity again there, for tokens issued before they changed.
+    /// </remarks>
     public Outcome<IssuedToken> Licence(string licenceId, string credential)
     {
         LicenceRecord? licence = licences.Authenticate(licenceId, credential);
@@ -41,6 +47,12 @@ internal sealed class TokenGrants(Licences licences, AdminCredential adminCreden
         {
             ServerLog.TokenRefused(logger, "licence", null);
             return new Refused(Refusal.Unauthorized, "The licence id or credential is not valid.");
+        }
+
+        if (ReleaseRules.CheckStanding(licence, clock.Now()) is { } refused)
+        {
+            ServerLog.LicenceTokenRefused(logger, licence.LicenceId, refused.Reason.Code());
+            return refused;
         }
 
         ServerLog.TokenIssued(logger, "licence", licence.LicenceId);

@@ -19,7 +19,7 @@ internal static class TokenApi
         app.MapPost("/v1/token", IssueAsync)
             .AllowAnonymous()
             .AcceptsJson<TokenRequest>()
-            .ProducesProblems(400, 401, 413, 429)
+            .ProducesProblems(400, 401, 403, 413, 429)
             .WithTags("Tokens")
             .WithName("IssueToken")
             .WithSummary("Exchanges a licence or admin credential for a bearer token.");

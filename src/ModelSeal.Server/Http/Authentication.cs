@@ -133,6 +133,9 @@ internal static class Authentication
             },
             OnForbidden = context => Problems.WriteAsync(context.HttpContext, ProblemCodes.Forbidden, "The token's scope does not allow this operation."),
         };
+
+        // Each trusted issuer's own rules (TokenKind, TokenTypes, ClientIds, MaxLifetime), after the checks above.
+        ExternalTokenRules.Register(jwt.Events, trusted);
     }
 
     /// <summary>
@@ -186,13 +189,14 @@ internal static class Authentication
 /// </summary>
 internal sealed class TrustedIssuer
 {
-    private TrustedIssuer(string issuer, string jwksFile, IReadOnlyList<string> audiences, IReadOnlySet<string> adminSubjects, List<(JsonWebKey, string[])> keys)
+    private TrustedIssuer(string issuer, string jwksFile, IReadOnlyList<string> audiences, IReadOnlySet<string> adminSubjects, List<(JsonWebKey, string[])> keys, ExternalTokenRules rules)
     {
         Issuer = issuer;
         JwksFile = jwksFile;
         Audiences = audiences;
         AdminSubjects = adminSubjects;
         Keys = keys;
+        Rules = rules;
     }
 
     public string Issuer { get; }
@@ -204,6 +208,9 @@ internal sealed class TrustedIssuer
     public IReadOnlySet<string> AdminSubjects { get; }
 
     public IReadOnlyList<(JsonWebKey Key, string[] Algorithms)> Keys { get; }
+
+    /// <summary>The token kind, typ values and lifetime this issuer's tokens must have.</summary>
+    public ExternalTokenRules Rules { get; }
 
     /// <summary>Every configured issuer (options already validated).</summary>
     public static IReadOnlyList<TrustedIssuer> LoadAll(ServerOptions options) =>
@@ -264,9 +271,10 @@ internal sealed class TrustedIssuer
             ? new TrustedIssuer(
                 options.Issuer!,
                 jwksFile,
-                options.Audiences.Count > 0 ? [.. options.Audiences] : [defaultAudience],
+                ExternalTokenRules.Audiences(options, defaultAudience),
                 new HashSet<string>(options.AdminSubjects, StringComparer.Ordinal),
-                keys)
+                keys,
+                ExternalTokenRules.From(options))
             : throw new ServerConfigurationException($"The JWKS file '{jwksFile}' ({key}) has no public signing key usable with {string.Join(", ", allowed)} (each needs a 'kid', and RSA for RS256/PS256 or P-256 EC for ES256; TrustedIssuers:{index}:Algorithms limits them).");
     }
 }
