@@ -1,7 +1,7 @@
 namespace ModelSeal.Server.Storage;
 
 /// <summary>
-/// The admin credential as stored: its SHA-256 (<see cref="Security.Credentials.Hash"/>; the credential itself is
+/// The admin credential as stored: its SHA-256 (as for licence credentials; the credential itself is
 /// never stored) and its epoch, which starts at 1 and grows by one at each rotation. Every admin token carries the
 /// epoch it was issued in and is accepted only while that is the current one.
 /// </summary>
