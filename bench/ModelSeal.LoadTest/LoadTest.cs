@@ -89,6 +89,7 @@ internal sealed class LoadTest : IAsyncDisposable
             {
                 DataDirectory = Path.Combine(temp.FullName, "data"),
                 Urls = "http://127.0.0.1:0",
+                AdminCredentialOut = Path.Combine(temp.FullName, "admin.credential"),
 
                 // The defaults (600 releases per subject and 6,000 requests per address per minute) would turn most of
                 // the load into 429s: every client here comes from 127.0.0.1 and shares a few subjects. Raised
@@ -109,7 +110,7 @@ internal sealed class LoadTest : IAsyncDisposable
             test = new LoadTest(options, server, temp, address, options.PostgresVariable is null ? Path.Combine(serverOptions.DataDirectory, "modelseal.db") : null);
             server = null;
             temp = null;
-            string admin = (await File.ReadAllTextAsync(Path.Combine(serverOptions.DataDirectory, "admin.credential"), cancellationToken)).Trim();
+            string admin = (await File.ReadAllTextAsync(serverOptions.AdminCredentialOut, cancellationToken)).Trim();
             try
             {
                 await test.ProvisionAsync(admin, clients, cancellationToken);

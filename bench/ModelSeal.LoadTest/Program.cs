@@ -85,7 +85,7 @@ namespace ModelSeal.LoadTest
               --out FILE                 also write the markdown report to FILE
               --url URL                  target a running server instead of starting one (needs --admin-credential-file;
                                          its rate limits must allow the load; audit rows are then counted through the admin API)
-              --admin-credential-file F  the server's admin.credential (with --url)
+              --admin-credential-file F  the server's admin credential file (from --admin-credential-out; with --url)
               --server-log LEVEL         log level of the in-process server (default Warning; Information logs every release)
               --metrics on|off           the in-process server's metrics (OpenTelemetry, /metrics; default on)
               --postgres-env VAR         the in-process server on PostgreSQL, connection string in $VAR (default: SQLite);

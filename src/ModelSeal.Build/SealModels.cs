@@ -221,7 +221,7 @@ public sealed class SealModels : Task, ICancelableTask
         string? credential = GetEnvironmentVariable(AdminCredentialVariable);
         if (string.IsNullOrWhiteSpace(credential))
         {
-            Error(ErrorCodes.NoAdminCredential, null, $"The environment variable '{AdminCredentialVariable}' (ModelSealAdminCredentialVariable) is not set or empty: set it to the key server's admin credential (from its data directory's admin.credential, or your secret store).");
+            Error(ErrorCodes.NoAdminCredential, null, $"The environment variable '{AdminCredentialVariable}' (ModelSealAdminCredentialVariable) is not set or empty: set it to the key server's admin credential (the file it wrote at first start with --admin-credential-out, kept in your secret store).");
             return null;
         }
 

@@ -15,6 +15,12 @@ internal static class TokenClaims
     /// <summary>The licence a device token was issued for.</summary>
     public const string Licence = "lic";
 
+    /// <summary>
+    /// The admin epoch an admin token of the server was issued in (a JSON number): the server accepts its own admin
+    /// tokens only while this is the current epoch, which each rotation of the admin credential moves on.
+    /// </summary>
+    public const string AdminEpoch = "aep";
+
     public const string ScopeKeys = "keys";
     public const string ScopeAdmin = "admin";
 

@@ -30,7 +30,7 @@ public static class ServerHost
 {
     /// <summary>
     /// Validates <paramref name="options"/> and the data directory (creating it, the database, the master key, the
-    /// token key and the admin credential at first start) and builds the server. Start it with
+    /// token key at first start, and the admin credential, written to AdminCredentialOut) and builds the server. Start it with
     /// <c>StartAsync</c>/<c>RunAsync</c>; the bound addresses are in <c>WebApplication.Urls</c> after start.
     /// </summary>
     /// <param name="options">The configuration; copied, so later changes have no effect.</param>
@@ -113,13 +113,10 @@ public static class ServerHost
         services.AddSingleton(_ => TokenIssuer.LoadOrCreate(data.SigningKeyPath, settings));
         services.AddSingleton(provider =>
         {
-            byte[] hash = data.LoadOrCreateAdminCredentialHash(out bool created);
-            if (created)
-            {
-                ServerLog.AdminCredentialCreated(provider.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category), data.AdminCredentialPath);
-            }
-
-            return new AdminCredential(hash);
+            // The admin credential lives in the database (its hash and epoch); at first start it is written to AdminCredentialOut.
+            Store store = provider.GetRequiredService<Store>();
+            AdminCredential.Establish(store, data, settings, provider.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category));
+            return new AdminCredential(store);
         });
         services.AddSingleton(new Clock(settings.Time));
         services.AddSingleton(new DeviceKeyCache(65_536));

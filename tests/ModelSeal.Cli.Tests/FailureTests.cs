@@ -22,6 +22,23 @@ public sealed class FailureTests
     }
 
     [Fact]
+    public async Task Serve_refuses_a_first_start_without_admin_credential_out_or_with_one_inside_the_data_directory()
+    {
+        using var ws = new Workspace();
+        string data = ws["data"];
+
+        CliResult inside = await Workspace.RunAsync("serve", "--data", data, "--urls", "http://127.0.0.1:0", "--admin-credential-out", Path.Combine(data, "admin.credential"));
+        Assert.Equal(ExitCodes.Usage, inside.ExitCode);
+        Asserts.ErrorWithHint(inside, "inside the data directory");
+        Assert.False(Directory.Exists(data), "nothing may be created for a refused configuration");
+
+        CliResult missing = await Workspace.RunAsync("serve", "--data", data, "--urls", "http://127.0.0.1:0");
+        Assert.Equal(ExitCodes.Usage, missing.ExitCode);
+        Asserts.ErrorWithHint(missing, "--admin-credential-out FILE");
+        Assert.False(File.Exists(Path.Combine(data, "admin.credential")), "no admin credential in the data directory");
+    }
+
+    [Fact]
     public async Task Serve_refuses_an_incomplete_database_configuration_before_creating_anything()
     {
         using var ws = new Workspace();

@@ -34,6 +34,45 @@ public sealed class ServerVerbTests : IAsyncLifetime
     private Task<CliResult> Admin(params string[] args) => Workspace.RunAsync([.. args, "--server", Url, "--admin-credential-file", Credential]);
 
     [Fact]
+    public async Task The_admin_credential_is_rotated_offline_and_the_admin_verbs_take_the_new_file()
+    {
+        string data = _work["rotating-data"];
+        string first = _work["first.credential"];
+        string second = _work["second.credential"];
+        await using (TestKeyServer server = await TestKeyServer.StartAsync(options => options.AdminCredentialOut = first, dataDirectory: data))
+        {
+            CliResult added = await Workspace.RunAsync("model", "add", "rotating", "--server", server.Url, "--admin-credential-file", first);
+            Assert.True(added.ExitCode == 0, added.ToString());
+        }
+
+        Assert.False(File.Exists(Path.Combine(data, "admin.credential")), "the data directory holds no admin credential");
+        CliResult inside = await Workspace.RunAsync("admin-credential", "rotate", "--data", data, "--out", Path.Combine(data, "new.credential"));
+        Assert.Equal(ExitCodes.Usage, inside.ExitCode);
+        Asserts.ErrorWithHint(inside, "inside the data directory");
+
+        CliResult rotated = await Workspace.RunAsync("admin-credential", "rotate", "--data", data, "--out", second);
+        Assert.True(rotated.ExitCode == 0, rotated.ToString());
+        Assert.Contains(second, rotated.Stdout, StringComparison.Ordinal);
+        Assert.Contains("admin epoch 2", rotated.Stdout, StringComparison.Ordinal);
+        string credential = File.ReadAllText(second).Trim();
+        Assert.DoesNotContain(credential, rotated.Stdout + rotated.Stderr, StringComparison.Ordinal);
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(second));
+        }
+
+        await using (TestKeyServer server = await TestKeyServer.StartAsync(options => options.AdminCredentialOut = first, dataDirectory: data))
+        {
+            CliResult old = await Workspace.RunAsync("model", "list", "--server", server.Url, "--admin-credential-file", first);
+            Assert.NotEqual(0, old.ExitCode);
+            Assert.Contains("admin credential", old.Stderr, StringComparison.Ordinal);
+            CliResult listed = await Workspace.RunAsync("model", "list", "--server", server.Url, "--admin-credential-file", second);
+            Assert.True(listed.ExitCode == 0, listed.ToString());
+            Assert.Contains("rotating", listed.Stdout, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Publisher_and_device_flow_end_to_end()
     {
         Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);

@@ -64,7 +64,7 @@ public sealed class PersistenceTests
 
         if (!OperatingSystem.IsWindows())
         {
-            string[] files = ["token-signing.key", "admin.credential", .. TestBackends.Pkcs11 ? Array.Empty<string>() : ["master.keys"], .. TestBackends.Postgres ? Array.Empty<string>() : ["modelseal.db"]];
+            string[] files = ["token-signing.key", .. TestBackends.Pkcs11 ? Array.Empty<string>() : ["master.keys"], .. TestBackends.Postgres ? Array.Empty<string>() : ["modelseal.db"]];
             foreach (string file in files)
             {
                 Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, file)));

@@ -8,15 +8,15 @@ namespace ModelSeal.Server.Tests;
 
 /// <summary>
 /// A key server seen from outside, over HTTP (in this process: <see cref="TestServer"/>; in another: <see cref="ServerProcess"/>),
-/// with the flows the tests use. The admin credential is read from the server's data directory.
+/// with the flows the tests use. The admin credential is read from the file the server wrote it to at first start.
 /// </summary>
 internal abstract class ServerClient
 {
-    protected ServerClient(Uri address, string dataDirectory)
+    protected ServerClient(Uri address, string adminCredentialFile)
     {
         Address = address;
         Client = new HttpClient { BaseAddress = Address };
-        AdminCredential = File.ReadAllText(Path.Combine(dataDirectory, "admin.credential")).Trim();
+        AdminCredential = File.ReadAllText(adminCredentialFile).Trim();
         Secrets.Add("admin credential", AdminCredential);
     }
 

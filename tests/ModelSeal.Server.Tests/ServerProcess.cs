@@ -17,7 +17,7 @@ internal sealed class ServerProcess : ServerClient, IAsyncDisposable
     private readonly StringBuilder _output;
 
     private ServerProcess(Process process, StringBuilder output, Uri address, string dataDirectory)
-        : base(address, dataDirectory)
+        : base(address, TestKeyServer.CredentialFileFor(dataDirectory))
     {
         _process = process;
         _output = output;
@@ -53,7 +53,7 @@ internal sealed class ServerProcess : ServerClient, IAsyncDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (string argument in new[] { cli, "serve", "--data", dataDirectory, "--urls", "http://127.0.0.1:0" })
+        foreach (string argument in new[] { cli, "serve", "--data", dataDirectory, "--urls", "http://127.0.0.1:0", "--admin-credential-out", TestKeyServer.CredentialFileFor(dataDirectory) })
         {
             start.ArgumentList.Add(argument);
         }
@@ -120,13 +120,15 @@ internal sealed class ServerProcess : ServerClient, IAsyncDisposable
     }
 
     /// <summary>
-    /// Gives a second instance's data directory the first one's token-signing key, admin credential and master keys
-    /// (what an operator deploys to every instance; docs/deploy.md "Several instances").
+    /// Gives a second instance's data directory the first one's token-signing key and master keys (what an operator
+    /// deploys to every instance; docs/deploy.md "Several instances"), and its admin credential file (the credential's
+    /// hash is in the shared database).
     /// </summary>
     public static void ShareSecrets(string from, string to)
     {
         Directory.CreateDirectory(to);
-        foreach (string file in new[] { "token-signing.key", "admin.credential", "master.keys" })
+        File.Copy(TestKeyServer.CredentialFileFor(from), TestKeyServer.CredentialFileFor(to));
+        foreach (string file in new[] { "token-signing.key", "master.keys" })
         {
             // master.keys exists with the file provider only; a PKCS#11 token is shared by every instance.
             if (File.Exists(Path.Combine(from, file)))

@@ -35,7 +35,7 @@ public sealed class ServerTests
         // Loopback names, IPv6 loopback and https are fine; so is plain HTTP elsewhere when explicitly allowed.
         foreach ((string url, bool allow) in new[] { ("http://localhost:0", false), ("http://[::1]:0", false), ("http://0.0.0.0:0", true) })
         {
-            WebApplication app = ServerHost.Build(new ServerOptions { DataDirectory = directory.Sub("ok"), Urls = url, AllowNonLoopbackHttp = allow });
+            WebApplication app = ServerHost.Build(new ServerOptions { DataDirectory = directory.Sub("ok"), Urls = url, AllowNonLoopbackHttp = allow, AdminCredentialOut = directory.Sub("ok.admin.credential") });
             ((IDisposable)app).Dispose();
         }
     }
@@ -66,7 +66,7 @@ public sealed class ServerTests
         Assert.Contains("chmod 700", e.Message, StringComparison.Ordinal);
         File.SetUnixFileMode(data, (UnixFileMode)Convert.ToInt32("700", 8));
 
-        foreach (string file in new[] { "admin.credential", "master.keys", "token-signing.key", "modelseal.db" })
+        foreach (string file in new[] { "master.keys", "token-signing.key", "modelseal.db" })
         {
             string path = Path.Combine(data, file);
             File.SetUnixFileMode(path, (UnixFileMode)Convert.ToInt32("640", 8));

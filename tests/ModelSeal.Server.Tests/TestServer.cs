@@ -19,7 +19,7 @@ internal sealed class TestServer : ServerClient, IAsyncDisposable
     private readonly TestKeyServer _server;
 
     private TestServer(TestKeyServer server, LogCapture logs)
-        : base(server.Address, server.DataDirectory)
+        : base(server.Address, server.AdminCredentialFile)
     {
         _server = server;
         Logs = logs;

@@ -19,7 +19,7 @@ public sealed record PublishedModel(string ModelId, string Version, string KeyId
 /// <summary>
 /// The real key server in this process: Kestrel on 127.0.0.1 (an ephemeral port) with a data directory of its own (a
 /// new temporary one unless given), and the admin flows the tests need (models, versions, licences), logged in with
-/// the admin credential the server wrote. Disposing stops the server and deletes its temporary directory.
+/// the admin credential the server wrote at first start (beside the data directory, <see cref="CredentialFileFor"/>). Disposing stops the server and deletes its temporary directory.
 /// </summary>
 public sealed class TestKeyServer : IAsyncDisposable
 {
@@ -55,8 +55,15 @@ public sealed class TestKeyServer : IAsyncDisposable
     /// <summary>A temporary directory of the server's: its data directory unless one was given, and licence credential files.</summary>
     public TempDirectory Directory { get; }
 
-    /// <summary>The file the server wrote its admin credential to (<c>admin.credential</c> in the data directory).</summary>
-    public string AdminCredentialFile => Path.Combine(DataDirectory, "admin.credential");
+    /// <summary>
+    /// The file the server wrote its admin credential to at first start (<see cref="ServerOptions.AdminCredentialOut"/>;
+    /// by default <see cref="CredentialFileFor"/> of the data directory, so that a restart on the same directory finds it).
+    /// </summary>
+    public string AdminCredentialFile => Options.AdminCredentialOut!;
+
+    /// <summary>The default admin credential file of a data directory: <c>DIR.admin.credential</c>, beside it (never inside).</summary>
+    public static string CredentialFileFor(string dataDirectory) =>
+        Path.TrimEndingDirectorySeparator(Path.GetFullPath(dataDirectory)) + ".admin.credential";
 
     public string AdminCredential => File.ReadAllText(AdminCredentialFile).Trim();
 
@@ -75,6 +82,7 @@ public sealed class TestKeyServer : IAsyncDisposable
         {
             var options = new ServerOptions { DataDirectory = dataDirectory ?? directory.Sub("data"), Urls = "http://127.0.0.1:0" };
             configure?.Invoke(options);
+            options.AdminCredentialOut ??= CredentialFileFor(options.DataDirectory);
             WebApplication app = ServerHost.Build(options, logging ?? (builder => builder.ClearProviders()));
             try
             {

@@ -51,7 +51,7 @@ internal sealed class DemoCommand : VerbCommand
 
             // The key server, in-process on 127.0.0.1 with a temporary data directory.
             var clock = Stopwatch.StartNew();
-            var serverOptions = new ServerOptions { DataDirectory = Path.Combine(work.FullName, "server"), Urls = "http://127.0.0.1:0" };
+            var serverOptions = new ServerOptions { DataDirectory = Path.Combine(work.FullName, "server"), Urls = "http://127.0.0.1:0", AdminCredentialOut = Path.Combine(work.FullName, "admin.credential") };
             await using WebApplication server = ServerHost.Build(serverOptions, logging => logging.SetMinimumLevel(LogLevel.Error));
             await server.StartAsync(cancellationToken).ConfigureAwait(false);
             var url = new Uri(server.Urls.Single() + "/");
@@ -64,7 +64,7 @@ internal sealed class DemoCommand : VerbCommand
             string licenceId;
             using (KeyServerAdminClient admin = ServerOptionsFactory.NewClient(url))
             {
-                await admin.LoginAdminAsync((await File.ReadAllTextAsync(Path.Combine(serverOptions.DataDirectory, "admin.credential"), cancellationToken).ConfigureAwait(false)).Trim(), cancellationToken).ConfigureAwait(false);
+                await admin.LoginAdminAsync((await File.ReadAllTextAsync(serverOptions.AdminCredentialOut, cancellationToken).ConfigureAwait(false)).Trim(), cancellationToken).ConfigureAwait(false);
                 (ModelKey dataKey, string version) = await admin.PublishVersionAsync(ModelId, null, cancellationToken).ConfigureAwait(false);
                 using ModelKey _ = dataKey;
                 await using (AtomicFile file = AtomicFile.Create(sealedPath, overwrite: false))

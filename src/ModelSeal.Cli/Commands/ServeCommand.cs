@@ -11,7 +11,7 @@ namespace ModelSeal.Cli.Commands;
 /// <summary>
 /// <c>modelseal serve [--config FILE] [--data DIR] [--urls URL] [--database sqlite|postgres --connection-string-env VAR]
 /// [--master-key file|pkcs11 --pkcs11-module PATH --token-label L [--key-label L] (--pin-file FILE | --pin-env VAR)]
-/// [--no-metrics] [--releases-per-minute N] [--requests-per-minute N]</c>: runs the key server until Ctrl+C. Every
+/// [--no-metrics] [--releases-per-minute N] [--requests-per-minute N] [--admin-credential-out FILE]</c>: runs the key server until Ctrl+C. Every
 /// setting comes from <see cref="ServerConfiguration.Load"/>: defaults, then the file, then <c>MODELSEAL_</c>
 /// environment variables, then the flags given on the command line.
 /// </summary>
@@ -20,7 +20,7 @@ internal sealed class ServeCommand : VerbCommand
     private readonly ServerStateOptions _state = new();
 
     public ServeCommand(CliContext context)
-        : base("serve", "Run the key server: by default one data directory (SQLite database, master key, admin credential), listening on 127.0.0.1; with --database postgres and --master-key pkcs11, one of several instances. Settings come from --config FILE, then MODELSEAL_ environment variables, then these flags (docs/deploy.md).", context)
+        : base("serve", "Run the key server: by default one data directory (SQLite database, master key, token-signing key; the admin credential's hash in the database), listening on 127.0.0.1; with --database postgres and --master-key pkcs11, one of several instances. Settings come from --config FILE, then MODELSEAL_ environment variables, then these flags (docs/deploy.md).", context)
     {
         Add(ConfigOption);
         _state.AddTo(this, MasterKeyOption);
@@ -28,7 +28,14 @@ internal sealed class ServeCommand : VerbCommand
         Add(NoMetricsOption);
         Add(ReleasesPerMinuteOption);
         Add(RequestsPerMinuteOption);
+        Add(AdminCredentialOutOption);
     }
+
+    public Option<string> AdminCredentialOutOption { get; } = new("--admin-credential-out")
+    {
+        HelpName = "FILE",
+        Description = "First start only: write the new admin credential to FILE (a new owner-only file, outside the data directory); the database keeps only its hash. Required when the database holds no admin credential yet.",
+    };
 
     public Option<string> ConfigOption { get; } = new("--config")
     {
@@ -66,6 +73,7 @@ internal sealed class ServeCommand : VerbCommand
     {
         ServerOptions options;
         WebApplication app;
+        bool credentialExisted;
         try
         {
             options = ServerConfiguration.Load(
@@ -77,6 +85,13 @@ internal sealed class ServeCommand : VerbCommand
             {
                 options.DataDirectory = Path.GetFullPath(options.DataDirectory);
             }
+
+            if (!string.IsNullOrWhiteSpace(options.AdminCredentialOut))
+            {
+                options.AdminCredentialOut = Path.GetFullPath(options.AdminCredentialOut);
+            }
+
+            credentialExisted = options.AdminCredentialOut is { } outFile && File.Exists(outFile);
 
             // The console shows the server's own events; framework chatter only from warnings up.
             app = ServerHost.Build(options, logging => logging
@@ -92,7 +107,10 @@ internal sealed class ServeCommand : VerbCommand
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
             Context.Out.WriteLine($"modelseal key server listening on {string.Join(", ", app.Urls)}; data in {options.DataDirectory}");
-            Context.Out.WriteLine($"admin credential: {Path.Combine(options.DataDirectory, "admin.credential")} (pass it with --admin-credential-file). Ctrl+C stops.");
+            string? written = options.AdminCredentialOut;
+            Context.Out.WriteLine(!credentialExisted && written is not null && File.Exists(written)
+                ? $"admin credential written to {written} (owner-only; only its hash is kept): move it to your secret store and pass it with --admin-credential-file. Ctrl+C stops."
+                : "admin credential: the one written at first start ('modelseal admin-credential rotate --out FILE' makes a new one). Ctrl+C stops.");
             try
             {
                 await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
@@ -125,6 +143,7 @@ internal sealed class ServeCommand : VerbCommand
         Given(UrlsOption, nameof(ServerOptions.Urls));
         Given(ReleasesPerMinuteOption, nameof(ServerOptions.ReleasesPerMinutePerSubject));
         Given(RequestsPerMinuteOption, nameof(ServerOptions.RequestsPerMinutePerClient));
+        Given(AdminCredentialOutOption, nameof(ServerOptions.AdminCredentialOut));
         Given(NoMetricsOption, "Metrics:Enabled", noMetrics => noMetrics ? "false" : "true");
         Given(MasterKeyOption, "MasterKey:Provider");
         Given(_state.Pkcs11Module, "MasterKey:Pkcs11Module");

@@ -33,7 +33,7 @@ internal static class ServerOptionsFactory
     public static Option<string> AdminCredentialFile() => new("--admin-credential-file")
     {
         HelpName = "FILE",
-        Description = $"File holding the server's admin credential (the server writes <data>/admin.credential) [default: ${CredentialFileVariable}, or the credential itself in ${CredentialVariable}].",
+        Description = $"File holding the server's admin credential (the file the server wrote at first start, --admin-credential-out, or 'modelseal admin-credential rotate --out') [default: ${CredentialFileVariable}, or the credential itself in ${CredentialVariable}].",
     };
 
     public static Uri ServerUri(ParseResult result, Option<Uri> option) =>
@@ -76,7 +76,7 @@ internal static class ServerOptionsFactory
         file ??= Environment.GetEnvironmentVariable(CredentialFileVariable);
         if (file is { Length: > 0 })
         {
-            return SecretFiles.ReadCredential(file, "the admin credential file", "the server writes it to admin.credential in its data directory.");
+            return SecretFiles.ReadCredential(file, "the admin credential file", "the server writes it once, to its --admin-credential-out FILE at first start (or 'modelseal admin-credential rotate --out FILE').");
         }
 
         return Environment.GetEnvironmentVariable(CredentialVariable) is { Length: > 0 } value
@@ -84,7 +84,7 @@ internal static class ServerOptionsFactory
             : throw new CliException(
                 ExitCodes.KeyError,
                 "no admin credential: this command needs the key server's admin credential.",
-                $"pass --admin-credential-file <data>/admin.credential, or set {CredentialFileVariable} (never put the credential itself on the command line).");
+                $"pass --admin-credential-file FILE (the file the server wrote at first start with --admin-credential-out), or set {CredentialFileVariable} (never put the credential itself on the command line).");
     }
 }
 

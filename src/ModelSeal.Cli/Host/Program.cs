@@ -39,6 +39,7 @@ internal static class Program
                 new ServeCommand(context),
                 new MasterKeyCommand(context),
                 new DatabaseCommand(context),
+                new AdminCredentialCommand(context),
                 new ModelCommand(context),
                 new LicenceCommand(context),
                 new TokenCommand(context),

@@ -10,10 +10,17 @@ namespace ModelSeal.Server.Configuration;
 public sealed class ServerOptions
 {
     /// <summary>
-    /// The data directory: <c>modelseal.db</c>, <c>master.keys</c>, <c>token-signing.key</c> and
-    /// <c>admin.credential</c>. Created owner-only (<c>0700</c>) when absent; refused when accessible by other users.
+    /// The data directory: <c>modelseal.db</c>, <c>master.keys</c> and <c>token-signing.key</c>. Created owner-only
+    /// (<c>0700</c>) when absent; refused when accessible by other users.
     /// </summary>
     public required string DataDirectory { get; set; }
+
+    /// <summary>
+    /// Where the server writes the admin credential at its first start (when the database holds none): a new file,
+    /// owner-only, outside the data directory; only the credential's hash is stored, in the database. Required at
+    /// first start, unused afterwards (<c>modelseal admin-credential rotate --out FILE</c> makes a new credential).
+    /// </summary>
+    public string? AdminCredentialOut { get; set; }
 
     /// <summary>
     /// Where to listen, <c>;</c>-separated. Plain <c>http://</c> only on loopback addresses unless

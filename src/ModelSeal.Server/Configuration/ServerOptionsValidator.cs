@@ -15,6 +15,21 @@ internal static class ServerOptionsValidator
     /// <summary>The JWS algorithms an external issuer may use.</summary>
     public static readonly IReadOnlyList<string> IssuerAlgorithms = ["ES256", "RS256", "PS256"];
 
+    /// <summary>
+    /// Refuses an admin credential output path inside the data directory (a copy of the directory must not hold the
+    /// credential). <paramref name="setting"/> names it in the message.
+    /// </summary>
+    public static void RequireOutsideDataDirectory(string outFile, string dataDirectory, string setting)
+    {
+        string file = Path.GetFullPath(outFile);
+        string directory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dataDirectory));
+        StringComparison comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        if (file.Equals(directory, comparison) || file.StartsWith(directory + Path.DirectorySeparatorChar, comparison))
+        {
+            throw new ServerConfigurationException($"{setting} '{file}' is inside the data directory '{directory}': a copy of the data directory must not hold the admin credential. Give a path outside it (e.g. in your secret store's staging directory).");
+        }
+    }
+
     /// <exception cref="ServerConfigurationException">A setting is missing, malformed or unsafe.</exception>
     public static void Validate(ServerOptions options)
     {
@@ -57,6 +72,11 @@ internal static class ServerOptionsValidator
         if (options.Time is null)
         {
             throw new ServerConfigurationException("ServerOptions.Time must not be null (use TimeProvider.System).");
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.AdminCredentialOut))
+        {
+            RequireOutsideDataDirectory(options.AdminCredentialOut, options.DataDirectory, "AdminCredentialOut");
         }
 
         ValidateMasterKey(options.MasterKey);

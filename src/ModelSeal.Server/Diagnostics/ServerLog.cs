@@ -12,8 +12,11 @@ internal static partial class ServerLog
     [LoggerMessage(1, LogLevel.Information, "Key server data directory {DataDirectory}: master key v{MasterKeyVersion}, token key id {TokenKeyId}.")]
     public static partial void Started(ILogger logger, string dataDirectory, int masterKeyVersion, string tokenKeyId);
 
-    [LoggerMessage(2, LogLevel.Warning, "Created a new admin credential in {Path} (owner-only).")]
+    [LoggerMessage(2, LogLevel.Warning, "Wrote the new admin credential to {Path} (owner-only); only its hash is kept, in the database. Move it to your secret store.")]
     public static partial void AdminCredentialCreated(ILogger logger, string path);
+
+    [LoggerMessage(4, LogLevel.Warning, "Moved the admin credential of {Path} into the database (its hash only) and deleted the file; the credential is unchanged.")]
+    public static partial void AdminCredentialImported(ILogger logger, string path);
 
     [LoggerMessage(3, LogLevel.Information, "Accepting tokens of the trusted issuer {Issuer} ({KeyCount} keys from {JwksFile}; {AdminSubjectCount} admin subjects).")]
     public static partial void TrustedIssuerConfigured(ILogger logger, string issuer, int keyCount, string jwksFile, int adminSubjectCount);

@@ -24,14 +24,14 @@ internal sealed class TokenGrants(Licences licences, AdminCredential adminCreden
 
     public Outcome<IssuedToken> Admin(string credential)
     {
-        if (!adminCredential.Matches(credential))
+        if (!adminCredential.Matches(credential, out long epoch))
         {
             ServerLog.TokenRefused(logger, "admin", null);
             return new Refused(Refusal.Unauthorized, "The credential is not valid.");
         }
 
         ServerLog.TokenIssued(logger, "admin", null);
-        return new IssuedToken(tokens.Issue(AdminSubject, TokenClaims.ScopeAdmin, null, clock.Now()), ExpiresIn);
+        return new IssuedToken(tokens.Issue(AdminSubject, TokenClaims.ScopeAdmin, null, clock.Now(), adminEpoch: epoch), ExpiresIn);
     }
 
     /// <remarks>

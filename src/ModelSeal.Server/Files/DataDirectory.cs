@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using ModelSeal.Server.Configuration;
 
 namespace ModelSeal.Server.Files;
@@ -34,6 +32,7 @@ internal sealed class DataDirectory
 
     public string SigningKeyPath => System.IO.Path.Combine(Path, SigningKeyFile);
 
+    /// <summary>Where servers before schema version 4 kept the admin credential: hashed into the database and deleted at start.</summary>
     public string AdminCredentialPath => System.IO.Path.Combine(Path, AdminCredentialFile);
 
     /// <summary>Opens (creating owner-only when absent) and checks the data directory.</summary>
@@ -126,43 +125,6 @@ internal sealed class DataDirectory
 
         using (new FileStream(DatabasePath, options))
         {
-        }
-    }
-
-    /// <summary>Reads the admin credential, creating a random one (32 bytes, base64url) at first start; returns its SHA-256.</summary>
-    public byte[] LoadOrCreateAdminCredentialHash(out bool created)
-    {
-        created = false;
-        if (!File.Exists(AdminCredentialPath))
-        {
-            byte[] secret = RandomNumberGenerator.GetBytes(32);
-            byte[] text = Encoding.ASCII.GetBytes(System.Buffers.Text.Base64Url.EncodeToString(secret) + "\n");
-            try
-            {
-                WriteSecretFile(AdminCredentialPath, text, overwrite: false);
-                created = true;
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(secret);
-                CryptographicOperations.ZeroMemory(text);
-            }
-        }
-
-        byte[] content = ReadSecretFile(AdminCredentialPath);
-        try
-        {
-            ReadOnlySpan<byte> credential = content.AsSpan().Trim(" \t\r\n"u8);
-            if (credential.Length < 16)
-            {
-                throw new ServerConfigurationException($"The admin credential file '{AdminCredentialPath}' is empty or too short (at least 16 characters); delete it to have a new one created at the next start.");
-            }
-
-            return SHA256.HashData(credential);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(content);
         }
     }
 

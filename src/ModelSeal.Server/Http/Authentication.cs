@@ -113,6 +113,11 @@ internal static class Authentication
                 {
                     context.Fail("The token has no 'sub' claim.");
                 }
+                else
+                {
+                    // The server's own admin tokens: only in the current admin epoch (every request, cached tokens too).
+                    AdminEpochCheck.Apply(context, options.Issuer);
+                }
 
                 return Task.CompletedTask;
             },

@@ -18,9 +18,3 @@ internal static class Credentials
     public static bool Matches(string credential, byte[]? hash) =>
         CryptographicOperations.FixedTimeEquals(Hash(credential), hash ?? NoCredential) && hash is not null;
 }
-
-/// <summary>The hash of the admin credential the server was started with.</summary>
-internal sealed class AdminCredential(byte[] hash)
-{
-    public bool Matches(string credential) => Credentials.Matches(credential, hash);
-}

@@ -101,8 +101,8 @@ internal sealed class TokenIssuer : IDisposable
         }
     }
 
-    /// <summary>Issues a token: ES256, <c>kid</c>, claims sub, scope, lic (licence tokens), iss, aud, iat, nbf, exp, jti.</summary>
-    public string Issue(string subject, string scope, string? licenceId, DateTimeOffset now)
+    /// <summary>Issues a token: ES256, <c>kid</c>, claims sub, scope, lic (licence tokens), aep (admin tokens), iss, aud, iat, nbf, exp, jti.</summary>
+    public string Issue(string subject, string scope, string? licenceId, DateTimeOffset now, long? adminEpoch = null)
     {
         var claims = new Dictionary<string, object>(StringComparer.Ordinal)
         {
@@ -113,6 +113,11 @@ internal sealed class TokenIssuer : IDisposable
         if (licenceId is not null)
         {
             claims[TokenClaims.Licence] = licenceId;
+        }
+
+        if (adminEpoch is { } epoch)
+        {
+            claims[TokenClaims.AdminEpoch] = epoch;
         }
 
         DateTime issuedAt = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds()).UtcDateTime;

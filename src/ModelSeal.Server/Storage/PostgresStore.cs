@@ -16,8 +16,9 @@ namespace ModelSeal.Server.Storage;
 internal sealed class PostgresStore : Store
 {
     // 2: the first PostgreSQL schema, with the audit hash chain (the same tables as SQLite's version 2). 3: how a
-    // licence is claimed, the audit record's format, issuer and attributes (as SQLite's version 3).
-    private const int SchemaVersion = 3;
+    // licence is claimed, the audit record's format, issuer and attributes (as SQLite's version 3). 4: admin_credential,
+    // the admin credential's hash and epoch (as SQLite's version 4).
+    private const int SchemaVersion = 4;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS schema_info (
@@ -80,6 +81,12 @@ internal sealed class PostgresStore : Store
         ALTER TABLE audit ADD COLUMN IF NOT EXISTS format integer NOT NULL DEFAULT 1;
         ALTER TABLE audit ADD COLUMN IF NOT EXISTS issuer text;
         ALTER TABLE audit ADD COLUMN IF NOT EXISTS attributes text;
+        CREATE TABLE IF NOT EXISTS admin_credential (
+            id               integer PRIMARY KEY CHECK (id = 1),
+            credential_hash  bytea NOT NULL,
+            epoch            bigint NOT NULL CHECK (epoch >= 1),
+            updated_at       bigint NOT NULL
+        );
         CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
         $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
         CREATE OR REPLACE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit

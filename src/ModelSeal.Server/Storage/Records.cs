@@ -117,6 +117,7 @@ internal static class AuditEvents
     public const string MasterKeyRotated = "master-key.rotated";
     public const string MasterKeyMigrated = "master-key.migrated";
     public const string DatabaseMigrated = "database.migrated";
+    public const string AdminCredentialRotated = "admin.credential-rotated";
 
     /// <summary>The subject of records written by offline operator commands (migrations).</summary>
     public const string Operator = "operator";
@@ -140,4 +141,5 @@ internal sealed record StoreSnapshot(
     IReadOnlyList<VersionRow> Versions,
     IReadOnlyList<LicenceRecord> Licences,
     IReadOnlyList<(string LicenceId, string Thumbprint, long FirstSeen, long LastSeen)> Devices,
-    IReadOnlyList<AuditRecord> Audit);
+    IReadOnlyList<AuditRecord> Audit,
+    AdminCredentialRecord? AdminCredential = null);

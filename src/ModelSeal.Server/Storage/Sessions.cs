@@ -72,6 +72,8 @@ internal sealed class ReadSession(DbSession db)
     public AuditReads Audit { get; } = new(db);
 
     public SnapshotQueries Snapshot { get; } = new(db);
+
+    public AdminCredentialReads AdminCredential { get; } = new(db);
 }
 
 /// <summary>A write inside the writer's transaction (<see cref="Store.WriteAsync"/>): the queries and the changes.</summary>
@@ -86,6 +88,8 @@ internal sealed class WriteSession(DbSession db, Store store)
     public AuditWrites Audit { get; } = new(db);
 
     public SnapshotQueries Snapshot { get; } = new(db);
+
+    public AdminCredentialWrites AdminCredential { get; } = new(db);
 
     /// <summary>The connection and transaction (for provider-specific statements of the store itself).</summary>
     internal DbSession Db { get; } = db;

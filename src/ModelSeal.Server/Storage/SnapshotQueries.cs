@@ -11,7 +11,8 @@ internal sealed class SnapshotQueries(DbSession db)
             "SELECT seq, model_id, version, key_id, state, master_key_version, wrapped_key, created_at FROM model_versions ORDER BY seq"),
         db.List(LicenceReads.Read, LicenceReads.Columns + " ORDER BY rowid"),
         db.List(r => (r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), "SELECT licence_id, thumbprint, first_seen, last_seen FROM devices ORDER BY rowid"),
-        new AuditReads(db).All().ToList());
+        new AuditReads(db).All().ToList(),
+        new AdminCredentialReads(db).Get());
 
     /// <summary>
     /// Inserts a snapshot into empty tables, keeping version sequence numbers, insertion order, audit ids, formats and
@@ -47,6 +48,12 @@ internal sealed class SnapshotQueries(DbSession db)
         foreach (AuditRecord record in snapshot.Audit)
         {
             audit.Insert(record);
+        }
+
+        // The admin credential moves with the database (its hash and epoch): the same credential and tokens keep working.
+        if (snapshot.AdminCredential is { } admin)
+        {
+            new AdminCredentialWrites(db).Import(admin);
         }
     }
 

@@ -13,7 +13,9 @@ internal sealed class SqliteStore : Store
 {
     // 1: the first schema. 2: audit.hash, the hash chain (docs/protocol.md section 4.1). 3: how a licence is claimed
     // (licences.claim, licences.issuer), the audit record's format, issuer and attributes (section 4.1, format 2).
-    private const int SchemaVersion = 3;
+    // 4: admin_credential, the admin credential's hash and epoch (the table is created by the schema; an existing
+    // admin.credential file is hashed into it at the next start).
+    private const int SchemaVersion = 4;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS models (
@@ -73,6 +75,12 @@ internal sealed class SqliteStore : Store
         ) STRICT;
         CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TABLE IF NOT EXISTS admin_credential (
+            id               INTEGER PRIMARY KEY CHECK (id = 1),
+            credential_hash  BLOB NOT NULL,
+            epoch            INTEGER NOT NULL CHECK (epoch >= 1),
+            updated_at       INTEGER NOT NULL
+        ) STRICT;
         CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         """;
