@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelSeal.Server.Configuration;
 
 namespace ModelSeal.Server.Files;
@@ -14,10 +13,6 @@ internal sealed class DataDirectory
     public const string SigningKeyFile = "token-signing.key";
     public const string AdminCredentialFile = "admin.credential";
     public const string LockFile = "modelseal.lock";
-
-    private const UnixFileMode GroupOrOther =
-        UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute |
-        UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
 
     private DataDirectory(string path)
     {
@@ -60,6 +55,7 @@ internal sealed class DataDirectory
                 if (OperatingSystem.IsWindows())
                 {
                     Directory.CreateDirectory(full);
+                    OwnerOnlyFiles.RestrictOnWindows(full);
                 }
                 else
                 {
@@ -72,14 +68,14 @@ internal sealed class DataDirectory
             }
         }
 
-        RequireOwnerOnly(full, "data directory", "700");
+        RequireOwnerOnly(full, "data directory");
         var directory = new DataDirectory(full);
         foreach (string file in new[] { DatabaseFile, DatabaseFile + "-wal", DatabaseFile + "-shm", MasterKeysFile, SigningKeyFile, AdminCredentialFile, LockFile })
         {
             string filePath = System.IO.Path.Combine(full, file);
             if (File.Exists(filePath))
             {
-                RequireOwnerOnly(filePath, "file", "600");
+                RequireOwnerOnly(filePath, "file");
             }
         }
 
@@ -139,7 +135,7 @@ internal sealed class DataDirectory
     /// <summary>Reads a secret file after checking it is owner-only.</summary>
     public static byte[] ReadSecretFile(string path)
     {
-        RequireOwnerOnly(path, "file", "600");
+        RequireOwnerOnly(path, "file");
         try
         {
             return File.ReadAllBytes(path);
@@ -150,18 +146,11 @@ internal sealed class DataDirectory
         }
     }
 
-    private static void RequireOwnerOnly(string path, string what, string mode)
+    private static void RequireOwnerOnly(string path, string what)
     {
-        if (OperatingSystem.IsWindows())
+        if (OwnerOnlyFiles.Exposure(path) is { } exposure)
         {
-            return;
-        }
-
-        UnixFileMode actual = File.GetUnixFileMode(path);
-        if ((actual & GroupOrOther) != 0)
-        {
-            string octal = Convert.ToString((int)actual & 0x1FF, 8).PadLeft(3, '0');
-            throw new ServerConfigurationException(string.Create(CultureInfo.InvariantCulture, $"The {what} '{path}' is accessible by other users (mode {octal}); make it owner-only: chmod {mode} '{path}'."));
+            throw new ServerConfigurationException($"The {what} '{path}' is accessible by other users ({exposure}); make it owner-only: {OwnerOnlyFiles.Fix(path)}.");
         }
     }
 }
