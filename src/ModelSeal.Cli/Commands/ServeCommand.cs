@@ -106,6 +106,7 @@ internal sealed class ServeCommand : VerbCommand
         await using (app.ConfigureAwait(false))
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            ForgetSecretVariables(options);
             Context.Out.WriteLine($"modelseal key server listening on {string.Join(", ", app.Urls)}; data in {options.DataDirectory}");
             string? written = options.AdminCredentialOut;
             Context.Out.WriteLine(!credentialExisted && written is not null && File.Exists(written)
@@ -124,6 +125,22 @@ internal sealed class ServeCommand : VerbCommand
 
         Context.Out.WriteLine("modelseal key server stopped.");
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// Removes the variables that held the PKCS#11 PIN and the PostgreSQL connection string, now that the server has
+    /// read them, so that processes started from this one do not inherit them. (The kernel's copy in
+    /// /proc/PID/environ keeps the original environment: prefer --pin-file and PGPASSFILE; docs/deploy.md.)
+    /// </summary>
+    private static void ForgetSecretVariables(ServerOptions options)
+    {
+        foreach (string? name in new[] { options.MasterKey.PinEnvironmentVariable, options.Database.ConnectionStringEnvironmentVariable })
+        {
+            if (!string.IsNullOrWhiteSpace(name))
+            {
+                Environment.SetEnvironmentVariable(name, null);
+            }
+        }
     }
 
     /// <summary>The configuration keys of the flags given on the command line (not their defaults): they win.</summary>
