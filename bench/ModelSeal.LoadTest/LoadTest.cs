@@ -95,7 +95,7 @@ internal sealed class LoadTest : IAsyncDisposable
                 // the load into 429s: every client here comes from 127.0.0.1 and shares a few subjects. Raised
                 // explicitly, through the server's options, for this run only.
                 ReleasesPerMinutePerSubject = 100_000_000,
-                RequestsPerMinutePerClient = 100_000_000,
+                RequestsPerMinutePerClient = options.RequestsPerMinute,
 
                 // Tokens are obtained once up front; they must outlive the whole run.
                 TokenLifetime = TimeSpan.FromHours(12),
@@ -148,8 +148,12 @@ internal sealed class LoadTest : IAsyncDisposable
         var clock = Stopwatch.StartNew();
         long measureFrom = (long)(warmup.TotalSeconds * Stopwatch.Frequency);
         long measureTo = measureFrom + (long)(measured.TotalSeconds * Stopwatch.Frequency);
+        using var abuseStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task<(long Requests, long Limited)>[] abuse = [.. Enumerable.Range(0, _options.Abusers).Select(i => Task.Run(() => AbuseAsync(i, abuseStop.Token), CancellationToken.None))];
         ClientStats[] stats = await Task.WhenAll(Enumerable.Range(0, clients).Select(i => Task.Run(() => RunClientAsync(_devices[i], clock, measureFrom, measureTo, cancellationToken), cancellationToken)));
         clock.Stop();
+        await abuseStop.CancelAsync();
+        (long Requests, long Limited)[] abused = await Task.WhenAll(abuse);
         TimeSpan cpu = Environment.CpuUsage.TotalTime - cpuBefore;
 
         long successes = stats.Sum(s => s.Successes);
@@ -158,6 +162,8 @@ internal sealed class LoadTest : IAsyncDisposable
         {
             CpuPerRequest = successes == 0 ? 0 : cpu.TotalMicroseconds / successes,
             CpuUtilisation = cpu / clock.Elapsed,
+            AbuseRequests = abused.Sum(a => a.Requests),
+            AbuseLimited = abused.Sum(a => a.Limited),
         };
         if (audited != successes)
         {
@@ -176,6 +182,55 @@ internal sealed class LoadTest : IAsyncDisposable
 
         await CheckDeviceLimitsAsync(result, cancellationToken);
         return result;
+    }
+
+    /// <summary>
+    /// One abusive client: its own connections from 127.0.0.(2 + index mod 8), releases with a forged token as fast as the
+    /// server answers. Returns how many it sent and how many the server refused with 429 (the rest are 401s).
+    /// </summary>
+    private async Task<(long Requests, long Limited)> AbuseAsync(int index, CancellationToken stop)
+    {
+        var local = new IPEndPoint(IPAddress.Parse($"127.0.0.{2 + (index % 8)}"), 0);
+        using var http = new HttpClient(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            ConnectCallback = async (context, ct) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    socket.Bind(local);
+                    await socket.ConnectAsync(context.DnsEndPoint, ct);
+                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        })
+        { BaseAddress = Url };
+        byte[] body = _devices[0].RequestBody;
+        long requests = 0, limited = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, _releaseUri) { Content = new ByteArrayContent(body) };
+            request.Content.Headers.ContentType = Json;
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "eyJhbGciOiJFUzI1NiIsImtpZCI6ImZvcmdlZCJ9.eyJzdWIiOiJ4In0.forged");
+            try
+            {
+                using HttpResponseMessage response = await http.SendAsync(request, stop);
+                requests++;
+                limited += response.StatusCode == HttpStatusCode.TooManyRequests ? 1 : 0;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                break;
+            }
+        }
+
+        return (requests, limited);
     }
 
     public async ValueTask DisposeAsync()
@@ -557,6 +612,11 @@ internal sealed class LevelResult
     /// <summary>This process's CPU time over wall time (2.0 = both cores of a 2-core machine).</summary>
     public double CpuUtilisation { get; init; }
 
+    /// <summary>Requests the abusive clients sent during the level, and how many of them got 429.</summary>
+    public long AbuseRequests { get; init; }
+
+    public long AbuseLimited { get; init; }
+
     public SortedDictionary<string, long> Errors { get; } = new(StringComparer.Ordinal);
 
     public List<string> Failures { get; } = [];
@@ -565,7 +625,7 @@ internal sealed class LevelResult
 
     public string Summary() => string.Create(
         System.Globalization.CultureInfo.InvariantCulture,
-        $"level {Clients,4}: {RequestsPerSecond,8:F0} req/s  p50 {P50:F2} ms  p90 {P90:F2} ms  p99 {P99:F2} ms  max {Max:F2} ms  errors {ErrorText}  audit {Audited}/{Successes}  opened {Verified}  cpu {CpuPerRequest:F0} µs/req ({CpuUtilisation:F2} cores)");
+        $"level {Clients,4}: {RequestsPerSecond,8:F0} req/s  p50 {P50:F2} ms  p90 {P90:F2} ms  p99 {P99:F2} ms  max {Max:F2} ms  errors {ErrorText}  audit {Audited}/{Successes}  opened {Verified}  cpu {CpuPerRequest:F0} µs/req ({CpuUtilisation:F2} cores){(AbuseRequests == 0 ? string.Empty : $"  abuse {AbuseRequests} req ({AbuseLimited} got 429)")}");
 
     private static double Percentile(long[] sorted, double p) =>
         sorted.Length == 0 ? 0 : Ms(sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)]);

@@ -90,6 +90,9 @@ namespace ModelSeal.LoadTest
               --metrics on|off           the in-process server's metrics (OpenTelemetry, /metrics; default on)
               --postgres-env VAR         the in-process server on PostgreSQL, connection string in $VAR (default: SQLite);
                                          audit rows are then counted through the admin API
+              --abusers 0                abusive clients besides the legitimate ones, from 127.0.0.2 to 127.0.0.9, each sending
+                                         releases with an invalid token in a closed loop during every level
+              --requests-per-minute N    the in-process server's per-address limit (default: so high it never applies)
             """;
 
         public IReadOnlyList<int> Levels { get; private set; } = [1, 16, 64, 256];
@@ -116,6 +119,12 @@ namespace ModelSeal.LoadTest
         public string? PostgresVariable { get; private set; }
 
         public bool Help { get; private set; }
+
+        /// <summary>Abusive clients (invalid tokens, from 127.0.0.2–9) during every level.</summary>
+        public int Abusers { get; private set; }
+
+        /// <summary>The in-process server's RequestsPerMinutePerClient.</summary>
+        public int RequestsPerMinute { get; private set; } = 100_000_000;
 
         public IReadOnlyList<string> CommandLine { get; private set; } = [];
 
@@ -156,6 +165,12 @@ namespace ModelSeal.LoadTest
                         break;
                     case "--out":
                         options.Out = value;
+                        break;
+                    case "--abusers":
+                        options.Abusers = NonNegative(name, value);
+                        break;
+                    case "--requests-per-minute":
+                        options.RequestsPerMinute = Positive(name, value);
                         break;
                     case "--url":
                         options.Url = Uri.TryCreate(value.EndsWith('/') ? value : value + "/", UriKind.Absolute, out Uri? url) ? url : throw new ArgumentException($"--url '{value}' is not an absolute URL.");
