@@ -150,7 +150,22 @@ internal sealed class LoadTest : IAsyncDisposable
         long measureTo = measureFrom + (long)(measured.TotalSeconds * Stopwatch.Frequency);
         using var abuseStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         Task<(long Requests, long Limited)>[] abuse = [.. Enumerable.Range(0, _options.Abusers).Select(i => Task.Run(() => AbuseAsync(i, abuseStop.Token), CancellationToken.None))];
-        ClientStats[] stats = await Task.WhenAll(Enumerable.Range(0, clients).Select(i => Task.Run(() => RunClientAsync(_devices[i], clock, measureFrom, measureTo, cancellationToken), cancellationToken)));
+        // In the abuse runs (--abusers, also 0), each legitimate client comes from its own address (127.0.1.x), as real devices do, so that the
+        // per-address limit can tell them from the abusers; otherwise all share one pooled client on 127.0.0.1.
+        HttpClient[] own = !_options.SpreadAddresses ? [] : [.. Enumerable.Range(0, clients).Select(i => BoundClient(IPAddress.Parse($"127.0.1.{1 + (i % 250)}")))];
+        ClientStats[] stats;
+        try
+        {
+            stats = await Task.WhenAll(Enumerable.Range(0, clients).Select(i => Task.Run(() => RunClientAsync(own.Length == 0 ? _http : own[i], _devices[i], clock, measureFrom, measureTo, cancellationToken), cancellationToken)));
+        }
+        finally
+        {
+            foreach (HttpClient client in own)
+            {
+                client.Dispose();
+            }
+        }
+
         clock.Stop();
         await abuseStop.CancelAsync();
         (long Requests, long Limited)[] abused = await Task.WhenAll(abuse);
@@ -190,27 +205,7 @@ internal sealed class LoadTest : IAsyncDisposable
     /// </summary>
     private async Task<(long Requests, long Limited)> AbuseAsync(int index, CancellationToken stop)
     {
-        var local = new IPEndPoint(IPAddress.Parse($"127.0.0.{2 + (index % 8)}"), 0);
-        using var http = new HttpClient(new SocketsHttpHandler
-        {
-            UseProxy = false,
-            ConnectCallback = async (context, ct) =>
-            {
-                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
-                try
-                {
-                    socket.Bind(local);
-                    await socket.ConnectAsync(context.DnsEndPoint, ct);
-                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        })
-        { BaseAddress = Url };
+        using HttpClient http = BoundClient(IPAddress.Parse($"127.0.0.{2 + (index % 8)}"));
         byte[] body = _devices[0].RequestBody;
         long requests = 0, limited = 0;
         while (!stop.IsCancellationRequested)
@@ -233,6 +228,33 @@ internal sealed class LoadTest : IAsyncDisposable
         return (requests, limited);
     }
 
+    /// <summary>A client of the server whose connections come from <paramref name="local"/> (a loopback address).</summary>
+    private HttpClient BoundClient(IPAddress local) => new(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        UseCookies = false,
+        PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+        ConnectCallback = async (context, ct) =>
+        {
+            var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                socket.Bind(new IPEndPoint(local, 0));
+                await socket.ConnectAsync(context.DnsEndPoint, ct);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    })
+    {
+        BaseAddress = Url,
+        Timeout = TimeSpan.FromSeconds(30),
+    };
+
     public async ValueTask DisposeAsync()
     {
         _http.Dispose();
@@ -250,7 +272,7 @@ internal sealed class LoadTest : IAsyncDisposable
         _temp?.Delete(recursive: true);
     }
 
-    private async Task<ClientStats> RunClientAsync(Device device, Stopwatch clock, long measureFrom, long measureTo, CancellationToken cancellationToken)
+    private async Task<ClientStats> RunClientAsync(HttpClient http, Device device, Stopwatch clock, long measureFrom, long measureTo, CancellationToken cancellationToken)
     {
         var stats = new ClientStats();
         bool verifiedThisLevel = false;
@@ -275,7 +297,7 @@ internal sealed class LoadTest : IAsyncDisposable
                 var content = new ByteArrayContent(device.RequestBody);
                 content.Headers.ContentType = Json;
                 request.Content = content;
-                using HttpResponseMessage response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, CancellationToken.None);
+                using HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, CancellationToken.None);
                 status = response.StatusCode;
                 if (status == HttpStatusCode.OK && verify)
                 {

@@ -90,8 +90,9 @@ namespace ModelSeal.LoadTest
               --metrics on|off           the in-process server's metrics (OpenTelemetry, /metrics; default on)
               --postgres-env VAR         the in-process server on PostgreSQL, connection string in $VAR (default: SQLite);
                                          audit rows are then counted through the admin API
-              --abusers 0                abusive clients besides the legitimate ones, from 127.0.0.2 to 127.0.0.9, each sending
-                                         releases with an invalid token in a closed loop during every level
+              --abusers N                abusive clients besides the legitimate ones, from 127.0.0.2 to 127.0.0.9, each sending
+                                         releases with an invalid token in a closed loop during every level; with it (also
+                                         --abusers 0) each legitimate client connects from its own address, 127.0.1.x
               --requests-per-minute N    the in-process server's per-address limit (default: so high it never applies)
             """;
 
@@ -122,6 +123,12 @@ namespace ModelSeal.LoadTest
 
         /// <summary>Abusive clients (invalid tokens, from 127.0.0.2–9) during every level.</summary>
         public int Abusers { get; private set; }
+
+        /// <summary>
+        /// Each legitimate client from its own address (127.0.1.x) instead of one pooled client on 127.0.0.1: set by
+        /// --abusers, also --abusers 0, so that the runs with and without abuse compare alike.
+        /// </summary>
+        public bool SpreadAddresses { get; private set; }
 
         /// <summary>The in-process server's RequestsPerMinutePerClient.</summary>
         public int RequestsPerMinute { get; private set; } = 100_000_000;
@@ -168,6 +175,7 @@ namespace ModelSeal.LoadTest
                         break;
                     case "--abusers":
                         options.Abusers = NonNegative(name, value);
+                        options.SpreadAddresses = true;
                         break;
                     case "--requests-per-minute":
                         options.RequestsPerMinute = Positive(name, value);
