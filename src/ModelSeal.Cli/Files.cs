@@ -50,10 +50,11 @@ internal static class Files
     }
 
     /// <summary>
-    /// Fails unless <paramref name="output"/> can be written: a file path (not standard output, not the input), in an
-    /// existing directory, and not an existing file unless <paramref name="force"/>.
+    /// Fails unless <paramref name="output"/> can be written: a file path (not standard output, not any of
+    /// <paramref name="inputs"/>: the input, the key file, a credential), in an existing directory, and not an existing
+    /// file unless <paramref name="force"/>.
     /// </summary>
-    public static void CheckOutput(string output, string? input, bool force)
+    public static void CheckOutput(string output, bool force, params (string What, string? Path)[] inputs)
     {
         if (output == "-")
         {
@@ -66,9 +67,12 @@ internal static class Files
             throw new CliException(ExitCodes.Usage, $"--out {ErrorReporter.Quote(output)} is not a path for a regular file.", "give a file name in a normal directory.");
         }
 
-        if (input is not null && IsSameFile(input, output))
+        foreach ((string what, string? input) in inputs)
         {
-            throw new CliException(ExitCodes.Usage, $"--out {ErrorReporter.Quote(output)} is the input file itself.", "choose a different --out path; modelseal never overwrites its input.");
+            if (input is not null && input != StandardInput && IsSameFile(input, output))
+            {
+                throw new CliException(ExitCodes.Usage, $"--out {ErrorReporter.Quote(output)} is {what} {ErrorReporter.Quote(input)} itself.", "choose a different --out path; modelseal never overwrites one of its inputs.");
+            }
         }
 
         if (Directory.Exists(full))
@@ -88,9 +92,14 @@ internal static class Files
         }
     }
 
-    /// <summary>True when both paths name the same file (after making them absolute and following symbolic links).</summary>
+    /// <summary>
+    /// True when both paths name the same file: on Linux by identity (device and inode, so hard links and symbolic
+    /// links count), elsewhere or when one does not exist by absolute path with symbolic links followed.
+    /// </summary>
     public static bool IsSameFile(string a, string b) =>
-        string.Equals(Resolve(a), Resolve(b), OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
+        LinuxFileCalls.FileIdentity(a) is { } first && LinuxFileCalls.FileIdentity(b) is { } second
+            ? first == second
+            : string.Equals(Resolve(a), Resolve(b), OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
 
     private static string Resolve(string path)
     {

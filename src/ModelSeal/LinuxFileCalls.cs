@@ -7,7 +7,7 @@ namespace ModelSeal;
 
 /// <summary>
 /// The Linux system calls behind <see cref="AtomicFile"/> (libc, P/Invoke): an unnamed file opened with
-/// <c>O_TMPFILE</c>, given a name with <c>linkat</c> only once complete, and the owner of a file (<c>statx</c>).
+/// <c>O_TMPFILE</c>, given a name with <c>linkat</c> only once complete, and the owner and identity of a file (<c>statx</c>).
 /// Paths go to libc as NUL-terminated UTF-8 byte arrays.
 /// </summary>
 internal static class LinuxFileCalls
@@ -20,6 +20,7 @@ internal static class LinuxFileCalls
     private const int OCloseOnExec = 0x80000;
     private const uint StatxType = 0x1;
     private const uint StatxUid = 0x8;
+    private const uint StatxIno = 0x100;
     private const int ENOENT = 2;
     private const int EACCES = 13;
     private const int EEXIST = 17;
@@ -108,6 +109,34 @@ internal static class LinuxFileCalls
         const int TypeMask = 0xF000, RegularFile = 0x8000;
         bool regular = (BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(28)) & TypeMask) == RegularFile;
         return regular ? BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(20)) : null;
+    }
+
+    /// <summary>
+    /// The identity of the file at <paramref name="path"/> (symbolic links followed): its device and inode, equal for
+    /// every name of one file (hard links included); null when it does not exist or this is not Linux.
+    /// </summary>
+    public static (uint DeviceMajor, uint DeviceMinor, ulong Inode)? FileIdentity(string path)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        byte[] buffer = new byte[256];
+        try
+        {
+            if (statx(AtFdCwd, PathBytes(path), 0, StatxIno, buffer) != 0)
+            {
+                return null;
+            }
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return null;
+        }
+
+        // struct statx: stx_ino at offset 32, stx_dev_major at 136, stx_dev_minor at 140.
+        return (BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(136)), BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(140)), BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(32)));
     }
 
     /// <summary>The effective user id of this process.</summary>

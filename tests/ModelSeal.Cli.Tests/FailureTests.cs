@@ -379,9 +379,47 @@ public sealed class FailureTests
         CliResult encrypt = await Workspace.RunAsync("encrypt", sealedModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", Path.Combine(ws.Directory, ".", "model.mseal"), "--force");
 
         Assert.Equal(ExitCodes.Usage, decrypt.ExitCode);
-        Asserts.ErrorWithHint(decrypt, "is the input file itself");
+        Asserts.ErrorWithHint(decrypt, "is the input file");
         Assert.Equal(ExitCodes.Usage, encrypt.ExitCode);
         Assert.Equal(before, File.ReadAllBytes(sealedModel));
+    }
+
+    [Fact]
+    public async Task The_key_file_is_never_an_output_whatever_name_it_goes_by()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string sealedModel = await ws.SealSampleAsync(key);
+        byte[] keyBytes = File.ReadAllBytes(key);
+
+        // The same name, a name with "." in it, and (on Linux) a hard link: one file, compared by identity.
+        List<string> names = [key, Path.Combine(ws.Directory, ".", Path.GetFileName(key))];
+        if (OperatingSystem.IsLinux())
+        {
+            string link = ws["hard-link.key"];
+            Assert.Equal(0, await LinkAsync(key, link));
+            names.Add(link);
+        }
+
+        foreach (string name in names)
+        {
+            CliResult encrypt = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--key", key, "--model-id", "m", "--model-version", "1", "--out", name, "--force");
+            Assert.Equal(ExitCodes.Usage, encrypt.ExitCode);
+            Asserts.ErrorWithHint(encrypt, "is the key file");
+
+            CliResult decrypt = await Workspace.RunAsync("decrypt", sealedModel, "--key", key, "--out", name, "--force");
+            Assert.Equal(ExitCodes.Usage, decrypt.ExitCode);
+            Asserts.ErrorWithHint(decrypt, "is the key file");
+        }
+
+        Assert.Equal(keyBytes, File.ReadAllBytes(key));
+    }
+
+    private static async Task<int> LinkAsync(string target, string link)
+    {
+        using var ln = System.Diagnostics.Process.Start("ln", [target, link]);
+        await ln.WaitForExitAsync(TestContext.Current.CancellationToken);
+        return ln.ExitCode;
     }
 
     [Theory]

@@ -62,7 +62,7 @@ internal sealed class BenchCommand : VerbCommand
 
         if (output is not null)
         {
-            Files.CheckOutput(output, input: null, result.GetValue(ForceOption));
+            Files.CheckOutput(output, result.GetValue(ForceOption));
         }
 
         bool full = result.GetValue(FullOption);

@@ -47,7 +47,7 @@ internal sealed class DecryptCommand : VerbCommand
         string keyPath = result.GetRequiredValue(KeyOption);
         bool force = result.GetValue(ForceOption);
         Files.RequireInputFile(input);
-        Files.CheckOutput(output, input, force);
+        Files.CheckOutput(output, force, ("the input file", input), ("the key file", keyPath));
         using ModelKey key = Keys.Load(keyPath);
 
         long start = Context.Time.GetTimestamp();

@@ -76,7 +76,7 @@ internal sealed class EncryptCommand : VerbCommand
         string output = result.GetRequiredValue(OutOption);
         bool force = result.GetValue(ForceOption);
         Files.RequireInputFile(input);
-        Files.CheckOutput(output, input, force);
+        Files.CheckOutput(output, force, ("the input file", input), ("the key file", result.GetValue(KeyOption)), ("the admin credential file", result.GetValue(AdminCredentialOption)));
         long start = Context.Time.GetTimestamp();
 
         // Before any key exists (a server version would be created for nothing): sealing needs the length up front.

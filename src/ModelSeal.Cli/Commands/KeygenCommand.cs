@@ -33,7 +33,7 @@ internal sealed class KeygenCommand : VerbCommand
         string output = result.GetRequiredValue(OutOption);
         bool force = result.GetValue(ForceOption);
         string keyId = result.GetValue(KeyIdOption) ?? Keys.NewKeyId();
-        Files.CheckOutput(output, input: null, force);
+        Files.CheckOutput(output, force);
         cancellationToken.ThrowIfCancellationRequested();
         using (ModelKey key = ModelKey.Generate(keyId))
         {

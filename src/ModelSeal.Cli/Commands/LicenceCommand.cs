@@ -39,7 +39,7 @@ internal sealed class LicenceCommand : Command
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
             string output = result.GetRequiredValue(_credentialOut);
-            Files.CheckOutput(output, input: null, force: false);
+            Files.CheckOutput(output, force: false, ("the admin credential file", result.GetValue(CredentialOption)));
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             string[] models = result.GetRequiredValue(_models).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             LicenceCreatedResponse licence = await client.CreateLicenceAsync(
