@@ -355,7 +355,6 @@ public sealed class FailureTests
 
     [Theory]
     [InlineData("frobnicate")]
-    [InlineData("")]
     [InlineData("verify", "--bogus")]
     public async Task Unknown_verbs_and_options_are_usage_errors(params string[] args)
     {

@@ -53,4 +53,46 @@ public sealed class HelpTests
             Assert.Contains(verb, result.Stdout, StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public async Task Bare_modelseal_prints_the_usage_as_a_usage_error()
+    {
+        CliResult result = await Workspace.RunAsync();
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.Contains("Usage:", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("decrypt", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(string.Empty, result.Stdout);
+    }
+
+    [Fact]
+    public async Task The_help_verb_is_the_help_option()
+    {
+        CliResult help = await Workspace.RunAsync("help", "decrypt");
+        CliResult option = await Workspace.RunAsync("decrypt", "--help");
+        Assert.Equal(ExitCodes.Success, help.ExitCode);
+        Assert.Equal(option.Stdout, help.Stdout);
+        Assert.Contains("Usage:", help.Stdout, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("decrpyt", "decrypt")]
+    [InlineData("verfy", "verify")]
+    [InlineData("inpsect", "inspect")]
+    [InlineData("Encrypt", "encrypt")]
+    public async Task A_mistyped_verb_gets_a_did_you_mean(string typed, string verb)
+    {
+        CliResult result = await Workspace.RunAsync(typed);
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.Contains($"hint: did you mean 'modelseal {verb}'?", result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Required command was not provided", result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Something_far_from_every_verb_gets_no_guess()
+    {
+        CliResult result = await Workspace.RunAsync("frobnicate");
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.DoesNotContain("did you mean", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint: run 'modelseal --help' for usage.", result.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -17,10 +17,18 @@ internal static class Cli
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(context);
         RootCommand root = Program.CreateRootCommand(context);
-        ParseResult result = root.Parse(args);
+        if (args.Length == 0)
+        {
+            // Bare `modelseal`: the usage, on standard error, as a usage error (nothing was asked).
+            await root.Parse(["--help"]).InvokeAsync(new InvocationConfiguration { Output = context.Error }, cancellationToken).ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
+        // `modelseal help [VERB …]` is `modelseal [VERB …] --help`.
+        ParseResult result = root.Parse(args[0] == "help" ? [.. args[1..], "--help"] : args);
         if (result.Action is ParseErrorAction)
         {
-            ReportUsageErrors(context, result);
+            ReportUsageErrors(context, result, root, args);
             return ExitCodes.Usage;
         }
 
@@ -44,14 +52,61 @@ internal static class Cli
         }
     }
 
-    private static void ReportUsageErrors(CliContext context, ParseResult result)
+    private static void ReportUsageErrors(CliContext context, ParseResult result, RootCommand root, string[] args)
     {
-        foreach (ParseError error in result.Errors)
+        // An unknown verb also reports that no verb was given; the first says it all.
+        foreach (ParseError error in result.Errors.Where(e => result.Errors.Count == 1 || e.Message != "Required command was not provided."))
         {
             context.WriteError(error.Message);
         }
 
-        string verb = result.CommandResult.Command is RootCommand ? string.Empty : result.CommandResult.Command.Name + " ";
-        context.Error.WriteLine($"hint: run 'modelseal {verb}--help' for usage.");
+        Command command = result.CommandResult.Command;
+        string? typed = command is RootCommand && !args[0].StartsWith('-') ? args[0] : null;
+        if (typed is not null && Closest(typed, root.Subcommands.SelectMany(c => c.Aliases.Prepend(c.Name))) is { } verb)
+        {
+            context.Error.WriteLine(Text.Safe($"hint: did you mean 'modelseal {verb}'? ('modelseal --help' lists the verbs.)"));
+            return;
+        }
+
+        string path = command is RootCommand ? string.Empty : command.Name + " ";
+        context.Error.WriteLine($"hint: run 'modelseal {path}--help' for usage.");
+    }
+
+    /// <summary>The name closest to <paramref name="typed"/> within two edits (a typo), or null.</summary>
+    internal static string? Closest(string typed, IEnumerable<string> names) =>
+        names.Select(name => (name, distance: Distance(typed.ToLowerInvariant(), name)))
+            .Where(c => c.distance <= Math.Min(2, Math.Max(1, c.name.Length / 3)))
+            .OrderBy(c => c.distance)
+            .Select(c => c.name)
+            .FirstOrDefault();
+
+    /// <summary>The optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps.</summary>
+    private static int Distance(string a, string b)
+    {
+        int[,] d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++)
+        {
+            d[i, 0] = i;
+        }
+
+        for (int j = 0; j <= b.Length; j++)
+        {
+            d[0, j] = j;
+        }
+
+        for (int i = 1; i <= a.Length; i++)
+        {
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
+                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                {
+                    d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
+                }
+            }
+        }
+
+        return d[a.Length, b.Length];
     }
 }
