@@ -16,9 +16,6 @@ namespace ModelSeal.Server.Http;
 /// </summary>
 internal static class Problems
 {
-    public const string TypePrefix = ProblemCodes.TypePrefix;
-
-
     /// <summary>The one table of problem codes: the transport's own, and every domain <see cref="Refusal"/>'s.</summary>
     private static readonly Dictionary<string, (int Status, string Title)> Known = new(StringComparer.Ordinal)
     {
@@ -64,7 +61,7 @@ internal static class Problems
     public static ProblemHttpResult Create(string code, string? detail = null, IDictionary<string, object?>? extensions = null)
     {
         (int status, string title) = Known[code];
-        return TypedResults.Problem(detail, instance: null, status, title, TypePrefix + code, extensions);
+        return TypedResults.Problem(detail, instance: null, status, title, ProblemCodes.TypePrefix + code, extensions);
     }
 
     /// <summary>400 invalid-request whose <c>errors</c> member names the fields at fault.</summary>
@@ -91,10 +88,10 @@ internal static class Problems
     public static void Customize(ProblemDetailsContext context)
     {
         ProblemDetails problem = context.ProblemDetails;
-        if (problem.Type is null || !problem.Type.StartsWith(TypePrefix, StringComparison.Ordinal))
+        if (problem.Type is null || !problem.Type.StartsWith(ProblemCodes.TypePrefix, StringComparison.Ordinal))
         {
             string code = CodeFor(problem.Status ?? context.HttpContext.Response.StatusCode);
-            problem.Type = TypePrefix + code;
+            problem.Type = ProblemCodes.TypePrefix + code;
             problem.Title = Known.TryGetValue(code, out var known) ? known.Title : problem.Title;
             if (problem.Status >= 500)
             {
@@ -111,7 +108,7 @@ internal static class Problems
         (int status, string title) = Known[code];
         context.Items[ServerTelemetry.ReasonItem] = code;
         context.Response.StatusCode = status;
-        var problem = new ProblemDetails { Type = TypePrefix + code, Title = title, Status = status, Detail = detail };
+        var problem = new ProblemDetails { Type = ProblemCodes.TypePrefix + code, Title = title, Status = status, Detail = detail };
         IProblemDetailsService service = context.RequestServices.GetRequiredService<IProblemDetailsService>();
         await service.WriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem }).ConfigureAwait(false);
     }
