@@ -84,7 +84,18 @@ internal sealed record JwksResponse(IReadOnlyList<PublicJwk> Keys);
 /// <param name="Kid">The key id the server's JWTs carry in their header.</param>
 /// <param name="Alg">The one algorithm the key is used with, <c>ES256</c>.</param>
 /// <param name="Use">The use, <c>sig</c>.</param>
-internal sealed record PublicJwk(string Kty, string Crv, string X, string Y, string Kid, string Alg, string Use);
+/// <param name="Purpose">
+/// ModelSeal's member (RFC 7517 section 4: others ignore it): <c>token</c> for the key of the server's JWTs,
+/// <c>answer</c> for the key of key answers and key refusals (docs/protocol.md section 2.2).
+/// </param>
+internal sealed record PublicJwk(string Kty, string Crv, string X, string Y, string Kid, string Alg, string Use, string Purpose)
+{
+    /// <summary>The purpose of the token key.</summary>
+    public const string TokenPurpose = "token";
+
+    /// <summary>The purpose of the answer key.</summary>
+    public const string AnswerPurpose = "answer";
+}
 
 /// <summary>A health answer.</summary>
 internal sealed record HealthResponse(string Status);

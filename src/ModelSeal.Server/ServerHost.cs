@@ -49,7 +49,7 @@ public static class ServerHost
             // The container creates and owns (and disposes, in the reverse order) the directory lock, the meter, the
             // store, the master keys and the token key: created here, in this order, so that a start-up failure
             // disposes exactly what was created. The domain services are created at their first use.
-            foreach (Type owned in new[] { typeof(DirectoryLock), typeof(ServerTelemetry), typeof(Store), typeof(MasterKeyRing), typeof(TokenIssuer), typeof(AdminCredential) })
+            foreach (Type owned in new[] { typeof(DirectoryLock), typeof(ServerTelemetry), typeof(Store), typeof(MasterKeyRing), typeof(SigningKeys), typeof(TokenIssuer), typeof(AdminCredential) })
             {
                 app.Services.GetRequiredService(owned);
             }
@@ -110,7 +110,8 @@ public static class ServerHost
             ring.Telemetry = provider.GetRequiredService<ServerTelemetry>();
             return ring;
         });
-        services.AddSingleton(_ => TokenIssuer.LoadOrCreate(data.SigningKeyPath, settings));
+        services.AddSingleton(_ => SigningKeys.Open(settings, data));
+        services.AddSingleton<TokenIssuer>();
         services.AddSingleton(provider =>
         {
             // The admin credential lives in the database (its hash and epoch); at first start it is written to AdminCredentialOut.

@@ -13,13 +13,14 @@ namespace ModelSeal.Server.Tests;
 public sealed class JwksTests
 {
     private static readonly string[] SetMembers = ["keys"];
-    private static readonly string[] KeyMembers = ["alg", "crv", "kid", "kty", "use", "x", "y"];
+    private static readonly string[] KeyMembers = ["alg", "crv", "kid", "kty", "purpose", "use", "x", "y"];
 
     [Fact]
-    public async Task The_JWKS_holds_exactly_the_documented_members_and_the_token_key()
+    public async Task The_JWKS_holds_exactly_the_documented_members_the_token_key_and_the_answer_key()
     {
         await using TestServer server = await TestServer.StartAsync();
         TokenIssuer tokens = server.App.Services.GetRequiredService<TokenIssuer>();
+        SigningKeys signing = server.App.Services.GetRequiredService<SigningKeys>();
 
         Api answer = await server.GetAsync(JwksApi.Path);
 
@@ -27,7 +28,12 @@ public sealed class JwksTests
         Assert.Equal("application/json", answer.ContentType);
         Assert.Equal("public, max-age=300", answer.Headers.CacheControl?.ToString());
         Assert.Equal(SetMembers, answer.Json.EnumerateObject().Select(p => p.Name));
-        JsonElement key = Assert.Single(answer.Json.GetProperty("keys").EnumerateArray().ToList());
+        JsonElement[] keys = [.. answer.Json.GetProperty("keys").EnumerateArray()];
+        Assert.Equal(2, keys.Length);
+        Assert.Equal([PublicJwk.TokenPurpose, PublicJwk.AnswerPurpose], keys.Select(k => k.GetProperty("purpose").GetString()));
+        Assert.Equal(signing.Answer.KeyId, keys[1].GetProperty("kid").GetString());
+        Assert.NotEqual(tokens.KeyId, signing.Answer.KeyId);
+        JsonElement key = keys[0];
         Assert.Equal(KeyMembers, key.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
         Assert.Equal("EC", key.GetProperty("kty").GetString());
         Assert.Equal("P-256", key.GetProperty("crv").GetString());
@@ -65,11 +71,11 @@ public sealed class JwksTests
         byte[] shortX = [.. Enumerable.Repeat((byte)0xAB, 31)];
         byte[] y = [.. Enumerable.Repeat((byte)0xCD, 32)];
 
-        PublicJwk jwk = Jwks.EcP256Signing(new ECParameters { Q = new ECPoint { X = shortX, Y = y }, D = [1, 2, 3] }, "kid-1");
+        PublicJwk jwk = Jwks.EcP256Signing(new ECParameters { Q = new ECPoint { X = shortX, Y = y }, D = [1, 2, 3] }, "kid-1", PublicJwk.TokenPurpose);
 
         Assert.Equal([0x00, .. shortX], System.Buffers.Text.Base64Url.DecodeFromChars(jwk.X));
         Assert.Equal(y, System.Buffers.Text.Base64Url.DecodeFromChars(jwk.Y));
-        Assert.Equal(new PublicJwk("EC", "P-256", jwk.X, jwk.Y, "kid-1", "ES256", "sig"), jwk);
+        Assert.Equal(new PublicJwk("EC", "P-256", jwk.X, jwk.Y, "kid-1", "ES256", "sig", PublicJwk.TokenPurpose), jwk);
     }
 
     [Fact]

@@ -27,20 +27,17 @@ internal static class JwksApi
             .AllowAnonymous()
             .WithTags("Discovery")
             .WithName("GetJwks")
-            .WithSummary("The public keys of the server's signatures (its token key) as a JWK Set.");
+            .WithSummary("The public keys of the server's signatures (its token key and its answer key) as a JWK Set.");
         return app;
     }
 
-    internal static Ok<JwksResponse> Get(HttpContext http, TokenIssuer tokens)
+    internal static Ok<JwksResponse> Get(HttpContext http, SigningKeys keys)
     {
         http.Response.Headers.CacheControl = CacheControl;
-        return TypedResults.Ok(KeySet(tokens));
+        return TypedResults.Ok(KeySet(keys));
     }
 
-    /// <summary>The published keys: the token key today; further signing keys join this list.</summary>
-    internal static JwksResponse KeySet(TokenIssuer tokens)
-    {
-        List<PublicJwk> keys = [tokens.PublicKeyJwk()];
-        return new JwksResponse(keys);
-    }
+    /// <summary>The published keys: the token key and the answer key, each under its own <c>kid</c> and purpose.</summary>
+    internal static JwksResponse KeySet(SigningKeys keys) =>
+        new([Jwks.EcP256Signing(keys.Token, PublicJwk.TokenPurpose), Jwks.EcP256Signing(keys.Answer, PublicJwk.AnswerPurpose)]);
 }

@@ -11,6 +11,7 @@ internal sealed class DataDirectory
     public const string DatabaseFile = "modelseal.db";
     public const string MasterKeysFile = "master.keys";
     public const string SigningKeyFile = "token-signing.key";
+    public const string AnswerKeyFile = "answer-signing.key";
     public const string AdminCredentialFile = "admin.credential";
     public const string LockFile = "modelseal.lock";
 
@@ -26,6 +27,8 @@ internal sealed class DataDirectory
     public string MasterKeysPath => System.IO.Path.Combine(Path, MasterKeysFile);
 
     public string SigningKeyPath => System.IO.Path.Combine(Path, SigningKeyFile);
+
+    public string AnswerKeyPath => System.IO.Path.Combine(Path, AnswerKeyFile);
 
     /// <summary>Where servers before schema version 4 kept the admin credential: hashed into the database and deleted at start.</summary>
     public string AdminCredentialPath => System.IO.Path.Combine(Path, AdminCredentialFile);
@@ -70,7 +73,7 @@ internal sealed class DataDirectory
 
         RequireOwnerOnly(full, "data directory");
         var directory = new DataDirectory(full);
-        foreach (string file in new[] { DatabaseFile, DatabaseFile + "-wal", DatabaseFile + "-shm", MasterKeysFile, SigningKeyFile, AdminCredentialFile, LockFile })
+        foreach (string file in new[] { DatabaseFile, DatabaseFile + "-wal", DatabaseFile + "-shm", MasterKeysFile, SigningKeyFile, AnswerKeyFile, AdminCredentialFile, LockFile })
         {
             string filePath = System.IO.Path.Combine(full, file);
             if (File.Exists(filePath))

@@ -8,15 +8,22 @@ internal static class Jwks
 {
     private const int CoordinateSize = 32;
 
+    /// <summary>A server signing key as a JWK for ES256 (public parameters only).</summary>
+    public static PublicJwk EcP256Signing(ISigningKey key, string purpose)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return EcP256Signing(key.PublicParameters, key.KeyId, purpose);
+    }
+
     /// <summary>A P-256 signing key for ES256 from its public parameters (a private <c>D</c> is ignored).</summary>
-    public static PublicJwk EcP256Signing(ECParameters parameters, string kid)
+    public static PublicJwk EcP256Signing(ECParameters parameters, string kid, string purpose)
     {
         if (parameters.Q.X is not { Length: > 0 and <= CoordinateSize } x || parameters.Q.Y is not { Length: > 0 and <= CoordinateSize } y)
         {
             throw new ArgumentException("Not a P-256 public point.", nameof(parameters));
         }
 
-        return new PublicJwk("EC", "P-256", Coordinate(x), Coordinate(y), kid, "ES256", "sig");
+        return new PublicJwk("EC", "P-256", Coordinate(x), Coordinate(y), kid, "ES256", "sig", purpose);
     }
 
     private static string Coordinate(byte[] value)
