@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
@@ -393,7 +394,7 @@ internal sealed class LoadTest : IAsyncDisposable
 
         await PostAsync("v1/admin/models", new { modelId }, _adminToken, HttpStatusCode.Created, cancellationToken);
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        JsonElement version = await PostAsync($"v1/admin/models/{modelId}/versions", new { publisherPublicKey = Base64Url(publisher.PublicKey.Encoded.Span) }, _adminToken, HttpStatusCode.Created, cancellationToken);
+        JsonElement version = await PostAsync($"v1/admin/models/{modelId}/versions", new { publisherPublicKey = Base64Url(publisher.PublicKey.Encoded.Span), nonce = Base64Url(RandomNumberGenerator.GetBytes(16)), protocol = 2 }, _adminToken, HttpStatusCode.Created, cancellationToken);
         VersionName = version.GetProperty("version").GetString()!;
         KeyId = version.GetProperty("keyId").GetString()!;
 
@@ -414,7 +415,7 @@ internal sealed class LoadTest : IAsyncDisposable
             int l = i % licenceCount;
             JsonElement answer = await PostAsync("v1/token", new { grantType = "licence", licenceId = _licences[l].Id, credential = credentials[l] }, null, HttpStatusCode.OK, cancellationToken);
             var key = HpkeKeyPair.Generate();
-            byte[] body = JsonSerializer.SerializeToUtf8Bytes(new { modelId, version = "latest", devicePublicKey = Base64Url(key.PublicKey.Encoded.Span) });
+            byte[] body = JsonSerializer.SerializeToUtf8Bytes(new { modelId, version = "latest", devicePublicKey = Base64Url(key.PublicKey.Encoded.Span), nonce = Base64Url(RandomNumberGenerator.GetBytes(16)), protocol = 2 });
             _devices.Add(new Device(key, _licences[l].Subject, new AuthenticationHeaderValue("Bearer", answer.GetProperty("accessToken").GetString()), body));
         }
     }

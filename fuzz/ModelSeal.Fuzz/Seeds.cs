@@ -44,12 +44,12 @@ internal static class Seeds
 
         Write(root, "release-json", "gen-token-licence.json", $$"""{"grantType":"licence","licenceId":"lic_0123456789abcdef","credential":"cred_0123456789"}""");
         Write(root, "release-json", "gen-token-admin.json", """{"grantType":"admin","credential":"admin-secret"}""");
-        Write(root, "release-json", "gen-release.json", $$"""{"modelId":"{{Fixtures.ModelId}}","version":"{{Fixtures.Version}}","devicePublicKey":"{{devicePublicKey}}"}""");
-        Write(root, "release-json", "gen-release-latest.json", $$"""{"modelId":"m","version":"latest","devicePublicKey":"{{devicePublicKey}}="}""");
+        Write(root, "release-json", "gen-release.json", $$"""{"modelId":"{{Fixtures.ModelId}}","version":"{{Fixtures.Version}}","devicePublicKey":"{{devicePublicKey}}","nonce":"AAAAAAAAAAAAAAAAAAAAAA","protocol":2}""");
+        Write(root, "release-json", "gen-release-latest.json", $$"""{"modelId":"m","version":"latest","devicePublicKey":"{{devicePublicKey}}=","nonce":"AAAAAAAAAAAAAAAAAAAAAA","protocol":2}""");
 
         Write(root, "admin-json", "gen-model.json", """{"modelId":"fuzz-model"}""");
-        Write(root, "admin-json", "gen-version.json", $$"""{"version":"2.0.0","publisherPublicKey":"{{devicePublicKey}}"}""");
-        Write(root, "admin-json", "gen-version-auto.json", $$"""{"publisherPublicKey":"{{devicePublicKey}}"}""");
+        Write(root, "admin-json", "gen-version.json", $$"""{"version":"2.0.0","publisherPublicKey":"{{devicePublicKey}}","nonce":"AAAAAAAAAAAAAAAAAAAAAA","protocol":2}""");
+        Write(root, "admin-json", "gen-version-auto.json", $$"""{"publisherPublicKey":"{{devicePublicKey}}","nonce":"AAAAAAAAAAAAAAAAAAAAAA","protocol":2}""");
         Write(root, "admin-json", "gen-licence.json", """{"subject":"customer 1","models":["fuzz-model","other.model"],"notBefore":"2026-01-01T00:00:00Z","expiresAt":"2027-01-01T00:00:00+02:00","maxDevices":3}""");
         Write(root, "admin-json", "gen-licence-oidc.json", """{"subject":"sub-1","models":["*"],"maxDevices":1,"issuer":"https://issuer.example/"}""");
 

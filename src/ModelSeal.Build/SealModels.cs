@@ -45,6 +45,12 @@ public sealed class SealModels : Task, ICancelableTask
     /// </summary>
     public bool AllowInsecureHttp { get; set; }
 
+    /// <summary>
+    /// The <c>kid</c> of the key server's answer key (property <c>ModelSealAnswerKey</c>, docs/protocol.md section 2.2): a new
+    /// version's key is accepted only with its signature. Empty: learned from the server's JWKS (HTTPS or loopback only).
+    /// </summary>
+    public string? AnswerKey { get; set; }
+
     /// <inheritdoc />
     public void Cancel()
     {
@@ -225,7 +231,8 @@ public sealed class SealModels : Task, ICancelableTask
             return null;
         }
 
-        return new KeyServerProvider(new KeyServerAdminClient(server, TimeSpan.FromSeconds(60), AllowInsecureHttp, KeyServerHandler), credential.Trim());
+        var client = new KeyServerAdminClient(server, TimeSpan.FromSeconds(60), AllowInsecureHttp, KeyServerHandler) { PinnedAnswerKeyId = string.IsNullOrWhiteSpace(AnswerKey) ? null : AnswerKey.Trim() };
+        return new KeyServerProvider(client, credential.Trim());
     }
 
     private bool Seal(ModelToSeal model, IKeyProvider keys, CancellationToken cancellationToken)

@@ -79,9 +79,10 @@ internal static class KeyServerHttp
                     return await response.Content.ReadFromJsonAsync(answerType, cancellationToken).ConfigureAwait(false)
                         ?? throw new JsonException("null");
                 }
-                catch (JsonException e)
+                catch (Exception e) when (e is JsonException or NotSupportedException)
                 {
-                    throw new ModelKeyUnavailableException(ModelKeyUnavailableReason.InvalidResponse, $"The key server's answer to the {what} request is not valid JSON of the expected shape. Check that ServerUrl points at a ModelSeal key server.", e, status, null, attempts.Value);
+                    // A captive portal's or proxy's page answers 200 too: not the server's word, so the lease stays usable.
+                    throw Unavailable(what, attempts.Value, "its answer is not a ModelSeal answer (not JSON of the expected shape: a captive portal or proxy page?)", e, status);
                 }
             }
 
@@ -102,7 +103,7 @@ internal static class KeyServerHttp
                 throw Unavailable(what, attempts.Value, why, null, status, code);
             }
 
-            throw Refusal(status, code, problem?.Detail, what, attempts.Value);
+            throw Refusal(status, code, problem, what, attempts.Value);
         }
     }
 
@@ -115,8 +116,9 @@ internal static class KeyServerHttp
             inner, status, code, attempts);
     }
 
-    private static ModelKeyUnavailableException Refusal(int status, string? code, string? detail, string what, int attempts)
+    private static ModelKeyUnavailableException Refusal(int status, string? code, ProblemResponse? problem, string what, int attempts)
     {
+        string? detail = problem?.Detail;
         (ModelKeyUnavailableReason reason, string advice) = (status, code) switch
         {
             (401, _) => (ModelKeyUnavailableReason.Unauthorized, "Check the licence id and credential file."),
@@ -133,7 +135,10 @@ internal static class KeyServerHttp
         };
 
         string server = detail is null ? string.Empty : $" The server said: {Trim(detail)}";
-        return new ModelKeyUnavailableException(reason, $"The key server refused the {what} request ({status}{(code is null ? string.Empty : $" {code}")}). {advice}{server}", null, status, code, attempts);
+        return new ModelKeyUnavailableException(reason, $"The key server refused the {what} request ({status}{(code is null ? string.Empty : $" {code}")}). {advice}{server}", null, status, code, attempts)
+        {
+            Problem = problem,
+        };
     }
 
     private static string Trim(string text) => text.Length <= 300 ? text : text[..300] + "…";

@@ -13,17 +13,21 @@ namespace ModelSeal.Client;
 /// this device's key, and keeps each answer as an offline lease.
 /// </summary>
 /// <remarks>
-/// Policy: the server is always asked first. When it cannot be reached (transport errors, timeouts, 5xx/408/429 after
-/// the retries) a cached lease is used while the clock is before its expiry; after it,
-/// <see cref="ModelKeyUnavailableReason.LeaseExpired"/>. A definitive refusal (401, 403, 404, 410) is never
-/// overridden by a lease: it removes the lease, so a revocation takes effect at the next online contact.
+/// Policy: the server is always asked first, with a fresh nonce, and its answer counts only when signed by the
+/// server's answer key for this request (docs/protocol.md section 2.2). When it cannot be reached (transport errors,
+/// timeouts, 5xx/408/429 after the retries), or answers with anything that is not a signed answer (a captive portal's
+/// page, an unsigned or forged refusal, a forged release), a cached lease is used while the clock is before its
+/// expiry; after it, <see cref="ModelKeyUnavailableReason.LeaseExpired"/>. Only a signed refusal (403, 404, 410) is
+/// definitive: it removes the lease, so a revocation takes effect at the next online contact.
 /// </remarks>
-public sealed class KeyServerKeySource : IModelKeySource
+public sealed class KeyServerKeySource : IModelKeySource, IDisposable
 {
     private readonly Func<HttpClient> _client;
     private readonly ITokenSource _tokens;
     private readonly IDeviceKeyStore _deviceKeys;
     private readonly ILeaseCache _leases;
+    private readonly AnswerKeys _answerKeys;
+    private readonly bool _ownsAnswerKeys;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
@@ -36,12 +40,14 @@ public sealed class KeyServerKeySource : IModelKeySource
     /// <param name="leases">The offline lease cache.</param>
     /// <param name="timeProvider">The clock for lease expiry (default: system).</param>
     /// <param name="logger">A logger (never given secrets).</param>
-    public KeyServerKeySource(HttpClient httpClient, ITokenSource tokens, IDeviceKeyStore deviceKeys, ILeaseCache leases, TimeProvider? timeProvider = null, ILogger<KeyServerKeySource>? logger = null)
-        : this(Checked(httpClient), tokens, deviceKeys, leases, timeProvider, logger)
+    /// <param name="answerKeyId">The server's answer key (<see cref="ModelSealClientOptions.AnswerKeyId"/>; null: learned from its JWKS).</param>
+    public KeyServerKeySource(HttpClient httpClient, ITokenSource tokens, IDeviceKeyStore deviceKeys, ILeaseCache leases, TimeProvider? timeProvider = null, ILogger<KeyServerKeySource>? logger = null, string? answerKeyId = null)
+        : this(Checked(httpClient), tokens, deviceKeys, leases, new AnswerKeys(Checked(httpClient), answerKeyId, (leases as FileLeaseCache)?.Directory), timeProvider, logger)
     {
+        _ownsAnswerKeys = true;
     }
 
-    internal KeyServerKeySource(Func<HttpClient> client, ITokenSource tokens, IDeviceKeyStore deviceKeys, ILeaseCache leases, TimeProvider? timeProvider, ILogger? logger)
+    internal KeyServerKeySource(Func<HttpClient> client, ITokenSource tokens, IDeviceKeyStore deviceKeys, ILeaseCache leases, AnswerKeys answerKeys, TimeProvider? timeProvider, ILogger? logger)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         ArgumentNullException.ThrowIfNull(deviceKeys);
@@ -50,6 +56,7 @@ public sealed class KeyServerKeySource : IModelKeySource
         _tokens = tokens;
         _deviceKeys = deviceKeys;
         _leases = leases;
+        _answerKeys = answerKeys;
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
     }
@@ -64,27 +71,37 @@ public sealed class KeyServerKeySource : IModelKeySource
         {
             return await ReleaseOnlineAsync(header, device, cancellationToken).ConfigureAwait(false);
         }
-        catch (ModelKeyUnavailableException e) when (e.Reason == ModelKeyUnavailableReason.ServerUnavailable)
-        {
-            return await FromLeaseAsync(header, device, e, cancellationToken).ConfigureAwait(false);
-        }
         catch (ModelKeyUnavailableException e) when (e.IsDefinitiveRefusal)
         {
             await RemoveLeaseAsync(header).ConfigureAwait(false);
             ClientLog.Refused(_logger, header.ModelId, header.ModelVersion, header.KeyId, e.Reason);
             throw;
         }
+        catch (ModelKeyUnavailableException e) when (e.Reason == ModelKeyUnavailableReason.ServerUnavailable || (e.StatusCode is not null && !e.IsSignedRefusal))
+        {
+            // Unreachable, or an answer that is not provably the server's: the lease (if any) decides.
+            return await FromLeaseAsync(header, device, e, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc cref="IDisposable.Dispose"/>
+    public void Dispose()
+    {
+        if (_ownsAnswerKeys)
+        {
+            _answerKeys.Dispose();
+        }
     }
 
     private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, IHpkeKeyAgreement device, CancellationToken cancellationToken)
     {
-        var body = new ReleaseRequest(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Encoded.Span));
+        AnswerKey answerKey = await _answerKeys.GetAsync(cancellationToken).ConfigureAwait(false);
         AccessToken token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
+        byte[] nonce = SignedAnswers.NewNonce();
         ReleaseResponse answer;
         try
         {
-            answer = await KeyServerHttp.PostAsync(
-                _client(), "v1/keys/release", body, ProtocolJson.Default.ReleaseRequest, ProtocolJson.Default.ReleaseResponse, token.Token, "key release", cancellationToken).ConfigureAwait(false);
+            answer = await AskAsync(header, device, answerKey, token, nonce, cancellationToken).ConfigureAwait(false);
         }
         catch (ModelKeyUnavailableException e) when (e.StatusCode == 401)
         {
@@ -92,8 +109,8 @@ public sealed class KeyServerKeySource : IModelKeySource
             // and ask once more. A second 401 is a real refusal.
             _tokens.Invalidate();
             token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
-            answer = await KeyServerHttp.PostAsync(
-                _client(), "v1/keys/release", body, ProtocolJson.Default.ReleaseRequest, ProtocolJson.Default.ReleaseResponse, token.Token, "key release", cancellationToken).ConfigureAwait(false);
+            nonce = SignedAnswers.NewNonce();
+            answer = await AskAsync(header, device, answerKey, token, nonce, cancellationToken).ConfigureAwait(false);
         }
 
         if (answer.ModelId != header.ModelId || answer.Version != header.ModelVersion)
@@ -109,6 +126,14 @@ public sealed class KeyServerKeySource : IModelKeySource
         if (answer.Suite != KeyRelease.Suite || !Rfc3339.TryParse(answer.LeaseExpiresAt, out DateTimeOffset leaseExpiresAt))
         {
             throw Invalid("The key server's release answer has an unknown suite or an invalid leaseExpiresAt.");
+        }
+
+        if (!SignedRelease(answer, answerKey, nonce, device, token.Subject, leaseExpiresAt))
+        {
+            // Checked before anything is stored: a forged answer must not replace the lease.
+            throw new ModelKeyUnavailableException(
+                ModelKeyUnavailableReason.ServerUnavailable,
+                $"The key server's answer for model '{header.ModelId}' version '{header.ModelVersion}' is not signed by its answer key '{answerKey.KeyId}' for this request (a proxy, captive portal or attacker answered in its place); it was ignored.");
         }
 
         var lease = new ModelLease(header.ModelId, header.ModelVersion, header.KeyId, token.Subject, answer.Enc, answer.SealedKey, leaseExpiresAt);
@@ -128,6 +153,37 @@ public sealed class KeyServerKeySource : IModelKeySource
         }
 
         return key;
+    }
+
+    /// <summary>One release request; a refusal's signature is checked against this request before it is thrown.</summary>
+    private async Task<ReleaseResponse> AskAsync(SealedModelHeader header, IHpkeKeyAgreement device, AnswerKey answerKey, AccessToken token, byte[] nonce, CancellationToken cancellationToken)
+    {
+        var body = new ReleaseRequest(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Encoded.Span), Base64Url.EncodeToString(nonce), SignedAnswers.ProtocolVersion);
+        try
+        {
+            return await KeyServerHttp.PostAsync(
+                _client(), "v1/keys/release", body, ProtocolJson.Default.ReleaseRequest, ProtocolJson.Default.ReleaseResponse, token.Token, "key release", cancellationToken).ConfigureAwait(false);
+        }
+        catch (ModelKeyUnavailableException e) when (e.Problem is { Signature: not null } problem && e.ProblemCode is { } code)
+        {
+            byte[] statement = SignedAnswers.Refused(nonce, device.PublicKey.Encoded.Span, header.ModelId, header.ModelVersion, token.Subject, code);
+            e.IsSignedRefusal = problem.Kid == answerKey.KeyId && SignedAnswers.Verify(answerKey.PublicKey, statement, problem.Signature);
+            throw;
+        }
+    }
+
+    /// <summary>True when <paramref name="answer"/> is the server's signed answer to this request.</summary>
+    private static bool SignedRelease(ReleaseResponse answer, AnswerKey answerKey, byte[] nonce, IHpkeKeyAgreement device, string subject, DateTimeOffset leaseExpiresAt)
+    {
+        if (answer.Kid != answerKey.KeyId || !Base64Url.IsValid(answer.Enc) || !Base64Url.IsValid(answer.SealedKey))
+        {
+            return false;
+        }
+
+        byte[] statement = SignedAnswers.Released(
+            nonce, device.PublicKey.Encoded.Span, answer.ModelId, answer.Version, answer.KeyId, subject, leaseExpiresAt,
+            Base64Url.DecodeFromChars(answer.Enc), Base64Url.DecodeFromChars(answer.SealedKey));
+        return SignedAnswers.Verify(answerKey.PublicKey, statement, answer.Signature);
     }
 
     private async Task<ModelKey> FromLeaseAsync(SealedModelHeader header, IHpkeKeyAgreement device, ModelKeyUnavailableException online, CancellationToken cancellationToken)

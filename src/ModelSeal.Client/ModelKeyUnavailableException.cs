@@ -87,8 +87,18 @@ public sealed class ModelKeyUnavailableException : Exception
     public int Attempts { get; }
 
     /// <summary>
-    /// True when the server itself refused (401, 403, 404 or 410): a definitive answer that an offline lease must not
-    /// override.
+    /// True when the refusal carries the key server's signature over this request (its nonce, device key, model, version
+    /// and subject; docs/protocol.md section 2.2), checked with the server's answer key: it cannot come from anyone else.
     /// </summary>
-    public bool IsDefinitiveRefusal => StatusCode is 401 or 403 or 404 or 410;
+    public bool IsSignedRefusal { get; internal set; }
+
+    /// <summary>
+    /// True when the key server itself refused, provably (<see cref="IsSignedRefusal"/>, with 403, 404 or 410): a
+    /// definitive answer that removes the offline lease. An unsigned refusal (a proxy's or captive portal's page, or an
+    /// attacker's) never is.
+    /// </summary>
+    public bool IsDefinitiveRefusal => IsSignedRefusal && StatusCode is 403 or 404 or 410;
+
+    /// <summary>The problem document of the refusal (with its signature, if any), for the caller to verify.</summary>
+    internal ModelSeal.Protocol.ProblemResponse? Problem { get; init; }
 }

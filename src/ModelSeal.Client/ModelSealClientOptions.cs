@@ -20,6 +20,14 @@ public sealed class ModelSealClientOptions
     /// </summary>
     public bool AllowInsecureHttp { get; set; }
 
+    /// <summary>
+    /// The <c>kid</c> of the key server's answer key (logged by the server at start; the JWKS key with
+    /// <c>"purpose": "answer"</c>). Every key answer and refusal must carry its signature over this client's request.
+    /// Without it the key is learned from the server's JWKS at first contact — only over HTTPS or to loopback — and then
+    /// kept (in <see cref="LeaseCacheDirectory"/>, when set). Pin it in shipped apps.
+    /// </summary>
+    public string? AnswerKeyId { get; set; }
+
     /// <summary>The licence id (<c>lic_…</c>) for the built-in licence-credential token source.</summary>
     public string? LicenceId { get; set; }
 

@@ -69,6 +69,12 @@ public static class ModelSealServiceCollectionExtensions
             ModelSealClientOptions options = sp.GetRequiredService<IOptions<ModelSealClientOptions>>().Value;
             return options.LeaseCacheDirectory is { Length: > 0 } directory ? new FileLeaseCache(directory) : new InMemoryLeaseCache();
         });
+        services.TryAddSingleton(sp =>
+        {
+            ModelSealClientOptions options = sp.GetRequiredService<IOptions<ModelSealClientOptions>>().Value;
+            IHttpClientFactory factory = sp.GetRequiredService<IHttpClientFactory>();
+            return new AnswerKeys(() => factory.CreateClient(HttpClientName), options.AnswerKeyId, options.LeaseCacheDirectory);
+        });
         services.TryAddSingleton<ITokenSource>(sp =>
         {
             ModelSealClientOptions options = sp.GetRequiredService<IOptions<ModelSealClientOptions>>().Value;
@@ -80,7 +86,7 @@ public static class ModelSealServiceCollectionExtensions
             IHttpClientFactory factory = sp.GetRequiredService<IHttpClientFactory>();
             return new LicenceCredentialTokenSource(
                 () => factory.CreateClient(HttpClientName), licenceId, credentialFile, sp.GetRequiredService<TimeProvider>(), options.TokenRefreshMargin,
-                sp.GetService<ILogger<LicenceCredentialTokenSource>>());
+                sp.GetRequiredService<AnswerKeys>(), sp.GetService<ILogger<LicenceCredentialTokenSource>>());
         });
         services.TryAddSingleton(sp =>
         {
@@ -90,6 +96,7 @@ public static class ModelSealServiceCollectionExtensions
                 sp.GetRequiredService<ITokenSource>(),
                 sp.GetRequiredService<IDeviceKeyStore>(),
                 sp.GetRequiredService<ILeaseCache>(),
+                sp.GetRequiredService<AnswerKeys>(),
                 sp.GetRequiredService<TimeProvider>(),
                 sp.GetService<ILogger<KeyServerKeySource>>());
         });

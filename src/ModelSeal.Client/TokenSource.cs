@@ -52,6 +52,8 @@ public sealed class LicenceCredentialTokenSource : ITokenSource, IDisposable
     private readonly TimeProvider _time;
     private readonly TimeSpan _refreshMargin;
     private readonly ILogger _logger;
+    private readonly AnswerKeys _answerKeys;
+    private readonly bool _ownsAnswerKeys;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private AccessToken? _cached;
 
@@ -61,12 +63,14 @@ public sealed class LicenceCredentialTokenSource : ITokenSource, IDisposable
     /// <param name="credentialFile">An owner-only file holding the licence credential.</param>
     /// <param name="timeProvider">The clock (default: system).</param>
     /// <param name="logger">A logger (never given secrets).</param>
-    public LicenceCredentialTokenSource(HttpClient httpClient, string licenceId, string credentialFile, TimeProvider? timeProvider = null, ILogger<LicenceCredentialTokenSource>? logger = null)
-        : this(Checked(httpClient), licenceId, credentialFile, timeProvider ?? TimeProvider.System, TimeSpan.FromSeconds(60), logger)
+    /// <param name="answerKeyId">The server's answer key (<see cref="ModelSealClientOptions.AnswerKeyId"/>; null: learned from its JWKS).</param>
+    public LicenceCredentialTokenSource(HttpClient httpClient, string licenceId, string credentialFile, TimeProvider? timeProvider = null, ILogger<LicenceCredentialTokenSource>? logger = null, string? answerKeyId = null)
+        : this(Checked(httpClient), licenceId, credentialFile, timeProvider ?? TimeProvider.System, TimeSpan.FromSeconds(60), new AnswerKeys(Checked(httpClient), answerKeyId, null), logger)
     {
+        _ownsAnswerKeys = true;
     }
 
-    internal LicenceCredentialTokenSource(Func<HttpClient> client, string licenceId, string credentialFile, TimeProvider timeProvider, TimeSpan refreshMargin, ILogger? logger)
+    internal LicenceCredentialTokenSource(Func<HttpClient> client, string licenceId, string credentialFile, TimeProvider timeProvider, TimeSpan refreshMargin, AnswerKeys answerKeys, ILogger? logger)
     {
         ArgumentException.ThrowIfNullOrEmpty(licenceId);
         ArgumentException.ThrowIfNullOrEmpty(credentialFile);
@@ -75,6 +79,7 @@ public sealed class LicenceCredentialTokenSource : ITokenSource, IDisposable
         _credentialFile = credentialFile;
         _time = timeProvider;
         _refreshMargin = refreshMargin;
+        _answerKeys = answerKeys;
         _logger = logger ?? NullLogger.Instance;
     }
 
@@ -96,8 +101,22 @@ public sealed class LicenceCredentialTokenSource : ITokenSource, IDisposable
 
             string credential = OwnerOnly.ReadSmallText(_credentialFile, "licence credential file", 1024).Trim();
             DateTimeOffset now = _time.GetUtcNow();
-            TokenResponse answer = await KeyServerHttp.PostAsync(
-                _client(), "v1/token", new TokenRequest("licence", _licenceId, credential), ProtocolJson.Default.TokenRequest, ProtocolJson.Default.TokenResponse, null, "token", cancellationToken).ConfigureAwait(false);
+            byte[] nonce = SignedAnswers.NewNonce();
+            TokenResponse answer;
+            try
+            {
+                answer = await KeyServerHttp.PostAsync(
+                    _client(), "v1/token", new TokenRequest("licence", _licenceId, credential, Base64Url.EncodeToString(nonce)), ProtocolJson.Default.TokenRequest, ProtocolJson.Default.TokenResponse, null, "token", cancellationToken).ConfigureAwait(false);
+            }
+            catch (ModelKeyUnavailableException e) when (e.Problem?.Signature is not null && e.ProblemCode is not null)
+            {
+                // A licence's standing, signed for this nonce: the refusal may remove leases (ModelKeyUnavailableException.IsDefinitiveRefusal).
+                AnswerKey key = await _answerKeys.GetAsync(cancellationToken).ConfigureAwait(false);
+                e.IsSignedRefusal = e.Problem.Kid == key.KeyId
+                    && SignedAnswers.Verify(key.PublicKey, SignedAnswers.TokenRefusedStatement(nonce, _licenceId, e.ProblemCode), e.Problem.Signature);
+                throw;
+            }
+
             if (string.IsNullOrEmpty(answer.AccessToken) || answer.ExpiresIn <= 0 || AccessToken.ReadSubject(answer.AccessToken) is not { } subject)
             {
                 throw new ModelKeyUnavailableException(ModelKeyUnavailableReason.InvalidResponse, "The key server's token answer has no usable token (missing token, subject or lifetime). Check that ServerUrl points at a ModelSeal key server.");
@@ -117,7 +136,14 @@ public sealed class LicenceCredentialTokenSource : ITokenSource, IDisposable
     public void Invalidate() => Volatile.Write(ref _cached, null);
 
     /// <inheritdoc />
-    public void Dispose() => _lock.Dispose();
+    public void Dispose()
+    {
+        _lock.Dispose();
+        if (_ownsAnswerKeys)
+        {
+            _answerKeys.Dispose();
+        }
+    }
 
     private static Func<HttpClient> Checked(HttpClient httpClient)
     {

@@ -46,6 +46,7 @@ internal sealed class KeyServerAdminClient : IDisposable
 {
     private readonly HttpClient _http;
     private string? _adminToken;
+    private AnswerKey? _answerKey;
 
     /// <exception cref="ArgumentException"><paramref name="server"/> breaks <see cref="ServerAddress"/>'s rule.</exception>
     public KeyServerAdminClient(Uri server, TimeSpan timeout, bool allowInsecureHttp, HttpMessageHandler? handler = null)
@@ -63,10 +64,23 @@ internal sealed class KeyServerAdminClient : IDisposable
 
     public Uri Server { get; }
 
+    /// <summary>
+    /// The <c>kid</c> of the server's answer key to accept (docs/protocol.md section 2.2). Null: the key is learned from
+    /// the server's JWKS at the first signed answer, which is refused over plain HTTP to a host that is not loopback.
+    /// </summary>
+    public string? PinnedAnswerKeyId { get; init; }
+
+    /// <summary>The <c>kid</c> of the answer key that signed this client's answers (null before the first).</summary>
+    public string? AnswerKeyId => _answerKey?.KeyId;
+
     /// <summary>The admin token's subject (null before <see cref="LoginAdminAsync"/>): the HPKE binding of keys sealed to the publisher includes it.</summary>
     public string? AdminSubject { get; private set; }
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        _http.Dispose();
+        _answerKey?.PublicKey.Dispose();
+    }
 
     /// <summary>Gets an admin token for <paramref name="credential"/>.</summary>
     public async Task LoginAdminAsync(string credential, CancellationToken cancellationToken)
@@ -88,8 +102,40 @@ internal sealed class KeyServerAdminClient : IDisposable
         GetAsync("v1/admin/models", ProtocolJson.Default.ItemsResponseModelItem, cancellationToken);
 
     /// <summary>Creates a version (and the model, when it does not exist yet) with a new data key sealed to <paramref name="publisherPublicKey"/>.</summary>
-    public Task<ReleaseResponse> CreateVersionAsync(string modelId, string? version, ReadOnlySpan<byte> publisherPublicKey, CancellationToken cancellationToken) =>
-        SendAsync(HttpMethod.Post, $"v1/admin/models/{Uri.EscapeDataString(modelId)}/versions", new CreateVersionRequest(version, System.Buffers.Text.Base64Url.EncodeToString(publisherPublicKey)), ProtocolJson.Default.CreateVersionRequest, ProtocolJson.Default.ReleaseResponse, authorize: true, cancellationToken);
+    private Task<ReleaseResponse> CreateVersionAsync(string modelId, string? version, ReadOnlySpan<byte> publisherPublicKey, ReadOnlySpan<byte> nonce, CancellationToken cancellationToken) =>
+        SendAsync(
+            HttpMethod.Post,
+            $"v1/admin/models/{Uri.EscapeDataString(modelId)}/versions",
+            new CreateVersionRequest(version, Base64Url.EncodeToString(publisherPublicKey), Base64Url.EncodeToString(nonce), SignedAnswers.ProtocolVersion),
+            ProtocolJson.Default.CreateVersionRequest,
+            ProtocolJson.Default.ReleaseResponse,
+            authorize: true,
+            cancellationToken);
+
+    /// <summary>
+    /// The server's answer key: the pinned one, or learned from the JWKS over HTTPS or loopback (kept for this client's
+    /// lifetime, so every later answer must come from the same key).
+    /// </summary>
+    private async Task<AnswerKey> AnswerKeyAsync(CancellationToken cancellationToken)
+    {
+        if (_answerKey is { } known)
+        {
+            return known;
+        }
+
+        if (PinnedAnswerKeyId is null && Server.Scheme == Uri.UriSchemeHttp && !Server.IsLoopback)
+        {
+            throw new KeyServerException(KeyServerFailure.InvalidAnswer, $"the key server at {Server} is reached over plain HTTP, so its answer key cannot be learned safely; pin it (the kid of the JWKS key with \"purpose\": \"answer\", shown by `modelseal serve` at start).");
+        }
+
+        JwksResponse jwks = await SendAsync<object, JwksResponse>(HttpMethod.Get, ".well-known/jwks.json", null, null, ProtocolJson.Default.JwksResponse, authorize: false, cancellationToken).ConfigureAwait(false);
+        _answerKey = SignedAnswers.FindAnswerKey(jwks, PinnedAnswerKeyId) ?? throw new KeyServerException(
+            KeyServerFailure.InvalidAnswer,
+            PinnedAnswerKeyId is null
+                ? $"the key server at {Server} publishes no answer key in its JWKS (an older server, or not a ModelSeal key server)."
+                : $"the key server at {Server} does not publish the pinned answer key '{PinnedAnswerKeyId}' (another server, or its answer key was replaced).");
+        return _answerKey;
+    }
 
     /// <summary>
     /// Publishes a new version (creating the model when it does not exist yet) and opens its data key with a publisher
@@ -99,22 +145,41 @@ internal sealed class KeyServerAdminClient : IDisposable
     public async Task<(ModelKey Key, string Version)> PublishVersionAsync(string modelId, string? version, CancellationToken cancellationToken)
     {
         string subject = AdminSubject ?? throw new InvalidOperationException("LoginAdminAsync first.");
+        AnswerKey answerKey = await AnswerKeyAsync(cancellationToken).ConfigureAwait(false);
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        ReleaseResponse answer = await CreateVersionAsync(modelId, version, publisher.PublicKey.Encoded.Span, cancellationToken).ConfigureAwait(false);
+        byte[] nonce = SignedAnswers.NewNonce();
+        ReleaseResponse answer = await CreateVersionAsync(modelId, version, publisher.PublicKey.Encoded.Span, nonce, cancellationToken).ConfigureAwait(false);
         if (answer.ModelId != modelId || (version is not null && answer.Version != version) || answer.Suite != KeyRelease.Suite
             || !Rfc3339.TryParse(answer.LeaseExpiresAt, out DateTimeOffset leaseExpiresAt))
         {
             throw new KeyServerException(KeyServerFailure.InvalidAnswer, $"the key server at {Server} answered the new version of '{modelId}' with another model, version, suite or an invalid lease time.");
         }
 
+        byte[] enc, sealedKey;
         try
         {
-            ModelKey key = KeyRelease.Open(publisher, Base64Url.DecodeFromChars(answer.Enc), Base64Url.DecodeFromChars(answer.SealedKey), answer.ModelId, answer.Version, answer.KeyId, subject, leaseExpiresAt);
+            enc = Base64Url.DecodeFromChars(answer.Enc);
+            sealedKey = Base64Url.DecodeFromChars(answer.SealedKey);
+        }
+        catch (FormatException e)
+        {
+            throw new KeyServerException(KeyServerFailure.InvalidAnswer, $"the key server's answer for '{modelId}' version '{answer.Version}' is not base64url.", inner: e);
+        }
+
+        byte[] statement = SignedAnswers.Released(nonce, publisher.PublicKey.Encoded.Span, answer.ModelId, answer.Version, answer.KeyId, subject, leaseExpiresAt, enc, sealedKey);
+        if (answer.Kid != answerKey.KeyId || !SignedAnswers.Verify(answerKey.PublicKey, statement, answer.Signature))
+        {
+            throw new KeyServerException(KeyServerFailure.InvalidAnswer, $"the answer for '{modelId}' version '{answer.Version}' is not signed by the key server's answer key '{answerKey.KeyId}' for this request: something between this machine and {Server} answered in its place. Nothing was sealed.");
+        }
+
+        try
+        {
+            ModelKey key = KeyRelease.Open(publisher, enc, sealedKey, answer.ModelId, answer.Version, answer.KeyId, subject, leaseExpiresAt);
             return (key, answer.Version);
         }
-        catch (Exception e) when (e is HpkeOpenException or FormatException)
+        catch (HpkeOpenException e)
         {
-            throw new KeyServerException(KeyServerFailure.InvalidAnswer, $"the key server's answer for '{modelId}' version '{answer.Version}' does not open with this run's publisher key (a proxy or another server answered?).", inner: e);
+            throw new KeyServerException(KeyServerFailure.InvalidAnswer, $"the key server's answer for '{modelId}' version '{answer.Version}' does not open with this run's publisher key.", inner: e);
         }
     }
 

@@ -8,17 +8,26 @@ namespace ModelSeal.Protocol;
 // invalid-request with "errors") instead of failing deserialisation as a whole. Answer members that the server always
 // sends are non-nullable: a reader using ProtocolJson refuses an answer that lacks one or sends null.
 
-/// <summary><c>POST /v1/token</c>: <c>grantType</c> is <c>licence</c> (with <c>licenceId</c>) or <c>admin</c>.</summary>
-internal sealed record TokenRequest(string? GrantType = null, string? LicenceId = null, string? Credential = null);
+/// <summary>
+/// <c>POST /v1/token</c>: <c>grantType</c> is <c>licence</c> (with <c>licenceId</c>) or <c>admin</c>; with a
+/// <c>nonce</c> (base64url, 16 bytes) a licence grant's refusal is signed (docs/protocol.md section 2.2).
+/// </summary>
+internal sealed record TokenRequest(string? GrantType = null, string? LicenceId = null, string? Credential = null, string? Nonce = null);
 
 /// <summary>A token answer (<c>tokenType</c> is <c>Bearer</c>, <c>expiresIn</c> in seconds).</summary>
 internal sealed record TokenResponse(string AccessToken, string TokenType, int ExpiresIn);
 
-/// <summary><c>POST /v1/keys/release</c>.</summary>
-internal sealed record ReleaseRequest(string? ModelId = null, string? Version = null, string? DevicePublicKey = null);
+/// <summary>
+/// <c>POST /v1/keys/release</c>: <c>protocol</c> must be 2 and <c>nonce</c> 16 fresh random bytes (base64url), which
+/// the signature of the answer or refusal covers.
+/// </summary>
+internal sealed record ReleaseRequest(string? ModelId = null, string? Version = null, string? DevicePublicKey = null, string? Nonce = null, int? Protocol = null);
 
-/// <summary>A data key sealed with HPKE to the requester's public key: a release, or a new version for its publisher.</summary>
-internal sealed record ReleaseResponse(string ModelId, string Version, string KeyId, string Suite, string Enc, string SealedKey, string LeaseExpiresAt);
+/// <summary>
+/// A data key sealed with HPKE to the requester's public key (a release, or a new version for its publisher), signed by
+/// the server's answer key <c>kid</c> (docs/protocol.md section 2.2).
+/// </summary>
+internal sealed record ReleaseResponse(string ModelId, string Version, string KeyId, string Suite, string Enc, string SealedKey, string LeaseExpiresAt, string Kid, string Signature);
 
 /// <summary><c>POST /v1/admin/models</c>.</summary>
 internal sealed record CreateModelRequest(string? ModelId = null);
@@ -34,9 +43,9 @@ internal sealed record VersionItem(string Version, string KeyId, string State, s
 
 /// <summary>
 /// <c>POST /v1/admin/models/{modelId}/versions</c> (a missing model is created first); without <c>version</c> the
-/// server numbers it.
+/// server numbers it; <c>protocol</c> and <c>nonce</c> as for a release.
 /// </summary>
-internal sealed record CreateVersionRequest(string? Version = null, string? PublisherPublicKey = null);
+internal sealed record CreateVersionRequest(string? Version = null, string? PublisherPublicKey = null, string? Nonce = null, int? Protocol = null);
 
 /// <summary>The state of a version after a change.</summary>
 internal sealed record StateResponse(string State);
@@ -100,8 +109,11 @@ internal sealed record PublicJwk(string Kty, string Crv, string X, string Y, str
 /// <summary>A health answer.</summary>
 internal sealed record HealthResponse(string Status);
 
-/// <summary>An error answer (RFC 9457 <c>application/problem+json</c>) as clients read it; see <see cref="ProblemCodes"/>.</summary>
-internal sealed record ProblemResponse(string? Type = null, string? Title = null, int? Status = null, string? Detail = null)
+/// <summary>
+/// An error answer (RFC 9457 <c>application/problem+json</c>) as clients read it; see <see cref="ProblemCodes"/>. A
+/// refused key or token request also carries the answer key's <c>kid</c> and <c>signature</c> (docs/protocol.md section 2.2).
+/// </summary>
+internal sealed record ProblemResponse(string? Type = null, string? Title = null, int? Status = null, string? Detail = null, string? Kid = null, string? Signature = null)
 {
     /// <summary>The problem code: <c>type</c> without <see cref="ProblemCodes.TypePrefix"/> (null when the type is not ModelSeal's).</summary>
     [System.Text.Json.Serialization.JsonIgnore]

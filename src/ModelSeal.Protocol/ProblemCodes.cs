@@ -20,6 +20,7 @@ internal static class ProblemCodes
     public const string MethodNotAllowed = "method-not-allowed";
     public const string UnsupportedMediaType = "unsupported-media-type";
     public const string InternalError = "internal-error";
+    public const string UnsupportedProtocolVersion = "unsupported-protocol-version";
     public const string InvalidDeviceKey = "invalid-device-key";
     public const string LicenceRevoked = "licence-revoked";
     public const string LicenceExpired = "licence-expired";

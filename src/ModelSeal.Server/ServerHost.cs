@@ -112,6 +112,7 @@ public static class ServerHost
         });
         services.AddSingleton(_ => SigningKeys.Open(settings, data));
         services.AddSingleton<TokenIssuer>();
+        services.AddSingleton<AnswerSigning>();
         services.AddSingleton(provider =>
         {
             // The admin credential lives in the database (its hash and epoch); at first start it is written to AdminCredentialOut.

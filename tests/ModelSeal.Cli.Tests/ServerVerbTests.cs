@@ -291,7 +291,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/keys/release")
         {
-            Content = JsonContent.Create(new { modelId = "classifier", version = "latest", devicePublicKey = System.Buffers.Text.Base64Url.EncodeToString(device.PublicKey.Encoded.Span) }),
+            Content = JsonContent.Create(new { modelId = "classifier", version = "latest", devicePublicKey = System.Buffers.Text.Base64Url.EncodeToString(device.PublicKey.Encoded.Span), nonce = System.Buffers.Text.Base64Url.EncodeToString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)), protocol = 2 }),
         };
         request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", jwt);
         return await http.SendAsync(request);

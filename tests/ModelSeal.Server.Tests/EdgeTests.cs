@@ -43,7 +43,7 @@ public sealed class EdgeTests
                 "line-break" => encoded[..40] + "\r\n" + encoded[40..],
                 _ => encoded.Replace('-', '+').Replace('_', '/'),
             };
-            Api answer = await server.PostAsync("/v1/keys/release", new { modelId = "m", version = "latest", devicePublicKey = broken }, token);
+            Api answer = await server.PostAsync("/v1/keys/release", new { modelId = "m", version = "latest", devicePublicKey = broken, nonce = ServerClient.Nonce(), protocol = 2 }, token);
             answer.AssertProblem(HttpStatusCode.BadRequest, "invalid-device-key");
             Assert.Equal(0, server.Database.Count("SELECT COUNT(*) FROM devices"));
 

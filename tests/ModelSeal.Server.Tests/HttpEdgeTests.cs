@@ -232,20 +232,20 @@ public sealed class HttpEdgeTests : IClassFixture<HttpEdgeTests.Server>
         long before = server.Database.Count(Refused);
 
         // Refused before the release rules run: by the transport (limits, token, scope, body) or at the token endpoint.
-        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "latest", devicePublicKey = key })).AssertProblem(System.Net.HttpStatusCode.Unauthorized, "unauthorized");
-        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "latest", devicePublicKey = key }, token + "x")).AssertProblem(System.Net.HttpStatusCode.Unauthorized, "unauthorized");
-        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "latest", devicePublicKey = key }, admin)).AssertProblem(System.Net.HttpStatusCode.Forbidden, "forbidden");
+        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "latest", devicePublicKey = key, nonce = ServerClient.Nonce(), protocol = 2 })).AssertProblem(System.Net.HttpStatusCode.Unauthorized, "unauthorized");
+        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "latest", devicePublicKey = key, nonce = ServerClient.Nonce(), protocol = 2 }, token + "x")).AssertProblem(System.Net.HttpStatusCode.Unauthorized, "unauthorized");
+        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "latest", devicePublicKey = key, nonce = ServerClient.Nonce(), protocol = 2 }, admin)).AssertProblem(System.Net.HttpStatusCode.Forbidden, "forbidden");
         (await server.PostAsync("/v1/keys/release", "{", token)).AssertProblem(System.Net.HttpStatusCode.BadRequest, "invalid-request");
-        (await server.PostAsync("/v1/keys/release", new { modelId = "audited/..", version = "latest", devicePublicKey = key }, token)).AssertProblem(System.Net.HttpStatusCode.BadRequest, "invalid-request");
-        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "latest", devicePublicKey = new string('A', 20_000) }, token)).AssertProblem(System.Net.HttpStatusCode.RequestEntityTooLarge, "request-too-large");
+        (await server.PostAsync("/v1/keys/release", new { modelId = "audited/..", version = "latest", devicePublicKey = key, nonce = ServerClient.Nonce(), protocol = 2 }, token)).AssertProblem(System.Net.HttpStatusCode.BadRequest, "invalid-request");
+        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "latest", devicePublicKey = new string('A', 20_000), nonce = ServerClient.Nonce(), protocol = 2 }, token)).AssertProblem(System.Net.HttpStatusCode.RequestEntityTooLarge, "request-too-large");
         (await RawHttp.SendAsync(Address, $"POST /v1/keys/release HTTP/1.1\r\nHost: {Host}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nX-Pad: {new string('p', 9000)}\r\nContent-Length: 0\r\n\r\n")).AssertProblem(431, "request-header-fields-too-large");
         (await server.PostAsync("/v1/token", new { grantType = "licence", licenceId = licence.Id, credential = "wrong" })).AssertProblem(System.Net.HttpStatusCode.Unauthorized, "unauthorized");
         Assert.Equal(before, server.Database.Count(Refused));
 
         // Refused by the release rules: each one is a key.refused record with the problem code as its outcome.
-        (await server.PostAsync("/v1/keys/release", new { modelId = "audited-other", version = "latest", devicePublicKey = key }, token)).AssertProblem(System.Net.HttpStatusCode.Forbidden, "model-not-licensed");
-        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "9", devicePublicKey = key }, token)).AssertProblem(System.Net.HttpStatusCode.NotFound, "version-not-found");
-        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "latest", devicePublicKey = "AAAA" }, token)).AssertProblem(System.Net.HttpStatusCode.BadRequest, "invalid-device-key");
+        (await server.PostAsync("/v1/keys/release", new { modelId = "audited-other", version = "latest", devicePublicKey = key, nonce = ServerClient.Nonce(), protocol = 2 }, token)).AssertProblem(System.Net.HttpStatusCode.Forbidden, "model-not-licensed");
+        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "9", devicePublicKey = key, nonce = ServerClient.Nonce(), protocol = 2 }, token)).AssertProblem(System.Net.HttpStatusCode.NotFound, "version-not-found");
+        (await server.PostAsync("/v1/keys/release", new { modelId = "audited", version = "latest", devicePublicKey = "AAAA", nonce = ServerClient.Nonce(), protocol = 2 }, token)).AssertProblem(System.Net.HttpStatusCode.BadRequest, "invalid-device-key");
         (await server.ReleaseAndOpenAsync(token, licence, "audited", "latest", device)).Key.Dispose();
         (await server.ReleaseAsync(token, "audited", "latest", second)).AssertProblem(System.Net.HttpStatusCode.Forbidden, "device-limit");
         Assert.Equal(before + 4, server.Database.Count(Refused));

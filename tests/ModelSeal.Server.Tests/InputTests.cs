@@ -54,7 +54,7 @@ public sealed class InputTests : IAsyncLifetime
     [Fact]
     public async Task Missing_and_invalid_fields_are_named()
     {
-        Api empty = await _server.PostAsync("/v1/keys/release", new { }, _token);
+        Api empty = await _server.PostAsync("/v1/keys/release", new { protocol = 2 }, _token);
         empty.AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
         Assert.True(empty.Json.GetProperty("errors").TryGetProperty("modelId", out _));
         Assert.True(empty.Json.GetProperty("errors").TryGetProperty("version", out _));
@@ -78,18 +78,18 @@ public sealed class InputTests : IAsyncLifetime
         string key = TestServer.Base64Url(_device.PublicKey.Encoded.Span);
         foreach (string modelId in new[] { "", "../etc/passwd", "-leading", "with space", "caf\u00e9", new string('a', 129) })
         {
-            (await _server.PostAsync("/v1/keys/release", new { modelId, version = "1", devicePublicKey = key }, _token)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
+            (await _server.PostAsync("/v1/keys/release", new { modelId, version = "1", devicePublicKey = key, nonce = ServerClient.Nonce(), protocol = 2 }, _token)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
             (await _server.PostAsync("/v1/admin/models", new { modelId }, _admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
         }
 
         foreach (string version in new[] { "", "1/2", ".1", new string('1', 65) })
         {
-            (await _server.PostAsync("/v1/keys/release", new { modelId = "m", version, devicePublicKey = key }, _token)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
+            (await _server.PostAsync("/v1/keys/release", new { modelId = "m", version, devicePublicKey = key, nonce = ServerClient.Nonce(), protocol = 2 }, _token)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
         }
 
         // "latest" names the newest version, so no version may be called that.
-        (await _server.PostAsync("/v1/admin/models/m/versions", new { version = "latest", publisherPublicKey = key }, _admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
-        (await _server.PostAsync("/v1/admin/models/bad%20id/versions", new { publisherPublicKey = key }, _admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
+        (await _server.PostAsync("/v1/admin/models/m/versions", new { version = "latest", publisherPublicKey = key, nonce = ServerClient.Nonce(), protocol = 2 }, _admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
+        (await _server.PostAsync("/v1/admin/models/bad%20id/versions", new { publisherPublicKey = key, nonce = ServerClient.Nonce(), protocol = 2 }, _admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
         (await _server.PostAsync("/v1/admin/models/m/versions/bad%20v/disable", null, _admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
 
         // The longest ids still give a key id within 128 characters.
@@ -121,13 +121,13 @@ public sealed class InputTests : IAsyncLifetime
             TestServer.Base64Url(beyondPrime), TestServer.Base64Url(valid.AsSpan(0, 64)), TestServer.Base64Url([.. valid, 0]), "!!not-base64url!!", "AAAA",
         })
         {
-            Api answer = await _server.PostAsync("/v1/keys/release", new { modelId = "m", version = "latest", devicePublicKey }, _token);
+            Api answer = await _server.PostAsync("/v1/keys/release", new { modelId = "m", version = "latest", devicePublicKey, nonce = ServerClient.Nonce(), protocol = 2 }, _token);
             answer.AssertProblem(HttpStatusCode.BadRequest, "invalid-device-key");
-            (await _server.PostAsync("/v1/admin/models/m/versions", new { publisherPublicKey = devicePublicKey }, _admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-device-key");
+            (await _server.PostAsync("/v1/admin/models/m/versions", new { publisherPublicKey = devicePublicKey, nonce = ServerClient.Nonce(), protocol = 2 }, _admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-device-key");
         }
 
         // The order of the checks: an unknown version is reported before the key.
-        (await _server.PostAsync("/v1/keys/release", new { modelId = "m", version = "7", devicePublicKey = "AAAA" }, _token)).AssertProblem(HttpStatusCode.NotFound, "version-not-found");
+        (await _server.PostAsync("/v1/keys/release", new { modelId = "m", version = "7", devicePublicKey = "AAAA", nonce = ServerClient.Nonce(), protocol = 2 }, _token)).AssertProblem(HttpStatusCode.NotFound, "version-not-found");
     }
 
     [Fact]

@@ -269,7 +269,7 @@ public sealed class KeyReleaseTests
         (await server.CreateVersionAsync(admin, "m", version: "v1")).Key.Dispose();
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
         string publicKey = TestServer.Base64Url(publisher.PublicKey.Encoded.Span);
-        (await server.PostAsync("/v1/admin/models/m/versions", new { version = "v1", publisherPublicKey = publicKey }, admin)).AssertProblem(HttpStatusCode.Conflict, "version-exists");
+        (await server.PostAsync("/v1/admin/models/m/versions", new { version = "v1", publisherPublicKey = publicKey, nonce = ServerClient.Nonce(), protocol = 2 }, admin)).AssertProblem(HttpStatusCode.Conflict, "version-exists");
         (await server.PostAsync("/v1/admin/models/none/versions/1/disable", null, admin)).AssertProblem(HttpStatusCode.NotFound, "model-not-found");
         (await server.PostAsync("/v1/admin/models/m/versions/9/disable", null, admin)).AssertProblem(HttpStatusCode.NotFound, "version-not-found");
 

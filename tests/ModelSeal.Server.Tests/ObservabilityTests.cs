@@ -30,7 +30,7 @@ public sealed class ObservabilityTests
         using HpkeKeyPair second = HpkeKeyPair.Generate();
         await server.ReleaseAndOpenAsync(token, licence, "metered", created.Version, device);
         (await server.ReleaseAsync(token, "metered", created.Version, second)).AssertProblem(HttpStatusCode.Forbidden, "device-limit");
-        (await server.PostAsync("/v1/keys/release", new { modelId = "metered", version = "latest", devicePublicKey = "x" })).AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
+        (await server.PostAsync("/v1/keys/release", new { modelId = "metered", version = "latest", devicePublicKey = "x", nonce = ServerClient.Nonce(), protocol = 2 })).AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
 
         Api scrape = await server.GetAsync("/metrics");
         Assert.Equal(HttpStatusCode.OK, scrape.Status);

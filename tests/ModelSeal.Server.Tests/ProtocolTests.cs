@@ -73,7 +73,7 @@ public sealed class ProtocolTests
         // The model exists now: creating it again is a conflict, and a second version just follows.
         (await server.PostAsync("/v1/admin/models", new { modelId = "fresh" }, admin)).AssertProblem(HttpStatusCode.Conflict, "model-exists");
         using HpkeKeyPair publisher = HpkeKeyPair.Generate();
-        (await server.PostAsync("/v1/admin/models/fresh/versions", new { publisherPublicKey = TestServer.Base64Url(publisher.PublicKey.Encoded.Span) }, admin)).AssertStatus(HttpStatusCode.Created);
+        (await server.PostAsync("/v1/admin/models/fresh/versions", new { publisherPublicKey = TestServer.Base64Url(publisher.PublicKey.Encoded.Span), nonce = ServerClient.Nonce(), protocol = 2 }, admin)).AssertStatus(HttpStatusCode.Created);
     }
 
     [Fact]

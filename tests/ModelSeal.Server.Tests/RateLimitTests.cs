@@ -52,7 +52,7 @@ public sealed class RateLimitTests
         Assert.True(limited.Headers.RetryAfter?.Delta > TimeSpan.Zero, limited.Headers.ToString());
         Assert.Equal("no-store", limited.Headers.CacheControl?.ToString());
         (await server.GetAsync("/v1/admin/models", token)).AssertProblem(HttpStatusCode.TooManyRequests, "rate-limited");
-        (await server.PostAsync("/v1/keys/release", new { modelId = "m", version = "1", devicePublicKey = "AA" }, forged)).AssertProblem(HttpStatusCode.TooManyRequests, "rate-limited");
+        (await server.PostAsync("/v1/keys/release", new { modelId = "m", version = "1", devicePublicKey = "AA", nonce = ServerClient.Nonce(), protocol = 2 }, forged)).AssertProblem(HttpStatusCode.TooManyRequests, "rate-limited");
         Assert.Equal(1, server.Logs.Lines.Count(line => line.Contains(TokenRejected, StringComparison.Ordinal)));
     }
 

@@ -80,8 +80,8 @@ internal abstract class ServerClient
         using HpkeKeyPair ownPublisher = HpkeKeyPair.Generate();
         HpkeKeyPair key = publisher ?? ownPublisher;
         object body = version is null
-            ? new { publisherPublicKey = Base64Url(key.PublicKey.Encoded.Span) }
-            : new { version, publisherPublicKey = Base64Url(key.PublicKey.Encoded.Span) };
+            ? new { publisherPublicKey = Base64Url(key.PublicKey.Encoded.Span), nonce = Nonce(), protocol = 2 }
+            : new { version, publisherPublicKey = Base64Url(key.PublicKey.Encoded.Span), nonce = Nonce(), protocol = 2 };
         Api answer = await PostAsync($"/v1/admin/models/{modelId}/versions", body, admin);
         Assert.Equal(HttpStatusCode.Created, answer.Status);
         Release release = Release.From(answer);
@@ -118,7 +118,7 @@ internal abstract class ServerClient
     }
 
     public Task<Api> ReleaseAsync(string token, string modelId, string version, HpkeKeyPair device) =>
-        PostAsync("/v1/keys/release", new { modelId, version, devicePublicKey = Base64Url(device.PublicKey.Encoded.Span) }, token);
+        PostAsync("/v1/keys/release", new { modelId, version, devicePublicKey = Base64Url(device.PublicKey.Encoded.Span), nonce = Nonce(), protocol = 2 }, token);
 
     /// <summary>Releases and opens the key; asserts 200.</summary>
     public async Task<(Release Answer, ModelKey Key)> ReleaseAndOpenAsync(string token, Licence licence, string modelId, string version, HpkeKeyPair device)
@@ -130,6 +130,9 @@ internal abstract class ServerClient
     }
 
     public static string Base64Url(ReadOnlySpan<byte> bytes) => System.Buffers.Text.Base64Url.EncodeToString(bytes);
+
+    /// <summary>A fresh 16-byte nonce for a signed request (docs/protocol.md section 2.2).</summary>
+    public static string Nonce() => Base64Url(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
     public static byte[] KeyBytes(ModelKey key)
     {

@@ -149,7 +149,7 @@ public sealed class TestKeyServer : IAsyncDisposable
         JsonElement v = await PostAsync(
             await AdminAsync(cancellationToken),
             $"/v1/admin/models/{Uri.EscapeDataString(modelId)}/versions",
-            new { publisherPublicKey = System.Buffers.Text.Base64Url.EncodeToString(publisher.PublicKey.Encoded.Span) },
+            new { publisherPublicKey = System.Buffers.Text.Base64Url.EncodeToString(publisher.PublicKey.Encoded.Span), nonce = System.Buffers.Text.Base64Url.EncodeToString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)), protocol = 2 },
             cancellationToken);
         string version = v.GetProperty("version").GetString()!;
         string keyId = v.GetProperty("keyId").GetString()!;

@@ -64,7 +64,13 @@ internal static class ServerOptionsFactory
     public static KeyServerAdminClient NewClient(Uri server) =>
         ServerAddress.Refusal(server, AllowInsecureHttp) is { } refusal
             ? throw new CliException(ExitCodes.Usage, refusal + ".", $"use https://, or set {AllowInsecureHttpVariable}=1 if TLS is terminated in front of that address.")
-            : new(server, TimeSpan.FromSeconds(100), AllowInsecureHttp);
+            : new(server, TimeSpan.FromSeconds(100), AllowInsecureHttp) { PinnedAnswerKeyId = Environment.GetEnvironmentVariable(AnswerKeyVariable) is { Length: > 0 } kid ? kid.Trim() : null };
+
+    /// <summary>
+    /// The pinned answer key (docs/protocol.md section 2.2): the <c>kid</c> whose signature <c>encrypt --server</c>
+    /// requires on the new version's key; without it the key is learned from the server's JWKS over HTTPS or loopback.
+    /// </summary>
+    public const string AnswerKeyVariable = "MODELSEAL_ANSWER_KEY";
 
     /// <summary>The opt-out of <see cref="ServerAddress"/>'s rule (an environment variable, so no verb grows an option for it).</summary>
     public const string AllowInsecureHttpVariable = "MODELSEAL_ALLOW_INSECURE_HTTP";

@@ -77,7 +77,7 @@ internal static class AdminApi
             : Problems.For(created.Refused);
     }
 
-    internal static async Task<Results<Created<ReleaseResponse>, ProblemHttpResult>> CreateVersionAsync(string modelId, HttpContext http, ModelCatalogue catalogue, ServerOptions options, CancellationToken cancellationToken)
+    internal static async Task<Results<Created<ReleaseResponse>, ProblemHttpResult>> CreateVersionAsync(string modelId, HttpContext http, ModelCatalogue catalogue, AnswerSigning signing, ServerOptions options, CancellationToken cancellationToken)
     {
         if (!Identifier.IsValid(modelId, Identifier.MaxIdLength))
         {
@@ -91,9 +91,10 @@ internal static class AdminApi
         }
 
         byte[]? publisherKey = Callers.DecodeBase64Url(request!.PublisherPublicKey);
-        Outcome<ReleasedKey> created = await catalogue.CreateVersionAsync(http.Caller(options), modelId, request.Version, publisherKey, cancellationToken).ConfigureAwait(false);
+        Caller caller = http.Caller(options);
+        Outcome<ReleasedKey> created = await catalogue.CreateVersionAsync(caller, modelId, request.Version, publisherKey, cancellationToken).ConfigureAwait(false);
         return created.Succeeded
-            ? TypedResults.Created($"/v1/admin/models/{modelId}/versions/{created.Value.Version}", created.Value.ToResponse())
+            ? TypedResults.Created($"/v1/admin/models/{modelId}/versions/{created.Value.Version}", signing.Released(created.Value, AnswerSigning.Nonce(request.Nonce), publisherKey, caller.Subject))
             : Problems.For(created.Refused);
     }
 
@@ -195,7 +196,17 @@ internal static class AdminApi
 
     internal static ProblemHttpResult? ValidateVersion(CreateVersionRequest request)
     {
+        if (KeyReleaseApi.UnsupportedProtocol(request.Protocol) is { } unsupported)
+        {
+            return unsupported;
+        }
+
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (AnswerSigning.Nonce(request.Nonce) is null)
+        {
+            errors["nonce"] = [KeyReleaseApi.NonceRule];
+        }
+
         if (request.Version is not null && (!Identifier.IsValid(request.Version, Identifier.MaxVersionLength) || request.Version == ReleaseRules.Latest))
         {
             errors["version"] = ["Optional: an identifier (format.md 1.1) of 1 to 64 characters other than \"latest\"."];

@@ -28,7 +28,7 @@ internal static class KeyReleaseApi
         return app;
     }
 
-    internal static async Task<Results<Ok<ReleaseResponse>, ProblemHttpResult>> ReleaseAsync(HttpContext http, KeyReleases releases, ServerOptions options, ServerTelemetry telemetry, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<ReleaseResponse>, ProblemHttpResult>> ReleaseAsync(HttpContext http, KeyReleases releases, AnswerSigning signing, ServerOptions options, ServerTelemetry telemetry, CancellationToken cancellationToken)
     {
         (ReleaseRequest? request, ProblemHttpResult? invalid) = await JsonBody.ReadAsync<ReleaseRequest>(http.Request, cancellationToken).ConfigureAwait(false);
         if ((invalid ?? Validate(request!)) is { } problem)
@@ -36,22 +36,35 @@ internal static class KeyReleaseApi
             return problem;
         }
 
-        var query = new ReleaseQuery(request!.ModelId!, request.Version!, Callers.DecodeBase64Url(request.DevicePublicKey));
-        Outcome<ReleasedKey> outcome = await releases.ReleaseAsync(http.Caller(options), query, cancellationToken).ConfigureAwait(false);
+        byte[] nonce = AnswerSigning.Nonce(request!.Nonce)!;
+        byte[] deviceKey = Callers.DecodeBase64Url(request.DevicePublicKey) ?? [];
+        var query = new ReleaseQuery(request.ModelId!, request.Version!, deviceKey.Length > 0 ? deviceKey : null);
+        Caller caller = http.Caller(options);
+        Outcome<ReleasedKey> outcome = await releases.ReleaseAsync(caller, query, cancellationToken).ConfigureAwait(false);
         if (!outcome.Succeeded)
         {
             // Counted by ServerTelemetry when the response starts (as are refusals before this handler: 401, 429...).
             http.Items[ServerTelemetry.ReasonItem] = outcome.Refused.Reason.Code();
-            return Problems.For(outcome.Refused);
+            return signing.KeyRefused(outcome.Refused, nonce, deviceKey, query.ModelId, query.Version, caller.Subject);
         }
 
         telemetry.KeyReleased(outcome.Value.ModelId);
-        return TypedResults.Ok(outcome.Value.ToResponse());
+        return TypedResults.Ok(signing.Released(outcome.Value, nonce, deviceKey, caller.Subject));
     }
 
     internal static ProblemHttpResult? Validate(ReleaseRequest request)
     {
+        if (UnsupportedProtocol(request.Protocol) is { } unsupported)
+        {
+            return unsupported;
+        }
+
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (AnswerSigning.Nonce(request.Nonce) is null)
+        {
+            errors["nonce"] = [NonceRule];
+        }
+
         if (!Identifier.IsValid(request.ModelId, Identifier.MaxIdLength))
         {
             errors["modelId"] = ["Required: an identifier (format.md 1.1) of 1 to 128 characters."];
@@ -69,4 +82,13 @@ internal static class KeyReleaseApi
 
         return errors.Count > 0 ? Problems.Invalid(errors) : null;
     }
+
+    /// <summary>The rule for <c>nonce</c> in the requests whose answers are signed.</summary>
+    internal const string NonceRule = "Required: base64url of 16 random bytes chosen by the client for this request.";
+
+    /// <summary>400 unsupported-protocol-version unless <paramref name="protocol"/> is the one this server speaks.</summary>
+    internal static ProblemHttpResult? UnsupportedProtocol(int? protocol) =>
+        protocol == SignedAnswers.ProtocolVersion
+            ? null
+            : Problems.Create(ProblemCodes.UnsupportedProtocolVersion, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"This server speaks key protocol {SignedAnswers.ProtocolVersion} (signed answers): send \"protocol\": {SignedAnswers.ProtocolVersion} and a \"nonce\". Update the client."));
 }

@@ -26,7 +26,7 @@ internal static class TokenApi
         return app;
     }
 
-    internal static async Task<Results<Ok<TokenResponse>, ProblemHttpResult>> IssueAsync(HttpContext http, TokenGrants grants, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<TokenResponse>, ProblemHttpResult>> IssueAsync(HttpContext http, TokenGrants grants, AnswerSigning signing, CancellationToken cancellationToken)
     {
         (TokenRequest? request, ProblemHttpResult? invalid) = await JsonBody.ReadAsync<TokenRequest>(http.Request, cancellationToken).ConfigureAwait(false);
         if ((invalid ?? Validate(request!)) is { } problem)
@@ -37,8 +37,15 @@ internal static class TokenApi
         Outcome<IssuedToken> issued = request!.GrantType == AdminGrant
             ? grants.Admin(request.Credential!)
             : grants.Licence(request.LicenceId!, request.Credential!);
-        return issued.Succeeded
-            ? TypedResults.Ok(new TokenResponse(issued.Value.AccessToken, "Bearer", issued.Value.ExpiresIn))
+        if (issued.Succeeded)
+        {
+            return TypedResults.Ok(new TokenResponse(issued.Value.AccessToken, "Bearer", issued.Value.ExpiresIn));
+        }
+
+        // A licence's standing (403) is signed when the client sent a nonce, so that it may drop its leases; the vague
+        // 401 never is: it must not tell a guesser anything, and it changes nothing on the client.
+        return request.GrantType == LicenceGrant && AnswerSigning.Nonce(request.Nonce) is { } nonce && issued.Refused.Reason != Refusal.Unauthorized
+            ? signing.TokenRefused(issued.Refused, nonce, request.LicenceId!)
             : Problems.For(issued.Refused);
     }
 
@@ -53,6 +60,11 @@ internal static class TokenApi
         if (string.IsNullOrEmpty(request.Credential) || request.Credential.Length > 256)
         {
             errors["credential"] = ["Required: the credential (at most 256 characters)."];
+        }
+
+        if (request.Nonce is not null && AnswerSigning.Nonce(request.Nonce) is null)
+        {
+            errors["nonce"] = ["Optional: base64url of 16 random bytes chosen by the client for this request."];
         }
 
         if (request.GrantType == LicenceGrant && (string.IsNullOrEmpty(request.LicenceId) || request.LicenceId.Length > 64))

@@ -9,9 +9,6 @@ namespace ModelSeal.Server.Http;
 /// <summary>The answer bodies (src/ModelSeal.Protocol, docs/protocol.md) made from the domain's records.</summary>
 internal static class Contracts
 {
-    public static ReleaseResponse ToResponse(this ReleasedKey key) =>
-        new(key.ModelId, key.Version, key.KeyId, KeyRelease.Suite, Base64Url.EncodeToString(key.Enc), Base64Url.EncodeToString(key.SealedKey), Rfc3339.Format(key.LeaseExpiresAt));
-
     public static ModelItem ToItem(this ModelRecord model) =>
         new(model.ModelId, Rfc3339.Format(model.CreatedAt), model.Versions.Select(v => new VersionItem(v.Version, v.KeyId, v.State.Name(), Rfc3339.Format(v.CreatedAt))).ToList());
 

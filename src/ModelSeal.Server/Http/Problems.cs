@@ -31,6 +31,7 @@ internal static class Problems
         [ProblemCodes.MethodNotAllowed] = (405, "Method not allowed."),
         [ProblemCodes.UnsupportedMediaType] = (415, "Unsupported media type."),
         [ProblemCodes.InternalError] = (500, "An internal error occurred."),
+        [ProblemCodes.UnsupportedProtocolVersion] = (400, "The request uses a protocol version this server does not speak."),
         [Refusal.InvalidDeviceKey.Code()] = (400, "The device public key is not a valid P-256 point."),
         [Refusal.LicenceRevoked.Code()] = (403, "The licence is revoked or does not exist."),
         [Refusal.LicenceExpired.Code()] = (403, "The licence has expired."),
