@@ -95,13 +95,12 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
 
     private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, IHpkeKeyAgreement device, CancellationToken cancellationToken)
     {
-        AnswerKey answerKey = await _answerKeys.GetAsync(cancellationToken).ConfigureAwait(false);
         AccessToken token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
         byte[] nonce = SignedAnswers.NewNonce();
         ReleaseResponse answer;
         try
         {
-            answer = await AskAsync(header, device, answerKey, token, nonce, cancellationToken).ConfigureAwait(false);
+            answer = await AskAsync(header, device, token, nonce, cancellationToken).ConfigureAwait(false);
         }
         catch (ModelKeyUnavailableException e) when (e.StatusCode == 401)
         {
@@ -110,8 +109,11 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
             _tokens.Invalidate();
             token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
             nonce = SignedAnswers.NewNonce();
-            answer = await AskAsync(header, device, answerKey, token, nonce, cancellationToken).ConfigureAwait(false);
+            answer = await AskAsync(header, device, token, nonce, cancellationToken).ConfigureAwait(false);
         }
+
+        // The answer key is needed only once there is an answer to check (fetched at most once, then kept).
+        AnswerKey answerKey = await _answerKeys.GetAsync(cancellationToken).ConfigureAwait(false);
 
         if (answer.ModelId != header.ModelId || answer.Version != header.ModelVersion)
         {
@@ -156,7 +158,7 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
     }
 
     /// <summary>One release request; a refusal's signature is checked against this request before it is thrown.</summary>
-    private async Task<ReleaseResponse> AskAsync(SealedModelHeader header, IHpkeKeyAgreement device, AnswerKey answerKey, AccessToken token, byte[] nonce, CancellationToken cancellationToken)
+    private async Task<ReleaseResponse> AskAsync(SealedModelHeader header, IHpkeKeyAgreement device, AccessToken token, byte[] nonce, CancellationToken cancellationToken)
     {
         var body = new ReleaseRequest(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Encoded.Span), Base64Url.EncodeToString(nonce), SignedAnswers.ProtocolVersion);
         try
@@ -166,6 +168,7 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
         }
         catch (ModelKeyUnavailableException e) when (e.Problem is { Signature: not null } problem && e.ProblemCode is { } code)
         {
+            AnswerKey answerKey = await _answerKeys.GetAsync(cancellationToken).ConfigureAwait(false);
             byte[] statement = SignedAnswers.Refused(nonce, device.PublicKey.Encoded.Span, header.ModelId, header.ModelVersion, token.Subject, code);
             e.IsSignedRefusal = problem.Kid == answerKey.KeyId && SignedAnswers.Verify(answerKey.PublicKey, statement, problem.Signature);
             throw;

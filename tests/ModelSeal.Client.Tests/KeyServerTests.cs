@@ -34,7 +34,7 @@ public sealed class KeyServerTests
         if (!OperatingSystem.IsWindows())
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(client.Sub("device/device.key")));
-            string lease = Assert.Single(Directory.GetFiles(client.Sub("leases")));
+            string lease = Assert.Single(Directory.GetFiles(client.Sub("leases"), "*.lease.json"));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(lease));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(client.Sub("leases")));
         }
@@ -89,13 +89,13 @@ public sealed class KeyServerTests
             (await first.GetRequiredService<IModelKeySource>().GetKeyAsync(sample.Header, TestContext.Current.CancellationToken)).Dispose();
         }
 
-        Assert.NotEmpty(Directory.GetFiles(client.Sub("leases")));
+        Assert.NotEmpty(Directory.GetFiles(client.Sub("leases"), "*.lease.json"));
         await server.RevokeLicenceAsync(licence.LicenceId, TestContext.Current.CancellationToken);
         await using ServiceProvider restarted = ClientServices.ForLicence(server, licence, client);
         var e = await Assert.ThrowsAsync<ModelKeyUnavailableException>(() => restarted.GetRequiredService<IModelKeySource>().GetKeyAsync(sample.Header, TestContext.Current.CancellationToken).AsTask());
         Assert.Equal((ModelKeyUnavailableReason.LicenceRevoked, 403, "licence-revoked"), (e.Reason, e.StatusCode, e.ProblemCode));
         Assert.Contains("refused the token request", e.Message, StringComparison.Ordinal);
-        Assert.Empty(Directory.GetFiles(client.Sub("leases")));
+        Assert.Empty(Directory.GetFiles(client.Sub("leases"), "*.lease.json"));
     }
 
     [Fact]
@@ -118,7 +118,7 @@ public sealed class KeyServerTests
         Assert.Equal(403, e.StatusCode);
         Assert.Equal(1, e.Attempts);
         Assert.Null(await leases.GetAsync(sample.Header.ModelId, sample.Header.ModelVersion, sample.Header.KeyId, TestContext.Current.CancellationToken));
-        Assert.Empty(Directory.GetFiles(client.Sub("leases")));
+        Assert.Empty(Directory.GetFiles(client.Sub("leases"), "*.lease.json"));
 
         // With the lease gone, going offline no longer helps.
         await server.StopAsync();
