@@ -123,6 +123,6 @@ internal sealed class AnswerKeys : IDisposable
     public void Dispose()
     {
         _lock.Dispose();
-        _key?.PublicKey.Dispose();
+        _key?.Dispose();
     }
 }

@@ -79,7 +79,7 @@ internal sealed class KeyServerAdminClient : IDisposable
     public void Dispose()
     {
         _http.Dispose();
-        _answerKey?.PublicKey.Dispose();
+        _answerKey?.Dispose();
     }
 
     /// <summary>Gets an admin token for <paramref name="credential"/>.</summary>

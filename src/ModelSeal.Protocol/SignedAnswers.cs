@@ -173,9 +173,11 @@ internal static class SignedAnswers
 }
 
 /// <summary>The server's answer key as a verifier holds it: its <c>kid</c> and public key (not a message: a class, not a record).</summary>
-internal sealed class AnswerKey(string keyId, ECDsa publicKey)
+internal sealed class AnswerKey(string keyId, ECDsa publicKey) : IDisposable
 {
     public string KeyId { get; } = keyId;
 
     public ECDsa PublicKey { get; } = publicKey;
+
+    public void Dispose() => PublicKey.Dispose();
 }
