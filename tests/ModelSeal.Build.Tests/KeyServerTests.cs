@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Build.Utilities;
 using Microsoft.Extensions.DependencyInjection;
+using ModelSeal.Hpke;
 using Task = System.Threading.Tasks.Task;
 
 namespace ModelSeal.Build.Tests;
@@ -160,6 +161,64 @@ public sealed class KeyServerTests : IAsyncLifetime
         Assert.False(task.Execute());
         Assert.Equal(["MSEAL006", "MSEAL007"], _engine.Errors.Select(e => e.Code));
         Assert.Contains("cannot reach", _engine.Errors[1].Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_data_key_substituted_on_the_way_is_refused_and_nothing_is_sealed()
+    {
+        // A man in the middle answers the new version with a data key of its own, sealed to the publisher key it saw in
+        // the request: the answer opens, but the server's signature does not cover it.
+        using var attackerKey = ModelKey.Generate("classifier.1.kattack");
+        using var substitute = new SubstitutingHandler(attackerKey);
+        SealModels task = NewTask(version: "1");
+        task.KeyServerHandler = substitute;
+
+        Assert.False(task.Execute());
+
+        Assert.Equal(1, substitute.Substituted);
+        Assert.Contains("not signed by the key server's answer key", _engine.AllText, StringComparison.Ordinal);
+        Assert.False(File.Exists(_directory.Sub("out", "classifier.onnx.mseal")));
+        Assert.Empty(Directory.Exists(_directory.Sub("out")) ? Directory.GetFiles(_directory.Sub("out")) : []);
+    }
+
+    [Fact]
+    public void A_pinned_answer_key_the_server_does_not_publish_is_refused()
+    {
+        SealModels task = NewTask(version: "1");
+        task.AnswerKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+        Assert.False(task.Execute());
+
+        Assert.Contains("does not publish the pinned answer key", _engine.AllText, StringComparison.Ordinal);
+        Assert.False(File.Exists(_directory.Sub("out", "classifier.onnx.mseal")));
+    }
+
+    /// <summary>Passes everything to the server but replaces a new version's sealed key with <paramref name="key"/>.</summary>
+    private sealed class SubstitutingHandler(ModelKey key) : DelegatingHandler(new SocketsHttpHandler())
+    {
+        public int Substituted { get; private set; }
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            string? body = request.Content is null ? null : await request.Content.ReadAsStringAsync(cancellationToken);
+            HttpResponseMessage response = await base.SendAsync(request, cancellationToken);
+            if (!request.RequestUri!.AbsolutePath.EndsWith("/versions", StringComparison.Ordinal) || !response.IsSuccessStatusCode || body is null)
+            {
+                return response;
+            }
+
+            using JsonDocument sent = JsonDocument.Parse(body);
+            var answer = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken))!.AsObject();
+            HpkePublicKey publisher = HpkePublicKey.Import(System.Buffers.Text.Base64Url.DecodeFromChars(sent.RootElement.GetProperty("publisherPublicKey").GetString()));
+            DateTimeOffset lease = DateTimeOffset.Parse(answer["leaseExpiresAt"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
+            (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(key, publisher, answer["modelId"]!.GetValue<string>(), answer["version"]!.GetValue<string>(), "admin", lease);
+            answer["keyId"] = key.KeyId;
+            answer["enc"] = System.Buffers.Text.Base64Url.EncodeToString(enc);
+            answer["sealedKey"] = System.Buffers.Text.Base64Url.EncodeToString(sealedKey);
+            response.Content = new StringContent(answer.ToJsonString(), System.Text.Encoding.UTF8, "application/json");
+            Substituted++;
+            return response;
+        }
     }
 
     private async Task<SealedModelHeader> ReadHeaderAsync(string name)
