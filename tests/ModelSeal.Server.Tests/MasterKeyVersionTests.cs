@@ -1,7 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.MasterKeys;
@@ -23,20 +22,18 @@ public sealed class MasterKeyVersionTests
         string data = directory.Sub("data");
         await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
         {
-            string admin = await server.AdminTokenAsync();
-            await server.CreateModelAsync(admin, "m");
-            (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
+            string admin = await FirstVersionAsync(server);
             Assert.Equal(1L, server.Database.Count("SELECT version FROM master_key"));
         }
 
         // v2, whose value whoever added it knows.
-        File.AppendAllText(Path.Combine(data, "master.keys"), $"v2 {Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32))}\n");
+        AddByHand(data, 2);
         await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
         {
             Assert.Equal(1, server.App.Services.GetRequiredService<MasterKeyRing>().CurrentVersion);
             Assert.Contains(server.Logs.Lines, line => line.Contains("hold v2, above v1", StringComparison.Ordinal) && line.Contains("ignored", StringComparison.Ordinal));
             string admin = await server.AdminTokenAsync();
-            (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
+            await NewVersionAsync(server, admin);
             Assert.Equal(1L, WrappedWith(server, "2"));
 
             // A rotation never reuses v2: it adds v3, rewraps everything with it and records it.
@@ -48,12 +45,7 @@ public sealed class MasterKeyVersionTests
         }
 
         // The record survives a restart.
-        await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
-        {
-            Assert.Equal(3, server.App.Services.GetRequiredService<MasterKeyRing>().CurrentVersion);
-            (await server.CreateVersionAsync(await server.AdminTokenAsync(), "m")).Key.Dispose();
-            Assert.Equal(3L, WrappedWith(server, "3"));
-        }
+        await AssertAfterRestartAsync(data, masterKeyVersion: 3, newVersion: "3");
     }
 
     [Fact]
@@ -74,9 +66,7 @@ public sealed class MasterKeyVersionTests
         string data = directory.Sub("data");
         await using (TestServer server = await TestServer.StartAsync(Hsm, data))
         {
-            string admin = await server.AdminTokenAsync();
-            await server.CreateModelAsync(admin, "m");
-            (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
+            string admin = await FirstVersionAsync(server);
 
             // <label>-v2 appears in the token while the server runs (generated there, so it passes the attribute rule:
             // what another instance's rotation, or anyone with the user PIN, would add).
@@ -85,13 +75,13 @@ public sealed class MasterKeyVersionTests
                 Assert.Equal(2, other.AddVersion());
             }
 
-            (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
+            await NewVersionAsync(server, admin);
             Assert.Equal(1L, WrappedWith(server, "2"));
             Assert.Contains(server.Logs.Lines, line => line.Contains("hold v2, above v1", StringComparison.Ordinal));
 
             // Once the database records v2 (another instance's rotation committed), this instance follows.
             server.Database.Execute("UPDATE master_key SET version = 2");
-            (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
+            await NewVersionAsync(server, admin);
             Assert.Equal(2L, WrappedWith(server, "3"));
 
             Assert.Equal(3, (await server.PostAsync("/v1/admin/master-key/rotate", null, admin)).Json.GetProperty("masterKeyVersion").GetInt32());
@@ -112,20 +102,12 @@ public sealed class MasterKeyVersionTests
         string data = directory.Sub("data");
         await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
         {
-            string admin = await server.AdminTokenAsync();
-            await server.CreateModelAsync(admin, "m");
-            (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
+            string admin = await FirstVersionAsync(server);
             (await server.PostAsync("/v1/admin/master-key/rotate", null, admin)).AssertStatus(HttpStatusCode.OK);
         }
 
         // Back to schema version 4: no record.
-        using (var connection = new SqliteConnection($"Data Source={Path.Combine(data, "modelseal.db")};Pooling=False"))
-        {
-            connection.Open();
-            using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = "DROP TABLE master_key; PRAGMA user_version = 4;";
-            command.ExecuteNonQuery();
-        }
+        new TestDatabase(new ServerOptions { DataDirectory = data }).Execute("DROP TABLE master_key; PRAGMA user_version = 4;");
 
         await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
         {
@@ -135,13 +117,8 @@ public sealed class MasterKeyVersionTests
         }
 
         // Adopted once: a version added afterwards is not.
-        File.AppendAllText(Path.Combine(data, "master.keys"), $"v3 {Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32))}\n");
-        await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
-        {
-            Assert.Equal(2, server.App.Services.GetRequiredService<MasterKeyRing>().CurrentVersion);
-            (await server.CreateVersionAsync(await server.AdminTokenAsync(), "m")).Key.Dispose();
-            Assert.Equal(2L, WrappedWith(server, "2"));
-        }
+        AddByHand(data, 3);
+        await AssertAfterRestartAsync(data, masterKeyVersion: 2, newVersion: "2");
     }
 
     [Fact]
@@ -151,9 +128,7 @@ public sealed class MasterKeyVersionTests
         string data = directory.Sub("data");
         await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
         {
-            string admin = await server.AdminTokenAsync();
-            await server.CreateModelAsync(admin, "m");
-            (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
+            string admin = await FirstVersionAsync(server);
             server.Database.Execute("UPDATE master_key SET version = 7");
         }
 
@@ -162,6 +137,30 @@ public sealed class MasterKeyVersionTests
         ServerConfigurationException e = Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(options));
         Assert.Contains("records master key v7", e.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>Adds master key v<paramref name="version"/> to master.keys, as someone who can write the file (and knows the key) could.</summary>
+    private static void AddByHand(string data, int version) =>
+        File.AppendAllText(Path.Combine(data, "master.keys"), $"v{version} {Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32))}\n");
+
+    /// <summary>Restarts on <paramref name="data"/>: the ring wraps with the version expected, and so does a new model version.</summary>
+    private static async Task AssertAfterRestartAsync(string data, int masterKeyVersion, string newVersion)
+    {
+        await using TestServer server = await TestServer.StartAsync(dataDirectory: data);
+        Assert.Equal(masterKeyVersion, server.App.Services.GetRequiredService<MasterKeyRing>().CurrentVersion);
+        await NewVersionAsync(server, await server.AdminTokenAsync());
+        Assert.Equal(masterKeyVersion, WrappedWith(server, newVersion));
+    }
+
+    /// <summary>Creates model m and its first version; returns the admin token.</summary>
+    private static async Task<string> FirstVersionAsync(TestServer server)
+    {
+        string admin = await server.AdminTokenAsync();
+        await server.CreateModelAsync(admin, "m");
+        await NewVersionAsync(server, admin);
+        return admin;
+    }
+
+    private static async Task NewVersionAsync(TestServer server, string admin) => (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
 
     private static long WrappedWith(TestServer server, string version) =>
         server.Database.Count($"SELECT master_key_version FROM model_versions WHERE model_id = 'm' AND version = '{version}'");
