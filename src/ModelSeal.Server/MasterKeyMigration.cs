@@ -25,8 +25,8 @@ public static class MasterKeyMigration
 {
     /// <summary>
     /// Unwraps every stored data key with the provider <paramref name="options"/> configures and wraps it with
-    /// <paramref name="target"/>, in one database transaction that also appends a <c>master-key.migrated</c> audit
-    /// record; then, when the source was the file provider, moves <c>master.keys</c> aside so that a server can no
+    /// <paramref name="target"/>, in one database transaction that also records the target's version as the one that
+    /// wraps and appends a <c>master-key.migrated</c> audit record; then, when the source was the file provider, moves <c>master.keys</c> aside so that a server can no
     /// longer use it. Either every key moves or none does.
     /// </summary>
     /// <param name="options">The server's configuration as it is now (data directory, database, current provider).</param>
@@ -70,6 +70,7 @@ public static class MasterKeyMigration
             s =>
             {
                 int count = MasterKeyRewrap.Rewrap(s, from, to);
+                s.MasterKey.Record(to.CurrentVersion, now);
                 s.Audit.Append(new AuditEntry(AuditEvents.MasterKeyMigrated, "ok", AuditEvents.Operator), now);
                 return count;
             },

@@ -30,7 +30,8 @@ public static class ServerHost
 {
     /// <summary>
     /// Validates <paramref name="options"/> and the data directory (creating it, the database, the master key, the
-    /// token key at first start, and the admin credential, written to AdminCredentialOut) and builds the server. Start it with
+    /// signing keys at first start — in the PKCS#11 token when the master keys are there — and the admin credential,
+    /// written to AdminCredentialOut) and builds the server. Start it with
     /// <c>StartAsync</c>/<c>RunAsync</c>; the bound addresses are in <c>WebApplication.Urls</c> after start.
     /// </summary>
     /// <param name="options">The configuration; copied, so later changes have no effect.</param>
@@ -105,12 +106,13 @@ public static class ServerHost
         services.AddSingleton(provider => OpenStore(settings.Database, data, provider.GetRequiredService<ServerTelemetry>(), prepare: true));
         services.AddSingleton(provider =>
         {
-            bool hasKeys = provider.GetRequiredService<Store>().Read(s => s.Models.HasWrappedKeys());
-            MasterKeyRing ring = MasterKeyProviders.Open(settings.MasterKey, data.MasterKeysPath, mayCreate: !hasKeys);
+            // The version the database records wraps (recorded now when none is: first start, or an older server's database).
+            ILogger logger = provider.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category);
+            MasterKeyRing ring = MasterKeyVersions.Open(settings.MasterKey, data.MasterKeysPath, provider.GetRequiredService<Store>(), settings.Time.GetUtcNow(), logger);
             ring.Telemetry = provider.GetRequiredService<ServerTelemetry>();
             return ring;
         });
-        services.AddSingleton(_ => SigningKeys.Open(settings, data));
+        services.AddSingleton(provider => SigningKeys.Open(settings, data, provider.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category)));
         services.AddSingleton<TokenIssuer>();
         services.AddSingleton<AnswerSigning>();
         services.AddSingleton(provider =>

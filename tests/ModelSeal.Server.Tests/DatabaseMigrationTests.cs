@@ -38,6 +38,7 @@ public sealed class DatabaseMigrationTests
             string revokedToken = await server.LicenceTokenAsync(revoked);
             (await server.PostAsync($"/v1/admin/licences/{revoked.Id}/revoke", null, admin)).AssertStatus(HttpStatusCode.OK);
             (await server.ReleaseAsync(revokedToken, "m", "1", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
+            Assert.Equal(2, (await server.PostAsync("/v1/admin/master-key/rotate", null, admin)).Json.GetProperty("masterKeyVersion").GetInt32());
             head = await AuditChainTests.VerifyAsync(server, admin);
             models = (await server.GetAsync("/v1/admin/models", admin)).Text;
         }
@@ -47,6 +48,9 @@ public sealed class DatabaseMigrationTests
         Assert.Equal(head.GetProperty("records").GetInt64(), moved.AuditRecords);
         Assert.False(File.Exists(Path.Combine(data, "modelseal.db")), "The SQLite database must not stay where a server would use it.");
         Assert.True(File.Exists(moved.RetiredDatabaseFile));
+
+        // The recorded master-key version moves with the database: a v3 added to master.keys meanwhile never wraps.
+        File.AppendAllText(Path.Combine(data, "master.keys"), $"v3 {Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}\n");
 
         await using (TestServer server = await TestServer.StartAsync(o => o.Database = postgres, data))
         {
@@ -69,10 +73,12 @@ public sealed class DatabaseMigrationTests
             (await server.ReleaseAsync(token, "m", "gone", device)).AssertProblem(HttpStatusCode.Gone, "version-destroyed");
             (await server.PostAsync("/v1/token", new { grantType = "licence", licenceId = revoked.Id, credential = revoked.Credential })).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
 
-            // New versions continue the sequence.
+            // New versions continue the sequence, wrapped with the recorded master key.
+            Assert.Equal(2L, server.Database.Count("SELECT version FROM master_key"));
             (Release next, ModelKey nextKey) = await server.CreateVersionAsync(admin, "m");
             nextKey.Dispose();
             Assert.Equal("3", next.Version);
+            Assert.Equal(2L, server.Database.Count("SELECT master_key_version FROM model_versions WHERE version = '3'"));
         }
 
         // Nothing left to move; and a database that is not empty is never written into.

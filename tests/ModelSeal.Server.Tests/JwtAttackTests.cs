@@ -7,7 +7,12 @@ using ModelSeal.Hpke;
 
 namespace ModelSeal.Server.Tests;
 
-/// <summary>Forged, altered and misdirected tokens: every one is 401 with a ProblemDetails body.</summary>
+/// <summary>
+/// Forged, altered and misdirected tokens: every one is 401 with a ProblemDetails body. The server's own key signs the
+/// tokens that must be accepted: read from token-signing.key, which exists with the file master-key provider only (with
+/// PKCS#11 the key is in the token, Pkcs11SigningKeyTests).
+/// </summary>
+[Trait("MasterKey", "file")]
 public sealed class JwtAttackTests : IAsyncLifetime
 {
     private TestServer _server = null!;

@@ -57,7 +57,9 @@ public sealed class MasterKeyMigrationTests
             Assert.True(chain.GetProperty("verified").GetBoolean(), chain.ToString());
             JsonElement items = (await server.GetAsync("/v1/admin/audit?limit=500", admin)).Json.GetProperty("items");
             Assert.Contains(items.EnumerateArray(), i => i.GetProperty("event").GetString() == "master-key.migrated");
+            Assert.Equal(1L, server.Database.Count("SELECT version FROM master_key"));
             Assert.Equal(2, (await server.PostAsync("/v1/admin/master-key/rotate", null, admin)).Json.GetProperty("masterKeyVersion").GetInt32());
+            Assert.Equal(2L, server.Database.Count("SELECT version FROM master_key"));
             await AssertSameKeyAsync(server, licence, device, expected);
         }
 
@@ -68,6 +70,8 @@ public sealed class MasterKeyMigrationTests
         Assert.NotEqual(File.ReadAllText(toHsm.RetiredMasterKeysFile!), File.ReadAllText(Path.Combine(data, "master.keys")));
         await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
         {
+            // The move recorded the new file's v1 (the token's v2 is no version of master.keys).
+            Assert.Equal(1L, server.Database.Count("SELECT version FROM master_key"));
             await AssertSameKeyAsync(server, licence, device, expected);
         }
 

@@ -64,13 +64,19 @@ public sealed class PersistenceTests
 
         if (!OperatingSystem.IsWindows())
         {
-            string[] files = ["token-signing.key", .. TestBackends.Pkcs11 ? Array.Empty<string>() : ["master.keys"], .. TestBackends.Postgres ? Array.Empty<string>() : ["modelseal.db"]];
+            // With PKCS#11 the master keys and the signing keys are in the token, and the data directory holds none.
+            string[] files = [.. TestBackends.Pkcs11 ? Array.Empty<string>() : ["master.keys", "token-signing.key", "answer-signing.key"], .. TestBackends.Postgres ? Array.Empty<string>() : ["modelseal.db"]];
             foreach (string file in files)
             {
                 Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, file)));
             }
 
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(data));
+        }
+
+        if (TestBackends.Pkcs11)
+        {
+            Assert.Empty(Directory.GetFiles(data, "*.key*"));
         }
 
         // Restart: the same keys, the old token still valid (same token key), the same admin credential.

@@ -44,20 +44,38 @@ internal sealed record Rotation(int MasterKeyVersion, int Rewrapped);
 /// <summary>Rotating the master key (docs/deploy.md "Rotation runbook"), audited.</summary>
 internal sealed class MasterKeyRotation(Store store, MasterKeyRing masterKeys, Clock clock, ILogger<MasterKeyRotation> logger)
 {
-    /// <summary>Adds master key v(N+1) — durably, before anything is wrapped with it — and rewraps every data key with it.</summary>
+    /// <summary>
+    /// Adds master key v(N+1) — durably, before anything is wrapped with it — rewraps every data key with it and
+    /// records it in the database as the version that wraps, all in one transaction: until it commits, the database
+    /// still records the old version, and when it fails the ring goes back to it.
+    /// </summary>
     public async Task<Rotation> RotateAsync(Caller admin, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(admin);
         DateTimeOffset now = clock.Now();
-        Rotation rotation = await store.WriteAsync(
-            s =>
-            {
-                int version = masterKeys.AddVersion();
-                int rewrapped = MasterKeyRewrap.Rewrap(s, masterKeys, masterKeys);
-                s.Audit.Append(ModelCatalogue.Change(admin, AuditEvents.MasterKeyRotated), now);
-                return new Rotation(version, rewrapped);
-            },
-            cancellationToken).ConfigureAwait(false);
+        int previous = 0;
+        Rotation rotation;
+        try
+        {
+            rotation = await store.WriteAsync(
+                s =>
+                {
+                    previous = masterKeys.CurrentVersion;
+                    int version = masterKeys.AddVersion();
+                    int rewrapped = MasterKeyRewrap.Rewrap(s, masterKeys, masterKeys);
+                    s.MasterKey.Record(version, now);
+                    s.Audit.Append(ModelCatalogue.Change(admin, AuditEvents.MasterKeyRotated), now);
+                    return new Rotation(version, rewrapped);
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch when (previous != 0)
+        {
+            // The new version stays in the provider (nothing recorded wraps with it); the recorded one wraps again.
+            masterKeys.UseVersion(previous);
+            throw;
+        }
+
         ServerLog.MasterKeyRotated(logger, rotation.MasterKeyVersion, rotation.Rewrapped);
         return rotation;
     }

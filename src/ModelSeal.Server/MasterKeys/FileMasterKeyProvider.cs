@@ -8,8 +8,8 @@ namespace ModelSeal.Server.MasterKeys;
 
 /// <summary>
 /// The file master-key provider (the default, <c>MasterKey:Provider = file</c>): the versioned 32-byte master keys that wrap every data key (AES-256-GCM, random 12-byte nonce, associated data =
-/// the key id). Kept in <c>master.keys</c> as lines <c>v&lt;N&gt; &lt;64 hex digits&gt;</c>; the highest version wraps
-/// new keys, older versions stay so that anything wrapped with them still opens. Keys live in pinned arrays that
+/// the key id). Kept in <c>master.keys</c> as lines <c>v&lt;N&gt; &lt;64 hex digits&gt;</c>; the version the database
+/// records wraps new keys (<see cref="MasterKeyRing"/>), the others stay so that anything wrapped with them still opens. Keys live in pinned arrays that
 /// <see cref="Dispose"/> zeroes.
 /// </summary>
 internal sealed class FileMasterKeyProvider : IMasterKeyProvider
@@ -22,21 +22,21 @@ internal sealed class FileMasterKeyProvider : IMasterKeyProvider
     private readonly string _path;
     private readonly Lock _rotateLock = new();
     private volatile Dictionary<int, byte[]> _keys;
-    private volatile int _current;
+    private volatile int _latest;
     private volatile bool _disposed;
 
     private FileMasterKeyProvider(string path, Dictionary<int, byte[]> keys)
     {
         _path = path;
         _keys = keys;
-        _current = keys.Keys.Max();
+        _latest = keys.Keys.Max();
     }
 
     /// <inheritdoc/>
     public string Description => $"file {_path}";
 
-    /// <summary>The version that wraps new keys.</summary>
-    public int CurrentVersion => _current;
+    /// <inheritdoc/>
+    public int LatestVersion => _latest;
 
     /// <summary>Loads <c>master.keys</c>, or creates it with a first key (v1) when <paramref name="mayCreate"/>.</summary>
     public static FileMasterKeyProvider LoadOrCreate(string path, bool mayCreate)
@@ -71,19 +71,28 @@ internal sealed class FileMasterKeyProvider : IMasterKeyProvider
         }
     }
 
-    /// <summary>Wraps a data key with the current master key.</summary>
-    public (int Version, byte[] Wrapped) Wrap(ReadOnlySpan<byte> dataKey, string keyId)
+    /// <inheritdoc/>
+    public bool Holds(int version) => _keys.ContainsKey(version);
+
+    /// <inheritdoc/>
+    public int Refresh() => _latest;
+
+    /// <summary>Wraps a data key with master key <paramref name="version"/>.</summary>
+    public byte[] Wrap(int version, ReadOnlySpan<byte> dataKey, string keyId)
     {
         // After Dispose the keys are zeroes: wrapping with them would store a data key anyone can unwrap.
         ObjectDisposedException.ThrowIf(_disposed, this);
-        Dictionary<int, byte[]> keys = _keys;
-        int version = _current;
+        if (!_keys.TryGetValue(version, out byte[]? key))
+        {
+            throw new CryptographicException(string.Create(CultureInfo.InvariantCulture, $"Master key v{version} is not in master.keys."));
+        }
+
         byte[] wrapped = new byte[WrappedSize];
         Span<byte> nonce = wrapped.AsSpan(0, NonceSize);
         RandomNumberGenerator.Fill(nonce);
-        using var aes = new AesGcm(keys[version], TagSize);
+        using var aes = new AesGcm(key, TagSize);
         aes.Encrypt(nonce, dataKey, wrapped.AsSpan(NonceSize, ModelKey.SizeInBytes), wrapped.AsSpan(NonceSize + ModelKey.SizeInBytes), Encoding.UTF8.GetBytes(keyId));
-        return (version, wrapped);
+        return wrapped;
     }
 
     /// <summary>Unwraps a data key into <paramref name="dataKey"/> (32 bytes).</summary>
@@ -106,8 +115,8 @@ internal sealed class FileMasterKeyProvider : IMasterKeyProvider
     }
 
     /// <summary>
-    /// Adds master key v(N+1) and makes it current. The file is rewritten atomically before the new key is used, so a
-    /// crash never leaves a data key wrapped with a master key that is not on disk.
+    /// Adds master key v(N+1), N the highest version in the file. The file is rewritten atomically before the new key
+    /// is used, so a crash never leaves a data key wrapped with a master key that is not on disk.
     /// </summary>
     public int AddVersion()
     {
@@ -115,11 +124,11 @@ internal sealed class FileMasterKeyProvider : IMasterKeyProvider
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             var keys = new Dictionary<int, byte[]>(_keys);
-            int version = _current + 1;
+            int version = _latest + 1;
             keys[version] = NewKey();
             Save(_path, keys, overwrite: true);
             _keys = keys;
-            _current = version;
+            _latest = version;
             return version;
         }
     }

@@ -16,7 +16,8 @@ internal static class MasterKeyProviders
     /// <summary>Opens the configured provider (options already validated).</summary>
     public static MasterKeyRing Open(MasterKeyOptions options, string masterKeysPath, bool mayCreate)
     {
-        if (string.Equals(options.Provider, MasterKeyOptions.File, StringComparison.OrdinalIgnoreCase))
+        ArgumentNullException.ThrowIfNull(options);
+        if (!IsPkcs11(options))
         {
             return MasterKeyRing.LoadOrCreate(masterKeysPath, mayCreate);
         }
@@ -24,6 +25,19 @@ internal static class MasterKeyProviders
         byte[] pin = ReadPin(options);
         return new MasterKeyRing(Pkcs11MasterKeyProvider.Open(options.Pkcs11Module!, options.TokenLabel!, options.KeyLabel, pin, mayCreate && options.CreateIfMissing));
     }
+
+    /// <summary>
+    /// The PKCS#11 token the options name (<c>MasterKey:Provider = pkcs11</c>), logged in: the one the master keys
+    /// opened already in this process, or opened now (reading the PIN). The caller disposes its reference.
+    /// </summary>
+    public static Pkcs11Token OpenToken(MasterKeyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Pkcs11Token.Acquire(options.Pkcs11Module!, options.TokenLabel!, () => ReadPin(options));
+    }
+
+    /// <summary>True when the options keep the master keys in a PKCS#11 token.</summary>
+    public static bool IsPkcs11(MasterKeyOptions options) => string.Equals(options?.Provider, MasterKeyOptions.Pkcs11, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The PIN's bytes (UTF-8, surrounding whitespace removed); the caller zeroes them.</summary>
     private static byte[] ReadPin(MasterKeyOptions options)

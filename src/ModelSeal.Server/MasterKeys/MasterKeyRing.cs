@@ -1,14 +1,18 @@
 using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
-using ModelSeal.Server.Security;
 
 namespace ModelSeal.Server.MasterKeys;
 
 /// <summary>
 /// The server's master keys, whichever <see cref="IMasterKeyProvider"/> holds them: wraps new data keys with the
-/// current version, unwraps with any version, and adds versions for rotation (the caller rewraps). Disposing it
-/// disposes the provider.
+/// current version, unwraps with any version, and adds versions for rotation (the caller rewraps). The current version
+/// is the one the database records (<see cref="MasterKeyVersions"/>): a higher version found in the token or the file
+/// is never adopted on its own — someone with the token's user PIN or write access to <c>master.keys</c> could have put
+/// it there. A ring on its own (no database) starts with the provider's latest version. Disposing it disposes the
+/// provider.
 /// </summary>
 internal sealed class MasterKeyRing(IMasterKeyProvider provider) : IDisposable
 {
@@ -31,8 +35,37 @@ internal sealed class MasterKeyRing(IMasterKeyProvider provider) : IDisposable
         _ => "other",
     };
 
+    private readonly Lock _lock = new();
+    private volatile int _current = provider?.LatestVersion ?? 0;
+    private int _ignored;
+
+    /// <summary>Where the ring logs versions it ignores or follows (nowhere when null).</summary>
+    public ILogger? Logger { get; set; }
+
+    /// <summary>
+    /// Reads the version the database records, for a ring whose token other instances share: when the provider holds
+    /// a version above the current one, the ring moves to it only once the database records it (another instance's
+    /// rotation committed). Null: the ring never moves on its own.
+    /// </summary>
+    public Func<int?>? RecordedVersion { get; set; }
+
     /// <summary>The version that wraps new keys.</summary>
-    public int CurrentVersion => Provider.CurrentVersion;
+    public int CurrentVersion => _current;
+
+    /// <summary>Makes <paramref name="version"/> (one the provider holds) the version that wraps new keys.</summary>
+    /// <exception cref="ServerConfigurationException">The provider does not hold it.</exception>
+    public void UseVersion(int version)
+    {
+        lock (_lock)
+        {
+            if (!Provider.Holds(version) && (Provider.Refresh() < version || !Provider.Holds(version)))
+            {
+                throw new ServerConfigurationException(string.Create(CultureInfo.InvariantCulture, $"The database records master key v{version} as the current one, but {Provider.Description} does not hold it; restore the master keys from the backup made with this database (docs/deploy.md \"Backup and restore\")."));
+            }
+
+            _current = version;
+        }
+    }
 
     /// <summary>Loads <c>master.keys</c> (the file provider), or creates it with v1 when <paramref name="mayCreate"/>.</summary>
     public static MasterKeyRing LoadOrCreate(string path, bool mayCreate) => new(FileMasterKeyProvider.LoadOrCreate(path, mayCreate));
@@ -50,7 +83,8 @@ internal sealed class MasterKeyRing(IMasterKeyProvider provider) : IDisposable
         long start = Stopwatch.GetTimestamp();
         try
         {
-            return Provider.Wrap(dataKey, keyId);
+            int version = Refresh();
+            return (version, Provider.Wrap(version, dataKey, keyId));
         }
         finally
         {
@@ -89,8 +123,54 @@ internal sealed class MasterKeyRing(IMasterKeyProvider provider) : IDisposable
         }
     }
 
-    /// <inheritdoc cref="IMasterKeyProvider.AddVersion"/>
-    public int AddVersion() => Provider.AddVersion();
+    /// <summary>Adds master key v(N+1), N the provider's latest, durably, and makes it current; returns its version.</summary>
+    public int AddVersion()
+    {
+        lock (_lock)
+        {
+            int version = Provider.AddVersion();
+            _current = version;
+            return version;
+        }
+    }
+
+    /// <summary>
+    /// The version to wrap with: the current one, unless the provider now holds a higher version that the database
+    /// records (another instance rotated); a higher version the database does not record is ignored, with a warning
+    /// (once per version). Runs before every wrap.
+    /// </summary>
+    public int Refresh()
+    {
+        int current = _current;
+        int latest = Provider.Refresh();
+        if (latest <= current)
+        {
+            return current;
+        }
+
+        lock (_lock)
+        {
+            if (RecordedVersion?.Invoke() is int recorded && recorded > _current && recorded <= latest && Provider.Holds(recorded))
+            {
+                _current = recorded;
+                if (Logger is not null)
+                {
+                    KeyStoreLog.VersionFollowed(Logger, recorded);
+                }
+            }
+
+            if (latest > _current && latest > _ignored)
+            {
+                _ignored = latest;
+                if (Logger is not null)
+                {
+                    KeyStoreLog.VersionIgnored(Logger, Provider.Description, latest, _current);
+                }
+            }
+
+            return _current;
+        }
+    }
 
     /// <summary>Disposes the provider (zeroes file keys, closes token sessions).</summary>
     public void Dispose() => Provider.Dispose();

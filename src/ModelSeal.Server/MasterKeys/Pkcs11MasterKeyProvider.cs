@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -16,93 +15,71 @@ namespace ModelSeal.Server.MasterKeys;
 /// object labelled <c>&lt;label&gt;-v&lt;N&gt;</c>, generated in the token with <c>CKA_SENSITIVE = true</c> and
 /// <c>CKA_EXTRACTABLE = false</c>, so its value never leaves it. Data keys are wrapped by the token with
 /// <c>CKM_AES_GCM</c> (random 12-byte IV, the key id as AAD, 128-bit tag): the stored bytes are IV || ciphertext || tag,
-/// the same <see cref="MasterKeyRing.WrappedSize"/> bytes as the file provider. Sessions are pooled (one operation per
-/// session at a time); the user logs in once, with a PIN read from a file or an environment variable and zeroed after.
+/// the same <see cref="MasterKeyRing.WrappedSize"/> bytes as the file provider. The module, the login and the session
+/// pool are the <see cref="Pkcs11Token"/>'s, shared with the signing keys kept in the same token.
 /// </summary>
 internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
 {
-    private readonly Pkcs11Module _module;
-    private readonly ISlot _slot;
-    private readonly ISession _main;
-    private readonly ConcurrentBag<ISession> _idle = [];
+    private readonly Pkcs11Token _token;
     private readonly Lock _rotateLock = new();
-    private readonly string _tokenLabel;
     private readonly string _keyLabel;
     private volatile Dictionary<int, IObjectHandle> _keys;
-    private volatile int _current;
+    private volatile int _latest;
     private bool _disposed;
 
-    private Pkcs11MasterKeyProvider(Pkcs11Module module, ISlot slot, ISession main, string tokenLabel, string keyLabel, Dictionary<int, IObjectHandle> keys)
+    private Pkcs11MasterKeyProvider(Pkcs11Token token, string keyLabel, Dictionary<int, IObjectHandle> keys)
     {
-        _module = module;
-        _slot = slot;
-        _main = main;
-        _tokenLabel = tokenLabel;
+        _token = token;
         _keyLabel = keyLabel;
         _keys = keys;
-        _current = keys.Count == 0 ? 0 : keys.Keys.Max();
+        _latest = keys.Count == 0 ? 0 : keys.Keys.Max();
     }
 
     /// <inheritdoc/>
-    public string Description => $"pkcs11 token '{_tokenLabel}' key '{_keyLabel}'";
+    public string Description => $"pkcs11 token '{_token.Label}' key '{_keyLabel}'";
 
     /// <inheritdoc/>
-    public int CurrentVersion => _current;
+    public int LatestVersion => _latest;
 
     /// <summary>The label of master-key version <paramref name="version"/>.</summary>
     public static string VersionLabel(string keyLabel, int version) => string.Create(CultureInfo.InvariantCulture, $"{keyLabel}-v{version}");
 
     /// <summary>
-    /// Loads the PKCS#11 module, finds the token, logs in and finds the key versions; creates v1 when there is none and
-    /// <paramref name="mayCreate"/>. The PIN is zeroed before this returns.
+    /// Loads the PKCS#11 module, finds the token, logs in (or uses this process's login to it) and finds the key
+    /// versions; creates v1 when there is none and <paramref name="mayCreate"/>. The PIN is zeroed before this returns.
     /// </summary>
     /// <exception cref="ServerConfigurationException">The module, token, PIN or keys are missing or unusable.</exception>
     public static Pkcs11MasterKeyProvider Open(string modulePath, string tokenLabel, string keyLabel, byte[] pin, bool mayCreate)
     {
         ArgumentNullException.ThrowIfNull(pin);
-        Pkcs11Module module;
         try
         {
-            module = Pkcs11Module.Acquire(modulePath);
+            return Open(Pkcs11Token.Acquire(modulePath, tokenLabel, () => pin), keyLabel, mayCreate);
         }
-        catch (Exception e) when (e is Pkcs11Exception or UnmanagedException or DllNotFoundException or IOException or BadImageFormatException)
+        finally
         {
             CryptographicOperations.ZeroMemory(pin);
-            throw new ServerConfigurationException($"The PKCS#11 module '{modulePath}' could not be loaded ({Describe(e)}); check MasterKey:Pkcs11Module.", e);
         }
+    }
 
-        ISession? main = null;
+    /// <summary>
+    /// Finds the key versions in <paramref name="token"/>, creating v1 when there is none and
+    /// <paramref name="mayCreate"/>. Takes over the reference to the token (released when this fails or is disposed).
+    /// </summary>
+    /// <exception cref="ServerConfigurationException">The keys are missing or unusable.</exception>
+    public static Pkcs11MasterKeyProvider Open(Pkcs11Token token, string keyLabel, bool mayCreate)
+    {
+        ArgumentNullException.ThrowIfNull(token);
+        Pkcs11MasterKeyProvider? provider = null;
         try
         {
-            ISlot slot = module.Library.GetSlotList(SlotsType.WithTokenPresent)
-                .FirstOrDefault(s => string.Equals(s.GetTokenInfo().Label.TrimEnd(), tokenLabel, StringComparison.Ordinal))
-                ?? throw new ServerConfigurationException($"No token labelled '{tokenLabel}' is present in the PKCS#11 module '{modulePath}'; check MasterKey:TokenLabel (and SOFTHSM2_CONF for SoftHSM2).");
-            main = slot.OpenSession(SessionType.ReadWrite);
-            try
-            {
-                main.Login(CKU.CKU_USER, pin);
-            }
-            catch (Pkcs11Exception e) when (e.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
-            {
-                // Another provider in this process logged in to the same token: login state is per application.
-            }
-            catch (Pkcs11Exception e) when (e.RV is CKR.CKR_PIN_INCORRECT or CKR.CKR_PIN_LEN_RANGE or CKR.CKR_PIN_LOCKED or CKR.CKR_PIN_EXPIRED)
-            {
-                throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' refused the user PIN ({e.RV}); check the PIN file or variable (MasterKey:PinFile / MasterKey:PinEnvironmentVariable).", e);
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(pin);
-            }
-
-            Dictionary<int, IObjectHandle> keys = FindVersions(module, main, tokenLabel, keyLabel);
+            Dictionary<int, IObjectHandle> keys = FindVersions(token, keyLabel);
             if (keys.Count == 0 && !mayCreate)
             {
-                throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' holds no master key labelled '{VersionLabel(keyLabel, 1)}' (or later), but the database holds data keys wrapped with one (or MasterKey:CreateIfMissing is false); check MasterKey:TokenLabel and MasterKey:KeyLabel, or restore the token from its backup.");
+                throw new ServerConfigurationException($"The PKCS#11 token '{token.Label}' holds no master key labelled '{VersionLabel(keyLabel, 1)}' (or later), but the database holds data keys wrapped with one (or MasterKey:CreateIfMissing is false); check MasterKey:TokenLabel and MasterKey:KeyLabel, or restore the token from its backup.");
             }
 
-            var provider = new Pkcs11MasterKeyProvider(module, slot, main, tokenLabel, keyLabel, keys);
-            main = null; // the provider owns the session and the module reference from here on
+            provider = new Pkcs11MasterKeyProvider(token, keyLabel, keys);
             if (keys.Count == 0)
             {
                 try
@@ -111,34 +88,43 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
                 }
                 catch (CryptographicException e)
                 {
-                    provider.Dispose();
-                    throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' could not generate the master key '{VersionLabel(keyLabel, 1)}': {e.Message}", e);
+                    throw new ServerConfigurationException($"The PKCS#11 token '{token.Label}' could not generate the master key '{VersionLabel(keyLabel, 1)}': {e.Message}", e);
                 }
             }
 
             return provider;
         }
-        catch (Pkcs11Exception e)
+        catch (Exception e)
         {
-            throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' could not be used ({e.RV}).", e);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(pin);
-            if (main is not null)
+            if (provider is null)
             {
-                main.Dispose();
-                module.Release();
+                token.Dispose();
             }
+            else
+            {
+                provider.Dispose();
+            }
+
+            if (e is CryptographicException { InnerException: Pkcs11Exception p })
+            {
+                throw new ServerConfigurationException($"The PKCS#11 token '{token.Label}' could not be used ({p.RV}).", e);
+            }
+
+            throw;
         }
     }
 
     /// <inheritdoc/>
-    public (int Version, byte[] Wrapped) Wrap(ReadOnlySpan<byte> dataKey, string keyId)
+    public bool Holds(int version) => _keys.ContainsKey(version);
+
+    /// <inheritdoc/>
+    public byte[] Wrap(int version, ReadOnlySpan<byte> dataKey, string keyId)
     {
-        // The newest version in the token, which another instance may have added.
-        Dictionary<int, IObjectHandle> keys = Refresh();
-        int version = keys.Keys.Max();
+        if (!_keys.TryGetValue(version, out IObjectHandle? key))
+        {
+            throw new CryptographicException($"Master key {VersionLabel(_keyLabel, version)} is not in the PKCS#11 token '{_token.Label}'.");
+        }
+
         byte[] wrapped = new byte[MasterKeyRing.WrappedSize];
         byte[] iv = new byte[MasterKeyRing.NonceSize];
         RandomNumberGenerator.Fill(iv);
@@ -149,7 +135,7 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
             byte[] sealedKey = Use(session =>
             {
                 using IMechanism mechanism = Gcm(iv, keyId);
-                return session.Encrypt(mechanism, keys[version], plain);
+                return session.Encrypt(mechanism, key, plain);
             });
             if (sealedKey.Length != ModelKey.SizeInBytes + MasterKeyRing.TagSize)
             {
@@ -158,7 +144,7 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
 
             iv.CopyTo(wrapped, 0);
             sealedKey.CopyTo(wrapped, MasterKeyRing.NonceSize);
-            return (version, wrapped);
+            return wrapped;
         }
         finally
         {
@@ -170,9 +156,9 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
     public void Unwrap(int version, ReadOnlySpan<byte> wrapped, string keyId, Span<byte> dataKey)
     {
         // A version this instance has not seen was added by another instance sharing the token: look again.
-        if (!_keys.TryGetValue(version, out IObjectHandle? key) && (version <= _current || !Refresh().TryGetValue(version, out key)))
+        if (!_keys.TryGetValue(version, out IObjectHandle? key) && (version <= _latest || Refresh() < version || !_keys.TryGetValue(version, out key)))
         {
-            throw new CryptographicException($"Master key {VersionLabel(_keyLabel, version)} is not in the PKCS#11 token '{_tokenLabel}'.");
+            throw new CryptographicException($"Master key {VersionLabel(_keyLabel, version)} is not in the PKCS#11 token '{_token.Label}'.");
         }
 
         if (wrapped.Length != MasterKeyRing.WrappedSize)
@@ -214,67 +200,64 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
     }
 
     /// <summary>
-    /// Generates <c>&lt;label&gt;-v(N+1)</c> inside the token (a token object, so durable before anything is wrapped
-    /// with it) and makes it current.
+    /// Generates <c>&lt;label&gt;-v(N+1)</c>, N the latest version in the token, inside the token (a token object, so
+    /// durable before anything is wrapped with it).
     /// </summary>
     public int AddVersion()
     {
         lock (_rotateLock)
         {
-            int version = Refresh().Keys.DefaultIfEmpty(0).Max() + 1;
+            int version = Refresh() + 1;
             string label = VersionLabel(_keyLabel, version);
-            IObjectHandle handle = Use(session =>
+            IObjectAttributeFactory a = _token.Module.Factories.ObjectAttributeFactory;
+            var attributes = new List<IObjectAttribute>
             {
-                IObjectAttributeFactory a = _module.Factories.ObjectAttributeFactory;
-                var attributes = new List<IObjectAttribute>
-                {
-                    a.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
-                    a.Create(CKA.CKA_KEY_TYPE, CKK.CKK_AES),
-                    a.Create(CKA.CKA_VALUE_LEN, (ulong)MasterKeyRing.KeySize),
-                    a.Create(CKA.CKA_LABEL, label),
-                    a.Create(CKA.CKA_ID, Encoding.UTF8.GetBytes(label)),
-                    a.Create(CKA.CKA_TOKEN, true),
-                    a.Create(CKA.CKA_PRIVATE, true),
-                    a.Create(CKA.CKA_SENSITIVE, true),
-                    a.Create(CKA.CKA_EXTRACTABLE, false),
-                    a.Create(CKA.CKA_MODIFIABLE, false),
-                    a.Create(CKA.CKA_ENCRYPT, true),
-                    a.Create(CKA.CKA_DECRYPT, true),
-                    a.Create(CKA.CKA_WRAP, false),
-                    a.Create(CKA.CKA_UNWRAP, false),
-                    a.Create(CKA.CKA_SIGN, false),
-                    a.Create(CKA.CKA_VERIFY, false),
-                    a.Create(CKA.CKA_DERIVE, false),
-                };
-                using IMechanism generate = _module.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_GEN);
-                lock (_module.ObjectLock)
-                {
-                    return session.GenerateKey(generate, attributes);
-                }
+                a.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
+                a.Create(CKA.CKA_KEY_TYPE, CKK.CKK_AES),
+                a.Create(CKA.CKA_VALUE_LEN, (ulong)MasterKeyRing.KeySize),
+                a.Create(CKA.CKA_LABEL, label),
+                a.Create(CKA.CKA_ID, Encoding.UTF8.GetBytes(label)),
+                a.Create(CKA.CKA_TOKEN, true),
+                a.Create(CKA.CKA_PRIVATE, true),
+                a.Create(CKA.CKA_SENSITIVE, true),
+                a.Create(CKA.CKA_EXTRACTABLE, false),
+                a.Create(CKA.CKA_MODIFIABLE, false),
+                a.Create(CKA.CKA_ENCRYPT, true),
+                a.Create(CKA.CKA_DECRYPT, true),
+                a.Create(CKA.CKA_WRAP, false),
+                a.Create(CKA.CKA_UNWRAP, false),
+                a.Create(CKA.CKA_SIGN, false),
+                a.Create(CKA.CKA_VERIFY, false),
+                a.Create(CKA.CKA_DERIVE, false),
+            };
+            IObjectHandle handle = _token.UseLocked(session =>
+            {
+                using IMechanism generate = _token.Module.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_GEN);
+                return session.GenerateKey(generate, attributes);
             });
             _keys = new Dictionary<int, IObjectHandle>(_keys) { [version] = handle };
-            _current = version;
+            _latest = version;
             return version;
         }
     }
 
     /// <summary>
-    /// Finds the versions in the token again and makes the newest current: other server instances sharing the token
-    /// (docs/deploy.md "Several instances") may have added one. Runs before every wrap and rotation, and when an unwrap
-    /// names a version this instance does not know; releases, which only unwrap known versions, never pay for it.
+    /// Finds the versions in the token again: other server instances sharing the token (docs/deploy.md "Several
+    /// instances") may have added one. Runs before every wrap (<see cref="MasterKeyRing"/>) and rotation, and when an
+    /// unwrap names a version this instance does not know; releases, which only unwrap known versions, never pay for it.
     /// </summary>
-    private Dictionary<int, IObjectHandle> Refresh()
+    public int Refresh()
     {
         lock (_rotateLock)
         {
-            Dictionary<int, IObjectHandle> found = Use(session => FindVersions(_module, session, _tokenLabel, _keyLabel));
-            if (found.Count > 0 && found.Keys.Max() > _current)
+            Dictionary<int, IObjectHandle> found = FindVersions(_token, _keyLabel);
+            if (found.Count > 0 && found.Keys.Max() > _latest)
             {
                 _keys = found;
-                _current = found.Keys.Max();
+                _latest = found.Keys.Max();
             }
 
-            return _keys;
+            return _latest;
         }
     }
 
@@ -285,33 +268,10 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
     internal T Use<T>(Func<ISession, T> action)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!_idle.TryTake(out ISession? session))
-        {
-            try
-            {
-                session = _slot.OpenSession(SessionType.ReadWrite);
-            }
-            catch (Pkcs11Exception e)
-            {
-                throw new CryptographicException($"The PKCS#11 token '{_tokenLabel}' could not open a session ({e.RV}).", e);
-            }
-        }
-
-        try
-        {
-            return action(session);
-        }
-        catch (Pkcs11Exception e)
-        {
-            throw new CryptographicException($"The PKCS#11 token '{_tokenLabel}' refused an operation ({e.RV}).", e);
-        }
-        finally
-        {
-            _idle.Add(session);
-        }
+        return _token.Use(action);
     }
 
-    /// <summary>Closes the sessions (the token's objects stay) and releases the module.</summary>
+    /// <summary>Releases the token (the token's objects stay).</summary>
     public void Dispose()
     {
         if (_disposed)
@@ -320,31 +280,17 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
         }
 
         _disposed = true;
-        while (_idle.TryTake(out ISession? session))
-        {
-            session.Dispose();
-        }
-
-        _main.Dispose();
-        _module.Release();
+        _token.Dispose();
     }
 
     private IMechanism Gcm(byte[] iv, string keyId)
     {
-        ICkGcmParams parameters = _module.Factories.MechanismParamsFactory.CreateCkGcmParams(iv, MasterKeyRing.NonceSize * 8, Encoding.UTF8.GetBytes(keyId), MasterKeyRing.TagSize * 8);
-        return _module.Factories.MechanismFactory.Create(CKM.CKM_AES_GCM, parameters);
+        ICkGcmParams parameters = _token.Module.Factories.MechanismParamsFactory.CreateCkGcmParams(iv, MasterKeyRing.NonceSize * 8, Encoding.UTF8.GetBytes(keyId), MasterKeyRing.TagSize * 8);
+        return _token.Module.Factories.MechanismFactory.Create(CKM.CKM_AES_GCM, parameters);
     }
 
-    private static Dictionary<int, IObjectHandle> FindVersions(Pkcs11Module module, ISession session, string tokenLabel, string keyLabel)
-    {
-        lock (module.ObjectLock)
-        {
-            return FindVersionsLocked(module.Factories, session, tokenLabel, keyLabel);
-        }
-    }
-
-    /// <summary>Attributes a master key must have set (besides CKA_SENSITIVE, and CKA_EXTRACTABLE unset).</summary>
-    private static readonly CKA[] RequiredTrue = [CKA.CKA_LOCAL, CKA.CKA_NEVER_EXTRACTABLE, CKA.CKA_ALWAYS_SENSITIVE, CKA.CKA_PRIVATE, CKA.CKA_TOKEN];
+    private static Dictionary<int, IObjectHandle> FindVersions(Pkcs11Token token, string keyLabel) =>
+        token.UseLocked(session => FindVersionsLocked(token.Module.Factories, session, token.Label, keyLabel));
 
     private static Dictionary<int, IObjectHandle> FindVersionsLocked(Pkcs11InteropFactories factories, ISession session, string tokenLabel, string keyLabel)
     {
@@ -354,7 +300,7 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
         string prefix = keyLabel + "-v";
         foreach (IObjectHandle handle in objects)
         {
-            List<IObjectAttribute> read = session.GetAttributeValue(handle, [CKA.CKA_LABEL, CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE, CKA.CKA_VALUE_LEN, .. RequiredTrue]);
+            List<IObjectAttribute> read = session.GetAttributeValue(handle, [CKA.CKA_LABEL, CKA.CKA_VALUE_LEN]);
             string label = read[0].CannotBeRead ? string.Empty : read[0].GetValueAsString();
             if (!label.StartsWith(prefix, StringComparison.Ordinal) ||
                 !int.TryParse(label.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int version) || version < 1 ||
@@ -363,22 +309,17 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
                 continue;
             }
 
-            if (read[1].CannotBeRead || !read[1].GetValueAsBool() || read[2].CannotBeRead || read[2].GetValueAsBool())
-            {
-                throw new ServerConfigurationException($"The master key '{label}' in the PKCS#11 token '{tokenLabel}' is extractable or not sensitive; a master key must never leave the token. Generate a new one inside the token (docs/deploy.md) and rotate to it.");
-            }
-
-            if (read[3].CannotBeRead || read[3].GetValueAsUlong() != MasterKeyRing.KeySize)
-            {
-                throw new ServerConfigurationException($"The master key '{label}' in the PKCS#11 token '{tokenLabel}' is not an AES-256 key.");
-            }
-
             // Generated in this token, never extractable nor readable since, a private token object: a key imported with
             // a value someone knows (CKA_LOCAL false), or ever exposed, is no master key, whatever its label says.
-            string[] missing = [.. RequiredTrue.Select((attribute, i) => (attribute, value: read[4 + i])).Where(p => p.value.CannotBeRead || !p.value.GetValueAsBool()).Select(p => p.attribute.ToString())];
+            string[] missing = Pkcs11Token.MissingProtections(session, handle);
             if (missing.Length > 0)
             {
-                throw new ServerConfigurationException($"The master key '{label}' in the PKCS#11 token '{tokenLabel}' lacks {string.Join(", ", missing)}: it was not generated inside the token as a never-extractable, always-sensitive private token object (an imported key's value is known to whoever imported it). Remove it; the server generates its own master keys (docs/deploy.md).");
+                throw new ServerConfigurationException($"The master key '{label}' in the PKCS#11 token '{tokenLabel}' lacks {string.Join(", ", missing)}: it was not generated inside the token as a sensitive, never-extractable, always-sensitive private token object (an imported key's value is known to whoever imported it). Remove it; the server generates its own master keys (docs/deploy.md).");
+            }
+
+            if (read[1].CannotBeRead || read[1].GetValueAsUlong() != MasterKeyRing.KeySize)
+            {
+                throw new ServerConfigurationException($"The master key '{label}' in the PKCS#11 token '{tokenLabel}' is not an AES-256 key.");
             }
 
             if (!keys.TryAdd(version, handle))
@@ -389,8 +330,6 @@ internal sealed class Pkcs11MasterKeyProvider : IMasterKeyProvider
 
         return keys;
     }
-
-    private static string Describe(Exception e) => e is Pkcs11Exception p ? p.RV.ToString() : e.GetType().Name;
 }
 
 /// <summary>

@@ -17,8 +17,9 @@ internal sealed class PostgresStore : Store
 {
     // 2: the first PostgreSQL schema, with the audit hash chain (the same tables as SQLite's version 2). 3: how a
     // licence is claimed, the audit record's format, issuer and attributes (as SQLite's version 3). 4: admin_credential,
-    // the admin credential's hash and epoch (as SQLite's version 4).
-    private const int SchemaVersion = 4;
+    // the admin credential's hash and epoch (as SQLite's version 4). 5: master_key, the master-key version that wraps
+    // new data keys (as SQLite's version 5).
+    private const int SchemaVersion = 5;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS schema_info (
@@ -86,6 +87,11 @@ internal sealed class PostgresStore : Store
             credential_hash  bytea NOT NULL,
             epoch            bigint NOT NULL CHECK (epoch >= 1),
             updated_at       bigint NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS master_key (
+            id          integer PRIMARY KEY CHECK (id = 1),
+            version     integer NOT NULL CHECK (version >= 1),
+            updated_at  bigint NOT NULL
         );
         CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
         $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;

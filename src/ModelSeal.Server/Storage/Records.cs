@@ -142,4 +142,5 @@ internal sealed record StoreSnapshot(
     IReadOnlyList<LicenceRecord> Licences,
     IReadOnlyList<(string LicenceId, string Thumbprint, long FirstSeen, long LastSeen)> Devices,
     IReadOnlyList<AuditRecord> Audit,
-    AdminCredentialRecord? AdminCredential = null);
+    AdminCredentialRecord? AdminCredential = null,
+    MasterKeyRecord? MasterKey = null);

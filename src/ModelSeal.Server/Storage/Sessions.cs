@@ -74,6 +74,8 @@ internal sealed class ReadSession(DbSession db)
     public SnapshotQueries Snapshot { get; } = new(db);
 
     public AdminCredentialReads AdminCredential { get; } = new(db);
+
+    public MasterKeyReads MasterKey { get; } = new(db);
 }
 
 /// <summary>A write inside the writer's transaction (<see cref="Store.WriteAsync"/>): the queries and the changes.</summary>
@@ -90,6 +92,8 @@ internal sealed class WriteSession(DbSession db, Store store)
     public SnapshotQueries Snapshot { get; } = new(db);
 
     public AdminCredentialWrites AdminCredential { get; } = new(db);
+
+    public MasterKeyWrites MasterKey { get; } = new(db);
 
     /// <summary>The connection and transaction (for provider-specific statements of the store itself).</summary>
     internal DbSession Db { get; } = db;

@@ -12,7 +12,8 @@ internal sealed class SnapshotQueries(DbSession db)
         db.List(LicenceReads.Read, LicenceReads.Columns + " ORDER BY rowid"),
         db.List(r => (r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), "SELECT licence_id, thumbprint, first_seen, last_seen FROM devices ORDER BY rowid"),
         new AuditReads(db).All().ToList(),
-        new AdminCredentialReads(db).Get());
+        new AdminCredentialReads(db).Get(),
+        new MasterKeyReads(db).Get());
 
     /// <summary>
     /// Inserts a snapshot into empty tables, keeping version sequence numbers, insertion order, audit ids, formats and
@@ -54,6 +55,12 @@ internal sealed class SnapshotQueries(DbSession db)
         if (snapshot.AdminCredential is { } admin)
         {
             new AdminCredentialWrites(db).Import(admin);
+        }
+
+        // The recorded master-key version moves too: the master keys do not change, nor does the one that wraps.
+        if (snapshot.MasterKey is { } masterKey)
+        {
+            new MasterKeyWrites(db).Record(masterKey.Version, masterKey.UpdatedAt);
         }
     }
 

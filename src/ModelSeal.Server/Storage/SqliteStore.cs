@@ -14,8 +14,9 @@ internal sealed class SqliteStore : Store
     // 1: the first schema. 2: audit.hash, the hash chain (docs/protocol.md section 4.1). 3: how a licence is claimed
     // (licences.claim, licences.issuer), the audit record's format, issuer and attributes (section 4.1, format 2).
     // 4: admin_credential, the admin credential's hash and epoch (the table is created by the schema; an existing
-    // admin.credential file is hashed into it at the next start).
-    private const int SchemaVersion = 4;
+    // admin.credential file is hashed into it at the next start). 5: master_key, the master-key version that wraps new
+    // data keys (the table is created by the schema; the next start records the provider's latest version once).
+    private const int SchemaVersion = 5;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS models (
@@ -80,6 +81,11 @@ internal sealed class SqliteStore : Store
             credential_hash  BLOB NOT NULL,
             epoch            INTEGER NOT NULL CHECK (epoch >= 1),
             updated_at       INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS master_key (
+            id          INTEGER PRIMARY KEY CHECK (id = 1),
+            version     INTEGER NOT NULL CHECK (version >= 1),
+            updated_at  INTEGER NOT NULL
         ) STRICT;
         CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
