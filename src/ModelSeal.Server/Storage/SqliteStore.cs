@@ -14,8 +14,9 @@ internal sealed class SqliteStore : Store
     // 1: the first schema. 2: audit.hash, the hash chain (docs/protocol.md section 4.1). 3: how a licence is claimed
     // (licences.claim, licences.issuer), the audit record's format, issuer and attributes (section 4.1, format 2).
     // 4: admin_credential, the admin credential's hash and epoch (the table is created by the schema; an existing
-    // admin.credential file is hashed into it at the next start).
-    private const int SchemaVersion = 4;
+    // admin.credential file is hashed into it at the next start). 6: audit_checkpoints, the signed checkpoints of the
+    // audit log (docs/protocol.md section 4.3; created, empty, by AuditCheckpointsSchema on any earlier version).
+    private const int SchemaVersion = 6;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS models (
@@ -85,6 +86,23 @@ internal sealed class SqliteStore : Store
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         """;
 
+    // Version 6, on its own: applied to every database (IF NOT EXISTS), whatever version it comes from.
+    private const string AuditCheckpointsSchema = """
+        CREATE TABLE IF NOT EXISTS audit_checkpoints (
+            id          INTEGER PRIMARY KEY,
+            records     INTEGER NOT NULL,
+            last_id     INTEGER NOT NULL,
+            last_hash   BLOB NOT NULL,
+            at          INTEGER NOT NULL,
+            key_id      TEXT NOT NULL,
+            signature   BLOB NOT NULL
+        ) STRICT;
+        CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+        """;
+
     private const string MigrateToVersion3 = """
         ALTER TABLE licences ADD COLUMN claim TEXT NOT NULL DEFAULT 'credential';
         ALTER TABLE licences ADD COLUMN issuer TEXT;
@@ -148,6 +166,7 @@ internal sealed class SqliteStore : Store
         }
 
         Execute(connection, transaction, Schema);
+        Execute(connection, transaction, AuditCheckpointsSchema);
         Execute(connection, transaction, string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {SchemaVersion};"));
         transaction.Commit();
     }
