@@ -50,9 +50,9 @@ internal sealed class AuditTrail : IHostedService, IDisposable
     private bool _stopped;
     private ITimer? _timer;
     private Task? _loop;
-    private long _passes;
+    private DateTimeOffset _lastPass = DateTimeOffset.MinValue;
     private int _disposed;
-    private readonly List<(long Pass, TaskCompletionSource Done)> _passWaiters = [];
+    private readonly List<(DateTimeOffset Time, TaskCompletionSource Done)> _passWaiters = [];
 
     public AuditTrail(Store store, Clock clock, ServerOptions options, SigningKeys keys, ILogger<AuditTrail> logger)
     {
@@ -154,11 +154,11 @@ internal sealed class AuditTrail : IHostedService, IDisposable
     internal async Task RunPassAsync(bool final, CancellationToken cancellationToken)
     {
         await _pass.WaitAsync(cancellationToken).ConfigureAwait(false);
-        long pass = Interlocked.Increment(ref _passes);
+        DateTimeOffset now = _clock.Now();
         try
         {
-            await FlushAsync(final).ConfigureAwait(false);
-            await CheckpointAsync(final, cancellationToken).ConfigureAwait(false);
+            await FlushAsync(final, now).ConfigureAwait(false);
+            await CheckpointAsync(final, now, cancellationToken).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // The background pass logs and goes on; the next pass tries again.
         catch (Exception e) when (e is not OperationCanceledException)
@@ -169,17 +169,25 @@ internal sealed class AuditTrail : IHostedService, IDisposable
         finally
         {
             _pass.Release();
-            CompletePassWaiters(pass);
+            CompletePassWaiters(now);
         }
     }
 
-    /// <summary>A task that completes when a pass that starts after this call has ended (tests: advance the clock, then await it).</summary>
-    internal Task NextPassAsync()
+    /// <summary>
+    /// A task that completes once a pass that read the clock at <paramref name="time"/> or later has ended (tests: move
+    /// the clock, which runs the timer, then await the pass that saw it).
+    /// </summary>
+    internal Task PassAsync(DateTimeOffset time)
     {
         lock (_passWaiters)
         {
+            if (_lastPass >= time)
+            {
+                return Task.CompletedTask;
+            }
+
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _passWaiters.Add((Interlocked.Read(ref _passes) + 1, done));
+            _passWaiters.Add((time, done));
             return done.Task;
         }
     }
@@ -201,14 +209,14 @@ internal sealed class AuditTrail : IHostedService, IDisposable
         _wake.Dispose();
     }
 
-    private void CompletePassWaiters(long pass)
+    private void CompletePassWaiters(DateTimeOffset now)
     {
         lock (_passWaiters)
         {
-            // A waiter registered while this pass ran waits for the next one: it may have moved the clock after the pass read it.
-            foreach ((long after, TaskCompletionSource done) in _passWaiters.Where(w => w.Pass <= pass).ToList())
+            _lastPass = now > _lastPass ? now : _lastPass;
+            foreach ((DateTimeOffset time, TaskCompletionSource done) in _passWaiters.Where(w => w.Time <= now).ToList())
             {
-                _passWaiters.Remove((after, done));
+                _passWaiters.Remove((time, done));
                 done.TrySetResult();
             }
         }
@@ -297,9 +305,8 @@ internal sealed class AuditTrail : IHostedService, IDisposable
     }
 
     /// <summary>Writes the window's records when it has ended or filled up (or always, with <paramref name="final"/>).</summary>
-    private async Task FlushAsync(bool final)
+    private async Task FlushAsync(bool final, DateTimeOffset now)
     {
-        DateTimeOffset now = _clock.Now();
         Window ended;
         lock (_lock)
         {
@@ -352,7 +359,7 @@ internal sealed class AuditTrail : IHostedService, IDisposable
     /// since the last one, or records were appended and the last one is <see cref="AuditOptions.CheckpointInterval"/>
     /// old (the server's start time when there is none); with <paramref name="final"/> whenever records were appended.
     /// </summary>
-    private async Task CheckpointAsync(bool final, CancellationToken cancellationToken)
+    private async Task CheckpointAsync(bool final, DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (!final && _options.CheckpointEvery == 0 && _options.CheckpointInterval == TimeSpan.Zero)
         {
@@ -361,7 +368,6 @@ internal sealed class AuditTrail : IHostedService, IDisposable
 
         ((long id, byte[]? hash), AuditCheckpoint? latest) = _store.Read(s => (s.Audit.Head(), s.Audit.LatestCheckpoint()));
         long since = id - (latest?.LastId ?? 0);
-        DateTimeOffset now = _clock.Now();
         bool due = final
             || (_options.CheckpointEvery > 0 && since >= _options.CheckpointEvery)
             || (_options.CheckpointInterval > TimeSpan.Zero && now - (latest?.At ?? _started) >= _options.CheckpointInterval);
