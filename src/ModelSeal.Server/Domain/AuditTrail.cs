@@ -280,7 +280,9 @@ internal sealed class AuditTrail : IHostedService, IDisposable
             }
             else if (window.Groups.Count < _options.MaxPendingRefusals)
             {
-                window.Groups.Add(key, new Group(entry, now));
+                var added = new Group(entry, now);
+                window.Groups.Add(key, added);
+                window.InOrder.Add(added);
             }
             else if (window.Overflow is { } overflow)
             {
@@ -319,7 +321,7 @@ internal sealed class AuditTrail : IHostedService, IDisposable
             _window = new Window();
         }
 
-        List<AuditEntry> entries = ended.Groups.Values.Select(g => g.ToEntry()).ToList();
+        List<AuditEntry> entries = ended.InOrder.ConvertAll(g => g.ToEntry());
         if (ended.Overflow is { } overflow)
         {
             entries.Add(overflow.ToEntry());
@@ -387,6 +389,9 @@ internal sealed class AuditTrail : IHostedService, IDisposable
     private sealed class Window
     {
         public Dictionary<string, Group> Groups { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The groups in the order of their first refusal: the order their records are written in.</summary>
+        public List<Group> InOrder { get; } = [];
 
         public Group? Overflow { get; set; }
 
