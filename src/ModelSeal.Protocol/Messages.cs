@@ -76,9 +76,43 @@ internal sealed record AuditPage(IReadOnlyList<AuditItem> Items, long? Next);
 
 /// <summary>
 /// <c>GET /v1/admin/audit/verify</c> (docs/protocol.md section 4.1): <c>records</c> and <c>lastHash</c> describe the
-/// longest intact prefix of the log (all of it when verified).
+/// longest intact prefix of the log (all of it when verified); <c>checkpoint</c> is the latest signed checkpoint
+/// (section 4.3), null when there is none.
 /// </summary>
-internal sealed record AuditVerifyResponse(bool Verified, long Records, long? LastId, string LastHash, long? FirstBadId, string? Reason);
+internal sealed record AuditVerifyResponse(bool Verified, long Records, long? LastId, string LastHash, long? FirstBadId, string? Reason, AuditCheckpointInfo? Checkpoint = null);
+
+/// <summary>
+/// A signed audit checkpoint (docs/protocol.md section 4.3): the log had <c>records</c> records, the last with id
+/// <c>lastId</c> and hash <c>lastHash</c>, at <c>at</c>; <c>signature</c> is ES256 (r || s, base64url) by the answer
+/// key <c>keyId</c> over <see cref="SignedEncoding"/>. <c>verified</c>: the signature verifies under the server's
+/// answer key and the log still holds that record, with that hash, as its <c>records</c>-th record.
+/// </summary>
+internal sealed record AuditCheckpointInfo(long Records, long LastId, string LastHash, string At, string KeyId, string Signature, bool Verified)
+{
+    /// <summary>The domain separator the signed encoding starts with (followed by a zero byte).</summary>
+    public const string Domain = "modelseal-audit-checkpoint-v1";
+
+    /// <summary>
+    /// What a checkpoint's signature covers: <c>"modelseal-audit-checkpoint-v1" || 0x00 || u64(records) ||
+    /// u64(lastId) || u16(length of lastHash) || lastHash || i64(at, Unix seconds)</c>, big endian.
+    /// </summary>
+    public static byte[] SignedEncoding(long records, long lastId, ReadOnlySpan<byte> lastHash, long at)
+    {
+        if (lastHash.Length > ushort.MaxValue)
+        {
+            throw new ArgumentException("The hash is too long.", nameof(lastHash));
+        }
+
+        byte[] bytes = new byte[Domain.Length + 1 + 8 + 8 + 2 + lastHash.Length + 8];
+        int offset = System.Text.Encoding.ASCII.GetBytes(Domain, bytes) + 1;
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(offset), records);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(offset + 8), lastId);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(offset + 16), (ushort)lastHash.Length);
+        lastHash.CopyTo(bytes.AsSpan(offset + 18));
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(offset + 18 + lastHash.Length), at);
+        return bytes;
+    }
+}
 
 /// <summary>The server's public signing keys, <c>GET /.well-known/jwks.json</c>: a JWK Set (RFC 7517) <c>{"keys": [...]}</c>.</summary>
 internal sealed record JwksResponse(IReadOnlyList<PublicJwk> Keys);

@@ -125,6 +125,7 @@ public static class ServerHost
         services.AddSingleton(new Clock(settings.Time));
         services.AddSingleton(new DeviceKeyCache(65_536));
         services.AddSingleton<AuditTrail>();
+        services.AddHostedService(provider => provider.GetRequiredService<AuditTrail>());
         services.AddSingleton<KeyReleases>();
         services.AddSingleton<ModelCatalogue>();
         services.AddSingleton<Licences>();

@@ -229,6 +229,45 @@ public sealed class ServerVerbTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Audit_verify_shows_the_signed_checkpoint_of_the_last_stop_and_fails_on_a_log_cut_before_it()
+    {
+        string data = _work["checkpointed-data"];
+        string credential = _work["checkpointed.credential"];
+        await using (TestKeyServer server = await TestKeyServer.StartAsync(options => options.AdminCredentialOut = credential, dataDirectory: data))
+        {
+            foreach (string model in new[] { "a", "b", "c" })
+            {
+                Assert.Equal(0, (await Workspace.RunAsync("model", "add", model, "--server", server.Url, "--admin-credential-file", credential)).ExitCode);
+            }
+        }
+
+        // The stop signed a checkpoint of the three records; the next server checks it.
+        await using TestKeyServer restarted = await TestKeyServer.StartAsync(dataDirectory: data);
+        string[] admin = ["--server", restarted.Url, "--admin-credential-file", credential];
+        CliResult intact = await Workspace.RunAsync(["audit", "verify", .. admin]);
+        Assert.True(intact.ExitCode == 0, intact.ToString());
+        Assert.Matches(@"\nlatest signed checkpoint: 3 records up to record 3, at \S+Z, answer key \S+: verified\n", intact.Stdout);
+        CliResult json = await Workspace.RunAsync(["audit", "verify", "--json", .. admin]);
+        JsonElement checkpoint = json.Json().GetProperty("checkpoint");
+        Assert.True(checkpoint.GetProperty("verified").GetBoolean(), json.Stdout);
+        Assert.Equal(3, checkpoint.GetProperty("records").GetInt64());
+        Assert.Equal(json.Json().GetProperty("lastHash").GetString(), checkpoint.GetProperty("lastHash").GetString());
+
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(data, "modelseal.db")};Pooling=False"))
+        {
+            connection.Open();
+            using Microsoft.Data.Sqlite.SqliteCommand command = connection.CreateCommand();
+            command.CommandText = "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 3;";
+            command.ExecuteNonQuery();
+        }
+
+        CliResult cut = await Workspace.RunAsync(["audit", "verify", .. admin]);
+        Assert.Equal(8, cut.ExitCode);
+        Assert.Equal(string.Empty, cut.Stdout);
+        Assert.Contains("the log has 2 records and ends before the latest signed checkpoint (3 records up to record 3", cut.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Audit_verify_reports_an_intact_log_and_exits_8_on_a_broken_one()
     {
         Assert.Equal(0, (await Admin("model", "add", "a")).ExitCode);
@@ -238,7 +277,8 @@ public sealed class ServerVerbTests : IAsyncLifetime
         CliResult intact = await Admin("audit", "verify");
         Assert.True(intact.ExitCode == 0, intact.ToString());
         Assert.StartsWith("audit log intact: 3 records, head ", intact.Stdout, StringComparison.Ordinal);
-        Assert.Single(intact.Stdout.Trim().Split('\n'));
+        Assert.Equal("no signed checkpoint yet", intact.Stdout.Trim().Split('\n')[1]);
+        Assert.Equal(2, intact.Stdout.Trim().Split('\n').Length);
 
         CliResult json = await Admin("audit", "verify", "--json");
         Assert.True(json.ExitCode == 0, json.ToString());

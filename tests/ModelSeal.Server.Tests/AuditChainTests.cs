@@ -186,7 +186,15 @@ public sealed class AuditChainTests
         await using (TestServer server = await TestServer.StartAsync(dataDirectory: data.Sub("data")))
         {
             string admin = await server.AdminTokenAsync();
-            Assert.Equal(before.ToString(), (await VerifyAsync(server, admin)).ToString());
+            JsonElement restarted = await VerifyAsync(server, admin);
+            Assert.Equal(JsonValueKind.Null, before.GetProperty("checkpoint").ValueKind);
+            Assert.Equal(WithoutCheckpoint(before), WithoutCheckpoint(restarted));
+
+            // The first server's stop signed a checkpoint of the whole log; it is still there and verifies.
+            JsonElement checkpoint = restarted.GetProperty("checkpoint");
+            Assert.True(checkpoint.GetProperty("verified").GetBoolean(), restarted.ToString());
+            Assert.Equal(Records, checkpoint.GetProperty("records").GetInt64());
+            Assert.Equal(before.GetProperty("lastHash").GetString(), checkpoint.GetProperty("lastHash").GetString());
             await server.CreateModelAsync(admin, "after-restart");
             JsonElement after = await VerifyAsync(server, admin, before);
             Assert.True(after.GetProperty("verified").GetBoolean(), after.ToString());
@@ -222,6 +230,7 @@ public sealed class AuditChainTests
             ALTER TABLE licences DROP COLUMN claim;
             ALTER TABLE licences DROP COLUMN issuer;
             CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+            DROP TABLE audit_checkpoints;
             PRAGMA user_version = 1;
             """);
 
@@ -231,7 +240,7 @@ public sealed class AuditChainTests
             JsonElement migrated = await VerifyAsync(server, admin);
             Assert.True(migrated.GetProperty("verified").GetBoolean(), migrated.ToString());
             Assert.Equal(before.GetProperty("records").GetInt64(), migrated.GetProperty("records").GetInt64());
-            Assert.Equal(5L, Scalar(connection, "PRAGMA user_version"));
+            Assert.Equal(6L, Scalar(connection, "PRAGMA user_version"));
             Assert.Throws<SqliteException>(() => Execute(connection, "UPDATE audit SET outcome = 'forged'"));
 
             // Every old record is format 1 and chained as such (an outsider agrees); every licence is claimed by its credential.
@@ -256,6 +265,10 @@ public sealed class AuditChainTests
             }
         }
     }
+
+    /// <summary>A verification answer without its checkpoint (which a restart adds).</summary>
+    private static string WithoutCheckpoint(JsonElement verification) =>
+        string.Join(",", verification.EnumerateObject().Where(p => p.Name != "checkpoint").Select(p => p.ToString()));
 
     /// <summary>Six records: a licence, models, a version and a release (with a device and a null licence id in between).</summary>
     private static async Task FillAsync(TestServer server, string admin)

@@ -62,6 +62,12 @@ public sealed class DatabaseMigrationTests
             Assert.True(chain.GetProperty("verified").GetBoolean(), chain.ToString());
             Assert.Equal(head.GetProperty("records").GetInt64() + 1, chain.GetProperty("records").GetInt64());
 
+            // The signed checkpoint of the SQLite server's stop moved with the records, and still verifies.
+            JsonElement checkpoint = chain.GetProperty("checkpoint");
+            Assert.True(checkpoint.GetProperty("verified").GetBoolean(), chain.ToString());
+            Assert.Equal(head.GetProperty("records").GetInt64(), checkpoint.GetProperty("records").GetInt64());
+            Assert.Equal(head.GetProperty("lastHash").GetString(), checkpoint.GetProperty("lastHash").GetString());
+
             // Same keys, same device registrations, same revocations, same destroyed version.
             string token = await server.LicenceTokenAsync(licence);
             using (ModelKey key = (await server.ReleaseAndOpenAsync(token, licence, "m", "1", device)).Key)

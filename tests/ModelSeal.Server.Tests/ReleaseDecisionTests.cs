@@ -4,6 +4,7 @@ using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Domain;
 using ModelSeal.Server.Files;
 using ModelSeal.Server.MasterKeys;
+using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;
 
 namespace ModelSeal.Server.Tests;
@@ -178,6 +179,7 @@ public sealed class ReleaseDecisionTests
 
         private readonly TempDirectory _directory;
         private readonly MasterKeyRing _masterKeys;
+        private readonly SigningKeys _signingKeys;
 
         private Domain(TempDirectory directory, Store store, MasterKeyRing masterKeys)
         {
@@ -185,10 +187,14 @@ public sealed class ReleaseDecisionTests
             Store = store;
             _masterKeys = masterKeys;
             var clock = new Clock(TimeProvider.System);
-            Audit = new AuditTrail(store, clock, NullLogger<AuditTrail>.Instance);
+
+            // One record per refusal, written at once, as these tests count them.
+            var options = new ServerOptions { DataDirectory = directory.Path, Audit = { RefusalWindow = TimeSpan.Zero } };
+            _signingKeys = new SigningKeys(FileSigningKey.LoadOrCreate(directory.Sub("token.key"), "token key"), FileSigningKey.LoadOrCreate(directory.Sub("answer.key"), "answer key"));
+            Audit = new AuditTrail(store, clock, options, _signingKeys, NullLogger<AuditTrail>.Instance);
             Catalogue = new ModelCatalogue(store, masterKeys, clock, NullLogger<ModelCatalogue>.Instance);
             Licences = new Licences(store, clock, NullLogger<Licences>.Instance);
-            Releases = new KeyReleases(store, masterKeys, clock, new ServerOptions { DataDirectory = directory.Path }, new DeviceKeyCache(16), Audit, NullLogger<KeyReleases>.Instance);
+            Releases = new KeyReleases(store, masterKeys, clock, options, new DeviceKeyCache(16), Audit, NullLogger<KeyReleases>.Instance);
         }
 
         public Store Store { get; }
@@ -228,6 +234,8 @@ public sealed class ReleaseDecisionTests
         {
             Store.Dispose();
             _masterKeys.Dispose();
+            Audit.Dispose();
+            _signingKeys.Dispose();
             _directory.Dispose();
             return ValueTask.CompletedTask;
         }

@@ -72,6 +72,9 @@ internal sealed class ServerProcess : ServerClient, IAsyncDisposable
             start.Environment[ConnectionVariable] = postgres;
         }
 
+        // One audit record per refusal, written at once, as the tests count them (a window's records wait for its end).
+        start.Environment["MODELSEAL_Audit__RefusalWindow"] = "00:00:00";
+
         var output = new StringBuilder();
         var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };

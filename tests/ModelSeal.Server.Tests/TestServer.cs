@@ -53,6 +53,8 @@ internal sealed class TestServer : ServerClient, IAsyncDisposable
         TestKeyServer server = await TestKeyServer.StartAsync(
             options =>
             {
+                // One audit record per refusal, written at once, as most tests count them; the coalescing tests set a window.
+                options.Audit.RefusalWindow = TimeSpan.Zero;
                 configure?.Invoke(options);
                 TestBackends.Apply(options);
             },
@@ -142,12 +144,93 @@ internal sealed record Release(string ModelId, string Version, string KeyId, str
     }
 }
 
-/// <summary>A clock the tests set.</summary>
+/// <summary>
+/// A clock the tests set. Its timers run on it: moving the clock runs, on the caller's thread, the callback of every
+/// timer that has become due (a periodic timer once per move, however many periods passed), so no test waits for time.
+/// </summary>
 internal sealed class ManualTime(DateTimeOffset now) : TimeProvider
 {
-    public DateTimeOffset Now { get; set; } = now;
+    private readonly List<Timer> _timers = [];
+    private DateTimeOffset _now = now;
+
+    public DateTimeOffset Now
+    {
+        get
+        {
+            lock (_timers)
+            {
+                return _now;
+            }
+        }
+
+        set
+        {
+            List<Timer> due;
+            lock (_timers)
+            {
+                _now = value;
+                due = _timers.Where(t => t.Due <= value).ToList();
+                foreach (Timer timer in due)
+                {
+                    timer.Due = timer.Period > TimeSpan.Zero ? value + timer.Period : DateTimeOffset.MaxValue;
+                }
+            }
+
+            foreach (Timer timer in due)
+            {
+                timer.Callback(timer.State);
+            }
+        }
+    }
 
     public override DateTimeOffset GetUtcNow() => Now;
 
     public void Advance(TimeSpan by) => Now += by;
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        var timer = new Timer(this, callback, state);
+        timer.Change(dueTime, period);
+        return timer;
+    }
+
+    private sealed class Timer(ManualTime time, TimerCallback callback, object? state) : ITimer
+    {
+        public TimerCallback Callback { get; } = callback;
+
+        public object? State { get; } = state;
+
+        public DateTimeOffset Due { get; set; } = DateTimeOffset.MaxValue;
+
+        public TimeSpan Period { get; private set; }
+
+        public bool Change(TimeSpan dueTime, TimeSpan period)
+        {
+            lock (time._timers)
+            {
+                Due = dueTime == Timeout.InfiniteTimeSpan ? DateTimeOffset.MaxValue : time._now + dueTime;
+                Period = period == Timeout.InfiniteTimeSpan ? TimeSpan.Zero : period;
+                if (!time._timers.Contains(this))
+                {
+                    time._timers.Add(this);
+                }
+            }
+
+            return true;
+        }
+
+        public void Dispose()
+        {
+            lock (time._timers)
+            {
+                time._timers.Remove(this);
+            }
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
 }

@@ -87,6 +87,7 @@ internal sealed class AuditCommand : AdminVerbCommand
             else if (verification.Verified)
             {
                 Context.Out.WriteLine($"audit log intact: {Text.Plural(verification.Records, "record")}, head {verification.LastHash} (keep it: --expect-records {verification.Records} --expect-hash {verification.LastHash} detects removal of later records)");
+                WriteCheckpoint(verification.Checkpoint);
             }
 
             if (verification.Verified)
@@ -99,6 +100,14 @@ internal sealed class AuditCommand : AdminVerbCommand
                 ExitCodes.AuditBroken,
                 $"the audit log is broken{where}: {verification.Reason} ({Text.Plural(verification.Records, "record")} before it chain correctly, head {verification.LastHash}).",
                 "the log was changed outside the key server; keep the data directory as it is for investigation and restore the database from a backup.");
+        }
+
+        /// <summary>The latest signed checkpoint, one line (docs/protocol.md section 4.3); records after it need the head above.</summary>
+        private void WriteCheckpoint(AuditCheckpointInfo? checkpoint)
+        {
+            Context.Out.WriteLine(checkpoint is null
+                ? "no signed checkpoint yet"
+                : Text.Safe($"latest signed checkpoint: {Text.Plural(checkpoint.Records, "record")} up to record {checkpoint.LastId}, at {checkpoint.At}, answer key {checkpoint.KeyId}: {(checkpoint.Verified ? "verified" : "NOT verified")}"));
         }
     }
 }

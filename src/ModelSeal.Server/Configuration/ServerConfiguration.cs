@@ -147,7 +147,7 @@ public static class ServerConfiguration
     private static void CheckValue(IConfigurationSection value, Type type)
     {
         bool hasChildren = value.GetChildren().Any();
-        if (type == typeof(MasterKeyOptions) || type == typeof(MetricsOptions) || type == typeof(DatabaseOptions) || type == typeof(TrustedIssuerOptions))
+        if (type == typeof(MasterKeyOptions) || type == typeof(MetricsOptions) || type == typeof(DatabaseOptions) || type == typeof(AuditOptions) || type == typeof(TrustedIssuerOptions))
         {
             RequireSection(value, hasChildren, "a section (a JSON object)");
             if (type == typeof(MasterKeyOptions))
@@ -161,6 +161,10 @@ public static class ServerConfiguration
             else if (type == typeof(DatabaseOptions))
             {
                 CheckSection<DatabaseOptions>(value);
+            }
+            else if (type == typeof(AuditOptions))
+            {
+                CheckSection<AuditOptions>(value);
             }
             else
             {

@@ -64,6 +64,9 @@ public sealed class ServerOptions
     /// <summary>Where models, licences, devices and the audit log live (configuration section <c>Database</c>).</summary>
     public DatabaseOptions Database { get; set; } = new();
 
+    /// <summary>How refusals are coalesced and how often the audit log is checkpointed (configuration section <c>Audit</c>).</summary>
+    public AuditOptions Audit { get; set; } = new();
+
     /// <summary>
     /// External issuers whose tokens are also accepted (configuration section <c>TrustedIssuers</c>, a list). Their tokens
     /// get at most the <c>keys</c> scope, unless their subject is on the issuer's <see cref="TrustedIssuerOptions.AdminSubjects"/>.
@@ -84,6 +87,7 @@ public sealed class ServerOptions
         copy.MasterKey = MasterKey is null ? null! : MasterKey.Copy();
         copy.Metrics = Metrics is null ? null! : Metrics.Copy();
         copy.Database = Database is null ? null! : Database.Copy();
+        copy.Audit = Audit is null ? null! : Audit.Copy();
         copy.TrustedIssuers = TrustedIssuers is null ? null! : TrustedIssuers.Select(issuer => issuer?.Copy()!).ToList();
         copy.TrustedProxies = TrustedProxies is null ? null! : [.. TrustedProxies];
         return copy;
@@ -158,6 +162,40 @@ public sealed class DatabaseOptions
     public string? ConnectionStringEnvironmentVariable { get; set; }
 
     internal DatabaseOptions Copy() => (DatabaseOptions)MemberwiseClone();
+}
+
+/// <summary>
+/// The audit log's refusal coalescing and signed checkpoints (docs/protocol.md sections 4.2 and 4.3), bound from the
+/// <c>Audit</c> section.
+/// </summary>
+public sealed class AuditOptions
+{
+    /// <summary>
+    /// Identical refusals within this window become one <c>key.refused</c> record with a <c>count</c>, written at the
+    /// window's end (<c>Audit:RefusalWindow</c>, default 10 seconds, at most 5 minutes). Zero writes one record per
+    /// refusal, each in its own transaction. A crash loses the counts of at most one window.
+    /// </summary>
+    public TimeSpan RefusalWindow { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The most distinct refusals held in one window (<c>Audit:MaxPendingRefusals</c>, default 10 000, 1 to 1 000 000):
+    /// a refusal that would be one more is counted in the window's one overflow record instead.
+    /// </summary>
+    public int MaxPendingRefusals { get; set; } = 10_000;
+
+    /// <summary>
+    /// A signed checkpoint is written once this many records were appended since the last one (<c>Audit:CheckpointEvery</c>,
+    /// default 1000; 0 turns this trigger off).
+    /// </summary>
+    public int CheckpointEvery { get; set; } = 1000;
+
+    /// <summary>
+    /// A signed checkpoint is written when records were appended and the last checkpoint is this old
+    /// (<c>Audit:CheckpointInterval</c>, default 10 minutes, at most 1 day; zero turns this trigger off).
+    /// </summary>
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    internal AuditOptions Copy() => (AuditOptions)MemberwiseClone();
 }
 
 /// <summary>

@@ -87,8 +87,39 @@ internal static class ServerOptionsValidator
             throw new ServerConfigurationException("ServerOptions.Metrics must not be null.");
         }
 
+        ValidateAudit(options.Audit);
         ValidateTrustedIssuers(options);
         ValidateTrustedProxies(options.TrustedProxies);
+    }
+
+    /// <summary>Checks the refusal window and the checkpoint triggers (whole seconds, within their ranges).</summary>
+    /// <exception cref="ServerConfigurationException">A value is out of range.</exception>
+    public static void ValidateAudit(AuditOptions? options)
+    {
+        if (options is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.Audit must not be null.");
+        }
+
+        if (options.RefusalWindow < TimeSpan.Zero || options.RefusalWindow > TimeSpan.FromMinutes(5) || options.RefusalWindow.Ticks % TimeSpan.TicksPerSecond != 0)
+        {
+            throw new ServerConfigurationException("Audit:RefusalWindow must be whole seconds from 00:00:00 (one record per refusal) to 00:05:00, e.g. 00:00:10.");
+        }
+
+        if (options.MaxPendingRefusals is < 1 or > 1_000_000)
+        {
+            throw new ServerConfigurationException("Audit:MaxPendingRefusals must be from 1 to 1000000, e.g. 10000.");
+        }
+
+        if (options.CheckpointEvery < 0)
+        {
+            throw new ServerConfigurationException("Audit:CheckpointEvery must be 0 (no checkpoint by count) or a number of records, e.g. 1000.");
+        }
+
+        if (options.CheckpointInterval < TimeSpan.Zero || options.CheckpointInterval > TimeSpan.FromDays(1) || options.CheckpointInterval.Ticks % TimeSpan.TicksPerSecond != 0)
+        {
+            throw new ServerConfigurationException("Audit:CheckpointInterval must be whole seconds from 00:00:00 (no checkpoint by time) to 1.00:00:00, e.g. 00:10:00.");
+        }
     }
 
     /// <summary>Checks the master-key options without opening any module or token (the module file must exist).</summary>

@@ -33,6 +33,12 @@ internal static partial class ServerLog
     [LoggerMessage(13, LogLevel.Warning, "A refusal could not be recorded in the audit log ({ErrorType}).")]
     public static partial void RefusalNotAudited(ILogger logger, string errorType);
 
+    [LoggerMessage(14, LogLevel.Information, "Audit checkpoint signed: {Records} records up to record {LastId}, answer key {KeyId}.")]
+    public static partial void CheckpointWritten(ILogger logger, long records, long lastId, string keyId);
+
+    [LoggerMessage(15, LogLevel.Warning, "The audit pass failed ({ErrorType}); the next one tries again.")]
+    public static partial void AuditPassFailed(ILogger logger, string errorType);
+
     [LoggerMessage(20, LogLevel.Information, "Token issued: grant {GrantType}, licence {LicenceId}.")]
     public static partial void TokenIssued(ILogger logger, string grantType, string? licenceId);
 

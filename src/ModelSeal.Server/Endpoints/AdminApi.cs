@@ -54,7 +54,7 @@ internal static class AdminApi
         }).WithSummary("Adds a new master key and rewraps every data key with it.");
         group.MapGet("/audit", ListAudit).WithSummary("Reads the audit log in pages.");
         group.MapGet("/audit/verify", VerifyAudit)
-            .WithSummary("Walks the audit hash chain and reports the first record that does not chain; with expectRecords and expectHash (an earlier answer's records and lastHash) also detects records removed from the end.");
+            .WithSummary("Walks the audit hash chain and reports the first record that does not chain, and checks the latest signed checkpoint (its signature by the answer key, and that the log still holds the record it covers); with expectRecords and expectHash (an earlier answer's records and lastHash) also detects records removed from the end.");
         return app;
     }
 
@@ -191,7 +191,10 @@ internal static class AdminApi
         }
 
         AuditVerification result = audit.Verify(expectRecords is null ? null : records, hash);
-        return TypedResults.Ok(new AuditVerifyResponse(result.Verified, result.Records, result.LastId, System.Buffers.Text.Base64Url.EncodeToString(result.LastHash), result.FirstBadId, result.Reason));
+        AuditCheckpointInfo? checkpoint = result.Checkpoint is { } c
+            ? new AuditCheckpointInfo(c.Records, c.LastId, System.Buffers.Text.Base64Url.EncodeToString(c.LastHash), Rfc3339.Format(c.At), c.KeyId, System.Buffers.Text.Base64Url.EncodeToString(c.Signature), result.CheckpointVerified)
+            : null;
+        return TypedResults.Ok(new AuditVerifyResponse(result.Verified, result.Records, result.LastId, System.Buffers.Text.Base64Url.EncodeToString(result.LastHash), result.FirstBadId, result.Reason, checkpoint));
     }
 
     internal static ProblemHttpResult? ValidateVersion(CreateVersionRequest request)

@@ -167,16 +167,25 @@ internal static class AuditChain
     /// Walks <paramref name="records"/> (in id order) and checks every link; stops at the first record that does not
     /// chain. With <paramref name="expectRecords"/> and <paramref name="expectHash"/> (a head kept from an earlier
     /// verification) it also checks that record number <paramref name="expectRecords"/> still has that hash, which
-    /// detects records removed from the end.
+    /// detects records removed from the end. With <paramref name="checkpoint"/> (the latest signed checkpoint, whose
+    /// signature the caller checks) it also checks that the log still holds the checkpointed record, with its hash, as
+    /// its <see cref="AuditCheckpoint.Records"/>-th record: that detects records removed from the end before the
+    /// checkpoint, and a log rewritten (records deleted, hashes recomputed) before it.
     /// </summary>
-    public static AuditVerification Verify(IEnumerable<AuditRecord> records, long? expectRecords, byte[]? expectHash)
+    public static AuditVerification Verify(IEnumerable<AuditRecord> records, long? expectRecords, byte[]? expectHash, AuditCheckpoint? checkpoint = null)
     {
         ArgumentNullException.ThrowIfNull(records);
         long count = 0;
         long? lastId = null;
         byte[] previous = Genesis;
+        bool held = false;
         foreach (AuditRecord record in records)
         {
+            if (checkpoint is not null && !held && record.Id > checkpoint.LastId)
+            {
+                return new AuditVerification(false, count, lastId, previous, record.Id, string.Create(CultureInfo.InvariantCulture, $"record {checkpoint.LastId}, which the latest signed checkpoint covers ({Describe(checkpoint)}), is missing: records were deleted."), checkpoint);
+            }
+
             string? broken = record.Hash is null ? "it has no hash" : null;
             byte[]? expected = null;
             if (broken is null)
@@ -200,23 +209,41 @@ internal static class AuditChain
 
             if (broken is not null)
             {
-                return new AuditVerification(false, count, lastId, previous, record.Id, string.Create(CultureInfo.InvariantCulture, $"record {record.Id} does not chain to the record before it: {broken}."));
+                return new AuditVerification(false, count, lastId, previous, record.Id, string.Create(CultureInfo.InvariantCulture, $"record {record.Id} does not chain to the record before it: {broken}."), checkpoint);
             }
 
             count++;
             lastId = record.Id;
             previous = expected!;
+            if (record.Id == checkpoint?.LastId)
+            {
+                if (count != checkpoint.Records || !expected.AsSpan().SequenceEqual(checkpoint.LastHash))
+                {
+                    return new AuditVerification(false, count, lastId, previous, record.Id, string.Create(CultureInfo.InvariantCulture, $"record {record.Id}, number {count} in the log, is not the record the latest signed checkpoint covers ({Describe(checkpoint)}): the log was rewritten before the checkpoint."), checkpoint);
+                }
+
+                held = true;
+            }
+
             if (count == expectRecords && expectHash is not null && !expected.AsSpan().SequenceEqual(expectHash))
             {
-                return new AuditVerification(false, count, lastId, previous, record.Id, string.Create(CultureInfo.InvariantCulture, $"record {record.Id}, number {count} in the log, does not have the expected head hash: the log was rewritten from there on or before."));
+                return new AuditVerification(false, count, lastId, previous, record.Id, string.Create(CultureInfo.InvariantCulture, $"record {record.Id}, number {count} in the log, does not have the expected head hash: the log was rewritten from there on or before."), checkpoint);
             }
+        }
+
+        if (checkpoint is not null && !held)
+        {
+            return new AuditVerification(false, count, lastId, previous, null, string.Create(CultureInfo.InvariantCulture, $"the log has {count} records and ends before the latest signed checkpoint ({Describe(checkpoint)}): records were removed from its end."), checkpoint);
         }
 
         if (count < expectRecords)
         {
-            return new AuditVerification(false, count, lastId, previous, null, string.Create(CultureInfo.InvariantCulture, $"the log has {count} records where {expectRecords} were expected: records were removed from its end."));
+            return new AuditVerification(false, count, lastId, previous, null, string.Create(CultureInfo.InvariantCulture, $"the log has {count} records where {expectRecords} were expected: records were removed from its end."), checkpoint, held);
         }
 
-        return new AuditVerification(true, count, lastId, previous, null, null);
+        return new AuditVerification(true, count, lastId, previous, null, null, checkpoint, held);
     }
+
+    private static string Describe(AuditCheckpoint checkpoint) =>
+        string.Create(CultureInfo.InvariantCulture, $"{checkpoint.Records} records up to record {checkpoint.LastId}, at {checkpoint.At.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}");
 }

@@ -28,12 +28,28 @@ internal class AuditReads(DbSession db)
         }
     }
 
-    /// <summary>Walks the whole log (<see cref="AuditChain.Verify"/>).</summary>
-    public AuditVerification Verify(long? expectRecords, byte[]? expectHash) => AuditChain.Verify(All(), expectRecords, expectHash);
+    /// <summary>Walks the whole log (<see cref="AuditChain.Verify"/>), against <paramref name="checkpoint"/> when given.</summary>
+    public AuditVerification Verify(long? expectRecords, byte[]? expectHash, AuditCheckpoint? checkpoint = null) => AuditChain.Verify(All(), expectRecords, expectHash, checkpoint);
 
     /// <summary>The last record's id and hash (0 and null when the log is empty).</summary>
     public (long Id, byte[]? Hash) Head() =>
         Db.List(r => (r.GetInt64(0), r.IsDBNull(1) ? null : (byte[])r.GetValue(1)), "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").FirstOrDefault();
+
+    /// <summary>How many records have an id in (<paramref name="afterId"/>, <paramref name="throughId"/>].</summary>
+    public long CountBetween(long afterId, long throughId) =>
+        Db.Count("SELECT COUNT(*) FROM audit WHERE id > @a AND id <= @b", ("@a", afterId), ("@b", throughId));
+
+    /// <summary>The checkpoint that covers the most records (the latest written among equals); null when there is none.</summary>
+    public AuditCheckpoint? LatestCheckpoint() =>
+        Db.List(ReadCheckpoint, CheckpointColumns + " ORDER BY last_id DESC, id DESC LIMIT 1").FirstOrDefault();
+
+    /// <summary>Every checkpoint in id order (moving a database).</summary>
+    public List<AuditCheckpoint> Checkpoints() => Db.List(ReadCheckpoint, CheckpointColumns + " ORDER BY id");
+
+    private const string CheckpointColumns = "SELECT id, records, last_id, last_hash, at, key_id, signature FROM audit_checkpoints";
+
+    private static AuditCheckpoint ReadCheckpoint(DbDataReader r) =>
+        new(r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), (byte[])r.GetValue(3), DbSession.Time(r.GetInt64(4)), r.GetString(5), (byte[])r.GetValue(6));
 
     private static AuditRecord Read(DbDataReader r)
     {
@@ -82,6 +98,17 @@ internal sealed class AuditWrites(DbSession db) : AuditReads(db)
             ("@id", record.Id), ("@t", DbSession.Seconds(record.At)), ("@e", e.Event), ("@s", e.Subject), ("@l", e.LicenceId), ("@m", e.ModelId),
             ("@v", e.Version), ("@k", e.KeyId), ("@d", e.Device), ("@c", e.Client), ("@o", e.Outcome), ("@h", record.Hash), ("@f", record.Format),
             ("@i", e.Issuer), ("@a", attributes is null ? null : JsonSerializer.Serialize(attributes)));
+    }
+
+    /// <summary>Stores a checkpoint; its id is the last checkpoint's + 1, unless it has one (moving a database).</summary>
+    public long InsertCheckpoint(AuditCheckpoint checkpoint)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        long id = checkpoint.Id > 0 ? checkpoint.Id : Db.Count("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_checkpoints");
+        Db.NonQuery(
+            "INSERT INTO audit_checkpoints (id, records, last_id, last_hash, at, key_id, signature) VALUES (@id, @r, @l, @h, @t, @k, @s)",
+            ("@id", id), ("@r", checkpoint.Records), ("@l", checkpoint.LastId), ("@h", checkpoint.LastHash), ("@t", DbSession.Seconds(checkpoint.At)), ("@k", checkpoint.KeyId), ("@s", checkpoint.Signature));
+        return id;
     }
 
     /// <summary>Computes the hash of every record without one, in id order (the migration to schema version 2).</summary>

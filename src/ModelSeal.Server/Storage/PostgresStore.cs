@@ -18,8 +18,25 @@ internal sealed class PostgresStore : Store
     // 2: the first PostgreSQL schema, with the audit hash chain (the same tables as SQLite's version 2). 3: how a
     // licence is claimed, the audit record's format, issuer and attributes (as SQLite's version 3). 4: admin_credential,
     // the admin credential's hash and epoch (as SQLite's version 4). 5: master_key, the master-key version that wraps
-    // new data keys (as SQLite's version 5).
-    private const int SchemaVersion = 5;
+    // new data keys (as SQLite's version 5). 6: audit_checkpoints (as SQLite's version 6).
+    private const int SchemaVersion = 6;
+
+    // Version 6, on its own: applied (IF NOT EXISTS) to every database, whatever version it comes from.
+    private const string AuditCheckpointsSchema = """
+        CREATE TABLE IF NOT EXISTS audit_checkpoints (
+            id          bigint PRIMARY KEY,
+            records     bigint NOT NULL,
+            last_id     bigint NOT NULL,
+            last_hash   bytea NOT NULL,
+            at          bigint NOT NULL,
+            key_id      text NOT NULL,
+            signature   bytea NOT NULL
+        );
+        CREATE OR REPLACE TRIGGER audit_checkpoints_no_update BEFORE UPDATE OR DELETE ON audit_checkpoints
+        FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+        CREATE OR REPLACE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+        """;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS schema_info (
@@ -157,6 +174,7 @@ internal sealed class PostgresStore : Store
             if (version != SchemaVersion)
             {
                 Execute(connection, transaction, Schema);
+                Execute(connection, transaction, AuditCheckpointsSchema);
                 Execute(connection, transaction, string.Create(CultureInfo.InvariantCulture, $"DELETE FROM schema_info; INSERT INTO schema_info (version) VALUES ({SchemaVersion});"));
             }
 

@@ -130,7 +130,9 @@ internal static class AuditEvents
 /// <param name="LastHash">The hash of the last record that chains correctly (the genesis value for none).</param>
 /// <param name="FirstBadId">The first record that does not chain (null when none, or when the log is shorter than expected).</param>
 /// <param name="Reason">Why verification failed (null when verified).</param>
-internal sealed record AuditVerification(bool Verified, long Records, long? LastId, byte[] LastHash, long? FirstBadId, string? Reason);
+/// <param name="Checkpoint">The latest signed checkpoint (null when there is none).</param>
+/// <param name="CheckpointVerified">The checkpoint's signature verifies and the log holds its record with its hash at its position.</param>
+internal sealed record AuditVerification(bool Verified, long Records, long? LastId, byte[] LastHash, long? FirstBadId, string? Reason, AuditCheckpoint? Checkpoint = null, bool CheckpointVerified = false);
 
 /// <summary>A model version row as stored, wrapped key included (moving a database only).</summary>
 internal sealed record VersionRow(long Sequence, string ModelId, string Version, string KeyId, string State, int? MasterKeyVersion, byte[]? WrappedKey, long CreatedAt);
@@ -143,4 +145,5 @@ internal sealed record StoreSnapshot(
     IReadOnlyList<(string LicenceId, string Thumbprint, long FirstSeen, long LastSeen)> Devices,
     IReadOnlyList<AuditRecord> Audit,
     AdminCredentialRecord? AdminCredential = null,
-    MasterKeyRecord? MasterKey = null);
+    MasterKeyRecord? MasterKey = null,
+    IReadOnlyList<AuditCheckpoint>? AuditCheckpoints = null);

@@ -13,7 +13,8 @@ internal sealed class SnapshotQueries(DbSession db)
         db.List(r => (r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), "SELECT licence_id, thumbprint, first_seen, last_seen FROM devices ORDER BY rowid"),
         new AuditReads(db).All().ToList(),
         new AdminCredentialReads(db).Get(),
-        new MasterKeyReads(db).Get());
+        new MasterKeyReads(db).Get(),
+        new AuditReads(db).Checkpoints());
 
     /// <summary>
     /// Inserts a snapshot into empty tables, keeping version sequence numbers, insertion order, audit ids, formats and
@@ -49,6 +50,12 @@ internal sealed class SnapshotQueries(DbSession db)
         foreach (AuditRecord record in snapshot.Audit)
         {
             audit.Insert(record);
+        }
+
+        // The signed checkpoints move as they are: they sign the records, which keep their ids and hashes.
+        foreach (AuditCheckpoint checkpoint in snapshot.AuditCheckpoints ?? [])
+        {
+            audit.InsertCheckpoint(checkpoint);
         }
 
         // The admin credential moves with the database (its hash and epoch): the same credential and tokens keep working.

@@ -16,7 +16,9 @@ internal sealed class SqliteStore : Store
     // 4: admin_credential, the admin credential's hash and epoch (the table is created by the schema; an existing
     // admin.credential file is hashed into it at the next start). 5: master_key, the master-key version that wraps new
     // data keys (the table is created by the schema; the next start records the provider's latest version once).
-    private const int SchemaVersion = 5;
+    // 6: audit_checkpoints, the signed checkpoints of the audit log (docs/protocol.md section 4.3; created, empty, by
+    // AuditCheckpointsSchema on any earlier version).
+    private const int SchemaVersion = 6;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS models (
@@ -91,6 +93,23 @@ internal sealed class SqliteStore : Store
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         """;
 
+    // Version 6, on its own: applied to every database (IF NOT EXISTS), whatever version it comes from.
+    private const string AuditCheckpointsSchema = """
+        CREATE TABLE IF NOT EXISTS audit_checkpoints (
+            id          INTEGER PRIMARY KEY,
+            records     INTEGER NOT NULL,
+            last_id     INTEGER NOT NULL,
+            last_hash   BLOB NOT NULL,
+            at          INTEGER NOT NULL,
+            key_id      TEXT NOT NULL,
+            signature   BLOB NOT NULL
+        ) STRICT;
+        CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+        """;
+
     private const string MigrateToVersion3 = """
         ALTER TABLE licences ADD COLUMN claim TEXT NOT NULL DEFAULT 'credential';
         ALTER TABLE licences ADD COLUMN issuer TEXT;
@@ -154,6 +173,7 @@ internal sealed class SqliteStore : Store
         }
 
         Execute(connection, transaction, Schema);
+        Execute(connection, transaction, AuditCheckpointsSchema);
         Execute(connection, transaction, string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {SchemaVersion};"));
         transaction.Commit();
     }
