@@ -171,6 +171,35 @@ public sealed class ServerVerbTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_wrong_licence_credential_is_not_blamed_on_the_admin_credential()
+    {
+        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
+        CliResult licence = await Admin("licence", "add", "--subject", "s", "--models", "classifier", "--out", _work["l.credential"]);
+        Assert.True(licence.ExitCode == 0, licence.ToString());
+        string licenceId = licence.Stdout.Split(' ')[2];
+        OwnerOnlyFile.Write(_work["wrong.credential"], "not-the-credential");
+
+        CliResult token = await Workspace.RunAsync("token", "issue", "--licence", licenceId, "--credential-file", _work["wrong.credential"], "--server", Url);
+
+        Assert.Equal(ExitCodes.ServerError, token.ExitCode);
+        Assert.Contains("(401", token.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint: check --licence and --credential-file", token.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("admin", token.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_conflict_says_what_conflicts()
+    {
+        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
+
+        CliResult again = await Admin("model", "add", "classifier");
+
+        Assert.Equal(ExitCodes.ServerError, again.ExitCode);
+        Assert.Contains("'classifier' already exists", again.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint: that model id is taken: 'modelseal model list' shows it", again.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_credential_file_other_users_can_read_is_refused_before_use()
     {
         if (OperatingSystem.IsWindows())

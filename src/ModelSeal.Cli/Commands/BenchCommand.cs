@@ -51,6 +51,8 @@ internal sealed class BenchCommand : VerbCommand
 
     public Option<bool> ForceOption { get; } = VerbOptions.Force();
 
+    protected override string? GetOutputPath(ParseResult result) => result.GetValue(OutOption);
+
     protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
         string[] extra = result.GetValue(ModelOption) ?? [];
@@ -129,7 +131,8 @@ internal sealed class BenchCommand : VerbCommand
         };
         option.Validators.Add(r =>
         {
-            if (r.GetValueOrDefault<int>() is < 1 or > 64)
+            // Only a number out of range: a value that is not a number is already a parse error (reading it would throw).
+            if (r.Tokens.Count > 0 && int.TryParse(r.Tokens[^1].Value, System.Globalization.CultureInfo.InvariantCulture, out int threads) && threads is < 1 or > 64)
             {
                 r.AddError("--threads must be between 1 and 64.");
             }

@@ -28,6 +28,8 @@ internal sealed class KeygenCommand : VerbCommand
 
     public Option<bool> ForceOption { get; } = VerbOptions.Force();
 
+    protected override string? GetOutputPath(ParseResult result) => result.GetValue(OutOption);
+
     protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
         string output = result.GetRequiredValue(OutOption);

@@ -19,8 +19,8 @@ internal sealed class LicenceCommand : Command
     {
         private readonly Option<string> _subject = new("--subject") { Required = true, HelpName = "SUBJECT", Description = "Who the licence is for: the 'sub' of its tokens." };
         private readonly Option<string> _models = new("--models") { Required = true, HelpName = "IDS", Description = "Comma-separated model ids the licence covers, or '*' for all." };
-        private readonly Option<DateTimeOffset?> _notBefore = new("--not-before") { HelpName = "TIME", Description = "Start of validity (ISO 8601)." };
-        private readonly Option<DateTimeOffset?> _expires = new("--expires") { HelpName = "TIME", Description = "End of validity (ISO 8601)." };
+        private readonly Option<DateTimeOffset?> _notBefore = VerbOptions.Time("--not-before", "Start of validity: " + Times.Format + ".");
+        private readonly Option<DateTimeOffset?> _expires = VerbOptions.Time("--expires", "End of validity: " + Times.Format + ".");
         private readonly Option<int> _maxDevices = new("--max-devices") { HelpName = "N", Description = "How many devices may obtain keys [default: 1].", DefaultValueFactory = _ => 1 };
         private readonly Option<string> _credentialOut = VerbOptions.Out("File to write the licence credential to (owner-only); it is shown nowhere else.");
 
@@ -36,10 +36,12 @@ internal sealed class LicenceCommand : Command
             AddServerOptions();
         }
 
+        protected override string? GetOutputPath(ParseResult result) => result.GetValue(_credentialOut);
+
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
             string output = result.GetRequiredValue(_credentialOut);
-            Files.CheckOutput(output, force: false, ("the admin credential file", result.GetValue(CredentialOption)));
+            Files.CheckOutput(output, force: null, ("the admin credential file", result.GetValue(CredentialOption)));
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             string[] models = result.GetRequiredValue(_models).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             LicenceCreatedResponse licence = await client.CreateLicenceAsync(

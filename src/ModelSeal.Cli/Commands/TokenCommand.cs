@@ -30,7 +30,20 @@ internal sealed class TokenCommand : Command
         {
             using KeyServerAdminClient client = ServerOptionsFactory.NewClient(ServerOptionsFactory.ServerUri(result, _server));
             string credential = SecretFiles.ReadCredential(result.GetRequiredValue(_credentialFile), "the licence credential file", "pass the file 'modelseal licence add --out' wrote.");
-            TokenResponse token = await client.IssueLicenceTokenAsync(result.GetRequiredValue(_licence), credential, cancellationToken).ConfigureAwait(false);
+            TokenResponse token;
+            try
+            {
+                token = await client.IssueLicenceTokenAsync(result.GetRequiredValue(_licence), credential, cancellationToken).ConfigureAwait(false);
+            }
+            catch (KeyServerException e) when (e.Status == 401)
+            {
+                throw new CliException(
+                    ExitCodes.ServerError,
+                    e.Message,
+                    "check --licence and --credential-file: the file must be the one 'modelseal licence add --out' wrote for that licence ('modelseal licence list' shows the licences).",
+                    e);
+            }
+
             Context.Out.WriteLine(token.AccessToken);
             Context.WriteWarning($"this token grants key release for {token.ExpiresIn} s; treat it as a secret.");
             return ExitCodes.Success;

@@ -23,6 +23,9 @@ internal abstract class VerbCommand : Command
     /// <summary>The input file named in the command line, used to phrase errors about it.</summary>
     protected virtual string? GetInputPath(ParseResult result) => null;
 
+    /// <summary>The output file named in the command line, used to phrase failures to write it (a read-only directory, a full disk).</summary>
+    protected virtual string? GetOutputPath(ParseResult result) => null;
+
     private async Task<int> RunAsync(ParseResult result, CancellationToken cancellationToken)
     {
         try
@@ -35,7 +38,7 @@ internal abstract class VerbCommand : Command
         }
         catch (Exception exception)
         {
-            return ErrorReporter.Report(Context, exception, GetInputPath(result));
+            return ErrorReporter.Report(Context, exception, GetInputPath(result), GetOutputPath(result));
         }
     }
 }

@@ -57,7 +57,7 @@ internal static class Cli
         // An unknown verb also reports that no verb was given; the first says it all.
         foreach (ParseError error in result.Errors.Where(e => result.Errors.Count == 1 || e.Message != "Required command was not provided."))
         {
-            context.WriteError(error.Message);
+            context.WriteError(UsageMessages.Rephrase(error.Message));
         }
 
         Command command = result.CommandResult.Command;
@@ -68,8 +68,7 @@ internal static class Cli
             return;
         }
 
-        string path = command is RootCommand ? string.Empty : command.Name + " ";
-        context.Error.WriteLine($"hint: run 'modelseal {path}--help' for usage.");
+        context.Error.WriteLine($"hint: run '{UsageMessages.CommandPath(result.CommandResult)} --help' for usage.");
     }
 
     /// <summary>The name closest to <paramref name="typed"/> within two edits (a typo), or null.</summary>
