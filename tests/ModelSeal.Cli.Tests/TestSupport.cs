@@ -182,3 +182,31 @@ internal sealed class CliProcess : IDisposable
         _process.Dispose();
     }
 }
+
+/// <summary>The verbs of the command tree: every command that runs something (not the groups, not hidden ones).</summary>
+internal static class CommandTree
+{
+    /// <summary>Each verb as its path of names ("licence", "add").</summary>
+    public static IReadOnlyList<string[]> Verbs()
+    {
+        var verbs = new List<string[]>();
+        void Walk(System.CommandLine.Command command, string[] path)
+        {
+            foreach (System.CommandLine.Command sub in command.Subcommands.Where(c => !c.Hidden))
+            {
+                string[] subPath = [.. path, sub.Name];
+                if (sub.Action is not null)
+                {
+                    verbs.Add(subPath);
+                }
+
+                Walk(sub, subPath);
+            }
+        }
+
+        Walk(Host.Program.CreateRootCommand(new CliContext(TextWriter.Null, TextWriter.Null, Interactive: false)), []);
+        return verbs;
+    }
+
+    public static TheoryData<string> VerbNames() => [.. Verbs().Select(v => string.Join(' ', v))];
+}

@@ -19,7 +19,12 @@ internal sealed class AdminCredentialCommand : Command
         private readonly ServerStateOptions _state = new();
 
         public RotateCommand(CliContext context)
-            : base("rotate", "Write a new admin credential to --out FILE (a new owner-only file outside the data directory), store its hash and refuse every admin token issued before. Takes the data directory's lock: with SQLite, stop the server first; instances sharing a PostgreSQL database refuse the old tokens at their next request.", context)
+            : base("rotate", """
+                Write a new admin credential to --out FILE (a new owner-only file outside the data directory), store its hash and refuse every admin token issued before. Takes the data directory's lock: with SQLite, stop the server first; instances sharing a PostgreSQL database refuse the old tokens at their next request.
+
+                Examples:
+                  modelseal admin-credential rotate --data /var/lib/modelseal --out ~/admin-2.credential
+                """, context)
         {
             Add(OutOption);
             Add(_state.Data);

@@ -9,11 +9,17 @@ namespace ModelSeal.Cli.Commands;
 internal sealed class AuditCommand : AdminVerbCommand
 {
     private readonly Option<long?> _after = new("--after") { HelpName = "ID", Description = "Show records after this id." };
-    private readonly Option<int> _limit = new("--limit") { HelpName = "N", Description = "At most this many records (1–500) [default: 100].", DefaultValueFactory = _ => 100 };
+    private readonly Option<int> _limit = new("--limit") { HelpName = "N", Description = "At most this many records (1–500).", DefaultValueFactory = _ => 100 };
     private readonly Option<bool> _json = VerbOptions.Json();
 
     public AuditCommand(CliContext context)
-        : base("audit", "Read the key server's append-only audit log (key releases, refusals, admin changes).", context)
+        : base("audit", """
+            Read the key server's append-only audit log (key releases, refusals, admin changes).
+
+            Examples:
+              modelseal audit --admin-credential-file admin.credential
+              modelseal audit --after 100 --limit 50 --json
+            """, context)
     {
         Add(_after);
         Add(_limit);
@@ -57,7 +63,13 @@ internal sealed class AuditCommand : AdminVerbCommand
         private readonly Option<bool> _json = VerbOptions.Json();
 
         public VerifyCommand(CliContext context)
-            : base("verify", $"Verify the audit log's hash chain on the key server; exits {ExitCodes.AuditBroken} if a record was deleted, altered or reordered.", context)
+            : base("verify", $"""
+                Verify the audit log's hash chain on the key server; exits {ExitCodes.AuditBroken} if a record was deleted, altered or reordered.
+
+                Examples:
+                  modelseal audit verify --admin-credential-file admin.credential
+                  modelseal audit verify --expect-records 1200 --expect-hash HASH
+                """, context)
         {
             Add(_expectRecords);
             Add(_expectHash);

@@ -45,7 +45,7 @@ internal sealed class BenchCommand : VerbCommand
         AllowMultipleArgumentsPerToken = false,
     };
 
-    public Option<int> ThreadsOption { get; } = CreateThreadsOption();
+    public Option<int?> ThreadsOption { get; } = CreateThreadsOption();
 
     public Option<string> OutOption { get; } = new("--out") { HelpName = "FILE", Description = "Also write the report to this Markdown file." };
 
@@ -68,7 +68,7 @@ internal sealed class BenchCommand : VerbCommand
         }
 
         bool full = result.GetValue(FullOption);
-        var settings = new BenchSettings(Runs: full ? 21 : 5, ColdRuns: full ? 9 : 3, Threads: result.GetValue(ThreadsOption), OpenSslSeconds: full ? 3 : 1);
+        var settings = new BenchSettings(Runs: full ? 21 : 5, ColdRuns: full ? 9 : 3, Threads: result.GetValue(ThreadsOption) ?? Environment.ProcessorCount, OpenSslSeconds: full ? 3 : 1);
 
         var models = new List<BenchModel>();
         for (int i = 0; i < BenchSuite.PaperSizes.Length; i++)
@@ -121,13 +121,12 @@ internal sealed class BenchCommand : VerbCommand
         return ExitCodes.Success;
     }
 
-    private static Option<int> CreateThreadsOption()
+    private static Option<int?> CreateThreadsOption()
     {
-        var option = new Option<int>("--threads")
+        var option = new Option<int?>("--threads")
         {
             HelpName = "N",
-            Description = "Threads for the parallel column (default: the processor count).",
-            DefaultValueFactory = _ => Environment.ProcessorCount,
+            Description = "Threads for the parallel column [default: the processor count].",
         };
         option.Validators.Add(r =>
         {

@@ -19,7 +19,12 @@ internal sealed class DatabaseCommand : Command
         private readonly ServerStateOptions _state = new();
 
         public MigrateCommand(CliContext context)
-            : base("migrate", "Copy the data directory's SQLite database (models, wrapped keys, licences, devices, the audit chain) into an empty PostgreSQL database, with the server stopped; then serve with --database postgres. modelseal.db is moved aside.", context)
+            : base("migrate", """
+                Copy the data directory's SQLite database (models, wrapped keys, licences, devices, the audit chain) into an empty PostgreSQL database, with the server stopped; then serve with --database postgres. modelseal.db is moved aside.
+
+                Examples:
+                  MODELSEAL_PG='Host=db;Database=modelseal;Username=modelseal' modelseal database migrate --data /var/lib/modelseal --connection-string-env MODELSEAL_PG
+                """, context)
         {
             Add(_state.Data);
             _state.ConnectionStringEnv.Required = true;

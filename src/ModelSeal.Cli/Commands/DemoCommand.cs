@@ -32,6 +32,9 @@ internal sealed class DemoCommand : VerbCommand
         Run the whole system on the bundled sample model with no setup: an in-process key server on 127.0.0.1, a
         licence, a key fetched over HTTP and sealed to a device key, the sealed model opened in memory into ONNX
         Runtime, and its outputs checked against the plaintext model. Leaves no files behind.
+
+        Examples:
+          modelseal demo
         """;
 
     public DemoCommand(CliContext context)

@@ -21,11 +21,17 @@ internal sealed class LicenceCommand : Command
         private readonly Option<string> _models = new("--models") { Required = true, HelpName = "IDS", Description = "Comma-separated model ids the licence covers, or '*' for all." };
         private readonly Option<DateTimeOffset?> _notBefore = VerbOptions.Time("--not-before", "Start of validity: " + Times.Format + ".");
         private readonly Option<DateTimeOffset?> _expires = VerbOptions.Time("--expires", "End of validity: " + Times.Format + ".");
-        private readonly Option<int> _maxDevices = new("--max-devices") { HelpName = "N", Description = "How many devices may obtain keys [default: 1].", DefaultValueFactory = _ => 1 };
+        private readonly Option<int> _maxDevices = new("--max-devices") { HelpName = "N", Description = "How many devices may obtain keys.", DefaultValueFactory = _ => 1 };
         private readonly Option<string> _credentialOut = VerbOptions.Out("File to write the licence credential to (owner-only); it is shown nowhere else.");
 
         public AddCommand(CliContext context)
-            : base("add", "Create a licence; its credential goes to --out (owner-only), never to the terminal.", context)
+            : base("add", """
+                Create a licence; its credential goes to --out (owner-only), never to the terminal.
+
+                Examples:
+                  modelseal licence add --subject customer-42 --models classifier --out customer-42.credential
+                  modelseal licence add --subject acme --models '*' --max-devices 10 --expires 2027-01-01 --out acme.credential
+                """, context)
         {
             Add(_subject);
             Add(_models);
@@ -67,7 +73,12 @@ internal sealed class LicenceCommand : Command
         private readonly Argument<string> _id = new("LICENCE-ID") { Description = "The licence to revoke." };
 
         public RevokeCommand(CliContext context)
-            : base("revoke", "Revoke a licence: its devices get no more keys.", context)
+            : base("revoke", """
+                Revoke a licence: its devices get no more keys.
+
+                Examples:
+                  modelseal licence revoke lic_0123456789abcdef --admin-credential-file admin.credential
+                """, context)
         {
             Add(_id);
             AddServerOptions();
@@ -85,7 +96,13 @@ internal sealed class LicenceCommand : Command
     private sealed class ListCommand : AdminVerbCommand
     {
         public ListCommand(CliContext context)
-            : base("list", "List licences.", context)
+            : base("list", """
+                List the licences on the key server.
+
+                Examples:
+                  modelseal licence list --admin-credential-file admin.credential
+                  modelseal licence list --json
+                """, context)
         {
             AddServerOptions();
         }

@@ -22,7 +22,12 @@ internal sealed class MasterKeyCommand : Command
         private readonly ServerStateOptions _state = new();
 
         public MigrateCommand(CliContext context)
-            : base("migrate", "Move every data key from master.keys into a PKCS#11 token (HSM), in one transaction, with the server stopped; then serve with --master-key pkcs11 and the same token options. master.keys is moved aside for the backups made before.", context)
+            : base("migrate", """
+                Move every data key from master.keys into a PKCS#11 token (HSM), in one transaction, with the server stopped; then serve with --master-key pkcs11 and the same token options. master.keys is moved aside for the backups made before.
+
+                Examples:
+                  modelseal master-key migrate --data /var/lib/modelseal --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --token-label modelseal --pin-file pin.txt
+                """, context)
         {
             _state.AddTo(this);
         }

@@ -18,7 +18,13 @@ internal sealed class ModelCommand : Command
         private readonly Argument<string> _id = new("ID") { Description = "The model id (letters, digits, '.', '_', '-')." };
 
         public AddCommand(CliContext context)
-            : base("add", "Register a model id on the key server; 'modelseal encrypt --server' then adds versions.", context)
+            : base("add", """
+                Register a model id on the key server; 'modelseal encrypt --server' then adds versions.
+
+                Examples:
+                  modelseal model add classifier --admin-credential-file admin.credential
+                  modelseal model add classifier --server https://keys.example.com --admin-credential-file admin.credential
+                """, context)
         {
             _id.Validators.Add(r =>
             {
@@ -43,7 +49,13 @@ internal sealed class ModelCommand : Command
     private sealed class ListCommand : AdminVerbCommand
     {
         public ListCommand(CliContext context)
-            : base("list", "List the models and their versions on the key server.", context)
+            : base("list", """
+                List the models and their versions on the key server.
+
+                Examples:
+                  modelseal model list --admin-credential-file admin.credential
+                  modelseal model list --json
+                """, context)
         {
             AddServerOptions();
         }

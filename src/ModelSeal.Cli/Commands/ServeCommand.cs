@@ -20,7 +20,13 @@ internal sealed class ServeCommand : VerbCommand
     private readonly ServerStateOptions _state = new();
 
     public ServeCommand(CliContext context)
-        : base("serve", "Run the key server: by default one data directory (SQLite database, master key, token-signing key; the admin credential's hash in the database), listening on 127.0.0.1; with --database postgres and --master-key pkcs11, one of several instances. Settings come from --config FILE, then MODELSEAL_ environment variables, then these flags (docs/deploy.md).", context)
+        : base("serve", """
+            Run the key server: by default one data directory (SQLite database, master key, token-signing key; the admin credential's hash in the database), listening on 127.0.0.1; with --database postgres and --master-key pkcs11, one of several instances. Settings come from --config FILE, then MODELSEAL_ environment variables, then these flags (docs/deploy.md).
+
+            Examples:
+              modelseal serve --data /var/lib/modelseal --admin-credential-out ~/admin.credential
+              modelseal serve --config /etc/modelseal/server.json
+            """, context)
     {
         Add(ConfigOption);
         _state.AddTo(this, MasterKeyOption);

@@ -19,7 +19,12 @@ internal sealed class TokenCommand : Command
         private readonly Option<string> _credentialFile = new("--credential-file") { Required = true, HelpName = "FILE", Description = "The licence credential file written by 'modelseal licence add'." };
 
         public IssueCommand(CliContext context)
-            : base("issue", "Exchange a licence credential for a short-lived device token and print it (for testing clients).", context)
+            : base("issue", """
+                Exchange a licence credential for a short-lived device token and print it (for testing clients).
+
+                Examples:
+                  modelseal token issue --licence lic_0123456789abcdef --credential-file customer-42.credential
+                """, context)
         {
             Add(_licence);
             Add(_credentialFile);
