@@ -30,7 +30,10 @@ internal sealed class AdminCredentialCommand : Command
             Add(_state.Data);
             Add(_state.Database);
             Add(_state.ConnectionStringEnv);
+            Add(JsonOption);
         }
+
+        public Option<bool> JsonOption { get; } = VerbOptions.Json();
 
         public Option<string> OutOption { get; } = new("--out")
         {
@@ -50,6 +53,12 @@ internal sealed class AdminCredentialCommand : Command
             catch (ServerConfigurationException e)
             {
                 throw new CliException(ExitCodes.Usage, e.Message, "stop the key server (SQLite), then give its data directory, its database (--database, --connection-string-env) and a new file outside the data directory (--out; docs/deploy.md \"Admin credential\").", e);
+            }
+
+            if (result.GetValue(JsonOption))
+            {
+                CliJsonContext.Write(Context, new AdminCredentialRotateResult(rotated.CredentialFile, rotated.Epoch));
+                return Task.FromResult(ExitCodes.Success);
             }
 
             Context.Out.WriteLine($"wrote the new admin credential to {rotated.CredentialFile} (owner-only); admin epoch {rotated.Epoch}: every admin token issued before is refused.");

@@ -38,13 +38,16 @@ internal sealed class AuditCommand : AdminVerbCommand
             return ExitCodes.Success;
         }
 
-        foreach (AuditItem r in page.Items)
+        if (page.Items.Count == 0)
         {
-            Context.Out.WriteLine(Text.Safe(string.Join("  ", new[]
-            {
-                r.Id.ToString(CultureInfo.InvariantCulture), r.At, r.Event, r.Outcome, r.Subject, r.LicenceId,
-                r.ModelId is null ? null : $"{r.ModelId} {r.Version}", r.Device is null ? null : "device " + r.Device, r.Client,
-            }.Where(s => !string.IsNullOrEmpty(s)))));
+            Context.Out.WriteLine(result.GetValue(_after) is null ? "the audit log is empty" : "no records after that id");
+        }
+        else
+        {
+            Table.Write(
+                Context.Out,
+                ["ID", "TIME", "EVENT", "OUTCOME", "SUBJECT", "LICENCE", "MODEL", "VERSION", "DEVICE", "CLIENT"],
+                page.Items.Select(r => new[] { r.Id.ToString(CultureInfo.InvariantCulture), r.At, r.Event, r.Outcome, r.Subject, r.LicenceId, r.ModelId, r.Version, r.Device, r.Client }));
         }
 
         if (page.Next is { } next)

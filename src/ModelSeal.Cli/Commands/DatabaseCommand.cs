@@ -29,7 +29,10 @@ internal sealed class DatabaseCommand : Command
             Add(_state.Data);
             _state.ConnectionStringEnv.Required = true;
             Add(_state.ConnectionStringEnv);
+            Add(_json);
         }
+
+        private readonly Option<bool> _json = VerbOptions.Json();
 
         protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
@@ -42,6 +45,12 @@ internal sealed class DatabaseCommand : Command
             catch (ServerConfigurationException e)
             {
                 throw new CliException(ExitCodes.Usage, e.Message, "stop the key server, then give its data directory and an empty PostgreSQL database (--connection-string-env; docs/deploy.md).", e);
+            }
+
+            if (result.GetValue(_json))
+            {
+                CliJsonContext.Write(Context, new DatabaseMigrateResult(moved.Models, moved.Versions, moved.Licences, moved.Devices, moved.AuditRecords, moved.RetiredDatabaseFile));
+                return Task.FromResult(ExitCodes.Success);
             }
 
             Context.Out.WriteLine($"copied {moved.Models} model(s), {moved.Versions} version(s), {moved.Licences} licence(s), {moved.Devices} device(s) and {moved.AuditRecords} audit record(s); the audit chain continues unchanged.");

@@ -30,7 +30,10 @@ internal sealed class MasterKeyCommand : Command
                 """, context)
         {
             _state.AddTo(this);
+            Add(_json);
         }
+
+        private readonly Option<bool> _json = VerbOptions.Json();
 
         protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
@@ -43,6 +46,12 @@ internal sealed class MasterKeyCommand : Command
             catch (ServerConfigurationException e)
             {
                 throw new CliException(ExitCodes.Usage, e.Message, "stop the key server, then give the data directory, the database and the target token (--pkcs11-module, --token-label, --pin-file/--pin-env; docs/deploy.md).", e);
+            }
+
+            if (result.GetValue(_json))
+            {
+                CliJsonContext.Write(Context, new MasterKeyMigrateResult(migrated.Rewrapped, migrated.MasterKeyVersion, migrated.RetiredMasterKeysFile));
+                return Task.FromResult(ExitCodes.Success);
             }
 
             Context.Out.WriteLine($"moved {migrated.Rewrapped} data key(s) into the PKCS#11 token (master key v{migrated.MasterKeyVersion}).");

@@ -17,6 +17,7 @@ internal sealed class TokenCommand : Command
         private readonly Option<Uri> _server = ServerOptionsFactory.Server();
         private readonly Option<string> _licence = new("--licence", "--license") { Required = true, HelpName = "LICENCE-ID", Description = "The licence." };
         private readonly Option<string> _credentialFile = new("--credential-file") { Required = true, HelpName = "FILE", Description = "The licence credential file written by 'modelseal licence add'." };
+        private readonly Option<bool> _json = VerbOptions.Json();
 
         public IssueCommand(CliContext context)
             : base("issue", """
@@ -24,10 +25,12 @@ internal sealed class TokenCommand : Command
 
                 Examples:
                   modelseal token issue --licence lic_0123456789abcdef --credential-file customer-42.credential
+                  modelseal token issue --licence lic_0123456789abcdef --credential-file customer-42.credential --json
                 """, context)
         {
             Add(_licence);
             Add(_credentialFile);
+            Add(_json);
             Add(_server);
         }
 
@@ -49,7 +52,8 @@ internal sealed class TokenCommand : Command
                     e);
             }
 
-            Context.Out.WriteLine(token.AccessToken);
+            string licenceId = result.GetRequiredValue(_licence);
+            WriteResult(result.GetValue(_json), new TokenIssueResult(client.Server.ToString(), licenceId, token.AccessToken, token.TokenType, token.ExpiresIn), token.AccessToken);
             Context.WriteWarning($"this token grants key release for {token.ExpiresIn} s; treat it as a secret.");
             return ExitCodes.Success;
         }

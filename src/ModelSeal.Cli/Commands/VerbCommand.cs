@@ -26,6 +26,19 @@ internal abstract class VerbCommand : Command
     /// <summary>The output file named in the command line, used to phrase failures to write it (a read-only directory, a full disk).</summary>
     protected virtual string? GetOutputPath(ParseResult result) => null;
 
+    /// <summary>Prints the result: <paramref name="value"/> as one JSON object with --json, else the line <paramref name="text"/> (made terminal-safe).</summary>
+    protected void WriteResult<T>(bool json, T value, string text)
+    {
+        if (json)
+        {
+            CliJsonContext.Write(Context, value);
+        }
+        else
+        {
+            Context.Out.WriteLine(Text.Safe(text));
+        }
+    }
+
     private async Task<int> RunAsync(ParseResult result, CancellationToken cancellationToken)
     {
         try
