@@ -51,7 +51,7 @@ public sealed class JsonTests
     {
         using var ws = new Workspace();
         using var stop = new CancellationTokenSource();
-        var output = new FirstLine();
+        using var output = new LineSignal("{\"command\":\"serve\"");
         using var stderr = new StringWriter();
         Task<int> serve = Host.Cli.RunAsync(
             ["serve", "--data", ws["data"], "--urls", "http://127.0.0.1:0", "--admin-credential-out", ws["admin.credential"], "--json"],
@@ -70,19 +70,5 @@ public sealed class JsonTests
         Assert.Equal(ws["data"], json.GetProperty("dataDirectory").GetString());
         Assert.Equal(ws["admin.credential"], json.GetProperty("adminCredentialWritten").GetString());
         Assert.Contains("modelseal key server stopped.", stderr.ToString(), StringComparison.Ordinal);
-    }
-
-    /// <summary>Standard output that completes <see cref="Seen"/> at its first line.</summary>
-    private sealed class FirstLine : StringWriter
-    {
-        private readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Task Seen => _seen.Task;
-
-        public override void WriteLine(string? value)
-        {
-            base.WriteLine(value);
-            _seen.TrySetResult();
-        }
     }
 }

@@ -233,9 +233,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
     [Fact]
     public async Task Revoking_twice_says_the_licence_was_already_revoked()
     {
-        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
-        CliResult licence = await Admin("licence", "add", "--subject", "s", "--models", "classifier", "--out", _work["l.credential"]);
-        string licenceId = licence.Stdout.Split(' ')[2];
+        string licenceId = await LicensedClassifierAsync("l.credential");
 
         CliResult first = await Admin("licence", "revoke", licenceId);
         CliResult second = await Admin("licence", "revoke", licenceId);
@@ -263,6 +261,15 @@ public sealed class ServerVerbTests : IAsyncLifetime
         AssertTable(audit, ["ID", "TIME", "EVENT", "OUTCOME", "SUBJECT", "LICENCE", "MODEL", "VERSION", "DEVICE", "CLIENT"], rows: 3);
     }
 
+    /// <summary>Adds the model 'classifier' and a licence for it (subject "s"), its credential in <paramref name="credential"/>; returns the licence id.</summary>
+    private async Task<string> LicensedClassifierAsync(string credential)
+    {
+        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
+        CliResult licence = await Admin("licence", "add", "--subject", "s", "--models", "classifier", "--out", _work[credential]);
+        Assert.True(licence.ExitCode == 0, licence.ToString());
+        return licence.Stdout.Split(' ')[2];
+    }
+
     private static void AssertTable(CliResult result, string[] headers, int rows)
     {
         Assert.True(result.ExitCode == 0, result.ToString());
@@ -285,10 +292,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
     [Fact]
     public async Task A_wrong_licence_credential_is_not_blamed_on_the_admin_credential()
     {
-        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
-        CliResult licence = await Admin("licence", "add", "--subject", "s", "--models", "classifier", "--out", _work["l.credential"]);
-        Assert.True(licence.ExitCode == 0, licence.ToString());
-        string licenceId = licence.Stdout.Split(' ')[2];
+        string licenceId = await LicensedClassifierAsync("l.credential");
         OwnerOnlyFile.Write(_work["wrong.credential"], "not-the-credential");
 
         CliResult token = await Workspace.RunAsync("token", "issue", "--licence", licenceId, "--credential-file", _work["wrong.credential"], "--server", Url);

@@ -210,3 +210,20 @@ internal static class CommandTree
 
     public static TheoryData<string> VerbNames() => [.. Verbs().Select(v => string.Join(' ', v))];
 }
+
+/// <summary>Standard output that completes <see cref="Seen"/> when a line starting with a prefix is written.</summary>
+internal sealed class LineSignal(string prefix) : StringWriter
+{
+    private readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task Seen => _seen.Task;
+
+    public override void WriteLine(string? value)
+    {
+        base.WriteLine(value);
+        if (value?.StartsWith(prefix, StringComparison.Ordinal) == true)
+        {
+            _seen.TrySetResult();
+        }
+    }
+}
