@@ -38,6 +38,9 @@ public sealed class MessageTests
     [InlineData("licence", "add", "--subject", "s", "--models", "m", "--max-devices", "many", "--out", "x")]
     [InlineData("audit", "--limit", "lots")]
     [InlineData("bench", "--threads", "all")]
+    [InlineData("audit", "verify", "--expect-records", "many", "--expect-hash", "h")]
+    [InlineData("audit", "--after", "last")]
+    [InlineData("serve", "--releases-per-minute", "lots")]
     public async Task A_bad_number_says_a_whole_number_is_expected(params string[] args)
     {
         CliResult result = await Workspace.RunAsync(args);

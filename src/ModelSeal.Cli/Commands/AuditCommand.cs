@@ -83,7 +83,7 @@ internal sealed class AuditCommand : AdminVerbCommand
                 {
                     r.AddError("--expect-records and --expect-hash go together (take both from an earlier 'modelseal audit verify').");
                 }
-                else if (r.GetValue(_expectRecords) is < 0)
+                else if (r.GetResult(_expectRecords) is { Tokens: [.., var count] } && long.TryParse(count.Value, CultureInfo.InvariantCulture, out long records) && records < 0)
                 {
                     r.AddError("--expect-records must not be negative.");
                 }

@@ -2,7 +2,7 @@ using System.CommandLine;
 
 namespace ModelSeal.Cli.Commands;
 
-/// <summary><c>modelseal keygen --out FILE [--key-id ID] [--force]</c>: creates a local key file.</summary>
+/// <summary><c>modelseal keygen --out FILE [--key-id ID] [--force] [--json]</c>: creates a local key file.</summary>
 internal sealed class KeygenCommand : VerbCommand
 {
     private const string Summary = """

@@ -25,7 +25,18 @@ internal static class Cli
         }
 
         // `modelseal help [VERB …]` is `modelseal [VERB …] --help`.
-        ParseResult result = root.Parse(args[0] == "help" ? [.. args[1..], "--help"] : args);
+        ParseResult result;
+        try
+        {
+            result = root.Parse(args[0] == "help" ? [.. args[1..], "--help"] : args);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A validator that read a value which did not convert: the conversion's message is the usage error.
+            context.WriteError(UsageMessages.Rephrase(e.Message), $"run '{UsageMessages.CommandPath(root, args)} --help' for usage.");
+            return ExitCodes.Usage;
+        }
+
         if (result.Action is ParseErrorAction)
         {
             ReportUsageErrors(context, result, root, args);

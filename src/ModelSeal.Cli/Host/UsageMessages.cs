@@ -19,6 +19,25 @@ internal static partial class UsageMessages
         return string.Join(' ', names);
     }
 
+    /// <summary>"modelseal audit verify": the verbs at the start of <paramref name="args"/>, by their main names.</summary>
+    public static string CommandPath(RootCommand root, IEnumerable<string> args)
+    {
+        var names = new List<string> { "modelseal" };
+        Command command = root;
+        foreach (string arg in args)
+        {
+            if (command.Subcommands.FirstOrDefault(c => c.Name == arg || c.Aliases.Contains(arg)) is not { } sub)
+            {
+                break;
+            }
+
+            names.Add(sub.Name);
+            command = sub;
+        }
+
+        return string.Join(' ', names);
+    }
+
     /// <summary>System.CommandLine's "Cannot parse argument … as expected type 'System.Int32'" said with the format expected; other messages unchanged.</summary>
     public static string Rephrase(string message)
     {
