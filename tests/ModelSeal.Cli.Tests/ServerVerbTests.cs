@@ -61,12 +61,17 @@ public sealed class ServerVerbTests : IAsyncLifetime
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(second));
         }
 
+        CliResult json = await Workspace.RunAsync("admin-credential", "rotate", "--data", data, "--out", _work["third.credential"], "--json");
+        Assert.True(json.ExitCode == 0, json.ToString());
+        Assert.Equal(("admin-credential rotate", _work["third.credential"], 3), (json.Json().GetProperty("command").GetString(), json.Json().GetProperty("credentialFile").GetString(), json.Json().GetProperty("epoch").GetInt64()));
+        Assert.DoesNotContain(File.ReadAllText(_work["third.credential"]).Trim(), json.Stdout, StringComparison.Ordinal);
+
         await using (TestKeyServer server = await TestKeyServer.StartAsync(options => options.AdminCredentialOut = first, dataDirectory: data))
         {
             CliResult old = await Workspace.RunAsync("model", "list", "--server", server.Url, "--admin-credential-file", first);
             Assert.NotEqual(0, old.ExitCode);
             Assert.Contains("admin credential", old.Stderr, StringComparison.Ordinal);
-            CliResult listed = await Workspace.RunAsync("model", "list", "--server", server.Url, "--admin-credential-file", second);
+            CliResult listed = await Workspace.RunAsync("model", "list", "--server", server.Url, "--admin-credential-file", _work["third.credential"]);
             Assert.True(listed.ExitCode == 0, listed.ToString());
             Assert.Contains("rotating", listed.Stdout, StringComparison.Ordinal);
         }
