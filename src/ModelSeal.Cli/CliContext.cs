@@ -21,6 +21,12 @@ internal sealed record CliContext(TextWriter Out, TextWriter Error, bool Interac
     /// <summary>Standard input, for the input <c>-</c> (tests give a stream of their own).</summary>
     public Func<Stream> OpenStandardInput { get; init; } = Console.OpenStandardInput;
 
+    /// <summary>
+    /// The width of the terminal standard error is, in columns, read at each redraw of the progress bar (the window
+    /// may be resized); null when it is not a terminal or cannot be told.
+    /// </summary>
+    public Func<int?> TerminalWidth { get; init; } = StandardErrorWidth;
+
     /// <summary>Operations on more model bytes than this draw a progress bar (when <see cref="Interactive"/>).</summary>
     public long ProgressThreshold { get; init; } = 8L * 1024 * 1024;
 
@@ -45,6 +51,18 @@ internal sealed record CliContext(TextWriter Out, TextWriter Error, bool Interac
 
     /// <summary>Writes <c>warning: …</c> to standard error.</summary>
     public void WriteWarning(string message) => Error.WriteLine("warning: " + Text.Safe(message));
+
+    private static int? StandardErrorWidth()
+    {
+        try
+        {
+            return Console.IsErrorRedirected || Console.WindowWidth <= 0 ? null : Console.WindowWidth;
+        }
+        catch (Exception e) when (e is IOException or PlatformNotSupportedException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
 
     private static string[] DefaultSelfCommand()
     {

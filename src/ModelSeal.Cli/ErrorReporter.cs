@@ -13,17 +13,23 @@ internal static class ErrorReporter
     /// <param name="context">Where to print.</param>
     /// <param name="exception">What went wrong.</param>
     /// <param name="input">The input file of the command, if any, to name in messages about it.</param>
-    public static int Report(CliContext context, Exception exception, string? input)
+    /// <param name="output">The output file of the command, if any, to name when writing it failed.</param>
+    public static int Report(CliContext context, Exception exception, string? input, string? output = null)
     {
-        (int exitCode, string message, string? hint) = Describe(exception, input);
+        (int exitCode, string message, string? hint) = Describe(exception, input, output);
         context.WriteError(message, hint);
         return exitCode;
     }
 
     /// <summary>The exit code, message and hint for an exception.</summary>
-    public static (int ExitCode, string Message, string? Hint) Describe(Exception exception, string? input)
+    public static (int ExitCode, string Message, string? Hint) Describe(Exception exception, string? input, string? output = null)
     {
         string subject = input is null ? "the input" : Quote(input);
+        if (output is not null && OutputFailure.Describe(exception, output) is { } writing)
+        {
+            return writing;
+        }
+
         return exception switch
         {
             CliException e => (e.ExitCode, e.Message, e.Hint),
@@ -57,19 +63,24 @@ internal static class ErrorReporter
         };
     }
 
-    /// <summary>A path as it would be typed in a POSIX shell: unchanged when safe, else single-quoted.</summary>
-    private static string KeyServerHint(KeyServerException e) => (e.Failure, e.Status) switch
+    /// <summary>The hint for a refusal by the key server of an admin request (token issue phrases its own 401).</summary>
+    internal static string KeyServerHint(KeyServerException e) => (e.Failure, e.Status, e.Code) switch
     {
-        (KeyServerFailure.Unreachable, _) => "check --server (or MODELSEAL_SERVER) and that 'modelseal serve' is running.",
-        (KeyServerFailure.InvalidAnswer, _) => "check that --server is a ModelSeal key server of this version.",
-        (_, 401) => "check the credential: the admin credential (--admin-credential-file, MODELSEAL_ADMIN_CREDENTIAL_FILE or MODELSEAL_ADMIN_CREDENTIAL), or the licence credential for 'token issue'.",
-        (_, 403) => "the server does not allow this for this credential or licence.",
-        (_, 404) => "check the ids: 'modelseal model list' and 'modelseal licence list' show what exists.",
-        (_, 409) => "the id is taken: choose another, or see 'modelseal model list' / 'modelseal licence list'.",
-        (_, 429) => "slow down: the server rate-limits requests.",
-        _ => "the server's logs have more.",
+        (KeyServerFailure.Unreachable, _, _) => "check --server (or MODELSEAL_SERVER) and that 'modelseal serve' is running.",
+        (KeyServerFailure.InvalidAnswer, _, _) => "check that --server is a ModelSeal key server of this version.",
+        (_, 401, _) => "check the admin credential: --admin-credential-file FILE (the file 'modelseal serve --admin-credential-out' or 'modelseal admin-credential rotate --out' wrote), MODELSEAL_ADMIN_CREDENTIAL_FILE or MODELSEAL_ADMIN_CREDENTIAL.",
+        (_, 403, _) => "the server does not allow this for this credential or licence.",
+        (_, 404, ProblemCodes.ModelNotFound or ProblemCodes.VersionNotFound) => "check the model id and version: 'modelseal model list' shows what exists.",
+        (_, 404, ProblemCodes.LicenceNotFound) => "check the licence id: 'modelseal licence list' shows what exists.",
+        (_, 404, _) => "check the ids: 'modelseal model list' and 'modelseal licence list' show what exists.",
+        (_, 409, ProblemCodes.ModelExists) => "that model id is taken: 'modelseal model list' shows it; choose another id, or add a version to it with 'modelseal encrypt --server'.",
+        (_, 409, ProblemCodes.VersionExists) => "that version of the model exists already: give a new --model-version, or leave it out so that the server numbers the versions ('modelseal model list' shows them).",
+        (_, 409, _) => "the request conflicts with what the key server holds; 'modelseal model list' and 'modelseal licence list' show it.",
+        (_, 429, _) => "slow down: the server rate-limits requests.",
+        _ => "the key server's log has more.",
     };
 
+    /// <summary>A path as it would be typed in a POSIX shell: unchanged when safe, else single-quoted.</summary>
     public static string ShellQuote(string path) =>
         path.Length > 0 && path.All(c => char.IsAsciiLetterOrDigit(c) || "/._-+:,@%=".Contains(c, StringComparison.Ordinal))
             ? path

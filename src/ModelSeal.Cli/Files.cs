@@ -30,6 +30,29 @@ internal static class Files
         return source;
     }
 
+    /// <summary>
+    /// Fails with <see cref="ExitCodes.AuthenticationFailed"/> when the length of a seekable sealed model differs from the
+    /// length its header declares: a truncated or extended file is said to be one, without using the key.
+    /// </summary>
+    public static void RequireDeclaredLength(Stream source, SealedModelHeader header, string input)
+    {
+        if (!source.CanSeek || source.Length == header.SealedLength)
+        {
+            return;
+        }
+
+        long found = source.Length, expected = header.SealedLength;
+        throw found < expected
+            ? new CliException(
+                ExitCodes.AuthenticationFailed,
+                $"{ErrorReporter.Quote(input)} is truncated: its header declares {Text.Plural(expected, "byte")}, the file has {Text.Count(found)} ({Text.Count(expected - found)} missing). Nothing was written.",
+                "get a complete copy of the file: a download or copy was cut short.")
+            : new CliException(
+                ExitCodes.AuthenticationFailed,
+                $"{ErrorReporter.Quote(input)} is longer than its header declares: expected {Text.Plural(expected, "byte")}, found {Text.Count(found)} ({Text.Count(found - expected)} extra). Nothing was written.",
+                "get an unmodified copy of the file: something was appended to it.");
+    }
+
     /// <summary>Fails with <see cref="ExitCodes.IoError"/> unless <paramref name="path"/> is an existing file (or <c>-</c>).</summary>
     public static void RequireInputFile(string path)
     {
@@ -52,9 +75,9 @@ internal static class Files
     /// <summary>
     /// Fails unless <paramref name="output"/> can be written: a file path (not standard output, not any of
     /// <paramref name="inputs"/>: the input, the key file, a credential), in an existing directory, and not an existing
-    /// file unless <paramref name="force"/>.
+    /// file unless <paramref name="force"/> (null: the verb has no --force).
     /// </summary>
-    public static void CheckOutput(string output, bool force, params (string What, string? Path)[] inputs)
+    public static void CheckOutput(string output, bool? force, params (string What, string? Path)[] inputs)
     {
         if (output == "-")
         {
@@ -80,9 +103,12 @@ internal static class Files
             throw new CliException(ExitCodes.IoError, $"the output {ErrorReporter.Quote(output)} is a directory.", "give a file path with --out.");
         }
 
-        if (File.Exists(full) && !force)
+        if (File.Exists(full) && force is not true)
         {
-            throw new CliException(ExitCodes.IoError, $"the output file {ErrorReporter.Quote(output)} already exists.", "pass --force to replace it.");
+            throw new CliException(
+                ExitCodes.IoError,
+                $"the output file {ErrorReporter.Quote(output)} already exists.",
+                force is null ? "choose another --out path; this command never replaces an existing file." : "pass --force to replace it.");
         }
 
         string directory = Path.GetDirectoryName(full)!;

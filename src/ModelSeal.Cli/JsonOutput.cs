@@ -84,8 +84,113 @@ internal sealed record InspectResult(
     public bool Authenticated { get; init; }
 }
 
+/// <summary>The --json result of <c>keygen</c>: the key id and the file, never the key.</summary>
+internal sealed record KeygenResult(string Output, string KeyId)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "keygen";
+}
+
+/// <summary>The --json result of <c>model add</c>.</summary>
+internal sealed record ModelAddResult(string Server, string ModelId, string CreatedAt)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "model add";
+}
+
+/// <summary>A model and its versions in <see cref="ModelListResult"/>.</summary>
+internal sealed record ModelEntry(string ModelId, string CreatedAt, IReadOnlyList<VersionEntry> Versions);
+
+/// <summary>A version of a model in <see cref="ModelEntry"/>.</summary>
+internal sealed record VersionEntry(string Version, string State, string KeyId, string CreatedAt);
+
+/// <summary>The --json result of <c>model list</c>.</summary>
+internal sealed record ModelListResult(string Server, IReadOnlyList<ModelEntry> Models)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "model list";
+}
+
+/// <summary>A licence in <see cref="LicenceListResult"/> and the other licence results; never its credential.</summary>
+internal sealed record LicenceEntry(string LicenceId, string Subject, IReadOnlyList<string> Models, int MaxDevices, string? NotBefore, string? ExpiresAt, string CreatedAt, string? RevokedAt);
+
+/// <summary>The --json result of <c>licence add</c>: the licence and where its credential is (not the credential).</summary>
+internal sealed record LicenceAddResult(string Server, LicenceEntry Licence, string CredentialFile, IReadOnlyList<string> Warnings)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "licence add";
+}
+
+/// <summary>The --json result of <c>licence revoke</c>.</summary>
+internal sealed record LicenceRevokeResult(string Server, LicenceEntry Licence, bool AlreadyRevoked)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "licence revoke";
+}
+
+/// <summary>The --json result of <c>licence list</c>.</summary>
+internal sealed record LicenceListResult(string Server, IReadOnlyList<LicenceEntry> Licences)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "licence list";
+}
+
+/// <summary>The --json result of <c>token issue</c>: the token is the result (a secret for its lifetime).</summary>
+internal sealed record TokenIssueResult(string Server, string LicenceId, string AccessToken, string TokenType, int ExpiresIn)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "token issue";
+}
+
+/// <summary>The --json result of <c>serve</c>, printed once the server listens.</summary>
+internal sealed record ServeResult(IReadOnlyList<string> Urls, string DataDirectory, string? AdminCredentialWritten)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "serve";
+}
+
+/// <summary>The --json result of <c>admin-credential rotate</c>: where the credential is, never the credential.</summary>
+internal sealed record AdminCredentialRotateResult(string CredentialFile, long Epoch)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "admin-credential rotate";
+}
+
+/// <summary>The --json result of <c>master-key migrate</c>.</summary>
+internal sealed record MasterKeyMigrateResult(int Rewrapped, int MasterKeyVersion, string? RetiredMasterKeysFile)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "master-key migrate";
+}
+
+/// <summary>The --json result of <c>database migrate</c>.</summary>
+internal sealed record DatabaseMigrateResult(long Models, long Versions, long Licences, long Devices, long AuditRecords, string RetiredDatabaseFile)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "database migrate";
+}
+
+/// <summary>The --json result of <c>demo</c> (its step-by-step report goes to standard error).</summary>
+internal sealed record DemoResult(bool Passed, string ModelId, string ModelVersion, string LicenceId, long KeyMilliseconds, long OpenMilliseconds, long InferenceMilliseconds, bool OutputsMatch, bool TamperRejected)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "demo";
+}
+
 /// <summary>Source-generated (trim- and AOT-safe) serialization of the results, camelCase, one line.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(KeygenResult))]
+[JsonSerializable(typeof(ModelAddResult))]
+[JsonSerializable(typeof(ModelListResult))]
+[JsonSerializable(typeof(LicenceAddResult))]
+[JsonSerializable(typeof(LicenceRevokeResult))]
+[JsonSerializable(typeof(LicenceListResult))]
+[JsonSerializable(typeof(TokenIssueResult))]
+[JsonSerializable(typeof(ServeResult))]
+[JsonSerializable(typeof(AdminCredentialRotateResult))]
+[JsonSerializable(typeof(MasterKeyMigrateResult))]
+[JsonSerializable(typeof(DatabaseMigrateResult))]
+[JsonSerializable(typeof(DemoResult))]
 [JsonSerializable(typeof(EncryptResult))]
 [JsonSerializable(typeof(DecryptResult))]
 [JsonSerializable(typeof(VerifyResult))]

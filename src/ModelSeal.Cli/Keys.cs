@@ -22,6 +22,7 @@ internal static class Keys
 
         try
         {
+            RequireKeyFileFormat(path);
             return KeyFile.Read(path);
         }
         catch (ModelKeyException e)
@@ -46,6 +47,48 @@ internal static class Keys
                 ExitCodes.KeyError,
                 $"{ErrorReporter.Quote(input)} is sealed with key '{header.KeyId}', but the key file {ErrorReporter.Quote(keyPath)} holds key '{key.KeyId}'.",
                 $"pass --key with the key file for key id '{header.KeyId}'.");
+        }
+    }
+
+    /// <summary>
+    /// Fails unless the file starts like a key file (its first line that is not a comment is the format line): a file
+    /// that is not a key file at all is called that, before any complaint about its permissions.
+    /// </summary>
+    private static void RequireKeyFileFormat(string path)
+    {
+        const int MaxSize = 4096;
+        byte[] content = GC.AllocateArray<byte>(MaxSize + 1, pinned: true);
+        try
+        {
+            int length;
+            using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0))
+            {
+                length = stream.ReadAtLeast(content, content.Length, throwOnEndOfStream: false);
+            }
+
+            ReadOnlySpan<byte> text = content.AsSpan(0, length);
+            bool formatLine = false;
+            foreach (Range range in text.Split((byte)'\n'))
+            {
+                ReadOnlySpan<byte> line = text[range].TrimEnd((byte)'\r');
+                if (!line.IsEmpty && line[0] != (byte)'#')
+                {
+                    formatLine = line.SequenceEqual("modelseal-key-v1"u8);
+                    break;
+                }
+            }
+
+            if (length > MaxSize || !formatLine)
+            {
+                throw new CliException(
+                    ExitCodes.KeyError,
+                    $"{ErrorReporter.Quote(path)} is not a ModelSeal key file: {(length > MaxSize ? $"it is larger than {MaxSize} bytes" : "it does not start with the line 'modelseal-key-v1'")}.",
+                    "pass --key with a key file made by 'modelseal keygen --out FILE' (a sealed model or a credential file is not a key).");
+            }
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(content);
         }
     }
 

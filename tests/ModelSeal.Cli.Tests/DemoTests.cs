@@ -16,4 +16,19 @@ public sealed class DemoTests
         Assert.Empty(result.Stderr);
         Assert.Equal(before, Directory.GetDirectories(Path.GetTempPath(), "modelseal-demo-*"));
     }
+
+    [Fact]
+    public async Task Demo_json_prints_one_object_and_its_report_on_stderr()
+    {
+        CliResult result = await Workspace.RunAsync("demo", "--json");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        System.Text.Json.JsonElement json = result.Json();
+        Assert.Equal("demo", json.GetProperty("command").GetString());
+        Assert.True(json.GetProperty("passed").GetBoolean());
+        Assert.True(json.GetProperty("outputsMatch").GetBoolean());
+        Assert.True(json.GetProperty("tamperRejected").GetBoolean());
+        Assert.StartsWith("lic_", json.GetProperty("licenceId").GetString(), StringComparison.Ordinal);
+        Assert.Contains("fetched over HTTP", result.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -200,7 +200,7 @@ public sealed class FailureTests
     [InlineData(1)]
     [InlineData(16400)]
     [InlineData(300_000)]
-    public async Task A_truncated_file_fails_authentication(int cut)
+    public async Task A_truncated_file_fails_authentication_and_says_it_is_truncated(int cut)
     {
         using var ws = new Workspace();
         string key = await ws.KeygenAsync();
@@ -211,10 +211,29 @@ public sealed class FailureTests
         CliResult verify = await Workspace.RunAsync("verify", sealedModel, "--key", key);
         CliResult decrypt = await Workspace.RunAsync("decrypt", sealedModel, "--key", key, "--out", ws["out.onnx"]);
 
+        // The length is visible without the key: the message says so rather than "altered or truncated".
+        string expected = $"is truncated: its header declares {Text.Count(bytes.Length)} bytes, the file has {Text.Count(bytes.Length - cut)} ({Text.Count(cut)} missing)";
         Assert.Equal(ExitCodes.AuthenticationFailed, verify.ExitCode);
-        Asserts.ErrorWithHint(verify, "could not be authenticated");
+        Asserts.ErrorWithHint(verify, expected);
         Assert.Equal(ExitCodes.AuthenticationFailed, decrypt.ExitCode);
+        Asserts.ErrorWithHint(decrypt, expected);
+        Assert.DoesNotContain("altered", verify.Stderr + decrypt.Stderr, StringComparison.Ordinal);
         Assert.Equal(["dev.key", "model.mseal"], ws.FileNames());
+    }
+
+    [Fact]
+    public async Task An_extended_file_fails_and_says_how_many_bytes_are_extra()
+    {
+        using var ws = new Workspace();
+        string key = await ws.KeygenAsync();
+        string sealedModel = await ws.SealSampleAsync(key);
+        long length = new FileInfo(sealedModel).Length;
+        File.AppendAllText(sealedModel, "trailing");
+
+        CliResult verify = await Workspace.RunAsync("verify", sealedModel, "--key", key);
+
+        Assert.Equal(ExitCodes.AuthenticationFailed, verify.ExitCode);
+        Asserts.ErrorWithHint(verify, $"is longer than its header declares: expected {Text.Count(length)} bytes, found {Text.Count(length + 8)} (8 extra)");
     }
 
     [Fact]
@@ -289,7 +308,7 @@ public sealed class FailureTests
         CliResult result = await Workspace.RunAsync("verify", RepoPaths.SampleModel, "--key", ws["bad.key"]);
 
         Assert.Equal(ExitCodes.KeyError, result.ExitCode);
-        Asserts.ErrorWithHint(result, "is not a valid ModelSeal key file");
+        Asserts.ErrorWithHint(result, "is not a ModelSeal key file");
     }
 
     [Fact]

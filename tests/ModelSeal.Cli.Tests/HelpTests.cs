@@ -95,4 +95,37 @@ public sealed class HelpTests
         Assert.DoesNotContain("did you mean", result.Stderr, StringComparison.Ordinal);
         Assert.Contains("hint: run 'modelseal --help' for usage.", result.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_command_tree_has_the_verbs_the_readme_lists()
+    {
+        // Guards the theories below: they run for every verb CommandTree finds.
+        Assert.True(CommandTree.Verbs().Count >= 19, string.Join(", ", CommandTree.Verbs().Select(v => string.Join(' ', v))));
+    }
+
+    [Theory]
+    [MemberData(nameof(CommandTree.VerbNames), MemberType = typeof(CommandTree))]
+    public async Task Every_verb_has_an_example_in_its_help(string verb)
+    {
+        CliResult result = await Workspace.RunAsync([.. verb.Split(' '), "--help"]);
+
+        Assert.Equal(ExitCodes.Success, result.ExitCode);
+        int examples = result.Stdout.IndexOf("Examples:", StringComparison.Ordinal);
+        Assert.True(examples >= 0, result.Stdout);
+        Assert.Matches($@"\n +(\S+=\S+ )?modelseal {verb}( |\r?\n)", result.Stdout[examples..]);
+    }
+
+    [Theory]
+    [MemberData(nameof(CommandTree.VerbNames), MemberType = typeof(CommandTree))]
+    public async Task Every_verb_prints_each_default_once(string verb)
+    {
+        CliResult result = await Workspace.RunAsync([.. verb.Split(' '), "--help"]);
+
+        Assert.Equal(ExitCodes.Success, result.ExitCode);
+        foreach (string line in result.Stdout.Split('\n').Where(l => l.TrimStart().StartsWith('-')))
+        {
+            int defaults = System.Text.RegularExpressions.Regex.Count(line, "default:", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+            Assert.True(defaults <= 1, $"{verb}: the default is printed {defaults} times in: {line.Trim()}");
+        }
+    }
 }

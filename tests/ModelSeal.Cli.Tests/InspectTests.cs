@@ -77,7 +77,8 @@ public sealed class InspectTests
         CliResult json = await Workspace.RunAsync("inspect", sealedModel, "--json");
 
         Assert.Equal(ExitCodes.Success, human.ExitCode);
-        Assert.Contains("warning: the file is 100 bytes shorter than the header declares (truncated?)", human.Stdout, StringComparison.Ordinal);
+        Assert.Contains("warning: the file is 100 bytes shorter than the header declares (truncated?)", human.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("warning", human.Stdout, StringComparison.Ordinal);
         Assert.Equal(ExitCodes.Success, json.ExitCode);
         Assert.False(json.Json().GetProperty("lengthMatches").GetBoolean());
         Assert.Contains("shorter", json.Json().GetProperty("warning").GetString(), StringComparison.Ordinal);
@@ -94,7 +95,7 @@ public sealed class InspectTests
         CliResult result = await Workspace.RunAsync("inspect", sealedModel);
 
         Assert.Equal(ExitCodes.Success, result.ExitCode);
-        Assert.Contains("warning: the file is 1 byte longer than the header declares", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("warning: the file is 1 byte longer than the header declares", result.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -42,21 +42,4 @@ public sealed class ServeTests
             Environment.SetEnvironmentVariable(variable, null);
         }
     }
-
-    /// <summary>Standard output that completes <see cref="Seen"/> when a line starting with a prefix is written.</summary>
-    private sealed class LineSignal(string prefix) : StringWriter
-    {
-        private readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Task Seen => _seen.Task;
-
-        public override void WriteLine(string? value)
-        {
-            base.WriteLine(value);
-            if (value?.StartsWith(prefix, StringComparison.Ordinal) == true)
-            {
-                _seen.TrySetResult();
-            }
-        }
-    }
 }

@@ -61,12 +61,17 @@ public sealed class ServerVerbTests : IAsyncLifetime
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(second));
         }
 
+        CliResult json = await Workspace.RunAsync("admin-credential", "rotate", "--data", data, "--out", _work["third.credential"], "--json");
+        Assert.True(json.ExitCode == 0, json.ToString());
+        Assert.Equal(("admin-credential rotate", _work["third.credential"], 3), (json.Json().GetProperty("command").GetString(), json.Json().GetProperty("credentialFile").GetString(), json.Json().GetProperty("epoch").GetInt64()));
+        Assert.DoesNotContain(File.ReadAllText(_work["third.credential"]).Trim(), json.Stdout, StringComparison.Ordinal);
+
         await using (TestKeyServer server = await TestKeyServer.StartAsync(options => options.AdminCredentialOut = first, dataDirectory: data))
         {
             CliResult old = await Workspace.RunAsync("model", "list", "--server", server.Url, "--admin-credential-file", first);
             Assert.NotEqual(0, old.ExitCode);
             Assert.Contains("admin credential", old.Stderr, StringComparison.Ordinal);
-            CliResult listed = await Workspace.RunAsync("model", "list", "--server", server.Url, "--admin-credential-file", second);
+            CliResult listed = await Workspace.RunAsync("model", "list", "--server", server.Url, "--admin-credential-file", _work["third.credential"]);
             Assert.True(listed.ExitCode == 0, listed.ToString());
             Assert.Contains("rotating", listed.Stdout, StringComparison.Ordinal);
         }
@@ -168,6 +173,151 @@ public sealed class ServerVerbTests : IAsyncLifetime
         CliResult both = await Workspace.RunAsync("encrypt", RepoPaths.SampleModel, "--model-id", "m", "--out", _work["x.mseal"]);
         Assert.Equal(2, both.ExitCode);
         Assert.False(File.Exists(_work["x.mseal"]));
+    }
+
+    [Fact]
+    public async Task The_server_verbs_print_one_json_object_with_camel_case_members()
+    {
+        CliResult added = await Admin("model", "add", "classifier", "--json");
+        Assert.True(added.ExitCode == 0, added.ToString());
+        Assert.Equal(("model add", "classifier"), (added.Json().GetProperty("command").GetString(), added.Json().GetProperty("modelId").GetString()));
+        Assert.Equal(0, (await Admin("encrypt", RepoPaths.SampleModel, "--model-id", "classifier", "--out", _work["cls.mseal"])).ExitCode);
+
+        CliResult models = await Admin("model", "list", "--json");
+        Assert.True(models.ExitCode == 0, models.ToString());
+        JsonElement model = models.Json().GetProperty("models").EnumerateArray().Single();
+        Assert.Equal("classifier", model.GetProperty("modelId").GetString());
+        Assert.Equal(["version", "state", "keyId", "createdAt"], model.GetProperty("versions")[0].EnumerateObject().Select(p => p.Name));
+
+        CliResult licence = await Admin("licence", "add", "--subject", "s", "--models", "classifier", "--out", _work["l.credential"], "--json");
+        Assert.True(licence.ExitCode == 0, licence.ToString());
+        Assert.Equal(string.Empty, licence.Stderr);
+        JsonElement created = licence.Json();
+        string licenceId = created.GetProperty("licence").GetProperty("licenceId").GetString()!;
+        Assert.Equal(_work["l.credential"], created.GetProperty("credentialFile").GetString());
+        Assert.Equal(0, created.GetProperty("warnings").GetArrayLength());
+        Assert.DoesNotContain(File.ReadAllText(_work["l.credential"]).Trim(), licence.Stdout, StringComparison.Ordinal);
+
+        CliResult list = await Admin("licence", "list", "--json");
+        Assert.True(list.ExitCode == 0, list.ToString());
+        Assert.Equal(licenceId, list.Json().GetProperty("licences").EnumerateArray().Single().GetProperty("licenceId").GetString());
+
+        CliResult token = await Workspace.RunAsync("token", "issue", "--licence", licenceId, "--credential-file", _work["l.credential"], "--server", Url, "--json");
+        Assert.True(token.ExitCode == 0, token.ToString());
+        Assert.Equal(3, token.Json().GetProperty("accessToken").GetString()!.Split('.').Length);
+        Assert.True(token.Json().GetProperty("expiresIn").GetInt32() > 0);
+        Assert.Contains("warning: this token grants key release", token.Stderr, StringComparison.Ordinal);
+
+        foreach (CliResult result in new[] { added, models, licence, list, token })
+        {
+            Assert.Single(result.Stdout.Trim().Split('\n'));
+        }
+    }
+
+    [Fact]
+    public async Task Licence_add_warns_on_stderr_about_a_past_expiry_and_an_unknown_model()
+    {
+        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
+
+        CliResult human = await Admin("licence", "add", "--subject", "s", "--models", "classifier,clasifier", "--expires", "2020-01-01", "--out", _work["a.credential"]);
+        CliResult json = await Admin("licence", "add", "--subject", "s", "--models", "clasifier", "--out", _work["b.credential"], "--json");
+        CliResult fine = await Admin("licence", "add", "--subject", "s", "--models", "classifier", "--expires", "2099-01-01", "--out", _work["c.credential"]);
+
+        Assert.True(human.ExitCode == 0, human.ToString());
+        Assert.Contains("warning: --expires 2020-01-01T00:00:00Z is in the past", human.Stderr, StringComparison.Ordinal);
+        Assert.Contains("warning: the key server has no model 'clasifier'", human.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("'classifier'", human.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("warning", human.Stdout, StringComparison.Ordinal);
+        Assert.True(json.ExitCode == 0, json.ToString());
+        Assert.Contains("no model 'clasifier'", json.Json().GetProperty("warnings")[0].GetString(), StringComparison.Ordinal);
+        Assert.Contains("warning: the key server has no model 'clasifier'", json.Stderr, StringComparison.Ordinal);
+        Assert.True(fine.ExitCode == 0, fine.ToString());
+        Assert.Equal(string.Empty, fine.Stderr);
+    }
+
+    [Fact]
+    public async Task Revoking_twice_says_the_licence_was_already_revoked()
+    {
+        string licenceId = await LicensedClassifierAsync("l.credential");
+
+        CliResult first = await Admin("licence", "revoke", licenceId);
+        CliResult second = await Admin("licence", "revoke", licenceId);
+        CliResult third = await Admin("licence", "revoke", licenceId, "--json");
+
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.StartsWith($"revoked licence {licenceId}", first.Stdout, StringComparison.Ordinal);
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Matches($"^licence {licenceId} \\(s\\) was already revoked at \\d{{4}}-.*; nothing changed\\.", second.Stdout);
+        Assert.True(third.Json().GetProperty("alreadyRevoked").GetBoolean());
+        Assert.Single((await Admin("audit", "--json")).Json().GetProperty("items").EnumerateArray(), i => i.GetProperty("event").GetString() == "licence.revoked");
+    }
+
+    [Fact]
+    public async Task Licence_list_and_audit_are_tables_with_headers_and_aligned_columns()
+    {
+        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
+        Assert.Equal(0, (await Admin("licence", "add", "--subject", "short", "--models", "classifier", "--out", _work["a.credential"])).ExitCode);
+        Assert.Equal(0, (await Admin("licence", "add", "--subject", "a-much-longer-subject", "--models", "*", "--expires", "2099-01-01", "--out", _work["b.credential"])).ExitCode);
+
+        CliResult licences = await Admin("licence", "list");
+        CliResult audit = await Admin("audit");
+
+        AssertTable(licences, ["LICENCE", "SUBJECT", "MODELS", "DEVICES", "NOT BEFORE", "EXPIRES", "STATE"], rows: 2);
+        AssertTable(audit, ["ID", "TIME", "EVENT", "OUTCOME", "SUBJECT", "LICENCE", "MODEL", "VERSION", "DEVICE", "CLIENT"], rows: 3);
+    }
+
+    /// <summary>Adds the model 'classifier' and a licence for it (subject "s"), its credential in <paramref name="credential"/>; returns the licence id.</summary>
+    private async Task<string> LicensedClassifierAsync(string credential)
+    {
+        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
+        CliResult licence = await Admin("licence", "add", "--subject", "s", "--models", "classifier", "--out", _work[credential]);
+        Assert.True(licence.ExitCode == 0, licence.ToString());
+        return licence.Stdout.Split(' ')[2];
+    }
+
+    private static void AssertTable(CliResult result, string[] headers, int rows)
+    {
+        Assert.True(result.ExitCode == 0, result.ToString());
+        string[] lines = result.Stdout.TrimEnd().Split('\n');
+        Assert.Equal(rows + 1, lines.Length);
+        Assert.Matches("^" + string.Join(" {2,}", headers) + "$", lines[0]);
+
+        // Every column starts where its header starts, in every row.
+        int[] starts = [.. headers.Select(h => lines[0].IndexOf(h, StringComparison.Ordinal))];
+        foreach (string line in lines.Skip(1))
+        {
+            Assert.Equal(line.TrimEnd(), line);
+            foreach (int start in starts.Skip(1))
+            {
+                Assert.True(line.Length > start && line[start - 1] == ' ' && line[start] != ' ', $"column at {start} is not aligned in: {line}");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_wrong_licence_credential_is_not_blamed_on_the_admin_credential()
+    {
+        string licenceId = await LicensedClassifierAsync("l.credential");
+        OwnerOnlyFile.Write(_work["wrong.credential"], "not-the-credential");
+
+        CliResult token = await Workspace.RunAsync("token", "issue", "--licence", licenceId, "--credential-file", _work["wrong.credential"], "--server", Url);
+
+        Assert.Equal(ExitCodes.ServerError, token.ExitCode);
+        Assert.Contains("(401", token.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint: check --licence and --credential-file", token.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("admin", token.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_conflict_says_what_conflicts()
+    {
+        Assert.Equal(0, (await Admin("model", "add", "classifier")).ExitCode);
+
+        CliResult again = await Admin("model", "add", "classifier");
+
+        Assert.Equal(ExitCodes.ServerError, again.ExitCode);
+        Assert.Contains("'classifier' already exists", again.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint: that model id is taken: 'modelseal model list' shows it", again.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

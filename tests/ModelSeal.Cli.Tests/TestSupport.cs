@@ -182,3 +182,48 @@ internal sealed class CliProcess : IDisposable
         _process.Dispose();
     }
 }
+
+/// <summary>The verbs of the command tree: every command that runs something (not the groups, not hidden ones).</summary>
+internal static class CommandTree
+{
+    /// <summary>Each verb as its path of names ("licence", "add").</summary>
+    public static IReadOnlyList<string[]> Verbs()
+    {
+        var verbs = new List<string[]>();
+        void Walk(System.CommandLine.Command command, string[] path)
+        {
+            foreach (System.CommandLine.Command sub in command.Subcommands.Where(c => !c.Hidden))
+            {
+                string[] subPath = [.. path, sub.Name];
+                if (sub.Action is not null)
+                {
+                    verbs.Add(subPath);
+                }
+
+                Walk(sub, subPath);
+            }
+        }
+
+        Walk(Host.Program.CreateRootCommand(new CliContext(TextWriter.Null, TextWriter.Null, Interactive: false)), []);
+        return verbs;
+    }
+
+    public static TheoryData<string> VerbNames() => [.. Verbs().Select(v => string.Join(' ', v))];
+}
+
+/// <summary>Standard output that completes <see cref="Seen"/> when a line starting with a prefix is written.</summary>
+internal sealed class LineSignal(string prefix) : StringWriter
+{
+    private readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task Seen => _seen.Task;
+
+    public override void WriteLine(string? value)
+    {
+        base.WriteLine(value);
+        if (value?.StartsWith(prefix, StringComparison.Ordinal) == true)
+        {
+            _seen.TrySetResult();
+        }
+    }
+}

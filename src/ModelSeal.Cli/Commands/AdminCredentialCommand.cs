@@ -19,13 +19,21 @@ internal sealed class AdminCredentialCommand : Command
         private readonly ServerStateOptions _state = new();
 
         public RotateCommand(CliContext context)
-            : base("rotate", "Write a new admin credential to --out FILE (a new owner-only file outside the data directory), store its hash and refuse every admin token issued before. Takes the data directory's lock: with SQLite, stop the server first; instances sharing a PostgreSQL database refuse the old tokens at their next request.", context)
+            : base("rotate", """
+                Write a new admin credential to --out FILE (a new owner-only file outside the data directory), store its hash and refuse every admin token issued before. Takes the data directory's lock: with SQLite, stop the server first; instances sharing a PostgreSQL database refuse the old tokens at their next request.
+
+                Examples:
+                  modelseal admin-credential rotate --data /var/lib/modelseal --out ~/admin-2.credential
+                """, context)
         {
             Add(OutOption);
             Add(_state.Data);
             Add(_state.Database);
             Add(_state.ConnectionStringEnv);
+            Add(JsonOption);
         }
+
+        public Option<bool> JsonOption { get; } = VerbOptions.Json();
 
         public Option<string> OutOption { get; } = new("--out")
         {
@@ -45,6 +53,12 @@ internal sealed class AdminCredentialCommand : Command
             catch (ServerConfigurationException e)
             {
                 throw new CliException(ExitCodes.Usage, e.Message, "stop the key server (SQLite), then give its data directory, its database (--database, --connection-string-env) and a new file outside the data directory (--out; docs/deploy.md \"Admin credential\").", e);
+            }
+
+            if (result.GetValue(JsonOption))
+            {
+                CliJsonContext.Write(Context, new AdminCredentialRotateResult(rotated.CredentialFile, rotated.Epoch));
+                return Task.FromResult(ExitCodes.Success);
             }
 
             Context.Out.WriteLine($"wrote the new admin credential to {rotated.CredentialFile} (owner-only); admin epoch {rotated.Epoch}: every admin token issued before is refused.");

@@ -9,11 +9,17 @@ namespace ModelSeal.Cli.Commands;
 internal sealed class AuditCommand : AdminVerbCommand
 {
     private readonly Option<long?> _after = new("--after") { HelpName = "ID", Description = "Show records after this id." };
-    private readonly Option<int> _limit = new("--limit") { HelpName = "N", Description = "At most this many records (1–500) [default: 100].", DefaultValueFactory = _ => 100 };
+    private readonly Option<int> _limit = new("--limit") { HelpName = "N", Description = "At most this many records (1–500).", DefaultValueFactory = _ => 100 };
     private readonly Option<bool> _json = VerbOptions.Json();
 
     public AuditCommand(CliContext context)
-        : base("audit", "Read the key server's append-only audit log (key releases, refusals, admin changes).", context)
+        : base("audit", """
+            Read the key server's append-only audit log (key releases, refusals, admin changes).
+
+            Examples:
+              modelseal audit --admin-credential-file admin.credential
+              modelseal audit --after 100 --limit 50 --json
+            """, context)
     {
         Add(_after);
         Add(_limit);
@@ -32,13 +38,16 @@ internal sealed class AuditCommand : AdminVerbCommand
             return ExitCodes.Success;
         }
 
-        foreach (AuditItem r in page.Items)
+        if (page.Items.Count == 0)
         {
-            Context.Out.WriteLine(Text.Safe(string.Join("  ", new[]
-            {
-                r.Id.ToString(CultureInfo.InvariantCulture), r.At, r.Event, r.Outcome, r.Subject, r.LicenceId,
-                r.ModelId is null ? null : $"{r.ModelId} {r.Version}", r.Device is null ? null : "device " + r.Device, r.Client,
-            }.Where(s => !string.IsNullOrEmpty(s)))));
+            Context.Out.WriteLine(result.GetValue(_after) is null ? "the audit log is empty" : "no records after that id");
+        }
+        else
+        {
+            Table.Write(
+                Context.Out,
+                ["ID", "TIME", "EVENT", "OUTCOME", "SUBJECT", "LICENCE", "MODEL", "VERSION", "DEVICE", "CLIENT"],
+                page.Items.Select(r => new[] { r.Id.ToString(CultureInfo.InvariantCulture), r.At, r.Event, r.Outcome, r.Subject, r.LicenceId, r.ModelId, r.Version, r.Device, r.Client }));
         }
 
         if (page.Next is { } next)
@@ -57,7 +66,13 @@ internal sealed class AuditCommand : AdminVerbCommand
         private readonly Option<bool> _json = VerbOptions.Json();
 
         public VerifyCommand(CliContext context)
-            : base("verify", $"Verify the audit log's hash chain on the key server; exits {ExitCodes.AuditBroken} if a record was deleted, altered or reordered.", context)
+            : base("verify", $"""
+                Verify the audit log's hash chain on the key server; exits {ExitCodes.AuditBroken} if a record was deleted, altered or reordered.
+
+                Examples:
+                  modelseal audit verify --admin-credential-file admin.credential
+                  modelseal audit verify --expect-records 1200 --expect-hash HASH
+                """, context)
         {
             Add(_expectRecords);
             Add(_expectHash);
@@ -68,7 +83,7 @@ internal sealed class AuditCommand : AdminVerbCommand
                 {
                     r.AddError("--expect-records and --expect-hash go together (take both from an earlier 'modelseal audit verify').");
                 }
-                else if (r.GetValue(_expectRecords) is < 0)
+                else if (r.GetResult(_expectRecords) is { Tokens: [.., var count] } && long.TryParse(count.Value, CultureInfo.InvariantCulture, out long records) && records < 0)
                 {
                     r.AddError("--expect-records must not be negative.");
                 }

@@ -45,11 +45,13 @@ internal sealed class BenchCommand : VerbCommand
         AllowMultipleArgumentsPerToken = false,
     };
 
-    public Option<int> ThreadsOption { get; } = CreateThreadsOption();
+    public Option<int?> ThreadsOption { get; } = CreateThreadsOption();
 
     public Option<string> OutOption { get; } = new("--out") { HelpName = "FILE", Description = "Also write the report to this Markdown file." };
 
     public Option<bool> ForceOption { get; } = VerbOptions.Force();
+
+    protected override string? GetOutputPath(ParseResult result) => result.GetValue(OutOption);
 
     protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
@@ -66,7 +68,7 @@ internal sealed class BenchCommand : VerbCommand
         }
 
         bool full = result.GetValue(FullOption);
-        var settings = new BenchSettings(Runs: full ? 21 : 5, ColdRuns: full ? 9 : 3, Threads: result.GetValue(ThreadsOption), OpenSslSeconds: full ? 3 : 1);
+        var settings = new BenchSettings(Runs: full ? 21 : 5, ColdRuns: full ? 9 : 3, Threads: result.GetValue(ThreadsOption) ?? Environment.ProcessorCount, OpenSslSeconds: full ? 3 : 1);
 
         var models = new List<BenchModel>();
         for (int i = 0; i < BenchSuite.PaperSizes.Length; i++)
@@ -119,17 +121,17 @@ internal sealed class BenchCommand : VerbCommand
         return ExitCodes.Success;
     }
 
-    private static Option<int> CreateThreadsOption()
+    private static Option<int?> CreateThreadsOption()
     {
-        var option = new Option<int>("--threads")
+        var option = new Option<int?>("--threads")
         {
             HelpName = "N",
-            Description = "Threads for the parallel column (default: the processor count).",
-            DefaultValueFactory = _ => Environment.ProcessorCount,
+            Description = "Threads for the parallel column [default: the processor count].",
         };
         option.Validators.Add(r =>
         {
-            if (r.GetValueOrDefault<int>() is < 1 or > 64)
+            // Only a number out of range: a value that is not a number is already a parse error (reading it would throw).
+            if (r.Tokens.Count > 0 && int.TryParse(r.Tokens[^1].Value, System.Globalization.CultureInfo.InvariantCulture, out int threads) && threads is < 1 or > 64)
             {
                 r.AddError("--threads must be between 1 and 64.");
             }

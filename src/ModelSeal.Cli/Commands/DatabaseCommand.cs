@@ -19,12 +19,20 @@ internal sealed class DatabaseCommand : Command
         private readonly ServerStateOptions _state = new();
 
         public MigrateCommand(CliContext context)
-            : base("migrate", "Copy the data directory's SQLite database (models, wrapped keys, licences, devices, the audit chain) into an empty PostgreSQL database, with the server stopped; then serve with --database postgres. modelseal.db is moved aside.", context)
+            : base("migrate", """
+                Copy the data directory's SQLite database (models, wrapped keys, licences, devices, the audit chain) into an empty PostgreSQL database, with the server stopped; then serve with --database postgres. modelseal.db is moved aside.
+
+                Examples:
+                  MODELSEAL_PG='Host=db;Database=modelseal;Username=modelseal' modelseal database migrate --data /var/lib/modelseal --connection-string-env MODELSEAL_PG
+                """, context)
         {
             Add(_state.Data);
             _state.ConnectionStringEnv.Required = true;
             Add(_state.ConnectionStringEnv);
+            Add(_json);
         }
+
+        private readonly Option<bool> _json = VerbOptions.Json();
 
         protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
@@ -37,6 +45,12 @@ internal sealed class DatabaseCommand : Command
             catch (ServerConfigurationException e)
             {
                 throw new CliException(ExitCodes.Usage, e.Message, "stop the key server, then give its data directory and an empty PostgreSQL database (--connection-string-env; docs/deploy.md).", e);
+            }
+
+            if (result.GetValue(_json))
+            {
+                CliJsonContext.Write(Context, new DatabaseMigrateResult(moved.Models, moved.Versions, moved.Licences, moved.Devices, moved.AuditRecords, moved.RetiredDatabaseFile));
+                return Task.FromResult(ExitCodes.Success);
             }
 
             Context.Out.WriteLine($"copied {moved.Models} model(s), {moved.Versions} version(s), {moved.Licences} licence(s), {moved.Devices} device(s) and {moved.AuditRecords} audit record(s); the audit chain continues unchanged.");

@@ -40,6 +40,8 @@ internal sealed class DecryptCommand : VerbCommand
 
     protected override string? GetInputPath(ParseResult result) => result.GetValue(InputArgument);
 
+    protected override string? GetOutputPath(ParseResult result) => result.GetValue(OutOption);
+
     protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
         string input = result.GetRequiredValue(InputArgument);
@@ -53,6 +55,7 @@ internal sealed class DecryptCommand : VerbCommand
         long start = Context.Time.GetTimestamp();
         await using Stream source = Files.OpenInput(Context, input);
         SealedModelHeader header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
+        Files.RequireDeclaredLength(source, header, input);
         Keys.RequireKeyFor(header, key, input, keyPath);
         Stream sealedModel = Files.FromTheStart(source, header);
         cancellationToken.ThrowIfCancellationRequested();

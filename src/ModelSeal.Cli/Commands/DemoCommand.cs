@@ -32,16 +32,23 @@ internal sealed class DemoCommand : VerbCommand
         Run the whole system on the bundled sample model with no setup: an in-process key server on 127.0.0.1, a
         licence, a key fetched over HTTP and sealed to a device key, the sealed model opened in memory into ONNX
         Runtime, and its outputs checked against the plaintext model. Leaves no files behind.
+
+        Examples:
+          modelseal demo
         """;
 
     public DemoCommand(CliContext context)
         : base("demo", Summary, context)
     {
+        Add(JsonOption);
     }
+
+    public Option<bool> JsonOption { get; } = new("--json") { Description = "Print the outcome as one JSON object on standard output; the step-by-step report goes to standard error." };
 
     protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
-        TextWriter o = Context.Out;
+        bool json = result.GetValue(JsonOption);
+        TextWriter o = json ? Context.Error : Context.Out;
         DirectoryInfo work = Directory.CreateTempSubdirectory("modelseal-demo-");
         try
         {
@@ -62,11 +69,13 @@ internal sealed class DemoCommand : VerbCommand
             string sealedPath = Path.Combine(work.FullName, "classifier.mseal");
             string credentialPath = Path.Combine(work.FullName, "licence.credential");
             string licenceId;
+            string modelVersion;
             using (KeyServerAdminClient admin = ServerOptionsFactory.NewClient(url))
             {
                 await admin.LoginAdminAsync((await File.ReadAllTextAsync(serverOptions.AdminCredentialOut, cancellationToken).ConfigureAwait(false)).Trim(), cancellationToken).ConfigureAwait(false);
                 (ModelKey dataKey, string version) = await admin.PublishVersionAsync(ModelId, null, cancellationToken).ConfigureAwait(false);
                 using ModelKey _ = dataKey;
+                modelVersion = version;
                 await using (AtomicFile file = AtomicFile.Create(sealedPath, overwrite: false))
                 {
                     await SealedModel.SealAsync(new MemoryStream(plaintext, writable: false), file.Stream, dataKey, new SealOptions { ModelId = ModelId, ModelVersion = version }, cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -121,6 +130,13 @@ internal sealed class DemoCommand : VerbCommand
 
             await server.StopAsync(CancellationToken.None).ConfigureAwait(false);
             o.WriteLine("demo passed.");
+            if (json)
+            {
+                CliJsonContext.Write(Context, new DemoResult(
+                    Passed: true, ModelId, modelVersion, licenceId, (long)keys.Elapsed.TotalMilliseconds, (long)(load - keys.Elapsed).TotalMilliseconds,
+                    (long)inference.TotalMilliseconds, OutputsMatch: same, TamperRejected: true));
+            }
+
             return ExitCodes.Success;
         }
         finally

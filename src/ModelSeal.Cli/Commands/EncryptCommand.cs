@@ -70,6 +70,8 @@ internal sealed class EncryptCommand : VerbCommand
 
     protected override string? GetInputPath(ParseResult result) => result.GetValue(InputArgument);
 
+    protected override string? GetOutputPath(ParseResult result) => result.GetValue(OutOption);
+
     protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
         string input = result.GetRequiredValue(InputArgument);

@@ -70,7 +70,7 @@ internal sealed class InspectCommand : VerbCommand
         o.WriteLine($"  sealed at      {(header.SealedAt is { } at ? Text.Timestamp(at) : "not recorded")}");
         if (warning is not null)
         {
-            o.WriteLine("warning: " + warning);
+            Context.WriteWarning(warning);
         }
 
         o.WriteLine("note: inspect reads the header only and does not authenticate anything; run 'modelseal verify' with the key to check the file.");

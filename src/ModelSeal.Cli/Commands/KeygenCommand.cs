@@ -2,7 +2,7 @@ using System.CommandLine;
 
 namespace ModelSeal.Cli.Commands;
 
-/// <summary><c>modelseal keygen --out FILE [--key-id ID] [--force]</c>: creates a local key file.</summary>
+/// <summary><c>modelseal keygen --out FILE [--key-id ID] [--force] [--json]</c>: creates a local key file.</summary>
 internal sealed class KeygenCommand : VerbCommand
 {
     private const string Summary = """
@@ -10,7 +10,7 @@ internal sealed class KeygenCommand : VerbCommand
 
         Examples:
           modelseal keygen --out dev.key
-          modelseal keygen --out prod.key --key-id prod-2025
+          modelseal keygen --out prod.key --key-id prod-2025 --json
         """;
 
     public KeygenCommand(CliContext context)
@@ -19,6 +19,7 @@ internal sealed class KeygenCommand : VerbCommand
         Add(OutOption);
         Add(KeyIdOption);
         Add(ForceOption);
+        Add(JsonOption);
     }
 
     public Option<string> OutOption { get; } = VerbOptions.Out("The key file to create.");
@@ -27,6 +28,10 @@ internal sealed class KeygenCommand : VerbCommand
         "--key-id", "key id", Identifier.MaxIdLength, "ID", "The key id recorded in models sealed with it [default: local-<16 random hex digits>].", required: false);
 
     public Option<bool> ForceOption { get; } = VerbOptions.Force();
+
+    public Option<bool> JsonOption { get; } = VerbOptions.Json();
+
+    protected override string? GetOutputPath(ParseResult result) => result.GetValue(OutOption);
 
     protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
@@ -40,7 +45,7 @@ internal sealed class KeygenCommand : VerbCommand
             KeyFile.Write(output, key, overwrite: force);
         }
 
-        Context.Out.WriteLine($"created key {keyId} in {output} (owner-only). Keep it secret: anyone holding it can open models sealed with it.");
+        WriteResult(result.GetValue(JsonOption), new KeygenResult(output, keyId), $"created key {keyId} in {output} (owner-only). Keep it secret: anyone holding it can open models sealed with it.");
         return Task.FromResult(ExitCodes.Success);
     }
 }

@@ -15,17 +15,28 @@ internal sealed class LicenceCommand : Command
         Add(new ListCommand(context));
     }
 
+    /// <summary>The licence as the --json results show it (never its credential).</summary>
+    internal static LicenceEntry Entry(LicenceResponse l) => new(l.LicenceId, l.Subject, l.Models, l.MaxDevices, l.NotBefore, l.ExpiresAt, l.CreatedAt, l.RevokedAt);
+
     private sealed class AddCommand : AdminVerbCommand
     {
         private readonly Option<string> _subject = new("--subject") { Required = true, HelpName = "SUBJECT", Description = "Who the licence is for: the 'sub' of its tokens." };
         private readonly Option<string> _models = new("--models") { Required = true, HelpName = "IDS", Description = "Comma-separated model ids the licence covers, or '*' for all." };
-        private readonly Option<DateTimeOffset?> _notBefore = new("--not-before") { HelpName = "TIME", Description = "Start of validity (ISO 8601)." };
-        private readonly Option<DateTimeOffset?> _expires = new("--expires") { HelpName = "TIME", Description = "End of validity (ISO 8601)." };
-        private readonly Option<int> _maxDevices = new("--max-devices") { HelpName = "N", Description = "How many devices may obtain keys [default: 1].", DefaultValueFactory = _ => 1 };
+        private readonly Option<DateTimeOffset?> _notBefore = VerbOptions.Time("--not-before", "Start of validity: " + Times.Format + ".");
+        private readonly Option<DateTimeOffset?> _expires = VerbOptions.Time("--expires", "End of validity: " + Times.Format + ".");
+        private readonly Option<int> _maxDevices = new("--max-devices") { HelpName = "N", Description = "How many devices may obtain keys.", DefaultValueFactory = _ => 1 };
         private readonly Option<string> _credentialOut = VerbOptions.Out("File to write the licence credential to (owner-only); it is shown nowhere else.");
+        private readonly Option<bool> _json = VerbOptions.Json();
 
         public AddCommand(CliContext context)
-            : base("add", "Create a licence; its credential goes to --out (owner-only), never to the terminal.", context)
+            : base("add", """
+                Create a licence; its credential goes to --out (owner-only), never to the terminal. Warns (on standard
+                error) when --expires is in the past or a model is not on the key server.
+
+                Examples:
+                  modelseal licence add --subject customer-42 --models classifier --out customer-42.credential
+                  modelseal licence add --subject acme --models '*' --max-devices 10 --expires 2027-01-01 --out acme.credential
+                """, context)
         {
             Add(_subject);
             Add(_models);
@@ -33,17 +44,41 @@ internal sealed class LicenceCommand : Command
             Add(_expires);
             Add(_maxDevices);
             Add(_credentialOut);
+            Add(_json);
             AddServerOptions();
         }
+
+        protected override string? GetOutputPath(ParseResult result) => result.GetValue(_credentialOut);
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
             string output = result.GetRequiredValue(_credentialOut);
-            Files.CheckOutput(output, force: false, ("the admin credential file", result.GetValue(CredentialOption)));
+            Files.CheckOutput(output, force: null, ("the admin credential file", result.GetValue(CredentialOption)));
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             string[] models = result.GetRequiredValue(_models).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            DateTimeOffset? expires = result.GetValue(_expires);
+            var warnings = new List<string>();
+            if (expires is { } end && end <= Context.Time.GetUtcNow())
+            {
+                warnings.Add($"--expires {Rfc3339.Format(end)} is in the past: the licence is created expired, and no device will get a key with it.");
+            }
+
+            if (models.Any(m => m != "*"))
+            {
+                HashSet<string> known = [.. (await client.ListModelsAsync(cancellationToken).ConfigureAwait(false)).Items.Select(m => m.ModelId)];
+                foreach (string unknown in models.Where(m => m != "*" && !known.Contains(m)))
+                {
+                    warnings.Add($"the key server has no model '{unknown}' (yet): the licence covers it once it is added ('modelseal model list' shows the models; check the spelling).");
+                }
+            }
+
+            foreach (string warning in warnings)
+            {
+                Context.WriteWarning(warning);
+            }
+
             LicenceCreatedResponse licence = await client.CreateLicenceAsync(
-                new CreateLicenceRequest(result.GetRequiredValue(_subject), models, Rfc3339.Format(result.GetValue(_notBefore)), Rfc3339.Format(result.GetValue(_expires)), result.GetValue(_maxDevices)),
+                new CreateLicenceRequest(result.GetRequiredValue(_subject), models, Rfc3339.Format(result.GetValue(_notBefore)), Rfc3339.Format(expires), result.GetValue(_maxDevices)),
                 cancellationToken).ConfigureAwait(false);
             await using (AtomicFile file = AtomicFile.Create(output, overwrite: false, ownerOnly: true))
             {
@@ -55,7 +90,11 @@ internal sealed class LicenceCommand : Command
                 await file.CommitAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            Context.Out.WriteLine(Text.Safe($"created licence {licence.LicenceId} for {licence.Subject} ({string.Join(", ", licence.Models)}; up to {Text.Plural(licence.MaxDevices, "device")}); credential in {output} (owner-only)"));
+            LicenceEntry entry = new(licence.LicenceId, licence.Subject, licence.Models, licence.MaxDevices, licence.NotBefore, licence.ExpiresAt, licence.CreatedAt, licence.RevokedAt);
+            WriteResult(
+                result.GetValue(_json),
+                new LicenceAddResult(client.Server.ToString(), entry, output, warnings),
+                $"created licence {licence.LicenceId} for {licence.Subject} ({string.Join(", ", licence.Models)}; up to {Text.Plural(licence.MaxDevices, "device")}); credential in {output} (owner-only)");
             return ExitCodes.Success;
         }
     }
@@ -63,41 +102,91 @@ internal sealed class LicenceCommand : Command
     private sealed class RevokeCommand : AdminVerbCommand
     {
         private readonly Argument<string> _id = new("LICENCE-ID") { Description = "The licence to revoke." };
+        private readonly Option<bool> _json = VerbOptions.Json();
 
         public RevokeCommand(CliContext context)
-            : base("revoke", "Revoke a licence: its devices get no more keys.", context)
+            : base("revoke", """
+                Revoke a licence: its devices get no more keys. Revoking a revoked licence changes nothing and says so.
+
+                Examples:
+                  modelseal licence revoke lic_0123456789abcdef --admin-credential-file admin.credential
+                """, context)
         {
             Add(_id);
+            Add(_json);
             AddServerOptions();
         }
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
-            LicenceResponse licence = await client.RevokeLicenceAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
-            Context.Out.WriteLine(Text.Safe($"revoked licence {licence.LicenceId} ({licence.Subject})"));
+            string id = result.GetRequiredValue(_id);
+
+            // The server answers a second revocation as it did the first (it is idempotent): the state before tells them apart.
+            LicenceResponse? before = (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items.FirstOrDefault(l => l.LicenceId == id);
+            if (before?.RevokedAt is { } revokedAt)
+            {
+                WriteResult(
+                    result.GetValue(_json),
+                    new LicenceRevokeResult(client.Server.ToString(), Entry(before), AlreadyRevoked: true),
+                    $"licence {before.LicenceId} ({before.Subject}) was already revoked at {revokedAt}; nothing changed.");
+                return ExitCodes.Success;
+            }
+
+            LicenceResponse licence = await client.RevokeLicenceAsync(id, cancellationToken).ConfigureAwait(false);
+            WriteResult(
+                result.GetValue(_json),
+                new LicenceRevokeResult(client.Server.ToString(), Entry(licence), AlreadyRevoked: false),
+                $"revoked licence {licence.LicenceId} ({licence.Subject})");
             return ExitCodes.Success;
         }
     }
 
     private sealed class ListCommand : AdminVerbCommand
     {
+        private readonly Option<bool> _json = VerbOptions.Json();
+
         public ListCommand(CliContext context)
-            : base("list", "List licences.", context)
+            : base("list", """
+                List the licences on the key server: a table, or with --json one object.
+
+                Examples:
+                  modelseal licence list --admin-credential-file admin.credential
+                  modelseal licence list --json
+                """, context)
         {
+            Add(_json);
             AddServerOptions();
         }
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
-            foreach (LicenceResponse l in (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items)
+            IReadOnlyList<LicenceResponse> licences = (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items;
+            if (result.GetValue(_json))
             {
-                string state = l.RevokedAt is { } revoked ? "revoked " + revoked : l.ExpiresAt is { } expires ? "expires " + expires : "no expiry";
-                Context.Out.WriteLine(Text.Safe($"{l.LicenceId}  {l.Subject}  models {string.Join(",", l.Models)}  devices ≤ {l.MaxDevices}  {state}"));
+                CliJsonContext.Write(Context, new LicenceListResult(client.Server.ToString(), [.. licences.Select(Entry)]));
+                return ExitCodes.Success;
             }
 
+            if (licences.Count == 0)
+            {
+                Context.Out.WriteLine($"no licences on the key server at {client.Server}");
+                return ExitCodes.Success;
+            }
+
+            DateTimeOffset now = Context.Time.GetUtcNow();
+            Table.Write(
+                Context.Out,
+                ["LICENCE", "SUBJECT", "MODELS", "DEVICES", "NOT BEFORE", "EXPIRES", "STATE"],
+                licences.Select(l => new[] { l.LicenceId, l.Subject, string.Join(",", l.Models), "≤ " + l.MaxDevices.ToString(System.Globalization.CultureInfo.InvariantCulture), l.NotBefore, l.ExpiresAt, State(l, now) }));
             return ExitCodes.Success;
         }
+
+        private static string State(LicenceResponse l, DateTimeOffset now) =>
+            l.RevokedAt is not null ? "revoked " + l.RevokedAt
+            : Rfc3339.TryParse(l.ExpiresAt, out DateTimeOffset expires) && expires <= now ? "expired"
+            : Rfc3339.TryParse(l.NotBefore, out DateTimeOffset start) && start > now ? "not yet valid"
+            : "active";
     }
 }

@@ -22,10 +22,18 @@ internal sealed class MasterKeyCommand : Command
         private readonly ServerStateOptions _state = new();
 
         public MigrateCommand(CliContext context)
-            : base("migrate", "Move every data key from master.keys into a PKCS#11 token (HSM), in one transaction, with the server stopped; then serve with --master-key pkcs11 and the same token options. master.keys is moved aside for the backups made before.", context)
+            : base("migrate", """
+                Move every data key from master.keys into a PKCS#11 token (HSM), in one transaction, with the server stopped; then serve with --master-key pkcs11 and the same token options. master.keys is moved aside for the backups made before.
+
+                Examples:
+                  modelseal master-key migrate --data /var/lib/modelseal --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --token-label modelseal --pin-file pin.txt
+                """, context)
         {
             _state.AddTo(this);
+            Add(_json);
         }
+
+        private readonly Option<bool> _json = VerbOptions.Json();
 
         protected override Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
@@ -38,6 +46,12 @@ internal sealed class MasterKeyCommand : Command
             catch (ServerConfigurationException e)
             {
                 throw new CliException(ExitCodes.Usage, e.Message, "stop the key server, then give the data directory, the database and the target token (--pkcs11-module, --token-label, --pin-file/--pin-env; docs/deploy.md).", e);
+            }
+
+            if (result.GetValue(_json))
+            {
+                CliJsonContext.Write(Context, new MasterKeyMigrateResult(migrated.Rewrapped, migrated.MasterKeyVersion, migrated.RetiredMasterKeysFile));
+                return Task.FromResult(ExitCodes.Success);
             }
 
             Context.Out.WriteLine($"moved {migrated.Rewrapped} data key(s) into the PKCS#11 token (master key v{migrated.MasterKeyVersion}).");

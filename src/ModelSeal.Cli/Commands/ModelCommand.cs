@@ -16,9 +16,16 @@ internal sealed class ModelCommand : Command
     private sealed class AddCommand : AdminVerbCommand
     {
         private readonly Argument<string> _id = new("ID") { Description = "The model id (letters, digits, '.', '_', '-')." };
+        private readonly Option<bool> _json = VerbOptions.Json();
 
         public AddCommand(CliContext context)
-            : base("add", "Register a model id on the key server; 'modelseal encrypt --server' then adds versions.", context)
+            : base("add", """
+                Register a model id on the key server; 'modelseal encrypt --server' then adds versions.
+
+                Examples:
+                  modelseal model add classifier --admin-credential-file admin.credential
+                  modelseal model add classifier --server https://keys.example.com --admin-credential-file admin.credential
+                """, context)
         {
             _id.Validators.Add(r =>
             {
@@ -28,6 +35,7 @@ internal sealed class ModelCommand : Command
                 }
             });
             Add(_id);
+            Add(_json);
             AddServerOptions();
         }
 
@@ -35,23 +43,41 @@ internal sealed class ModelCommand : Command
         {
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             ModelCreatedResponse model = await client.CreateModelAsync(result.GetRequiredValue(_id), cancellationToken).ConfigureAwait(false);
-            Context.Out.WriteLine(Text.Safe($"added model {model.ModelId} on {client.Server}"));
+            WriteResult(result.GetValue(_json), new ModelAddResult(client.Server.ToString(), model.ModelId, model.CreatedAt), $"added model {model.ModelId} on {client.Server}");
             return ExitCodes.Success;
         }
     }
 
     private sealed class ListCommand : AdminVerbCommand
     {
+        private readonly Option<bool> _json = VerbOptions.Json();
+
         public ListCommand(CliContext context)
-            : base("list", "List the models and their versions on the key server.", context)
+            : base("list", """
+                List the models and their versions on the key server.
+
+                Examples:
+                  modelseal model list --admin-credential-file admin.credential
+                  modelseal model list --json
+                """, context)
         {
+            Add(_json);
             AddServerOptions();
         }
 
         protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
         {
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
-            foreach (ModelItem model in (await client.ListModelsAsync(cancellationToken).ConfigureAwait(false)).Items)
+            IReadOnlyList<ModelItem> models = (await client.ListModelsAsync(cancellationToken).ConfigureAwait(false)).Items;
+            if (result.GetValue(_json))
+            {
+                CliJsonContext.Write(Context, new ModelListResult(
+                    client.Server.ToString(),
+                    [.. models.Select(m => new ModelEntry(m.ModelId, m.CreatedAt, [.. m.Versions.Select(v => new VersionEntry(v.Version, v.State, v.KeyId, v.CreatedAt))]))]));
+                return ExitCodes.Success;
+            }
+
+            foreach (ModelItem model in models)
             {
                 Context.Out.WriteLine(Text.Safe(model.ModelId));
                 foreach (VersionItem version in model.Versions)

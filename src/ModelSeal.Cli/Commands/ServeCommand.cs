@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ModelSeal.Server;
 using ModelSeal.Server.Configuration;
@@ -20,7 +21,13 @@ internal sealed class ServeCommand : VerbCommand
     private readonly ServerStateOptions _state = new();
 
     public ServeCommand(CliContext context)
-        : base("serve", "Run the key server: by default one data directory (SQLite database, master key, token-signing key; the admin credential's hash in the database), listening on 127.0.0.1; with --database postgres and --master-key pkcs11, one of several instances. Settings come from --config FILE, then MODELSEAL_ environment variables, then these flags (docs/deploy.md).", context)
+        : base("serve", """
+            Run the key server: by default one data directory (SQLite database, master key, token-signing key; the admin credential's hash in the database), listening on 127.0.0.1; with --database postgres and --master-key pkcs11, one of several instances. Settings come from --config FILE, then MODELSEAL_ environment variables, then these flags (docs/deploy.md).
+
+            Examples:
+              modelseal serve --data /var/lib/modelseal --admin-credential-out ~/admin.credential
+              modelseal serve --config /etc/modelseal/server.json
+            """, context)
     {
         Add(ConfigOption);
         _state.AddTo(this, MasterKeyOption);
@@ -29,7 +36,10 @@ internal sealed class ServeCommand : VerbCommand
         Add(ReleasesPerMinuteOption);
         Add(RequestsPerMinuteOption);
         Add(AdminCredentialOutOption);
+        Add(JsonOption);
     }
+
+    public Option<bool> JsonOption { get; } = new("--json") { Description = "Once listening, print one JSON object (addresses, data directory, where the admin credential was written) on standard output; other messages go to standard error." };
 
     public Option<string> AdminCredentialOutOption { get; } = new("--admin-credential-out")
     {
@@ -93,10 +103,19 @@ internal sealed class ServeCommand : VerbCommand
 
             credentialExisted = options.AdminCredentialOut is { } outFile && File.Exists(outFile);
 
-            // The console shows the server's own events; framework chatter only from warnings up.
-            app = ServerHost.Build(options, logging => logging
-                .AddFilter("Microsoft", LogLevel.Warning)
-                .AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information));
+            // The console shows the server's own events; framework chatter only from warnings up. With --json the log
+            // goes to standard error, so that standard output holds the one JSON object.
+            bool json = result.GetValue(JsonOption);
+            app = ServerHost.Build(options, logging =>
+            {
+                logging
+                    .AddFilter("Microsoft", LogLevel.Warning)
+                    .AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+                if (json)
+                {
+                    logging.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
+                }
+            });
         }
         catch (ServerConfigurationException e)
         {
@@ -107,11 +126,20 @@ internal sealed class ServeCommand : VerbCommand
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
             ForgetSecretVariables(options);
-            Context.Out.WriteLine($"modelseal key server listening on {string.Join(", ", app.Urls)}; data in {options.DataDirectory}");
-            string? written = options.AdminCredentialOut;
-            Context.Out.WriteLine(!credentialExisted && written is not null && File.Exists(written)
-                ? $"admin credential written to {written} (owner-only; only its hash is kept): move it to your secret store and pass it with --admin-credential-file. Ctrl+C stops."
-                : "admin credential: the one written at first start ('modelseal admin-credential rotate --out FILE' makes a new one). Ctrl+C stops.");
+            string? written = options.AdminCredentialOut is { } credentialFile && !credentialExisted && File.Exists(credentialFile) ? credentialFile : null;
+            if (result.GetValue(JsonOption))
+            {
+                CliJsonContext.Write(Context, new ServeResult([.. app.Urls], options.DataDirectory, written));
+                Context.Out.Flush();
+            }
+            else
+            {
+                Context.Out.WriteLine($"modelseal key server listening on {string.Join(", ", app.Urls)}; data in {options.DataDirectory}");
+                Context.Out.WriteLine(written is not null
+                    ? $"admin credential written to {written} (owner-only; only its hash is kept): move it to your secret store and pass it with --admin-credential-file. Ctrl+C stops."
+                    : "admin credential: the one written at first start ('modelseal admin-credential rotate --out FILE' makes a new one). Ctrl+C stops.");
+            }
+
             try
             {
                 await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
@@ -123,7 +151,7 @@ internal sealed class ServeCommand : VerbCommand
             await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
-        Context.Out.WriteLine("modelseal key server stopped.");
+        (result.GetValue(JsonOption) ? Context.Error : Context.Out).WriteLine("modelseal key server stopped.");
         return ExitCodes.Success;
     }
 

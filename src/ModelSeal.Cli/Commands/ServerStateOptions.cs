@@ -12,14 +12,14 @@ internal sealed class ServerStateOptions
     public Option<string> Data { get; } = new("--data")
     {
         HelpName = "DIR",
-        Description = "The data directory, created owner-only on first start [default: ./modelseal-data].",
+        Description = "The data directory, created owner-only on first start.",
         DefaultValueFactory = _ => "modelseal-data",
     };
 
     public Option<string> Database { get; } = new Option<string>("--database")
     {
         HelpName = "PROVIDER",
-        Description = "Where models, licences and the audit log live: 'sqlite' (modelseal.db in the data directory, one instance) or 'postgres' (shared by several instances; docs/deploy.md) [default: sqlite].",
+        Description = "Where models, licences and the audit log live: 'sqlite' (modelseal.db in the data directory, one instance) or 'postgres' (shared by several instances; docs/deploy.md).",
         DefaultValueFactory = _ => DatabaseOptions.Sqlite,
     }.AcceptOnlyFromAmong(DatabaseOptions.Sqlite, DatabaseOptions.Postgres);
 

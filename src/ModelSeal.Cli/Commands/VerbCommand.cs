@@ -23,6 +23,22 @@ internal abstract class VerbCommand : Command
     /// <summary>The input file named in the command line, used to phrase errors about it.</summary>
     protected virtual string? GetInputPath(ParseResult result) => null;
 
+    /// <summary>The output file named in the command line, used to phrase failures to write it (a read-only directory, a full disk).</summary>
+    protected virtual string? GetOutputPath(ParseResult result) => null;
+
+    /// <summary>Prints the result: <paramref name="value"/> as one JSON object with --json, else the line <paramref name="text"/> (made terminal-safe).</summary>
+    protected void WriteResult<T>(bool json, T value, string text)
+    {
+        if (json)
+        {
+            CliJsonContext.Write(Context, value);
+        }
+        else
+        {
+            Context.Out.WriteLine(Text.Safe(text));
+        }
+    }
+
     private async Task<int> RunAsync(ParseResult result, CancellationToken cancellationToken)
     {
         try
@@ -35,7 +51,7 @@ internal abstract class VerbCommand : Command
         }
         catch (Exception exception)
         {
-            return ErrorReporter.Report(Context, exception, GetInputPath(result));
+            return ErrorReporter.Report(Context, exception, GetInputPath(result), GetOutputPath(result));
         }
     }
 }

@@ -26,6 +26,24 @@ internal static class VerbOptions
 
     public static Option<bool> Json() => new("--json") { Description = "Print the result as one JSON object on standard output." };
 
+    /// <summary>A time option (<see cref="Times"/>): RFC 3339 with an offset, or a date.</summary>
+    public static Option<DateTimeOffset?> Time(string name, string description) => new(name)
+    {
+        HelpName = "TIME",
+        Description = description,
+        CustomParser = result =>
+        {
+            string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+            if (Times.TryParse(text, out DateTimeOffset time))
+            {
+                return time;
+            }
+
+            result.AddError($"{name} '{text}' is not a time: give {Times.Format}.");
+            return null;
+        },
+    };
+
     /// <summary>An option whose value must be a valid identifier (<see cref="Identifier"/>).</summary>
     public static Option<string> Identifier(string name, string what, int maxLength, string helpName, string description, bool required)
     {

@@ -38,6 +38,7 @@ internal sealed class VerifyCommand : VerbCommand
         long start = Context.Time.GetTimestamp();
         await using Stream source = Files.OpenInput(Context, input);
         SealedModelHeader header = await SealedModelHeader.ReadAsync(source, cancellationToken).ConfigureAwait(false);
+        Files.RequireDeclaredLength(source, header, input);
         Keys.RequireKeyFor(header, key, input, keyPath);
         using (ProgressBar? progress = ProgressBar.Create(Context, "verifying", header.PlaintextLength))
         {

@@ -25,7 +25,18 @@ internal static class Cli
         }
 
         // `modelseal help [VERB …]` is `modelseal [VERB …] --help`.
-        ParseResult result = root.Parse(args[0] == "help" ? [.. args[1..], "--help"] : args);
+        ParseResult result;
+        try
+        {
+            result = root.Parse(args[0] == "help" ? [.. args[1..], "--help"] : args);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A validator that read a value which did not convert: the conversion's message is the usage error.
+            context.WriteError(UsageMessages.Rephrase(e.Message), $"run '{UsageMessages.CommandPath(root, args)} --help' for usage.");
+            return ExitCodes.Usage;
+        }
+
         if (result.Action is ParseErrorAction)
         {
             ReportUsageErrors(context, result, root, args);
@@ -57,7 +68,7 @@ internal static class Cli
         // An unknown verb also reports that no verb was given; the first says it all.
         foreach (ParseError error in result.Errors.Where(e => result.Errors.Count == 1 || e.Message != "Required command was not provided."))
         {
-            context.WriteError(error.Message);
+            context.WriteError(UsageMessages.Rephrase(error.Message));
         }
 
         Command command = result.CommandResult.Command;
@@ -68,8 +79,7 @@ internal static class Cli
             return;
         }
 
-        string path = command is RootCommand ? string.Empty : command.Name + " ";
-        context.Error.WriteLine($"hint: run 'modelseal {path}--help' for usage.");
+        context.Error.WriteLine($"hint: run '{UsageMessages.CommandPath(result.CommandResult)} --help' for usage.");
     }
 
     /// <summary>The name closest to <paramref name="typed"/> within two edits (a typo), or null.</summary>
