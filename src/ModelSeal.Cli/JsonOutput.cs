@@ -143,7 +143,7 @@ internal sealed record TokenIssueResult(string Server, string LicenceId, string 
 }
 
 /// <summary>The --json result of <c>serve</c>, printed once the server listens.</summary>
-internal sealed record ServeResult(IReadOnlyList<string> Urls, string DataDirectory, string? AdminCredentialWritten)
+internal sealed record ServeResult(IReadOnlyList<string> Urls, string DataDirectory, string AnswerKeyId, string? AdminCredentialWritten)
 {
     [JsonPropertyOrder(-1)]
     public string Command { get; init; } = "serve";

@@ -29,6 +29,17 @@ namespace ModelSeal.Server;
 public static class ServerHost
 {
     /// <summary>
+    /// The <c>kid</c> of the built server's answer key (docs/protocol.md section 2.2): what clients pin as
+    /// <c>AnswerKeyId</c>, <c>MODELSEAL_ANSWER_KEY</c> or <c>ModelSealAnswerKey</c>.
+    /// </summary>
+    /// <param name="app">A server built by <see cref="Build"/>.</param>
+    public static string AnswerKeyId(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        return app.Services.GetRequiredService<SigningKeys>().Answer.KeyId;
+    }
+
+    /// <summary>
     /// Validates <paramref name="options"/> and the data directory (creating it, the database, the master key, the
     /// signing keys at first start — in the PKCS#11 token when the master keys are there — and the admin credential,
     /// written to AdminCredentialOut) and builds the server. Start it with
@@ -66,7 +77,7 @@ public static class ServerHost
                 ServerLog.TrustedIssuerConfigured(logger, trusted.Issuer, trusted.Keys.Count, trusted.JwksFile, trusted.AdminSubjects.Count);
             }
 
-            ServerLog.Started(logger, data.Path, app.Services.GetRequiredService<MasterKeyRing>().CurrentVersion, app.Services.GetRequiredService<TokenIssuer>().KeyId);
+            ServerLog.Started(logger, data.Path, app.Services.GetRequiredService<MasterKeyRing>().CurrentVersion, app.Services.GetRequiredService<TokenIssuer>().KeyId, AnswerKeyId(app));
             return app;
         }
         catch

@@ -60,11 +60,20 @@ public sealed class JsonTests
 
         Task first = await Task.WhenAny(output.Seen, serve);
         Assert.True(first == output.Seen, serve.IsCompleted ? $"exit {await serve}: {stderr}" : "no output");
+        using JsonDocument document = JsonDocument.Parse(output.ToString());
+        JsonElement json = document.RootElement;
+
+        // The answer key it names is the one the server publishes for answers (what clients pin).
+        using (var http = new HttpClient())
+        {
+            using JsonDocument jwks = JsonDocument.Parse(await http.GetStringAsync(new Uri(json.GetProperty("urls")[0].GetString() + "/.well-known/jwks.json"), TestContext.Current.CancellationToken));
+            JsonElement answerKey = jwks.RootElement.GetProperty("keys").EnumerateArray().Single(k => k.GetProperty("purpose").GetString() == "answer");
+            Assert.Equal(answerKey.GetProperty("kid").GetString(), json.GetProperty("answerKeyId").GetString());
+        }
+
         await stop.CancelAsync();
         Assert.Equal(ExitCodes.Success, await serve);
 
-        using JsonDocument document = JsonDocument.Parse(output.ToString());
-        JsonElement json = document.RootElement;
         Assert.Equal("serve", json.GetProperty("command").GetString());
         Assert.StartsWith("http://127.0.0.1:", json.GetProperty("urls")[0].GetString(), StringComparison.Ordinal);
         Assert.Equal(ws["data"], json.GetProperty("dataDirectory").GetString());

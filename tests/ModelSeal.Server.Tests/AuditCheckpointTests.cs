@@ -168,6 +168,42 @@ public sealed class AuditCheckpointTests
         }
     }
 
+    [Fact]
+    [Trait("MasterKey", "file")]
+    public async Task A_new_answer_key_checkpoints_the_head_at_start_so_that_verify_goes_on()
+    {
+        using var data = new TempDirectory();
+        string oldKey;
+        string head;
+        await using (TestServer server = await TestServer.StartAsync(dataDirectory: data.Sub("data")))
+        {
+            string admin = await server.AdminTokenAsync();
+            await ModelsAsync(server, admin, 3);
+            head = (await AuditChainTests.VerifyAsync(server, admin)).GetProperty("lastHash").GetString()!;
+            oldKey = AnswerKeyId(await server.GetAsync("/.well-known/jwks.json"));
+        }
+
+        // The stop signed the head with the old key; a lost key file is replaced at the next start.
+        File.Delete(Path.Combine(data.Sub("data"), "answer-signing.key"));
+        await using (TestServer server = await TestServer.StartAsync(dataDirectory: data.Sub("data")))
+        {
+            string newKey = AnswerKeyId(await server.GetAsync("/.well-known/jwks.json"));
+            Assert.NotEqual(oldKey, newKey);
+            Assert.Equal(2, server.Database.Count("SELECT COUNT(*) FROM audit_checkpoints"));
+            Assert.Contains(server.Logs.Lines, l => l.Contains($"changed from {oldKey} to {newKey}", StringComparison.Ordinal));
+
+            JsonElement verified = await AuditChainTests.VerifyAsync(server, await server.AdminTokenAsync());
+            Assert.True(verified.GetProperty("verified").GetBoolean(), verified.ToString());
+            JsonElement checkpoint = verified.GetProperty("checkpoint");
+            Assert.Equal(newKey, checkpoint.GetProperty("keyId").GetString());
+            Assert.Equal(3, checkpoint.GetProperty("records").GetInt64());
+            Assert.Equal(head, checkpoint.GetProperty("lastHash").GetString());
+        }
+    }
+
+    private static string AnswerKeyId(Api jwks) =>
+        jwks.Json.GetProperty("keys").EnumerateArray().Single(k => k.GetProperty("purpose").GetString() == "answer").GetProperty("kid").GetString()!;
+
     private static Task<TestServer> StartAsync(ManualTime time, Action<Configuration.ServerOptions>? configure = null) =>
         TestServer.StartAsync(options =>
         {

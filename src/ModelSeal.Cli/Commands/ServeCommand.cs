@@ -22,7 +22,7 @@ internal sealed class ServeCommand : VerbCommand
 
     public ServeCommand(CliContext context)
         : base("serve", """
-            Run the key server: by default one data directory (SQLite database, master key, token-signing key; the admin credential's hash in the database), listening on 127.0.0.1; with --database postgres and --master-key pkcs11, one of several instances. Settings come from --config FILE, then MODELSEAL_ environment variables, then these flags (docs/deploy.md).
+            Run the key server: by default one data directory (SQLite database, master key, token- and answer-signing keys; the admin credential's hash in the database), listening on 127.0.0.1; with --database postgres and --master-key pkcs11, one of several instances. Settings come from --config FILE, then MODELSEAL_ environment variables, then these flags (docs/deploy.md).
 
             Examples:
               modelseal serve --data /var/lib/modelseal --admin-credential-out ~/admin.credential
@@ -39,7 +39,7 @@ internal sealed class ServeCommand : VerbCommand
         Add(JsonOption);
     }
 
-    public Option<bool> JsonOption { get; } = new("--json") { Description = "Once listening, print one JSON object (addresses, data directory, where the admin credential was written) on standard output; other messages go to standard error." };
+    public Option<bool> JsonOption { get; } = new("--json") { Description = "Once listening, print one JSON object (addresses, data directory, the answer key's kid, where the admin credential was written) on standard output; other messages go to standard error." };
 
     public Option<string> AdminCredentialOutOption { get; } = new("--admin-credential-out")
     {
@@ -129,12 +129,13 @@ internal sealed class ServeCommand : VerbCommand
             string? written = options.AdminCredentialOut is { } credentialFile && !credentialExisted && File.Exists(credentialFile) ? credentialFile : null;
             if (result.GetValue(JsonOption))
             {
-                CliJsonContext.Write(Context, new ServeResult([.. app.Urls], options.DataDirectory, written));
+                CliJsonContext.Write(Context, new ServeResult([.. app.Urls], options.DataDirectory, ServerHost.AnswerKeyId(app), written));
                 Context.Out.Flush();
             }
             else
             {
                 Context.Out.WriteLine($"modelseal key server listening on {string.Join(", ", app.Urls)}; data in {options.DataDirectory}");
+                Context.Out.WriteLine($"answer key {ServerHost.AnswerKeyId(app)}: clients pin it (AnswerKeyId, MODELSEAL_ANSWER_KEY, ModelSealAnswerKey).");
                 Context.Out.WriteLine(written is not null
                     ? $"admin credential written to {written} (owner-only; only its hash is kept): move it to your secret store and pass it with --admin-credential-file. Ctrl+C stops."
                     : "admin credential: the one written at first start ('modelseal admin-credential rotate --out FILE' makes a new one). Ctrl+C stops.");

@@ -10,8 +10,9 @@ namespace ModelSeal.Server.Configuration;
 public sealed class ServerOptions
 {
     /// <summary>
-    /// The data directory: <c>modelseal.db</c>, <c>master.keys</c> and <c>token-signing.key</c>. Created owner-only
-    /// (<c>0700</c>) when absent; refused when accessible by other users.
+    /// The data directory: <c>modelseal.db</c>, <c>modelseal.lock</c> and, with the file master-key provider only,
+    /// <c>master.keys</c>, <c>token-signing.key</c> and <c>answer-signing.key</c>. Created owner-only (<c>0700</c>) when
+    /// absent; refused when accessible by other users.
     /// </summary>
     public required string DataDirectory { get; set; }
 

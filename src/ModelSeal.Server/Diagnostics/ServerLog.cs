@@ -9,8 +9,8 @@ internal static partial class ServerLog
 {
     public const string Category = "ModelSeal.Server";
 
-    [LoggerMessage(1, LogLevel.Information, "Key server data directory {DataDirectory}: master key v{MasterKeyVersion}, token key id {TokenKeyId}.")]
-    public static partial void Started(ILogger logger, string dataDirectory, int masterKeyVersion, string tokenKeyId);
+    [LoggerMessage(1, LogLevel.Information, "Key server data directory {DataDirectory}: master key v{MasterKeyVersion}, token key id {TokenKeyId}, answer key id {AnswerKeyId} (clients pin this one).")]
+    public static partial void Started(ILogger logger, string dataDirectory, int masterKeyVersion, string tokenKeyId, string answerKeyId);
 
     [LoggerMessage(2, LogLevel.Warning, "Wrote the new admin credential to {Path} (owner-only); only its hash is kept, in the database. Move it to your secret store.")]
     public static partial void AdminCredentialCreated(ILogger logger, string path);
@@ -35,6 +35,9 @@ internal static partial class ServerLog
 
     [LoggerMessage(14, LogLevel.Information, "Audit checkpoint signed: {Records} records up to record {LastId}, answer key {KeyId}.")]
     public static partial void CheckpointWritten(ILogger logger, long records, long lastId, string keyId);
+
+    [LoggerMessage(16, LogLevel.Warning, "The answer key changed from {OldKeyId} to {NewKeyId}: the audit checkpoints up to record {LastId} were signed by the old key, which verify no longer checks; the head is checkpointed with the new key now. Keep the old JWKS to check the earlier checkpoints.")]
+    public static partial void CheckpointKeyChanged(ILogger logger, string oldKeyId, string newKeyId, long lastId);
 
     [LoggerMessage(15, LogLevel.Warning, "The audit pass failed ({ErrorType}); the next one tries again.")]
     public static partial void AuditPassFailed(ILogger logger, string errorType);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using ModelSeal.Protocol;
@@ -118,12 +119,15 @@ internal sealed class AuditTrail : IHostedService, IDisposable
             : result with { CheckpointVerified = false };
     }
 
-    /// <summary>Starts the background pass on the server's clock.</summary>
-    public Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts the background pass on the server's clock, after checkpointing the head with the answer key when the
+    /// latest checkpoint was signed by another one (so that verify never finds a checkpoint it cannot check).
+    /// </summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
+        await CheckpointAsync(final: false, _clock.Now(), cancellationToken).ConfigureAwait(false);
         _timer = _clock.Time.CreateTimer(_ => Wake(), null, Tick, Tick);
         _loop = Task.Run(LoopAsync, CancellationToken.None);
-        return Task.CompletedTask;
     }
 
     /// <summary>
@@ -370,17 +374,28 @@ internal sealed class AuditTrail : IHostedService, IDisposable
 
         ((long id, byte[]? hash), AuditCheckpoint? latest) = _store.Read(s => (s.Audit.Head(), s.Audit.LatestCheckpoint()));
         long since = id - (latest?.LastId ?? 0);
-        bool due = final
+
+        // A new answer key (moved into an HSM, a lost key file replaced) cannot vouch for the old key's checkpoints:
+        // the head is checkpointed with the new key at once, so that verify goes on checking what comes after it.
+        bool rekeyed = latest is not null && !string.Equals(latest.KeyId, _answerKey.KeyId, StringComparison.Ordinal);
+        bool due = final || rekeyed
             || (_options.CheckpointEvery > 0 && since >= _options.CheckpointEvery)
             || (_options.CheckpointInterval > TimeSpan.Zero && now - (latest?.At ?? _started) >= _options.CheckpointInterval);
-        if (hash is null || since <= 0 || !due)
+        if (hash is null || (since <= 0 && !rekeyed) || !due)
         {
             return;
         }
 
         // Records commit in id order, so every record up to the head read above is there to count.
         long records = (latest?.Records ?? 0) + _store.Read(s => s.Audit.CountBetween(latest?.LastId ?? 0, id));
-        var checkpoint = AuditCheckpoint.Sign(_answerKey, records, id, hash, now);
+        if (rekeyed)
+        {
+            ServerLog.CheckpointKeyChanged(_logger, latest!.KeyId, _answerKey.KeyId, latest.LastId);
+        }
+
+        var at = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds());
+        byte[] signature = _answerKey.SignHash(SHA256.HashData(AuditCheckpointInfo.SignedEncoding(records, id, hash, at.ToUnixTimeSeconds())));
+        var checkpoint = new AuditCheckpoint(0, records, id, hash, at, _answerKey.KeyId, signature);
         await _store.WriteAsync(s => s.Audit.InsertCheckpoint(checkpoint), cancellationToken).ConfigureAwait(false);
         ServerLog.CheckpointWritten(_logger, records, id, _answerKey.KeyId);
     }

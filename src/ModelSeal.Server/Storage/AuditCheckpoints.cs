@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using ModelSeal.Protocol;
-using ModelSeal.Server.Security;
 
 namespace ModelSeal.Server.Storage;
 
@@ -11,16 +10,6 @@ namespace ModelSeal.Server.Storage;
 /// </summary>
 internal sealed record AuditCheckpoint(long Id, long Records, long LastId, byte[] LastHash, DateTimeOffset At, string KeyId, byte[] Signature)
 {
-    /// <summary>Signs a checkpoint of the log's head with <paramref name="key"/> (its id is given when stored).</summary>
-    public static AuditCheckpoint Sign(ISigningKey key, long records, long lastId, byte[] lastHash, DateTimeOffset at)
-    {
-        ArgumentNullException.ThrowIfNull(key);
-        ArgumentNullException.ThrowIfNull(lastHash);
-        at = DateTimeOffset.FromUnixTimeSeconds(at.ToUnixTimeSeconds());
-        byte[] signature = key.SignHash(SHA256.HashData(AuditCheckpointInfo.SignedEncoding(records, lastId, lastHash, at.ToUnixTimeSeconds())));
-        return new AuditCheckpoint(0, records, lastId, lastHash, at, key.KeyId, signature);
-    }
-
     /// <summary>True when the checkpoint names <paramref name="keyId"/> and its signature verifies under that public key.</summary>
     public bool IsSignedBy(ECParameters publicKey, string keyId)
     {
