@@ -96,7 +96,11 @@ internal sealed class CliProcess : IDisposable
     /// <param name="args">The arguments.</param>
     /// <param name="environment">Variables to set.</param>
     /// <param name="standardInput">A file whose bytes go to the child's standard input, a pipe (otherwise it inherits none).</param>
-    public static CliProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? standardInput = null)
+    /// <param name="filePermissionsApply">
+    /// Run as root (Linux) without the capabilities that let root ignore file permissions (CAP_DAC_OVERRIDE,
+    /// CAP_DAC_READ_SEARCH), so that a directory without write permission refuses it as it refuses anyone.
+    /// </param>
+    public static CliProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? standardInput = null, bool filePermissionsApply = false)
     {
         // The CLI referenced by the tests, started the way `modelseal bench` starts itself: dotnet ModelSeal.Cli.dll.
         IReadOnlyList<string> self = new CliContext(TextWriter.Null, TextWriter.Null, Interactive: false).SelfCommand;
@@ -111,6 +115,13 @@ internal sealed class CliProcess : IDisposable
         };
         if (OperatingSystem.IsLinux())
         {
+            if (filePermissionsApply && Environment.UserName == "root")
+            {
+                start.FileName = "setpriv";
+                start.ArgumentList.Add("--bounding-set=-dac_override,-dac_read_search");
+                start.ArgumentList.Add("env");
+            }
+
             start.ArgumentList.Add("--default-signal=INT");
             start.ArgumentList.Add(self[0]);
         }
