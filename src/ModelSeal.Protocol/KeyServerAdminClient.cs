@@ -192,8 +192,58 @@ internal sealed class KeyServerAdminClient : IDisposable
     public Task<ItemsResponse<LicenceResponse>> ListLicencesAsync(CancellationToken cancellationToken) =>
         GetAsync("v1/admin/licences", ProtocolJson.Default.ItemsResponseLicenceResponse, cancellationToken);
 
-    public Task<AuditPage> ReadAuditAsync(long? after, int limit, CancellationToken cancellationToken) =>
-        GetAsync($"v1/admin/audit?limit={limit}" + (after is { } a ? $"&after={a}" : string.Empty), ProtocolJson.Default.AuditPage, cancellationToken);
+    /// <summary>A page of the audit log after record <paramref name="after"/>, only the records that match every filter given.</summary>
+    public Task<AuditPage> ReadAuditAsync(long? after, int limit, string? licenceId, string? modelId, string? auditEvent, DateTimeOffset? since, DateTimeOffset? until, CancellationToken cancellationToken) =>
+        GetAsync(
+            $"v1/admin/audit?limit={limit}" + (after is { } a ? $"&after={a}" : string.Empty)
+                + Query(("licenceId", licenceId), ("modelId", modelId), ("event", auditEvent), ("since", Rfc3339.Format(since)), ("until", Rfc3339.Format(until))),
+            ProtocolJson.Default.AuditPage,
+            cancellationToken);
+
+    /// <summary>Disables (<paramref name="action"/> <c>disable</c>), enables or destroys a model version.</summary>
+    public Task<StateResponse> ChangeVersionStateAsync(string modelId, string version, string action, CancellationToken cancellationToken) =>
+        SendAsync<object, StateResponse>(HttpMethod.Post, $"v1/admin/models/{Uri.EscapeDataString(modelId)}/versions/{Uri.EscapeDataString(version)}/{Uri.EscapeDataString(action)}", null, null, ProtocolJson.Default.StateResponse, authorize: true, cancellationToken);
+
+    /// <summary>Deletes a model whose versions are all destroyed.</summary>
+    public Task<ModelDeletedResponse> DeleteModelAsync(string modelId, CancellationToken cancellationToken) =>
+        SendAsync<object, ModelDeletedResponse>(HttpMethod.Delete, $"v1/admin/models/{Uri.EscapeDataString(modelId)}", null, null, ProtocolJson.Default.ModelDeletedResponse, authorize: true, cancellationToken);
+
+    public Task<ItemsResponse<DeviceItem>> ListDevicesAsync(string licenceId, CancellationToken cancellationToken) =>
+        GetAsync($"v1/admin/licences/{Uri.EscapeDataString(licenceId)}/devices", ProtocolJson.Default.ItemsResponseDeviceItem, cancellationToken);
+
+    /// <summary>Removes a device from a licence (freeing its slot); answers the removed device.</summary>
+    public Task<DeviceItem> RemoveDeviceAsync(string licenceId, string thumbprint, CancellationToken cancellationToken) =>
+        SendAsync<object, DeviceItem>(HttpMethod.Delete, $"v1/admin/licences/{Uri.EscapeDataString(licenceId)}/devices/{Uri.EscapeDataString(thumbprint)}", null, null, ProtocolJson.Default.DeviceItem, authorize: true, cancellationToken);
+
+    /// <summary>Changes a licence's end of validity, device limit or models (the members of <paramref name="request"/> given).</summary>
+    public Task<LicenceResponse> EditLicenceAsync(string licenceId, EditLicenceRequest request, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Patch, $"v1/admin/licences/{Uri.EscapeDataString(licenceId)}", request, ProtocolJson.Default.EditLicenceRequest, ProtocolJson.Default.LicenceResponse, authorize: true, cancellationToken);
+
+    /// <summary>Adds a new master key and rewraps every data key with it (online).</summary>
+    public Task<RotateResponse> RotateMasterKeyAsync(CancellationToken cancellationToken) =>
+        SendAsync<object, RotateResponse>(HttpMethod.Post, "v1/admin/master-key/rotate", null, null, ProtocolJson.Default.RotateResponse, authorize: true, cancellationToken);
+
+    /// <summary>Key releases and refusals per model per UTC day, for records in [<paramref name="since"/>, <paramref name="until"/>).</summary>
+    public Task<UsageResponse> ReadUsageAsync(DateTimeOffset? since, DateTimeOffset? until, CancellationToken cancellationToken)
+    {
+        string query = Query(("since", Rfc3339.Format(since)), ("until", Rfc3339.Format(until)));
+        return GetAsync(query.Length == 0 ? "v1/admin/usage" : "v1/admin/usage?" + query[1..], ProtocolJson.Default.UsageResponse, cancellationToken);
+    }
+
+    /// <summary>The given query parameters, each as <c>&amp;name=value</c> (escaped).</summary>
+    private static string Query(params ReadOnlySpan<(string Name, string? Value)> parameters)
+    {
+        var query = new System.Text.StringBuilder();
+        foreach ((string name, string? value) in parameters)
+        {
+            if (value is not null)
+            {
+                query.Append('&').Append(name).Append('=').Append(Uri.EscapeDataString(value));
+            }
+        }
+
+        return query.ToString();
+    }
 
     /// <summary>Walks the audit hash chain on the server; with an earlier head (records, lastHash) also checks it is still there.</summary>
     public Task<AuditVerifyResponse> VerifyAuditAsync(long? expectRecords, string? expectHash, CancellationToken cancellationToken) =>

@@ -62,6 +62,24 @@ internal sealed record LicenceCreatedResponse(string LicenceId, string? Credenti
 /// <summary>A device registered for a licence, by the thumbprint of its public key.</summary>
 internal sealed record DeviceItem(string Thumbprint, string FirstSeen, string LastSeen);
 
+/// <summary>
+/// <c>PATCH /v1/admin/licences/{licenceId}</c>: the members given change, the others stay. Lowering
+/// <c>maxDevices</c> below the devices registered keeps them and refuses new ones.
+/// </summary>
+internal sealed record EditLicenceRequest(string? ExpiresAt = null, int? MaxDevices = null, IReadOnlyList<string?>? Models = null);
+
+/// <summary>The answer of <c>DELETE /v1/admin/models/{modelId}</c>: the model and how many (destroyed) versions went with it.</summary>
+internal sealed record ModelDeletedResponse(string ModelId, int Versions, string DeletedAt);
+
+/// <summary>
+/// One model's key releases on one UTC day (<c>yyyy-MM-dd</c>) and its refusals by problem code (a coalesced refusal
+/// record counts as many refusals as its <c>count</c> attribute says).
+/// </summary>
+internal sealed record UsageItem(string ModelId, string Day, long Releases, long Refusals, IReadOnlyDictionary<string, long> RefusalsByReason);
+
+/// <summary>The answer of <c>GET /v1/admin/usage</c>: per model per day, models by id, days in order.</summary>
+internal sealed record UsageResponse(string? Since, string? Until, IReadOnlyList<UsageItem> Items);
+
 /// <summary>A list answer.</summary>
 internal sealed record ItemsResponse<T>(IReadOnlyList<T> Items);
 

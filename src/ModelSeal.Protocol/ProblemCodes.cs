@@ -35,6 +35,8 @@ internal static class ProblemCodes
     public const string VersionExists = "version-exists";
     public const string VersionDestroyed = "version-destroyed";
     public const string AuditUnavailable = "audit-unavailable";
+    public const string DeviceNotFound = "device-not-found";
+    public const string VersionsNotDestroyed = "versions-not-destroyed";
 
     /// <summary>The code of a problem <c>type</c>, or null when it is not one of ModelSeal's.</summary>
     public static string? FromType(string? type) =>

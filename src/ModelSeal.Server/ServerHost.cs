@@ -140,6 +140,7 @@ public static class ServerHost
         services.AddSingleton<KeyReleases>();
         services.AddSingleton<ModelCatalogue>();
         services.AddSingleton<Licences>();
+        services.AddSingleton<UsageSummary>();
         services.AddSingleton<TokenGrants>();
         services.AddSingleton<MasterKeyRotation>();
         services.AddSingleton<Readiness>();

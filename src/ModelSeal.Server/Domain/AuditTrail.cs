@@ -90,8 +90,8 @@ internal sealed class AuditTrail : IHostedService, IDisposable
         return entry.Event == AuditEvents.KeyRefused && Coalesce(entry) ? Task.CompletedTask : WriteAsync([entry], cancellationToken);
     }
 
-    /// <summary>Up to <paramref name="limit"/> records after id <paramref name="after"/>.</summary>
-    public List<AuditRecord> List(long after, int limit) => _store.Read(s => s.Audit.List(after, limit));
+    /// <summary>Up to <paramref name="limit"/> records after id <paramref name="after"/> that match <paramref name="filter"/> (default: all).</summary>
+    public List<AuditRecord> List(long after, int limit, AuditFilter? filter = null) => _store.Read(s => s.Audit.List(after, limit, filter ?? AuditFilter.None));
 
     /// <summary>
     /// Walks the hash chain (docs/protocol.md section 4.1) and checks the latest signed checkpoint (section 4.3): its

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using ModelSeal.Protocol;
 using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.Security;
 using ModelSeal.Server.Storage;
@@ -14,6 +15,12 @@ internal sealed record NewLicence(string Subject, IReadOnlyList<string> Models, 
 
 /// <summary>A created licence and, for a credential licence, its credential (shown only now).</summary>
 internal sealed record CreatedLicence(LicenceRecord Licence, string? Credential);
+
+/// <summary>
+/// A change to a licence: each member given replaces the licence's value, the others stay. A lower
+/// <paramref name="MaxDevices"/> than the devices registered keeps them and refuses new ones (<see cref="ReleaseRules"/>).
+/// </summary>
+internal sealed record LicenceChange(DateTimeOffset? ExpiresAt, int? MaxDevices, IReadOnlyList<string>? Models);
 
 /// <summary>Licences and the devices registered under them (docs/protocol.md section 3). Every change is audited.</summary>
 internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logger)
@@ -70,6 +77,104 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
 
         ServerLog.AdminChange(logger, admin.Subject, AuditEvents.LicenceRevoked, licence.LicenceId);
         return licence;
+    }
+
+    /// <summary>
+    /// Changes a licence's end of validity, device limit or models. The audit record (<c>licence.changed</c>) names
+    /// in its attributes each member that changed, with its new value and, as <c>NAME.was</c>, the one before;
+    /// a change that changes nothing records nothing.
+    /// </summary>
+    public async Task<Outcome<LicenceRecord>> EditAsync(Caller admin, string licenceId, LicenceChange change, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(admin);
+        ArgumentNullException.ThrowIfNull(change);
+        DateTimeOffset now = clock.Now();
+        (LicenceRecord? licence, bool changed) = await store.WriteAsync<(LicenceRecord?, bool)>(
+            s =>
+            {
+                LicenceRecord? existing = s.Licences.Get(licenceId);
+                if (existing is null)
+                {
+                    return (null, false);
+                }
+
+                LicenceRecord edited = existing with
+                {
+                    ExpiresAt = change.ExpiresAt ?? existing.ExpiresAt,
+                    MaxDevices = change.MaxDevices ?? existing.MaxDevices,
+                    Models = change.Models ?? existing.Models,
+                };
+                var attributes = new Dictionary<string, string>(StringComparer.Ordinal);
+                if (edited.ExpiresAt != existing.ExpiresAt)
+                {
+                    attributes["expiresAt"] = Rfc3339.Format(edited.ExpiresAt) ?? string.Empty;
+                    attributes["expiresAt.was"] = Rfc3339.Format(existing.ExpiresAt) ?? string.Empty;
+                }
+
+                if (edited.MaxDevices != existing.MaxDevices)
+                {
+                    attributes["maxDevices"] = edited.MaxDevices.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    attributes["maxDevices.was"] = existing.MaxDevices.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                }
+
+                if (!edited.Models.SequenceEqual(existing.Models, StringComparer.Ordinal))
+                {
+                    attributes["models"] = string.Join(',', edited.Models);
+                    attributes["models.was"] = string.Join(',', existing.Models);
+                }
+
+                if (attributes.Count == 0)
+                {
+                    return (existing, false);
+                }
+
+                s.Licences.Update(licenceId, edited.ExpiresAt, edited.MaxDevices, edited.Models);
+                s.Audit.Append(ModelCatalogue.Change(admin, AuditEvents.LicenceChanged) with { LicenceId = licenceId, Attributes = attributes }, now);
+                return (edited, true);
+            },
+            cancellationToken).ConfigureAwait(false);
+        if (licence is null)
+        {
+            return NotFound;
+        }
+
+        if (changed)
+        {
+            ServerLog.AdminChange(logger, admin.Subject, AuditEvents.LicenceChanged, licenceId);
+        }
+
+        return licence;
+    }
+
+    /// <summary>Removes a device from a licence, which frees its slot for another device; audited (<c>device.removed</c>).</summary>
+    public async Task<Outcome<DeviceRecord>> RemoveDeviceAsync(Caller admin, string licenceId, string thumbprint, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(admin);
+        DateTimeOffset now = clock.Now();
+        Outcome<DeviceRecord> removed = await store.WriteAsync<Outcome<DeviceRecord>>(
+            s =>
+            {
+                if (s.Licences.Get(licenceId) is null)
+                {
+                    return NotFound;
+                }
+
+                DeviceRecord? device = s.Devices.Get(licenceId, thumbprint);
+                if (device is null || !s.Devices.Delete(licenceId, thumbprint))
+                {
+                    return new Refused(Refusal.DeviceNotFound, $"Licence '{licenceId}' has no device '{thumbprint}'.");
+                }
+
+                s.Audit.Append(ModelCatalogue.Change(admin, AuditEvents.DeviceRemoved) with { LicenceId = licenceId, Device = thumbprint }, now);
+                return device;
+            },
+            cancellationToken).ConfigureAwait(false);
+        if (removed.Succeeded)
+        {
+            ServerLog.AdminChange(logger, admin.Subject, AuditEvents.DeviceRemoved, licenceId);
+        }
+
+        return removed;
     }
 
     public Outcome<List<DeviceRecord>> Devices(string licenceId)

@@ -134,6 +134,45 @@ internal sealed class ModelCatalogue(Store store, MasterKeyRing masterKeys, Cloc
         return target;
     }
 
+    /// <summary>
+    /// Deletes a model whose versions are all destroyed (or that has none), with its version rows; audited
+    /// (<c>model.deleted</c>, with the number of versions). Refused while a version still has a key.
+    /// </summary>
+    /// <returns>How many (destroyed) versions the model had.</returns>
+    public async Task<Outcome<int>> DeleteModelAsync(Caller admin, string modelId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(admin);
+        DateTimeOffset now = clock.Now();
+        Outcome<int> deleted = await store.WriteAsync<Outcome<int>>(
+            s =>
+            {
+                if (!s.Models.Exists(modelId))
+                {
+                    return new Refused(Refusal.ModelNotFound, $"There is no model '{modelId}'.");
+                }
+
+                List<VersionRecord> versions = s.Models.Versions(modelId);
+                List<string> live = versions.Where(v => v.State != VersionState.Destroyed).Select(v => v.Version).ToList();
+                if (live.Count > 0)
+                {
+                    return new Refused(Refusal.VersionsNotDestroyed, $"Model '{modelId}' still has {live.Count} version(s) with a key ({string.Join(", ", live.Take(10))}); destroy them first.");
+                }
+
+                s.Models.Delete(modelId);
+                s.Audit.Append(
+                    Change(admin, AuditEvents.ModelDeleted) with { ModelId = modelId, Attributes = new Dictionary<string, string>(StringComparer.Ordinal) { ["versions"] = versions.Count.ToString(CultureInfo.InvariantCulture) } },
+                    now);
+                return versions.Count;
+            },
+            cancellationToken).ConfigureAwait(false);
+        if (deleted.Succeeded)
+        {
+            ServerLog.AdminChange(logger, admin.Subject, AuditEvents.ModelDeleted, modelId);
+        }
+
+        return deleted;
+    }
+
     /// <summary>The next integer version: one more than the largest all-digit version, or 1.</summary>
     internal static string NextVersion(IEnumerable<string> versions)
     {

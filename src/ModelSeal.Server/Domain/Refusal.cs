@@ -29,6 +29,12 @@ internal enum Refusal
 
     /// <summary>A credential that does not match (one deliberately vague answer).</summary>
     Unauthorized,
+
+    /// <summary>The licence has no registered device with this thumbprint.</summary>
+    DeviceNotFound,
+
+    /// <summary>A model cannot be deleted while one of its versions still has a key (is not destroyed).</summary>
+    VersionsNotDestroyed,
 }
 
 /// <summary>A refusal with a detail for the caller (never internals, key material or credentials).</summary>

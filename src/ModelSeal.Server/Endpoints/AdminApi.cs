@@ -41,18 +41,23 @@ internal static class AdminApi
             ChangeStateAsync(modelId, version, VersionState.Active, http, catalogue, options, ct)).WithSummary("Enables a disabled version.");
         group.MapPost("/models/{modelId}/versions/{version}/destroy", (string modelId, string version, HttpContext http, ModelCatalogue catalogue, ServerOptions options, CancellationToken ct) =>
             ChangeStateAsync(modelId, version, VersionState.Destroyed, http, catalogue, options, ct)).WithSummary("Erases a version's key for good.");
+        group.MapDelete("/models/{modelId}", DeleteModelAsync).WithSummary("Deletes a model whose versions are all destroyed (409 versions-not-destroyed otherwise).");
         group.MapPost("/licences", CreateLicenceAsync).AcceptsJson<CreateLicenceRequest>()
             .WithSummary("Creates a licence; a credential licence's credential is shown only here.");
         group.MapGet("/licences", (Licences licences) => TypedResults.Ok(new ItemsResponse<LicenceResponse>(licences.List().ConvertAll(Contracts.ToResponse))))
             .WithSummary("Lists licences (without credentials).");
         group.MapPost("/licences/{licenceId}/revoke", RevokeLicenceAsync).WithSummary("Revokes a licence.");
+        group.MapPatch("/licences/{licenceId}", EditLicenceAsync).AcceptsJson<EditLicenceRequest>()
+            .WithSummary("Changes a licence's end of validity, device limit or models; a lower limit keeps the devices registered and refuses new ones.");
         group.MapGet("/licences/{licenceId}/devices", ListDevices).WithSummary("Lists the devices registered for a licence.");
+        group.MapDelete("/licences/{licenceId}/devices/{thumbprint}", RemoveDeviceAsync).WithSummary("Removes a device from a licence, freeing its slot.");
         group.MapPost("/master-key/rotate", async (HttpContext http, MasterKeyRotation rotation, ServerOptions options, CancellationToken ct) =>
         {
             Rotation rotated = await rotation.RotateAsync(http.Caller(options), ct).ConfigureAwait(false);
             return TypedResults.Ok(new RotateResponse(rotated.MasterKeyVersion, rotated.Rewrapped));
         }).WithSummary("Adds a new master key and rewraps every data key with it.");
-        group.MapGet("/audit", ListAudit).WithSummary("Reads the audit log in pages.");
+        group.MapGet("/audit", ListAudit).WithSummary("Reads the audit log in pages, optionally only the records of a licence, a model, an event or a time range.");
+        group.MapGet("/usage", Usage).WithSummary("Key releases and refusals (by reason) per model per UTC day, from the audit log.");
         group.MapGet("/audit/verify", VerifyAudit)
             .WithSummary("Walks the audit hash chain and reports the first record that does not chain, and checks the latest signed checkpoint (its signature by the answer key, and that the log still holds the record it covers); with expectRecords and expectHash (an earlier answer's records and lastHash) also detects records removed from the end.");
         return app;
@@ -133,6 +138,41 @@ internal static class AdminApi
         return revoked.Succeeded ? TypedResults.Ok(Contracts.ToResponse(revoked.Value)) : Problems.For(revoked.Refused);
     }
 
+    internal static async Task<Results<Ok<ModelDeletedResponse>, ProblemHttpResult>> DeleteModelAsync(string modelId, HttpContext http, ModelCatalogue catalogue, ServerOptions options, Clock clock, CancellationToken cancellationToken)
+    {
+        if (!Identifier.IsValid(modelId, Identifier.MaxIdLength))
+        {
+            return Problems.Invalid("modelId", "The model id in the path must be an identifier (format.md 1.1) of 1 to 128 characters.");
+        }
+
+        Outcome<int> deleted = await catalogue.DeleteModelAsync(http.Caller(options), modelId, cancellationToken).ConfigureAwait(false);
+        return deleted.Succeeded ? TypedResults.Ok(new ModelDeletedResponse(modelId, deleted.Value, Rfc3339.Format(clock.Now()))) : Problems.For(deleted.Refused);
+    }
+
+    internal static async Task<Results<Ok<LicenceResponse>, ProblemHttpResult>> EditLicenceAsync(string licenceId, HttpContext http, Licences licences, ServerOptions options, CancellationToken cancellationToken)
+    {
+        (EditLicenceRequest? request, ProblemHttpResult? invalid) = await JsonBody.ReadAsync<EditLicenceRequest>(http.Request, cancellationToken).ConfigureAwait(false);
+        if (invalid is not null)
+        {
+            return invalid;
+        }
+
+        (LicenceChange? change, ProblemHttpResult? problem) = LicenceRequests.ValidateEdit(request!);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        Outcome<LicenceRecord> edited = await licences.EditAsync(http.Caller(options), licenceId, change!, cancellationToken).ConfigureAwait(false);
+        return edited.Succeeded ? TypedResults.Ok(Contracts.ToResponse(edited.Value)) : Problems.For(edited.Refused);
+    }
+
+    internal static async Task<Results<Ok<DeviceItem>, ProblemHttpResult>> RemoveDeviceAsync(string licenceId, string thumbprint, HttpContext http, Licences licences, ServerOptions options, CancellationToken cancellationToken)
+    {
+        Outcome<DeviceRecord> removed = await licences.RemoveDeviceAsync(http.Caller(options), licenceId, thumbprint, cancellationToken).ConfigureAwait(false);
+        return removed.Succeeded ? TypedResults.Ok(Contracts.ToItem(removed.Value)) : Problems.For(removed.Refused);
+    }
+
     internal static Results<Ok<ItemsResponse<DeviceItem>>, ProblemHttpResult> ListDevices(string licenceId, Licences licences)
     {
         Outcome<List<DeviceRecord>> devices = licences.Devices(licenceId);
@@ -141,7 +181,7 @@ internal static class AdminApi
             : Problems.For(devices.Refused);
     }
 
-    internal static Results<Ok<AuditPage>, ProblemHttpResult> ListAudit(string? after, string? limit, AuditTrail audit)
+    internal static Results<Ok<AuditPage>, ProblemHttpResult> ListAudit(string? after, string? limit, string? licenceId, string? modelId, string? @event, string? since, string? until, AuditTrail audit)
     {
         long afterId = 0;
         int count = 100;
@@ -156,13 +196,55 @@ internal static class AdminApi
             errors["limit"] = [$"Optional: an integer from 1 to {AuditTrail.MaxPage} (default 100)."];
         }
 
+        (DateTimeOffset? from, DateTimeOffset? to) = TimeRange(since, until, errors);
+        if (@event is not null && (@event.Length is 0 or > 64 || !@event.All(c => char.IsAsciiLetterLower(c) || c is '.' or '-')))
+        {
+            errors["event"] = ["Optional: an audit event name (docs/protocol.md section 4), e.g. key.released."];
+        }
+
         if (errors.Count > 0)
         {
             return Problems.Invalid(errors);
         }
 
-        List<AuditItem> items = audit.List(afterId, count).ConvertAll(Contracts.ToItem);
+        var filter = new AuditFilter(licenceId, modelId, @event is null ? null : [@event], from, to);
+        List<AuditItem> items = audit.List(afterId, count, filter).ConvertAll(Contracts.ToItem);
         return TypedResults.Ok(new AuditPage(items, items.Count == count ? items[^1].Id : null));
+    }
+
+    internal static Results<Ok<UsageResponse>, ProblemHttpResult> Usage(string? since, string? until, UsageSummary usage)
+    {
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        (DateTimeOffset? from, DateTimeOffset? to) = TimeRange(since, until, errors);
+        if (errors.Count > 0)
+        {
+            return Problems.Invalid(errors);
+        }
+
+        List<UsageItem> items = usage.Summarize(from, to).ConvertAll(r => new UsageItem(
+            r.ModelId, r.Day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), r.Releases, r.Refusals.Values.Sum(), r.Refusals));
+        return TypedResults.Ok(new UsageResponse(Rfc3339.Format(from), Rfc3339.Format(to), items));
+    }
+
+    /// <summary>The optional <c>since</c> (inclusive) and <c>until</c> (exclusive) query parameters, RFC 3339; errors named in <paramref name="errors"/>.</summary>
+    private static (DateTimeOffset? Since, DateTimeOffset? Until) TimeRange(string? since, string? until, Dictionary<string, string[]> errors)
+    {
+        DateTimeOffset from = default, to = default;
+        if (since is not null && !Rfc3339.TryParse(since, out from))
+        {
+            errors["since"] = ["Optional: an RFC 3339 time with offset (inclusive), e.g. 2026-11-23T00:00:00Z."];
+        }
+
+        if (until is not null && !Rfc3339.TryParse(until, out to))
+        {
+            errors["until"] = ["Optional: an RFC 3339 time with offset (exclusive), e.g. 2026-11-24T00:00:00Z."];
+        }
+        else if (since is not null && until is not null && !errors.ContainsKey("since") && to <= from)
+        {
+            errors["until"] = ["Must be later than since."];
+        }
+
+        return (since is null ? null : from, until is null ? null : to);
     }
 
     internal static Results<Ok<AuditVerifyResponse>, ProblemHttpResult> VerifyAudit(string? expectRecords, string? expectHash, AuditTrail audit)

@@ -21,12 +21,10 @@ internal static class LicenceRequests
             errors["subject"] = [$"Required: 1 to {AdminApi.MaxSubjectLength} characters without control characters."];
         }
 
-        List<string> models = request.Models?.Where(m => m is not null).Select(m => m!).ToList() ?? [];
-        bool wildcard = models is ["*"];
-        if (request.Models is null || models.Count == 0 || models.Count != request.Models.Count || models.Count > AdminApi.MaxLicenceModels ||
-            (!wildcard && !models.TrueForAll(m => Identifier.IsValid(m, Identifier.MaxIdLength))))
+        List<string>? models = Models(request.Models);
+        if (models is null)
         {
-            errors["models"] = [$"Required: [\"*\"], or 1 to {AdminApi.MaxLicenceModels} model ids (identifiers, format.md 1.1)."];
+            errors["models"] = [$"Required: {ModelsRule}"];
         }
 
         DateTimeOffset notBefore = default, expiresAt = default;
@@ -56,7 +54,55 @@ internal static class LicenceRequests
 
         return errors.Count > 0
             ? (null, Problems.Invalid(errors))
-            : (new NewLicence(request.Subject!, wildcard ? ["*"] : models.Distinct(StringComparer.Ordinal).ToList(), request.NotBefore is null ? null : notBefore, request.ExpiresAt is null ? null : expiresAt, request.MaxDevices!.Value, request.Issuer), null);
+            : (new NewLicence(request.Subject!, models!, request.NotBefore is null ? null : notBefore, request.ExpiresAt is null ? null : expiresAt, request.MaxDevices!.Value, request.Issuer), null);
+    }
+
+    /// <summary>Validation of <c>PATCH /v1/admin/licences/{licenceId}</c> bodies: at least one member, each valid as in a new licence.</summary>
+    public static (LicenceChange? Change, ProblemHttpResult? Problem) ValidateEdit(EditLicenceRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        DateTimeOffset expiresAt = default;
+        if (request.ExpiresAt is not null && !Rfc3339.TryParse(request.ExpiresAt, out expiresAt))
+        {
+            errors["expiresAt"] = [TimeHint];
+        }
+
+        if (request.MaxDevices is not null and not (>= 1 and <= AdminApi.MaxDevicesLimit))
+        {
+            errors["maxDevices"] = [$"Optional: an integer from 1 to {AdminApi.MaxDevicesLimit}; lower than the devices registered keeps them and refuses new ones."];
+        }
+
+        List<string>? models = request.Models is null ? null : Models(request.Models);
+        if (request.Models is not null && models is null)
+        {
+            errors["models"] = [$"Optional: {ModelsRule}"];
+        }
+
+        if (request.ExpiresAt is null && request.MaxDevices is null && request.Models is null)
+        {
+            errors["expiresAt"] = ["Give at least one of expiresAt, maxDevices and models."];
+        }
+
+        return errors.Count > 0
+            ? (null, Problems.Invalid(errors))
+            : (new LicenceChange(request.ExpiresAt is null ? null : expiresAt, request.MaxDevices, models), null);
+    }
+
+    private static string ModelsRule => $"[\"*\"], or 1 to {AdminApi.MaxLicenceModels} model ids (identifiers, format.md 1.1).";
+
+    /// <summary>A licence's models: <c>["*"]</c>, or distinct valid model ids; null when <paramref name="requested"/> breaks the rule.</summary>
+    private static List<string>? Models(IReadOnlyList<string?>? requested)
+    {
+        List<string> models = requested?.Where(m => m is not null).Select(m => m!).ToList() ?? [];
+        bool wildcard = models is ["*"];
+        if (requested is null || models.Count == 0 || models.Count != requested.Count || models.Count > AdminApi.MaxLicenceModels ||
+            (!wildcard && !models.TrueForAll(m => Identifier.IsValid(m, Identifier.MaxIdLength))))
+        {
+            return null;
+        }
+
+        return wildcard ? ["*"] : models.Distinct(StringComparer.Ordinal).ToList();
     }
 
     private static bool IsTrustedIssuer(string issuer, ServerOptions options) => options.TrustedIssuers.Any(trusted => string.Equals(issuer, trusted.Issuer, StringComparison.Ordinal));

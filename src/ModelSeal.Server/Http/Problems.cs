@@ -45,6 +45,8 @@ internal static class Problems
         [Refusal.ModelExists.Code()] = (409, "The model already exists."),
         [Refusal.VersionExists.Code()] = (409, "The model version already exists."),
         [Refusal.VersionDestroyed.Code()] = (410, "The model version's key was destroyed."),
+        [Refusal.DeviceNotFound.Code()] = (404, "The licence has no such device."),
+        [Refusal.VersionsNotDestroyed.Code()] = (409, "The model has versions that are not destroyed."),
         [Refusal.AuditUnavailable.Code()] = (503, "The audit log is unavailable; no key was released."),
     };
 

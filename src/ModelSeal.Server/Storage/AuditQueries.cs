@@ -16,6 +16,58 @@ internal class AuditReads(DbSession db)
     public List<AuditRecord> List(long after, int limit) =>
         Db.List(Read, Columns + " WHERE id > @a ORDER BY id LIMIT @n", ("@a", after), ("@n", limit));
 
+    /// <summary>Up to <paramref name="limit"/> records after id <paramref name="after"/> that match <paramref name="filter"/>, in id order.</summary>
+    public List<AuditRecord> List(long after, int limit, AuditFilter filter)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        var sql = new System.Text.StringBuilder(Columns).Append(" WHERE id > @a");
+        var parameters = new List<(string, object?)> { ("@a", after), ("@n", limit) };
+        if (filter.LicenceId is { } licence)
+        {
+            sql.Append(" AND licence_id = @l");
+            parameters.Add(("@l", licence));
+        }
+
+        if (filter.ModelId is { } model)
+        {
+            sql.Append(" AND model_id = @m");
+            parameters.Add(("@m", model));
+        }
+
+        if (filter.Events is { Count: > 0 } events)
+        {
+            sql.Append(" AND event IN (").AppendJoin(", ", events.Select((_, i) => "@e" + i.ToString(System.Globalization.CultureInfo.InvariantCulture))).Append(')');
+            parameters.AddRange(events.Select((e, i) => ("@e" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), (object?)e)));
+        }
+
+        if (filter.Since is { } since)
+        {
+            sql.Append(" AND at >= @since");
+            parameters.Add(("@since", DbSession.Seconds(since)));
+        }
+
+        if (filter.Until is { } until)
+        {
+            sql.Append(" AND at < @until");
+            parameters.Add(("@until", DbSession.Seconds(until)));
+        }
+
+        sql.Append(" ORDER BY id LIMIT @n");
+        return Db.List(Read, sql.ToString(), [.. parameters]);
+    }
+
+    /// <summary>Every record that matches <paramref name="filter"/>, in id order, read a page at a time.</summary>
+    public IEnumerable<AuditRecord> All(AuditFilter filter)
+    {
+        for (List<AuditRecord> page = List(0, Page, filter); page.Count > 0; page = page.Count < Page ? [] : List(page[^1].Id, Page, filter))
+        {
+            foreach (AuditRecord record in page)
+            {
+                yield return record;
+            }
+        }
+    }
+
     /// <summary>Every record in id order, read a page at a time.</summary>
     public IEnumerable<AuditRecord> All()
     {

@@ -12,7 +12,13 @@ internal class DeviceReads(DbSession db)
 
     /// <summary>A licence's devices in registration order.</summary>
     public List<DeviceRecord> List(string licenceId) =>
-        Db.List(r => new DeviceRecord(r.GetString(0), DbSession.Time(r.GetInt64(1)), DbSession.Time(r.GetInt64(2))), "SELECT thumbprint, first_seen, last_seen FROM devices WHERE licence_id = @l ORDER BY first_seen, rowid", ("@l", licenceId));
+        Db.List(ReadDevice, "SELECT thumbprint, first_seen, last_seen FROM devices WHERE licence_id = @l ORDER BY first_seen, rowid", ("@l", licenceId));
+
+    /// <summary>One device of a licence, or null.</summary>
+    public DeviceRecord? Get(string licenceId, string thumbprint) =>
+        Db.List(ReadDevice, "SELECT thumbprint, first_seen, last_seen FROM devices WHERE licence_id = @l AND thumbprint = @d", ("@l", licenceId), ("@d", thumbprint)).FirstOrDefault();
+
+    private static DeviceRecord ReadDevice(System.Data.Common.DbDataReader r) => new(r.GetString(0), DbSession.Time(r.GetInt64(1)), DbSession.Time(r.GetInt64(2)));
 }
 
 /// <summary>The devices registered per licence, read and changed.</summary>
@@ -20,6 +26,13 @@ internal sealed class DeviceWrites(DbSession db) : DeviceReads(db)
 {
     public void Insert(string licenceId, string thumbprint, DateTimeOffset now) =>
         Db.NonQuery("INSERT INTO devices (licence_id, thumbprint, first_seen, last_seen) VALUES (@l, @d, @t, @t)", ("@l", licenceId), ("@d", thumbprint), ("@t", DbSession.Seconds(now)));
+
+    /// <summary>Removes a device, freeing its slot; false when the licence has no such device.</summary>
+    public bool Delete(string licenceId, string thumbprint)
+    {
+        using System.Data.Common.DbCommand command = Db.Command("DELETE FROM devices WHERE licence_id = @l AND thumbprint = @d", ("@l", licenceId), ("@d", thumbprint));
+        return command.ExecuteNonQuery() > 0;
+    }
 
     /// <summary>Moves a device's last-seen time forward (never back).</summary>
     public void Touch(string licenceId, string thumbprint, DateTimeOffset now) =>

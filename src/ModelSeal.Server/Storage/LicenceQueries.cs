@@ -62,6 +62,15 @@ internal sealed class LicenceWrites(DbSession db) : LicenceReads(db)
             ("@c", licence.Claim == LicenceClaim.Credential ? ClaimCredential : ClaimIssuerSubject),
             ("@i", licence.Issuer));
 
+    /// <summary>Sets a licence's end of validity, device limit and models (the other columns never change).</summary>
+    public void Update(string licenceId, DateTimeOffset? expiresAt, int maxDevices, IReadOnlyList<string> models) =>
+        Db.NonQuery(
+            "UPDATE licences SET expires_at = @ex, max_devices = @max, models = @m WHERE licence_id = @id",
+            ("@ex", expiresAt is { } ex ? DbSession.Seconds(ex) : null),
+            ("@max", maxDevices),
+            ("@m", JsonSerializer.Serialize(models)),
+            ("@id", licenceId));
+
     public void Revoke(string licenceId, DateTimeOffset now) =>
         Db.NonQuery("UPDATE licences SET revoked_at = @t WHERE licence_id = @id AND revoked_at IS NULL", ("@t", DbSession.Seconds(now)), ("@id", licenceId));
 }

@@ -25,6 +25,10 @@ internal class ModelReads(DbSession db)
     public VersionRecord? FindLatestActiveVersion(string modelId) =>
         Db.List(ReadVersion, VersionColumns + " WHERE model_id = @m AND state = 'active' ORDER BY seq DESC LIMIT 1", ("@m", modelId)).FirstOrDefault();
 
+    /// <summary>A model's versions in creation order.</summary>
+    public List<VersionRecord> Versions(string modelId) =>
+        Db.List(ReadVersion, VersionColumns + " WHERE model_id = @m ORDER BY seq", ("@m", modelId));
+
     public List<string> VersionNames(string modelId) =>
         Db.List(r => r.GetString(0), "SELECT version FROM model_versions WHERE model_id = @m", ("@m", modelId));
 
@@ -77,6 +81,13 @@ internal sealed class ModelWrites(DbSession db, Store store) : ModelReads(db)
         {
             Db.NonQuery("UPDATE model_versions SET state = @st WHERE seq = @s", ("@st", state.Name()), ("@s", sequence));
         }
+    }
+
+    /// <summary>Deletes a model and its version rows (the caller checked that every version is destroyed).</summary>
+    public void Delete(string modelId)
+    {
+        Db.NonQuery("DELETE FROM model_versions WHERE model_id = @m", ("@m", modelId));
+        Db.NonQuery("DELETE FROM models WHERE model_id = @m", ("@m", modelId));
     }
 
     public void UpdateWrappedKey(long sequence, int masterKeyVersion, byte[] wrappedKey) =>

@@ -114,6 +114,9 @@ internal static class AuditEvents
     public const string VersionDestroyed = "version.destroyed";
     public const string LicenceCreated = "licence.created";
     public const string LicenceRevoked = "licence.revoked";
+    public const string LicenceChanged = "licence.changed";
+    public const string DeviceRemoved = "device.removed";
+    public const string ModelDeleted = "model.deleted";
     public const string MasterKeyRotated = "master-key.rotated";
     public const string MasterKeyMigrated = "master-key.migrated";
     public const string DatabaseMigrated = "database.migrated";
@@ -121,6 +124,16 @@ internal static class AuditEvents
 
     /// <summary>The subject of records written by offline operator commands (migrations).</summary>
     public const string Operator = "operator";
+}
+
+/// <summary>
+/// Which audit records to read: each given member must match (times: <paramref name="Since"/> inclusive,
+/// <paramref name="Until"/> exclusive); <paramref name="Events"/> null means any event.
+/// </summary>
+internal sealed record AuditFilter(string? LicenceId = null, string? ModelId = null, IReadOnlyList<string>? Events = null, DateTimeOffset? Since = null, DateTimeOffset? Until = null)
+{
+    /// <summary>No filter: every record.</summary>
+    public static AuditFilter None { get; } = new();
 }
 
 /// <summary>The result of walking the audit hash chain.</summary>
