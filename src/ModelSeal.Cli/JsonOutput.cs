@@ -177,6 +177,61 @@ internal sealed record DemoResult(bool Passed, string ModelId, string ModelVersi
     public string Command { get; init; } = "demo";
 }
 
+/// <summary>The --json result of <c>model disable</c>, <c>model enable</c> and <c>model destroy</c> (<c>command</c> names which).</summary>
+internal sealed record VersionStateResult(string Server, string ModelId, string Version, string State)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "model disable";
+}
+
+/// <summary>The --json result of <c>model delete</c>: the model and how many (destroyed) versions went with it.</summary>
+internal sealed record ModelDeleteResult(string Server, string ModelId, int Versions)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "model delete";
+}
+
+/// <summary>A device registered for a licence, by the thumbprint of its public key.</summary>
+internal sealed record DeviceEntry(string Thumbprint, string FirstSeen, string LastSeen);
+
+/// <summary>The --json result of <c>licence devices</c>.</summary>
+internal sealed record LicenceDevicesResult(string Server, string LicenceId, int MaxDevices, IReadOnlyList<DeviceEntry> Devices)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "licence devices";
+}
+
+/// <summary>The --json result of <c>licence remove-device</c>: the device removed.</summary>
+internal sealed record LicenceRemoveDeviceResult(string Server, string LicenceId, DeviceEntry Device)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "licence remove-device";
+}
+
+/// <summary>The --json result of <c>licence edit</c>: the licence after the change, and the names of the members that changed.</summary>
+internal sealed record LicenceEditResult(string Server, LicenceEntry Licence, IReadOnlyList<string> Changed)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "licence edit";
+}
+
+/// <summary>The --json result of <c>master-key rotate</c>.</summary>
+internal sealed record MasterKeyRotateResult(string Server, int MasterKeyVersion, int Rewrapped)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "master-key rotate";
+}
+
+/// <summary>One model's releases and refusals on one UTC day in <see cref="UsageResult"/>.</summary>
+internal sealed record UsageEntry(string ModelId, string Day, long Releases, long Refusals, IReadOnlyDictionary<string, long> RefusalsByReason);
+
+/// <summary>The --json result of <c>usage</c>.</summary>
+internal sealed record UsageResult(string Server, string? Since, string? Until, IReadOnlyList<UsageEntry> Items)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "usage";
+}
+
 /// <summary>Source-generated (trim- and AOT-safe) serialization of the results, camelCase, one line.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(KeygenResult))]
@@ -186,6 +241,13 @@ internal sealed record DemoResult(bool Passed, string ModelId, string ModelVersi
 [JsonSerializable(typeof(LicenceRevokeResult))]
 [JsonSerializable(typeof(LicenceListResult))]
 [JsonSerializable(typeof(TokenIssueResult))]
+[JsonSerializable(typeof(VersionStateResult))]
+[JsonSerializable(typeof(ModelDeleteResult))]
+[JsonSerializable(typeof(LicenceDevicesResult))]
+[JsonSerializable(typeof(LicenceRemoveDeviceResult))]
+[JsonSerializable(typeof(LicenceEditResult))]
+[JsonSerializable(typeof(MasterKeyRotateResult))]
+[JsonSerializable(typeof(UsageResult))]
 [JsonSerializable(typeof(ServeResult))]
 [JsonSerializable(typeof(AdminCredentialRotateResult))]
 [JsonSerializable(typeof(MasterKeyMigrateResult))]

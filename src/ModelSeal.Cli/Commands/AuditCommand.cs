@@ -5,11 +5,19 @@ using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
-/// <summary><c>modelseal audit [--json] [--after ID] [--limit N]</c> and <c>modelseal audit verify</c>.</summary>
+/// <summary>
+/// <c>modelseal audit [--after ID] [--limit N] [--licence ID] [--model ID] [--event E] [--since T] [--until T] [--json]</c>
+/// and <c>modelseal audit verify</c>.
+/// </summary>
 internal sealed class AuditCommand : AdminVerbCommand
 {
     private readonly Option<long?> _after = new("--after") { HelpName = "ID", Description = "Show records after this id." };
     private readonly Option<int> _limit = new("--limit") { HelpName = "N", Description = "At most this many records (1–500).", DefaultValueFactory = _ => 100 };
+    private readonly Option<string> _licence = new("--licence", "--license") { HelpName = "LICENCE-ID", Description = "Only the records of this licence." };
+    private readonly Option<string> _model = new("--model") { HelpName = "MODEL-ID", Description = "Only the records of this model." };
+    private readonly Option<string> _event = new("--event") { HelpName = "EVENT", Description = "Only the records of this event (e.g. key.released, key.refused, licence.changed)." };
+    private readonly Option<DateTimeOffset?> _since = VerbOptions.Time("--since", "Only records at or after this time: " + Times.Format + ".");
+    private readonly Option<DateTimeOffset?> _until = VerbOptions.Time("--until", "Only records before this time: " + Times.Format + ".");
     private readonly Option<bool> _json = VerbOptions.Json();
 
     public AuditCommand(CliContext context)
@@ -19,10 +27,16 @@ internal sealed class AuditCommand : AdminVerbCommand
             Examples:
               modelseal audit --admin-credential-file admin.credential
               modelseal audit --after 100 --limit 50 --json
+              modelseal audit --licence lic_0123456789abcdef --event key.refused --since 2026-11-01
             """, context)
     {
         Add(_after);
         Add(_limit);
+        Add(_licence);
+        Add(_model);
+        Add(_event);
+        Add(_since);
+        Add(_until);
         Add(_json);
         AddServerOptions();
         Add(new VerifyCommand(context));
@@ -31,7 +45,15 @@ internal sealed class AuditCommand : AdminVerbCommand
     protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
     {
         using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
-        AuditPage page = await client.ReadAuditAsync(result.GetValue(_after), Math.Clamp(result.GetValue(_limit), 1, 500), cancellationToken).ConfigureAwait(false);
+        AuditPage page = await client.ReadAuditAsync(
+            result.GetValue(_after),
+            Math.Clamp(result.GetValue(_limit), 1, 500),
+            result.GetValue(_licence),
+            result.GetValue(_model),
+            result.GetValue(_event),
+            result.GetValue(_since),
+            result.GetValue(_until),
+            cancellationToken).ConfigureAwait(false);
         if (result.GetValue(_json))
         {
             Context.Out.WriteLine(JsonSerializer.Serialize(page, ProtocolJson.Default.AuditPage));
@@ -40,7 +62,8 @@ internal sealed class AuditCommand : AdminVerbCommand
 
         if (page.Items.Count == 0)
         {
-            Context.Out.WriteLine(result.GetValue(_after) is null ? "the audit log is empty" : "no records after that id");
+            bool filtered = result.GetValue(_licence) is not null || result.GetValue(_model) is not null || result.GetValue(_event) is not null || result.GetValue(_since) is not null || result.GetValue(_until) is not null;
+            Context.Out.WriteLine(filtered ? "no records match" : result.GetValue(_after) is null ? "the audit log is empty" : "no records after that id");
         }
         else
         {
@@ -52,7 +75,7 @@ internal sealed class AuditCommand : AdminVerbCommand
 
         if (page.Next is { } next)
         {
-            Context.Out.WriteLine($"(more: modelseal audit --after {next})");
+            Context.Out.WriteLine($"(more: the same command with --after {next})");
         }
 
         return ExitCodes.Success;

@@ -3,7 +3,7 @@ using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
 
-/// <summary><c>modelseal licence add|revoke|list</c> (<c>license</c> is an alias).</summary>
+/// <summary><c>modelseal licence add|revoke|list|edit|devices|remove-device</c> (<c>license</c> is an alias).</summary>
 internal sealed class LicenceCommand : Command
 {
     public LicenceCommand(CliContext context)
@@ -13,6 +13,167 @@ internal sealed class LicenceCommand : Command
         Add(new AddCommand(context));
         Add(new RevokeCommand(context));
         Add(new ListCommand(context));
+        Add(new EditCommand(context));
+        Add(new DevicesCommand(context));
+        Add(new RemoveDeviceCommand(context));
+    }
+
+    internal static DeviceEntry Entry(DeviceItem d) => new(d.Thumbprint, d.FirstSeen, d.LastSeen);
+
+    private sealed class EditCommand : AdminVerbCommand
+    {
+        private readonly Argument<string> _id = new("LICENCE-ID") { Description = "The licence to change." };
+        private readonly Option<DateTimeOffset?> _expires = VerbOptions.Time("--expires", "New end of validity: " + Times.Format + ".");
+        private readonly Option<int?> _maxDevices = new("--max-devices") { HelpName = "N", Description = "New device limit; lower than the devices registered keeps them and refuses new ones." };
+        private readonly Option<string> _models = new("--models") { HelpName = "IDS", Description = "The models the licence covers from now on: comma-separated ids, or '*' for all." };
+        private readonly Option<bool> _json = VerbOptions.Json();
+
+        public EditCommand(CliContext context)
+            : base("edit", """
+                Change a licence's end of validity, device limit or models; what is not given stays. Lowering the device
+                limit below the devices registered keeps them working and refuses new ones ('modelseal licence
+                remove-device' frees a slot).
+
+                Examples:
+                  modelseal licence edit lic_0123456789abcdef --expires 2027-06-30 --admin-credential-file admin.credential
+                  modelseal licence edit lic_0123456789abcdef --max-devices 3 --models classifier,detector --json
+                """, context)
+        {
+            Add(_id);
+            Add(_expires);
+            Add(_maxDevices);
+            Add(_models);
+            Add(_json);
+            AddServerOptions();
+            Validators.Add(r =>
+            {
+                if (r.GetResult(_expires) is null && r.GetResult(_maxDevices) is null && r.GetResult(_models) is null)
+                {
+                    r.AddError("modelseal licence edit needs at least one of --expires, --max-devices and --models.");
+                }
+                else if (r.GetResult(_maxDevices) is { Tokens: [.., var n] } && int.TryParse(n.Value, System.Globalization.CultureInfo.InvariantCulture, out int max) && max < 1)
+                {
+                    r.AddError("--max-devices must be at least 1 (revoke the licence to stop every device: 'modelseal licence revoke LICENCE-ID').");
+                }
+            });
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            string id = result.GetRequiredValue(_id);
+            string[]? models = result.GetValue(_models)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            DateTimeOffset? expires = result.GetValue(_expires);
+            if (expires is { } end && end <= Context.Time.GetUtcNow())
+            {
+                Context.WriteWarning($"--expires {Rfc3339.Format(end)} is in the past: the licence is expired from now on, and no device will get a key with it.");
+            }
+
+            LicenceResponse? before = (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items.FirstOrDefault(l => l.LicenceId == id);
+            LicenceResponse licence = await client.EditLicenceAsync(id, new EditLicenceRequest(Rfc3339.Format(expires), result.GetValue(_maxDevices), models), cancellationToken).ConfigureAwait(false);
+            List<string> changed = [];
+            if (before is not null)
+            {
+                if (before.ExpiresAt != licence.ExpiresAt)
+                {
+                    changed.Add("expiresAt");
+                }
+
+                if (before.MaxDevices != licence.MaxDevices)
+                {
+                    changed.Add("maxDevices");
+                }
+
+                if (!before.Models.SequenceEqual(licence.Models, StringComparer.Ordinal))
+                {
+                    changed.Add("models");
+                }
+            }
+
+            WriteResult(
+                result.GetValue(_json),
+                new LicenceEditResult(client.Server.ToString(), Entry(licence), changed),
+                changed.Count == 0
+                    ? $"licence {licence.LicenceId} ({licence.Subject}) already had these values; nothing changed."
+                    : $"changed licence {licence.LicenceId} ({licence.Subject}): {string.Join(", ", changed)}; now {string.Join(",", licence.Models)}, up to {Text.Plural(licence.MaxDevices, "device")}, expires {licence.ExpiresAt ?? "never"}");
+            return ExitCodes.Success;
+        }
+    }
+
+    private sealed class DevicesCommand : AdminVerbCommand
+    {
+        private readonly Argument<string> _id = new("LICENCE-ID") { Description = "The licence whose devices to list." };
+        private readonly Option<bool> _json = VerbOptions.Json();
+
+        public DevicesCommand(CliContext context)
+            : base("devices", """
+                List the devices registered for a licence (by the thumbprint of their public key), as a table.
+
+                Examples:
+                  modelseal licence devices lic_0123456789abcdef --admin-credential-file admin.credential
+                  modelseal licence devices lic_0123456789abcdef --json
+                """, context)
+        {
+            Add(_id);
+            Add(_json);
+            AddServerOptions();
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            string id = result.GetRequiredValue(_id);
+            IReadOnlyList<DeviceItem> devices = (await client.ListDevicesAsync(id, cancellationToken).ConfigureAwait(false)).Items;
+            int max = (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items.FirstOrDefault(l => l.LicenceId == id)?.MaxDevices ?? 0;
+            if (result.GetValue(_json))
+            {
+                CliJsonContext.Write(Context, new LicenceDevicesResult(client.Server.ToString(), id, max, [.. devices.Select(Entry)]));
+                return ExitCodes.Success;
+            }
+
+            if (devices.Count == 0)
+            {
+                Context.Out.WriteLine(Text.Safe($"no devices registered for licence {id} (up to {Text.Plural(max, "device")})"));
+                return ExitCodes.Success;
+            }
+
+            Table.Write(Context.Out, ["THUMBPRINT", "FIRST SEEN", "LAST SEEN"], devices.Select(d => new[] { d.Thumbprint, d.FirstSeen, d.LastSeen }));
+            return ExitCodes.Success;
+        }
+    }
+
+    private sealed class RemoveDeviceCommand : AdminVerbCommand
+    {
+        private readonly Argument<string> _id = new("LICENCE-ID") { Description = "The licence." };
+        private readonly Argument<string> _thumbprint = new("THUMBPRINT") { Description = "The device ('modelseal licence devices LICENCE-ID' shows the thumbprints)." };
+        private readonly Option<bool> _json = VerbOptions.Json();
+
+        public RemoveDeviceCommand(CliContext context)
+            : base("remove-device", """
+                Remove a device from a licence, which frees its slot for another device. The device gets no more keys
+                unless a slot is free when it asks again.
+
+                Examples:
+                  modelseal licence remove-device lic_0123456789abcdef 3q2-7wVhS5lq1mAWh2dbBXm1yXk8d3mqv0l4aW0OqVs --admin-credential-file admin.credential
+                """, context)
+        {
+            Add(_id);
+            Add(_thumbprint);
+            Add(_json);
+            AddServerOptions();
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            string id = result.GetRequiredValue(_id);
+            DeviceItem device = await client.RemoveDeviceAsync(id, result.GetRequiredValue(_thumbprint), cancellationToken).ConfigureAwait(false);
+            WriteResult(
+                result.GetValue(_json),
+                new LicenceRemoveDeviceResult(client.Server.ToString(), id, Entry(device)),
+                $"removed device {device.Thumbprint} (first seen {device.FirstSeen}) from licence {id}; its slot is free");
+            return ExitCodes.Success;
+        }
     }
 
     /// <summary>The licence as the --json results show it (never its credential).</summary>

@@ -1,16 +1,52 @@
 using System.CommandLine;
+using ModelSeal.Protocol;
 using ModelSeal.Server;
 using ModelSeal.Server.Configuration;
 
 namespace ModelSeal.Cli.Commands;
 
-/// <summary><c>modelseal master-key migrate</c>: moves the data keys from <c>master.keys</c> into an HSM token.</summary>
+/// <summary>
+/// <c>modelseal master-key rotate</c> (online, through the admin API) and <c>modelseal master-key migrate</c> (offline:
+/// moves the data keys from <c>master.keys</c> into an HSM token).
+/// </summary>
 internal sealed class MasterKeyCommand : Command
 {
     public MasterKeyCommand(CliContext context)
-        : base("master-key", "Manage the key server's master keys offline (rotation is online: POST /v1/admin/master-key/rotate).")
+        : base("master-key", "Manage the key server's master keys: rotate online, migrate into an HSM offline.")
     {
+        Add(new RotateCommand(context));
         Add(new MigrateCommand(context));
+    }
+
+    /// <summary><c>modelseal master-key rotate</c>: a new master key on the running server, every data key rewrapped with it.</summary>
+    private sealed class RotateCommand : AdminVerbCommand
+    {
+        private readonly Option<bool> _json = VerbOptions.Json();
+
+        public RotateCommand(CliContext context)
+            : base("rotate", """
+                Add a new master key on the running key server and rewrap every data key with it (online; the server
+                keeps serving). Audited as master-key.rotated.
+
+                Examples:
+                  modelseal master-key rotate --admin-credential-file admin.credential
+                  modelseal master-key rotate --server https://keys.example.com --json
+                """, context)
+        {
+            Add(_json);
+            AddServerOptions();
+        }
+
+        protected override async Task<int> ExecuteAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
+            RotateResponse rotated = await client.RotateMasterKeyAsync(cancellationToken).ConfigureAwait(false);
+            WriteResult(
+                result.GetValue(_json),
+                new MasterKeyRotateResult(client.Server.ToString(), rotated.MasterKeyVersion, rotated.Rewrapped),
+                $"rotated the master key on {client.Server}: now v{rotated.MasterKeyVersion}, {Text.Plural(rotated.Rewrapped, "data key")} rewrapped");
+            return ExitCodes.Success;
+        }
     }
 
     /// <summary>

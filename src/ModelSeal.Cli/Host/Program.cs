@@ -44,6 +44,7 @@ internal static class Program
                 new LicenceCommand(context),
                 new TokenCommand(context),
                 new AuditCommand(context),
+                new UsageCommand(context),
                 new BenchCommand(context),
                 new BenchChildCommand(context),
             },
