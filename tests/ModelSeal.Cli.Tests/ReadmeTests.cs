@@ -28,7 +28,8 @@ public sealed partial class ReadmeTests
         Assert.Equal(options.Order(StringComparer.Ordinal), documented);
         foreach (string argument in arguments)
         {
-            Assert.All(synopses, s => Assert.Matches($@"modelseal {verb} {Regex.Escape(argument)}\b", s));
+            // The arguments come right after the verb, in order (MODEL-ID VERSION).
+            Assert.All(synopses, s => Assert.Matches($@"modelseal {verb}( [A-Z][A-Z-]*)* {Regex.Escape(argument)}\b", s));
         }
     }
 
