@@ -94,7 +94,10 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
     {
         WrappedKey wrapped = s.Models.ReadKey(version.Sequence);
         bool registered = s.Devices.Exists(licence.LicenceId, device);
-        Refused? refused = ReleaseRules.Recheck(licence, s.Licences.IsActive(licence.LicenceId), version.Version, wrapped.State, registered, registered ? 0 : s.Devices.Count(licence.LicenceId));
+
+        // The licence as it is now: a revocation or a lower device limit (PATCH) since the first read applies.
+        LicenceRecord? current = s.Licences.Get(licence.LicenceId);
+        Refused? refused = ReleaseRules.Recheck(current ?? licence, current is { RevokedAt: null }, version.Version, wrapped.State, registered, registered ? 0 : s.Devices.Count(licence.LicenceId));
         if (refused is not null)
         {
             return refused;
