@@ -166,6 +166,9 @@ public sealed class AdminVerbTests : IAsyncLifetime
         CliResult backwards = await Admin("usage", "--since", "2000-01-02", "--until", "2000-01-01");
         Assert.Equal(ExitCodes.Usage, backwards.ExitCode);
 
+        CliResult badEvent = await Admin("audit", "--event", "Key Released");
+        Assert.Equal(ExitCodes.Usage, badEvent.ExitCode);
+        Assert.Contains("--event 'Key Released' is not an audit event name", badEvent.Stderr, StringComparison.Ordinal);
         Assert.Equal("no records match", (await Admin("audit", "--since", "2000-01-01", "--until", "2000-01-02")).Stdout.Trim());
         Assert.Equal(2, (await Admin("audit", "--event", "key.released", "--model", "classifier", "--json")).Json().GetProperty("items").GetArrayLength());
     }

@@ -37,6 +37,21 @@ internal sealed class AuditCommand : AdminVerbCommand
         Add(_event);
         Add(_since);
         Add(_until);
+        _event.Validators.Add(r =>
+        {
+            string? name = r.GetValueOrDefault<string?>();
+            if (name is not null && (name.Length is 0 or > 64 || !name.All(c => char.IsAsciiLetterLower(c) || c is '.' or '-')))
+            {
+                r.AddError($"--event '{name}' is not an audit event name: lower-case letters, '.' and '-', e.g. key.released, key.refused, licence.changed (docs/protocol.md section 4).");
+            }
+        });
+        Validators.Add(r =>
+        {
+            if (r.GetValue(_since) is { } since && r.GetValue(_until) is { } until && until <= since)
+            {
+                r.AddError("--until must be later than --since.");
+            }
+        });
         Add(_json);
         AddServerOptions();
         Add(new VerifyCommand(context));
