@@ -148,6 +148,7 @@ public sealed class AdminSurfaceTests
         Assert.Equal(0, server.Database.Count("SELECT COUNT(*) FROM model_versions WHERE model_id = 'm'"));
         JsonElement record = Assert.Single(await AuditAsync(server, admin, "event=model.deleted"));
         Assert.Equal(("m", "2"), (record.GetProperty("modelId").GetString(), record.GetProperty("attributes").GetProperty("versions").GetString()));
+        Assert.Equal(record.GetProperty("at").GetString(), deleted.Json.GetProperty("deletedAt").GetString());
 
         (await server.SendAsync(HttpMethod.Delete, "/v1/admin/models/m", null, admin)).AssertProblem(HttpStatusCode.NotFound, "model-not-found");
 

@@ -9,6 +9,9 @@ using ModelSeal.Server.Storage;
 
 namespace ModelSeal.Server.Domain;
 
+/// <summary>A deleted model: how many (destroyed) versions went with it, and when.</summary>
+internal sealed record DeletedModel(int Versions, DateTimeOffset DeletedAt);
+
 /// <summary>
 /// Models and their versions (docs/protocol.md section 3): creating them (a new version gets a new data key, wrapped
 /// by the current master key and handed to the publisher sealed to its public key) and changing a version's state.
@@ -138,12 +141,12 @@ internal sealed class ModelCatalogue(Store store, MasterKeyRing masterKeys, Cloc
     /// Deletes a model whose versions are all destroyed (or that has none), with its version rows; audited
     /// (<c>model.deleted</c>, with the number of versions). Refused while a version still has a key.
     /// </summary>
-    /// <returns>How many (destroyed) versions the model had.</returns>
-    public async Task<Outcome<int>> DeleteModelAsync(Caller admin, string modelId, CancellationToken cancellationToken)
+    /// <returns>How many (destroyed) versions the model had, and when it was deleted.</returns>
+    public async Task<Outcome<DeletedModel>> DeleteModelAsync(Caller admin, string modelId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(admin);
         DateTimeOffset now = clock.Now();
-        Outcome<int> deleted = await store.WriteAsync<Outcome<int>>(
+        Outcome<DeletedModel> deleted = await store.WriteAsync<Outcome<DeletedModel>>(
             s =>
             {
                 if (!s.Models.Exists(modelId))
@@ -162,7 +165,7 @@ internal sealed class ModelCatalogue(Store store, MasterKeyRing masterKeys, Cloc
                 s.Audit.Append(
                     Change(admin, AuditEvents.ModelDeleted) with { ModelId = modelId, Attributes = new Dictionary<string, string>(StringComparer.Ordinal) { ["versions"] = versions.Count.ToString(CultureInfo.InvariantCulture) } },
                     now);
-                return versions.Count;
+                return new DeletedModel(versions.Count, now);
             },
             cancellationToken).ConfigureAwait(false);
         if (deleted.Succeeded)

@@ -138,15 +138,15 @@ internal static class AdminApi
         return revoked.Succeeded ? TypedResults.Ok(Contracts.ToResponse(revoked.Value)) : Problems.For(revoked.Refused);
     }
 
-    internal static async Task<Results<Ok<ModelDeletedResponse>, ProblemHttpResult>> DeleteModelAsync(string modelId, HttpContext http, ModelCatalogue catalogue, ServerOptions options, Clock clock, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<ModelDeletedResponse>, ProblemHttpResult>> DeleteModelAsync(string modelId, HttpContext http, ModelCatalogue catalogue, ServerOptions options, CancellationToken cancellationToken)
     {
         if (!Identifier.IsValid(modelId, Identifier.MaxIdLength))
         {
             return Problems.Invalid("modelId", "The model id in the path must be an identifier (format.md 1.1) of 1 to 128 characters.");
         }
 
-        Outcome<int> deleted = await catalogue.DeleteModelAsync(http.Caller(options), modelId, cancellationToken).ConfigureAwait(false);
-        return deleted.Succeeded ? TypedResults.Ok(new ModelDeletedResponse(modelId, deleted.Value, Rfc3339.Format(clock.Now()))) : Problems.For(deleted.Refused);
+        Outcome<DeletedModel> deleted = await catalogue.DeleteModelAsync(http.Caller(options), modelId, cancellationToken).ConfigureAwait(false);
+        return deleted.Succeeded ? TypedResults.Ok(new ModelDeletedResponse(modelId, deleted.Value.Versions, Rfc3339.Format(deleted.Value.DeletedAt))) : Problems.For(deleted.Refused);
     }
 
     internal static async Task<Results<Ok<LicenceResponse>, ProblemHttpResult>> EditLicenceAsync(string licenceId, HttpContext http, Licences licences, ServerOptions options, CancellationToken cancellationToken)
