@@ -193,10 +193,10 @@ internal sealed class KeyServerAdminClient : IDisposable
         GetAsync("v1/admin/licences", ProtocolJson.Default.ItemsResponseLicenceResponse, cancellationToken);
 
     /// <summary>A page of the audit log after record <paramref name="after"/>, only the records that match every filter given.</summary>
-    public Task<AuditPage> ReadAuditAsync(long? after, int limit, string? licenceId, string? modelId, string? auditEvent, DateTimeOffset? since, DateTimeOffset? until, CancellationToken cancellationToken) =>
+    public Task<AuditPage> ReadAuditAsync(long? after, int limit, string? licenceId, string? subject, string? modelId, string? auditEvent, DateTimeOffset? since, DateTimeOffset? until, CancellationToken cancellationToken) =>
         GetAsync(
             $"v1/admin/audit?limit={limit}" + (after is { } a ? $"&after={a}" : string.Empty)
-                + Query(("licenceId", licenceId), ("modelId", modelId), ("event", auditEvent), ("since", Rfc3339.Format(since)), ("until", Rfc3339.Format(until))),
+                + Query(("licenceId", licenceId), ("subject", subject), ("modelId", modelId), ("event", auditEvent), ("since", Rfc3339.Format(since)), ("until", Rfc3339.Format(until))),
             ProtocolJson.Default.AuditPage,
             cancellationToken);
 

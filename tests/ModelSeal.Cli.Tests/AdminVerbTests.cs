@@ -171,6 +171,8 @@ public sealed class AdminVerbTests : IAsyncLifetime
         Assert.Contains("--event 'Key Released' is not an audit event name", badEvent.Stderr, StringComparison.Ordinal);
         Assert.Equal("no records match", (await Admin("audit", "--since", "2000-01-01", "--until", "2000-01-02")).Stdout.Trim());
         Assert.Equal(2, (await Admin("audit", "--event", "key.released", "--model", "classifier", "--json")).Json().GetProperty("items").GetArrayLength());
+        Assert.Equal(2, (await Admin("audit", "--subject", "s", "--event", "key.released", "--json")).Json().GetProperty("items").GetArrayLength());
+        Assert.Equal(0, (await Admin("audit", "--subject", "someone-else", "--event", "key.released", "--json")).Json().GetProperty("items").GetArrayLength());
     }
 
     /// <summary>Adds model 'classifier' and publishes its version 1 with encrypt --server.</summary>

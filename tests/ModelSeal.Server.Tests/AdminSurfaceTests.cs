@@ -186,6 +186,8 @@ public sealed class AdminSurfaceTests
         Assert.All(await AuditAsync(server, admin, "modelId=m"), r => Assert.Equal("m", r.GetProperty("modelId").GetString()));
         Assert.Equal(3, (await AuditAsync(server, admin, "modelId=m&event=key.released")).Count);
         Assert.Single(await AuditAsync(server, admin, "event=key.refused&modelId=x"));
+        Assert.Equal(2, (await AuditAsync(server, admin, "subject=customer&event=key.released")).Count);
+        Assert.Single(await AuditAsync(server, admin, "subject=other&event=key.released"));
         string since = Rfc(Start.AddHours(1));
         List<JsonElement> later = await AuditAsync(server, admin, $"since={since}");
         Assert.Equal(["key.released", "key.refused"], later.Select(r => r.GetProperty("event").GetString()));

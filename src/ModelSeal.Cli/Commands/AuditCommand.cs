@@ -6,7 +6,7 @@ using ModelSeal.Protocol;
 namespace ModelSeal.Cli.Commands;
 
 /// <summary>
-/// <c>modelseal audit [--after ID] [--limit N] [--licence ID] [--model ID] [--event E] [--since T] [--until T] [--json]</c>
+/// <c>modelseal audit [--after ID] [--limit N] [--licence ID] [--subject S] [--model ID] [--event E] [--since T] [--until T] [--json]</c>
 /// and <c>modelseal audit verify</c>.
 /// </summary>
 internal sealed class AuditCommand : AdminVerbCommand
@@ -14,6 +14,7 @@ internal sealed class AuditCommand : AdminVerbCommand
     private readonly Option<long?> _after = new("--after") { HelpName = "ID", Description = "Show records after this id." };
     private readonly Option<int> _limit = new("--limit") { HelpName = "N", Description = "At most this many records (1–500).", DefaultValueFactory = _ => 100 };
     private readonly Option<string> _licence = new("--licence", "--license") { HelpName = "LICENCE-ID", Description = "Only the records of this licence." };
+    private readonly Option<string> _subject = new("--subject") { HelpName = "SUBJECT", Description = "Only the records of this subject: a licence's user (the 'sub' of its tokens) or an admin." };
     private readonly Option<string> _model = new("--model") { HelpName = "MODEL-ID", Description = "Only the records of this model." };
     private readonly Option<string> _event = new("--event") { HelpName = "EVENT", Description = "Only the records of this event (e.g. key.released, key.refused, licence.changed)." };
     private readonly Option<DateTimeOffset?> _since = VerbOptions.Time("--since", "Only records at or after this time: " + Times.Format + ".");
@@ -33,6 +34,7 @@ internal sealed class AuditCommand : AdminVerbCommand
         Add(_after);
         Add(_limit);
         Add(_licence);
+        Add(_subject);
         Add(_model);
         Add(_event);
         Add(_since);
@@ -64,6 +66,7 @@ internal sealed class AuditCommand : AdminVerbCommand
             result.GetValue(_after),
             Math.Clamp(result.GetValue(_limit), 1, 500),
             result.GetValue(_licence),
+            result.GetValue(_subject),
             result.GetValue(_model),
             result.GetValue(_event),
             result.GetValue(_since),
@@ -77,7 +80,7 @@ internal sealed class AuditCommand : AdminVerbCommand
 
         if (page.Items.Count == 0)
         {
-            bool filtered = result.GetValue(_licence) is not null || result.GetValue(_model) is not null || result.GetValue(_event) is not null || result.GetValue(_since) is not null || result.GetValue(_until) is not null;
+            bool filtered = result.GetValue(_licence) is not null || result.GetValue(_subject) is not null || result.GetValue(_model) is not null || result.GetValue(_event) is not null || result.GetValue(_since) is not null || result.GetValue(_until) is not null;
             Context.Out.WriteLine(filtered ? "no records match" : result.GetValue(_after) is null ? "the audit log is empty" : "no records after that id");
         }
         else

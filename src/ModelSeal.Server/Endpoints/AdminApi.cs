@@ -56,7 +56,7 @@ internal static class AdminApi
             Rotation rotated = await rotation.RotateAsync(http.Caller(options), ct).ConfigureAwait(false);
             return TypedResults.Ok(new RotateResponse(rotated.MasterKeyVersion, rotated.Rewrapped));
         }).WithSummary("Adds a new master key and rewraps every data key with it.");
-        group.MapGet("/audit", ListAudit).WithSummary("Reads the audit log in pages, optionally only the records of a licence, a model, an event or a time range.");
+        group.MapGet("/audit", ListAudit).WithSummary("Reads the audit log in pages, optionally only the records of a licence, a subject (user), a model, an event or a time range.");
         group.MapGet("/usage", Usage).WithSummary("Key releases and refusals (by reason) per model per UTC day, from the audit log.");
         group.MapGet("/audit/verify", VerifyAudit)
             .WithSummary("Walks the audit hash chain and reports the first record that does not chain, and checks the latest signed checkpoint (its signature by the answer key, and that the log still holds the record it covers); with expectRecords and expectHash (an earlier answer's records and lastHash) also detects records removed from the end.");
@@ -181,7 +181,7 @@ internal static class AdminApi
             : Problems.For(devices.Refused);
     }
 
-    internal static Results<Ok<AuditPage>, ProblemHttpResult> ListAudit(string? after, string? limit, string? licenceId, string? modelId, string? @event, string? since, string? until, AuditTrail audit)
+    internal static Results<Ok<AuditPage>, ProblemHttpResult> ListAudit(string? after, string? limit, string? licenceId, string? subject, string? modelId, string? @event, string? since, string? until, AuditTrail audit)
     {
         long afterId = 0;
         int count = 100;
@@ -207,7 +207,7 @@ internal static class AdminApi
             return Problems.Invalid(errors);
         }
 
-        var filter = new AuditFilter(licenceId, modelId, @event is null ? null : [@event], from, to);
+        var filter = new AuditFilter(licenceId, modelId, @event is null ? null : [@event], from, to, subject);
         List<AuditItem> items = audit.List(afterId, count, filter).ConvertAll(Contracts.ToItem);
         return TypedResults.Ok(new AuditPage(items, items.Count == count ? items[^1].Id : null));
     }

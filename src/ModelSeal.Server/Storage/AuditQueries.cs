@@ -28,6 +28,12 @@ internal class AuditReads(DbSession db)
             parameters.Add(("@l", licence));
         }
 
+        if (filter.Subject is { } subject)
+        {
+            sql.Append(" AND subject = @s");
+            parameters.Add(("@s", subject));
+        }
+
         if (filter.ModelId is { } model)
         {
             sql.Append(" AND model_id = @m");

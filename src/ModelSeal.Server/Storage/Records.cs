@@ -130,7 +130,7 @@ internal static class AuditEvents
 /// Which audit records to read: each given member must match (times: <paramref name="Since"/> inclusive,
 /// <paramref name="Until"/> exclusive); <paramref name="Events"/> null means any event.
 /// </summary>
-internal sealed record AuditFilter(string? LicenceId = null, string? ModelId = null, IReadOnlyList<string>? Events = null, DateTimeOffset? Since = null, DateTimeOffset? Until = null)
+internal sealed record AuditFilter(string? LicenceId = null, string? ModelId = null, IReadOnlyList<string>? Events = null, DateTimeOffset? Since = null, DateTimeOffset? Until = null, string? Subject = null)
 {
     /// <summary>No filter: every record.</summary>
     public static AuditFilter None { get; } = new();
