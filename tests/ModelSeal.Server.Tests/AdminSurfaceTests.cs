@@ -124,6 +124,22 @@ public sealed class AdminSurfaceTests
     }
 
     [Fact]
+    public async Task A_licence_cannot_be_edited_to_end_before_it_starts()
+    {
+        await using TestServer server = await TestServer.StartAsync();
+        string admin = await server.AdminTokenAsync();
+        await server.CreateModelAsync(admin, "m");
+        Licence licence = await server.CreateLicenceAsync(admin, "later", ["m"], notBefore: server.Now.AddDays(10));
+
+        Api early = await Patch(server, licence.Id, new { expiresAt = Rfc(server.Now.AddDays(5)) }, admin);
+
+        early.AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
+        Assert.Contains("notBefore", early.Json.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Empty(await AuditAsync(server, admin, $"event=licence.changed&licenceId={licence.Id}"));
+        (await Patch(server, licence.Id, new { expiresAt = Rfc(server.Now.AddDays(11)) }, admin)).AssertStatus(HttpStatusCode.OK);
+    }
+
+    [Fact]
     public async Task A_model_is_deleted_only_when_every_version_is_destroyed()
     {
         await using TestServer server = await TestServer.StartAsync();

@@ -89,13 +89,13 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
         ArgumentNullException.ThrowIfNull(admin);
         ArgumentNullException.ThrowIfNull(change);
         DateTimeOffset now = clock.Now();
-        (LicenceRecord? licence, bool changed) = await store.WriteAsync<(LicenceRecord?, bool)>(
+        (LicenceRecord? licence, bool changed, bool endsTooEarly) = await store.WriteAsync<(LicenceRecord?, bool, bool)>(
             s =>
             {
                 LicenceRecord? existing = s.Licences.Get(licenceId);
                 if (existing is null)
                 {
-                    return (null, false);
+                    return (null, false, false);
                 }
 
                 LicenceRecord edited = existing with
@@ -104,6 +104,11 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
                     MaxDevices = change.MaxDevices ?? existing.MaxDevices,
                     Models = change.Models ?? existing.Models,
                 };
+                if (edited.ExpiresAt <= edited.NotBefore)
+                {
+                    return (existing, false, true);
+                }
+
                 var attributes = new Dictionary<string, string>(StringComparer.Ordinal);
                 if (edited.ExpiresAt != existing.ExpiresAt)
                 {
@@ -125,17 +130,22 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
 
                 if (attributes.Count == 0)
                 {
-                    return (existing, false);
+                    return (existing, false, false);
                 }
 
                 s.Licences.Update(licenceId, edited.ExpiresAt, edited.MaxDevices, edited.Models);
                 s.Audit.Append(ModelCatalogue.Change(admin, AuditEvents.LicenceChanged) with { LicenceId = licenceId, Attributes = attributes }, now);
-                return (edited, true);
+                return (edited, true, false);
             },
             cancellationToken).ConfigureAwait(false);
         if (licence is null)
         {
             return NotFound;
+        }
+
+        if (endsTooEarly)
+        {
+            return new Refused(Refusal.InvalidRequest, $"expiresAt must be later than the licence's notBefore ({Rfc3339.Format(licence.NotBefore)}).");
         }
 
         if (changed)

@@ -35,6 +35,9 @@ internal enum Refusal
 
     /// <summary>A model cannot be deleted while one of its versions still has a key (is not destroyed).</summary>
     VersionsNotDestroyed,
+
+    /// <summary>A change the rules do not allow (the detail names the member), as a malformed request is.</summary>
+    InvalidRequest,
 }
 
 /// <summary>A refusal with a detail for the caller (never internals, key material or credentials).</summary>

@@ -21,6 +21,7 @@ internal static class Problems
     {
         [ProblemCodes.InvalidRequest] = (400, "The request is invalid."),
         [ProblemCodes.Unauthorized] = (401, "Authentication failed."), // also Refusal.Unauthorized
+        // ProblemCodes.InvalidRequest is also Refusal.InvalidRequest.
         [ProblemCodes.Forbidden] = (403, "The token does not allow this."),
         [ProblemCodes.RequestTooLarge] = (413, "The request body is too large."),
         [ProblemCodes.UriTooLong] = (414, "The request target is too long."),
