@@ -131,9 +131,10 @@ internal sealed class ServerProcess : ServerClient, IAsyncDisposable
     {
         Directory.CreateDirectory(to);
         File.Copy(TestKeyServer.CredentialFileFor(from), TestKeyServer.CredentialFileFor(to));
-        foreach (string file in new[] { "token-signing.key", "master.keys" })
+        foreach (string file in new[] { "token-signing.key", "answer-signing.key", "master.keys" })
         {
-            // master.keys exists with the file provider only; a PKCS#11 token is shared by every instance.
+            // These files exist with the file provider only; a PKCS#11 token is shared by every instance. Instances on
+            // one database must share the answer key (docs/deploy.md), or each signs audit checkpoints the others reject.
             if (File.Exists(Path.Combine(from, file)))
             {
                 File.Copy(Path.Combine(from, file), Path.Combine(to, file));

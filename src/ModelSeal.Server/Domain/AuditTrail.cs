@@ -113,7 +113,7 @@ internal sealed class AuditTrail : IHostedService, IDisposable
 
         string why = string.Equals(checkpoint.KeyId, _answerKey.KeyId, StringComparison.Ordinal)
             ? "its signature does not verify under the server's answer key"
-            : $"it names key {checkpoint.KeyId}, not the server's answer key {_answerKey.KeyId}";
+            : $"it names key {checkpoint.KeyId}, not the server's answer key {_answerKey.KeyId} (instances on one database must share one answer key, docs/deploy.md)";
         return result.Verified
             ? result with { Verified = false, Reason = string.Create(CultureInfo.InvariantCulture, $"the latest checkpoint (record {checkpoint.LastId}) is not the server's: {why}."), CheckpointVerified = false }
             : result with { CheckpointVerified = false };
