@@ -30,4 +30,17 @@ internal static partial class ClientLog
 
     [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "The cached lease of key {KeyId} could not be removed ({ErrorType}); delete the lease directory to enforce the server's refusal offline.")]
     public static partial void LeaseNotRemoved(ILogger logger, string keyId, string errorType);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Debug, Message = "Sign-in token handed over by the app (forceRefresh {ForceRefresh}), valid until {ExpiresAt}.")]
+    public static partial void SignInTokenReceived(ILogger logger, bool forceRefresh, DateTimeOffset expiresAt);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "The sign-in token expires at {ExpiresAt} (within the refresh margin); asking the app for a new one (forceRefresh).")]
+    public static partial void SignInTokenExpiring(ILogger logger, DateTimeOffset expiresAt);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "The app handed over a sign-in token that expired at {ExpiresAt} even after forceRefresh; it is sent all the same and the key server decides (check the device clock and the app's sign-in).")]
+    public static partial void SignInTokenStillExpired(ILogger logger, DateTimeOffset expiresAt);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "The cached lease of key {KeyId} of model {ModelId} version {Version} was released to another user than the one signed in now; it is not used.")]
+    public static partial void LeaseOfAnotherSubject(ILogger logger, string modelId, string version, string keyId);
+
 }

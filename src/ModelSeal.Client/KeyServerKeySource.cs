@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using System.Buffers.Text;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ModelSeal.Hpke;
@@ -67,9 +68,10 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
     {
         ArgumentNullException.ThrowIfNull(header);
         IHpkeKeyAgreement device = await _deviceKeys.GetOrCreateAsync(cancellationToken).ConfigureAwait(false);
+        var subject = new StrongBox<string?>(); // the subject of the token sent last, once there is one
         try
         {
-            return await ReleaseOnlineAsync(header, device, cancellationToken).ConfigureAwait(false);
+            return await ReleaseOnlineAsync(header, device, subject, cancellationToken).ConfigureAwait(false);
         }
         catch (ModelKeyUnavailableException e) when (e.IsDefinitiveRefusal)
         {
@@ -80,7 +82,7 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
         catch (ModelKeyUnavailableException e) when (e.Reason == ModelKeyUnavailableReason.ServerUnavailable || (e.StatusCode is not null && !e.IsSignedRefusal))
         {
             // Unreachable, or an answer that is not provably the server's: the lease (if any) decides.
-            return await FromLeaseAsync(header, device, e, cancellationToken).ConfigureAwait(false);
+            return await FromLeaseAsync(header, device, subject.Value, e, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -93,9 +95,10 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
         }
     }
 
-    private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, IHpkeKeyAgreement device, CancellationToken cancellationToken)
+    private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, IHpkeKeyAgreement device, StrongBox<string?> subject, CancellationToken cancellationToken)
     {
         AccessToken token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
+        subject.Value = token.Subject;
         byte[] nonce = SignedAnswers.NewNonce();
         ReleaseResponse answer;
         try
@@ -104,10 +107,10 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
         }
         catch (ModelKeyUnavailableException e) when (e.StatusCode == 401)
         {
-            // A cached token can go stale (for example when the server's signing key was replaced): get a new one
-            // and ask once more. A second 401 is a real refusal.
-            _tokens.Invalidate();
-            token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
+            // A cached token can go stale (for example when the server's signing key was replaced, or the app's sign-in
+            // token was revoked): get a new one and ask once more. A second 401 is a real refusal.
+            token = await _tokens.RenewAsync(cancellationToken).ConfigureAwait(false);
+            subject.Value = token.Subject;
             nonce = SignedAnswers.NewNonce();
             answer = await AskAsync(header, device, token, nonce, cancellationToken).ConfigureAwait(false);
         }
@@ -189,12 +192,23 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
         return SignedAnswers.Verify(answerKey.PublicKey, statement, answer.Signature);
     }
 
-    private async Task<ModelKey> FromLeaseAsync(SealedModelHeader header, IHpkeKeyAgreement device, ModelKeyUnavailableException online, CancellationToken cancellationToken)
+    /// <summary>
+    /// The cached lease's key, when the lease has not expired and — once a token was obtained for this request — was
+    /// released to that token's subject: a lease of the user signed in before is not used for the user signed in now.
+    /// </summary>
+    private async Task<ModelKey> FromLeaseAsync(SealedModelHeader header, IHpkeKeyAgreement device, string? subject, ModelKeyUnavailableException online, CancellationToken cancellationToken)
     {
         ModelLease? lease = await _leases.GetAsync(header.ModelId, header.ModelVersion, header.KeyId, cancellationToken).ConfigureAwait(false);
         if (lease is null)
         {
             ClientLog.NoLease(_logger, header.ModelId, header.ModelVersion, header.KeyId, online.Reason);
+            throw online;
+        }
+
+        if (subject is not null && !string.Equals(lease.Subject, subject, StringComparison.Ordinal))
+        {
+            // Kept: it is the other user's, and useless to this one (it opens only with its own subject, section 2.1).
+            ClientLog.LeaseOfAnotherSubject(_logger, header.ModelId, header.ModelVersion, header.KeyId);
             throw online;
         }
 

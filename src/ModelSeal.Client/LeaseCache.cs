@@ -30,6 +30,12 @@ public interface ILeaseCache
 
     /// <summary>Removes the lease for the model version and key, if any.</summary>
     ValueTask RemoveAsync(string modelId, string version, string keyId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Removes every lease released to <paramref name="subject"/> (a token's <c>sub</c>, <see cref="ModelLease.Subject"/>),
+    /// for example when that user signs out; returns how many were removed.
+    /// </summary>
+    ValueTask<int> RemoveSubjectAsync(string subject, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Leases in memory (lost when the process ends).</summary>
@@ -54,6 +60,22 @@ public sealed class InMemoryLeaseCache : ILeaseCache
     {
         _leases.TryRemove((modelId, version, keyId), out _);
         return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public ValueTask<int> RemoveSubjectAsync(string subject, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(subject);
+        int removed = 0;
+        foreach (KeyValuePair<(string, string, string), ModelLease> entry in _leases)
+        {
+            if (entry.Value.Subject == subject && _leases.TryRemove(entry))
+            {
+                removed++;
+            }
+        }
+
+        return ValueTask.FromResult(removed);
     }
 }
 
@@ -87,6 +109,13 @@ public sealed class FileLeaseCache : ILeaseCache
         }
 
         OwnerOnly.Check(Directory, "lease directory");
+        ModelLease? lease = await ReadAsync(path, cancellationToken).ConfigureAwait(false);
+        return lease is not null && lease.ModelId == modelId && lease.Version == version && lease.KeyId == keyId ? lease : null;
+    }
+
+    /// <summary>A lease file's lease, or null when it is missing, too large or not a lease.</summary>
+    private static async ValueTask<ModelLease?> ReadAsync(string path, CancellationToken cancellationToken)
+    {
         OwnerOnly.Check(path, "lease file");
         try
         {
@@ -98,8 +127,7 @@ public sealed class FileLeaseCache : ILeaseCache
                     return null;
                 }
 
-                ModelLease? lease = await JsonSerializer.DeserializeAsync(stream, ClientJson.Default.ModelLease, cancellationToken).ConfigureAwait(false);
-                return lease is not null && lease.ModelId == modelId && lease.Version == version && lease.KeyId == keyId ? lease : null;
+                return await JsonSerializer.DeserializeAsync(stream, ClientJson.Default.ModelLease, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (JsonException)
@@ -135,6 +163,30 @@ public sealed class FileLeaseCache : ILeaseCache
         }
 
         return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">The directory or a lease file is accessible by other users.</exception>
+    public async ValueTask<int> RemoveSubjectAsync(string subject, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(subject);
+        if (!System.IO.Directory.Exists(Directory))
+        {
+            return 0;
+        }
+
+        OwnerOnly.Check(Directory, "lease directory");
+        int removed = 0;
+        foreach (string path in System.IO.Directory.EnumerateFiles(Directory, "*.lease.json"))
+        {
+            if (await ReadAsync(path, cancellationToken).ConfigureAwait(false) is { } lease && lease.Subject == subject)
+            {
+                File.Delete(path);
+                removed++;
+            }
+        }
+
+        return removed;
     }
 
     /// <summary>The lease file of a model version and key: a hash of the three ids, so any id is a safe file name.</summary>

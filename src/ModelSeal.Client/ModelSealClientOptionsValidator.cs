@@ -10,6 +10,18 @@ namespace ModelSeal.Client;
 /// </summary>
 internal sealed class ModelSealClientOptionsValidator : IValidateOptions<ModelSealClientOptions>
 {
+    private readonly bool _signIn;
+
+    public ModelSealClientOptionsValidator()
+    {
+    }
+
+    /// <summary>A validator that knows whether the app's sign-in supplies the tokens (AddModelSealSignIn).</summary>
+    public ModelSealClientOptionsValidator(IEnumerable<SignInRegistration> signIn)
+    {
+        _signIn = signIn.Any();
+    }
+
     public ValidateOptionsResult Validate(string? name, ModelSealClientOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -48,6 +60,11 @@ internal sealed class ModelSealClientOptionsValidator : IValidateOptions<ModelSe
             failures.Add("LicenceId and CredentialFile go together: set both (or neither and register your own ITokenSource).");
         }
 
+        if (_signIn && (options.LicenceId is not null || options.CredentialFile is not null))
+        {
+            failures.Add("The app's sign-in supplies the tokens (AddModelSealSignIn), so LicenceId and CredentialFile would never be used: remove them (no credential file ships with an app that signs its users in).");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
@@ -60,4 +77,9 @@ internal sealed class ModelSealClientOptionsValidator : IValidateOptions<ModelSe
                 $"The field {field} must be between {min:c} and {max:c} (it is {value:c})."));
         }
     }
+}
+
+/// <summary>Registered by AddModelSealSignIn: tells the options validator that the app's sign-in supplies the tokens.</summary>
+internal sealed class SignInRegistration
+{
 }

@@ -38,6 +38,39 @@ public static class ModelSealServiceCollectionExtensions
     }
 
     /// <summary>
+    /// Makes the app's own sign-in the source of tokens (<see cref="SignInTokenSource"/>, docs/client.md "Signing in with
+    /// the app's own identity provider"): each key request asks <paramref name="callback"/> for the signed-in user's
+    /// current token. No licence credential is needed (leave <see cref="ModelSealClientOptions.LicenceId"/> and
+    /// <see cref="ModelSealClientOptions.CredentialFile"/> unset: setting them too fails when the host starts). Call it
+    /// before or after <c>AddModelSeal</c>.
+    /// </summary>
+    public static IServiceCollection AddModelSealSignIn(this IServiceCollection services, SignInTokenCallback callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        return AddModelSealSignIn(services, _ => callback);
+    }
+
+    /// <summary>
+    /// As <see cref="AddModelSealSignIn(IServiceCollection, SignInTokenCallback)"/>, with a callback made from the app's
+    /// services (for example one that uses the app's registered MSAL <c>IPublicClientApplication</c>).
+    /// </summary>
+    public static IServiceCollection AddModelSealSignIn(this IServiceCollection services, Func<IServiceProvider, SignInTokenCallback> callbackFactory)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(callbackFactory);
+        services.TryAddSingleton(TimeProvider.System);
+        services.Replace(ServiceDescriptor.Singleton(sp =>
+        {
+            ModelSealClientOptions options = sp.GetRequiredService<IOptions<ModelSealClientOptions>>().Value;
+            SignInTokenCallback callback = callbackFactory(sp) ?? throw new InvalidOperationException("ModelSeal: the factory given to AddModelSealSignIn returned no callback.");
+            return new SignInTokenSource(callback, sp.GetRequiredService<TimeProvider>(), options.TokenRefreshMargin, sp.GetService<ILogger<SignInTokenSource>>());
+        }));
+        services.Replace(ServiceDescriptor.Singleton<ITokenSource>(sp => sp.GetRequiredService<SignInTokenSource>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<SignInRegistration, SignInRegistration>());
+        return services;
+    }
+
+    /// <summary>
     /// Registers options (validated when the host starts), the key server's <see cref="HttpClient"/> with its
     /// resilience pipeline, the device key store, the lease cache, <see cref="ITokenSource"/> and
     /// <see cref="IModelKeySource"/> = <see cref="KeyServerKeySource"/>. Stores and sources registered before this
@@ -80,7 +113,7 @@ public static class ModelSealServiceCollectionExtensions
             ModelSealClientOptions options = sp.GetRequiredService<IOptions<ModelSealClientOptions>>().Value;
             if (options.LicenceId is not { Length: > 0 } licenceId || options.CredentialFile is not { Length: > 0 } credentialFile)
             {
-                throw new InvalidOperationException("ModelSeal: set LicenceId and CredentialFile, or register your own ITokenSource before AddModelSeal.");
+                throw new InvalidOperationException("ModelSeal: set LicenceId and CredentialFile, use the app's sign-in (AddModelSealSignIn), or register your own ITokenSource before AddModelSeal.");
             }
 
             IHttpClientFactory factory = sp.GetRequiredService<IHttpClientFactory>();

@@ -38,6 +38,18 @@ public interface ITokenSource
     void Invalidate()
     {
     }
+
+    /// <summary>
+    /// Obtains a new token after the key server refused the last one (401). The key source calls this at most once per
+    /// key request and then retries the request once. The default calls <see cref="Invalidate"/> and then
+    /// <see cref="GetTokenAsync"/>.
+    /// </summary>
+    /// <exception cref="ModelKeyUnavailableException">No token could be obtained.</exception>
+    ValueTask<AccessToken> RenewAsync(CancellationToken cancellationToken = default)
+    {
+        Invalidate();
+        return GetTokenAsync(cancellationToken);
+    }
 }
 
 /// <summary>

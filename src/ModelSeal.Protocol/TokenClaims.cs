@@ -24,11 +24,21 @@ internal static class TokenClaims
     public const string ScopeKeys = "keys";
     public const string ScopeAdmin = "admin";
 
+    /// <summary>The expiry (a NumericDate, seconds since the Unix epoch).</summary>
+    public const string Expiry = "exp";
+
     /// <summary>
     /// The <c>sub</c> of a compact JWT, read without verifying it (the server verifies its own tokens; a client needs the
     /// subject only to compute the HPKE <c>info</c>), or null when the token has no readable non-empty subject.
     /// </summary>
-    public static string? SubjectOf(string? token)
+    public static string? SubjectOf(string? token) => Read(token) is { } claims ? claims.Subject : null;
+
+    /// <summary>
+    /// The <c>sub</c> and <c>exp</c> of a compact JWT, read without verifying it, or null when the token is not three
+    /// dot-separated parts whose second is base64url of a JSON object. A claim that is missing or of another type
+    /// (a <c>sub</c> that is not a non-empty string, an <c>exp</c> that is not a number) is null.
+    /// </summary>
+    public static (string? Subject, DateTimeOffset? ExpiresAt)? Read(string? token)
     {
         string[] parts = token?.Split('.') ?? [];
         if (parts.Length != 3)
@@ -39,10 +49,23 @@ internal static class TokenClaims
         try
         {
             using JsonDocument payload = JsonDocument.Parse(Base64Url.DecodeFromChars(parts[1]));
-            return payload.RootElement.ValueKind == JsonValueKind.Object
-                && payload.RootElement.TryGetProperty(Subject, out JsonElement sub)
+            if (payload.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                return null;
+            }
+
+            string? subject = payload.RootElement.TryGetProperty(Subject, out JsonElement sub)
                 && sub.ValueKind == JsonValueKind.String
-                && sub.GetString() is { Length: > 0 } subject ? subject : null;
+                && sub.GetString() is { Length: > 0 } s ? s : null;
+            DateTimeOffset? expiresAt = null;
+            if (payload.RootElement.TryGetProperty(Expiry, out JsonElement exp) && exp.ValueKind == JsonValueKind.Number
+                && exp.TryGetDouble(out double seconds) && double.IsFinite(seconds)
+                && seconds >= 0 && seconds <= DateTimeOffset.MaxValue.ToUnixTimeSeconds())
+            {
+                expiresAt = DateTimeOffset.FromUnixTimeSeconds((long)Math.Floor(seconds));
+            }
+
+            return (subject, expiresAt);
         }
         catch (Exception e) when (e is JsonException or FormatException)
         {
