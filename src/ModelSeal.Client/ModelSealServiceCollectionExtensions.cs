@@ -66,7 +66,7 @@ public static class ModelSealServiceCollectionExtensions
             return new SignInTokenSource(callback, sp.GetRequiredService<TimeProvider>(), options.TokenRefreshMargin, sp.GetService<ILogger<SignInTokenSource>>());
         }));
         services.Replace(ServiceDescriptor.Singleton<ITokenSource>(sp => sp.GetRequiredService<SignInTokenSource>()));
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<SignInRegistration, SignInRegistration>());
+        services.TryAddSingleton<SignInRegistration>();
         return services;
     }
 
