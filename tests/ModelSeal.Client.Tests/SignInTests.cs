@@ -152,6 +152,17 @@ public sealed class SignInTests
         Assert.Equal(0, counter.Releases);
     }
 
+    [Theory]
+    [InlineData("1900000000", 1900000000L)]
+    [InlineData("1900000000.75", 1900000000L)]
+    public void Exp_is_a_NumericDate_and_may_have_a_fraction(string exp, long seconds)
+    {
+        var claims = new JsonObject { ["sub"] = "alice@idp", ["exp"] = JsonNode.Parse(exp) };
+        AccessToken token = SignInTokenSource.Parse(TestIdentityProvider.Unsigned(claims));
+        Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(seconds), token.ExpiresAt);
+        Assert.Equal("alice@idp", token.Subject);
+    }
+
     [Fact]
     public async Task No_token_and_an_exception_from_the_callback_reach_the_caller()
     {
