@@ -100,7 +100,7 @@ public sealed class TrustedIssuerDiscoveryTests
         // The scheduled refresh finds the issuer down.
         idp.Up = false;
         time.Advance(TimeSpan.FromMinutes(30));
-        await discovery.WaitForAttemptsAsync(2, TestContext.Current.CancellationToken);
+        await AttemptedAsync(discovery, 2);
         Assert.Equal(1, idp.JwksRequests);
         Assert.Contains(server.Logs.Lines, line => line.Contains($"Trusted issuer {idp.Issuer}: fetching", StringComparison.Ordinal) && line.Contains("The 1 keys fetched before stay in use", StringComparison.Ordinal));
 
@@ -119,7 +119,7 @@ public sealed class TrustedIssuerDiscoveryTests
         idp.Up = true;
         idp.Publish("k1", "k9");
         time.Advance(TimeSpan.FromMinutes(4));
-        await discovery.WaitForAttemptsAsync(3, TestContext.Current.CancellationToken);
+        await AttemptedAsync(discovery, 3);
         await AssertAcceptedAsync(server, idp.Sign(idp.Claims("carol", server.Now), "k9"));
         Assert.Equal(2, idp.JwksRequests);
     }
@@ -142,13 +142,38 @@ public sealed class TrustedIssuerDiscoveryTests
 
         // Retried after 1 s, then 2 s, …: the first success makes the server ready and the tokens valid.
         time.Advance(IssuerDiscovery.FirstRetry);
-        await discovery.WaitForAttemptsAsync(2, TestContext.Current.CancellationToken);
+        await AttemptedAsync(discovery, 2);
         idp.Up = true;
         time.Advance(IssuerDiscovery.FirstRetry * 2);
-        await discovery.WaitForAttemptsAsync(3, TestContext.Current.CancellationToken);
+        await AttemptedAsync(discovery, 3);
         Assert.NotNull(discovery.Current);
         Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/ready")).Status);
         await AssertAcceptedAsync(server, idp.Sign(idp.Claims("alice", server.Now), "k1"));
+    }
+
+    [Fact]
+    public async Task Retries_before_the_first_success_back_off_up_to_MinimumRefreshInterval_and_go_on_at_it()
+    {
+        var time = new ManualTime(Start);
+        await using DiscoveryIssuer idp = await DiscoveryIssuer.StartAsync("k1");
+        idp.Up = false;
+        await using TestServer server = await StartAsync(idp, time, o => o.MinimumRefreshInterval = TimeSpan.FromSeconds(4));
+        IssuerDiscovery discovery = await FetchedAsync(server, idp, 1);
+
+        // 1 s, 2 s, then 4 s (the interval) every time, however long the issuer stays down.
+        int attempts = 1;
+        foreach (int seconds in Enumerable.Repeat(1, 1).Append(2).Concat(Enumerable.Repeat(4, 70)))
+        {
+            time.Advance(TimeSpan.FromSeconds(seconds));
+            await AttemptedAsync(discovery, ++attempts);
+        }
+
+        Assert.Null(discovery.Current);
+        idp.Up = true;
+        time.Advance(TimeSpan.FromSeconds(4));
+        await AttemptedAsync(discovery, ++attempts);
+        Assert.NotNull(discovery.Current);
+        Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/health/ready")).Status);
     }
 
     [Fact]
@@ -167,14 +192,14 @@ public sealed class TrustedIssuerDiscoveryTests
 
         idp.DocumentIssuer = idp.Issuer;
         time.Advance(IssuerDiscovery.FirstRetry);
-        await discovery.WaitForAttemptsAsync(2, TestContext.Current.CancellationToken);
+        await AttemptedAsync(discovery, 2);
         await AssertAcceptedAsync(server, idp.Sign(idp.Claims("alice", server.Now), "k1"));
 
         // At a refresh, a document for another issuer (with other keys) changes nothing: the keys before stay.
         idp.DocumentIssuer = "https://impostor.example";
         idp.Publish("evil");
         time.Advance(TimeSpan.FromHours(1));
-        await discovery.WaitForAttemptsAsync(3, TestContext.Current.CancellationToken);
+        await AttemptedAsync(discovery, 3);
         await AssertAcceptedAsync(server, idp.Sign(idp.Claims("bob", server.Now), "k1"));
         Assert.True(discovery.Current!.Holds("k1"));
         Assert.False(discovery.Current.Holds("evil"));
@@ -192,7 +217,7 @@ public sealed class TrustedIssuerDiscoveryTests
 
         idp.Publish("k2");
         time.Advance(TimeSpan.FromHours(1));
-        await discovery.WaitForAttemptsAsync(2, TestContext.Current.CancellationToken);
+        await AttemptedAsync(discovery, 2);
         await AssertRefusedAsync(server, token);
         await AssertAcceptedAsync(server, idp.Sign(idp.Claims("alice", server.Now), "k2"));
     }
@@ -295,8 +320,16 @@ public sealed class TrustedIssuerDiscoveryTests
     private static async Task<IssuerDiscovery> FetchedAsync(TestServer server, DiscoveryIssuer idp, int attempts)
     {
         IssuerDiscovery discovery = server.App.Services.GetRequiredService<TrustedKeys>().DiscoveryOf(idp.Issuer)!;
-        await discovery.WaitForAttemptsAsync(attempts, TestContext.Current.CancellationToken);
+        await AttemptedAsync(discovery, attempts);
         return discovery;
+    }
+
+    /// <summary>Waits until the server reports <paramref name="attempts"/> fetches done (a fetch that never comes fails the test after 30 s).</summary>
+    private static async Task AttemptedAsync(IssuerDiscovery discovery, int attempts)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        await discovery.WaitForAttemptsAsync(attempts, timeout.Token);
     }
 
     /// <summary>Authenticated: key release gets past the token (refused for want of a licence).</summary>

@@ -49,7 +49,7 @@ internal sealed class IssuerDiscovery : IDisposable
     private int _attempts;
     private ITimer? _timer;
     private bool _stopped;
-    private TimeSpan _retry = FirstRetry;
+    private TimeSpan _retry;
     private TaskCompletionSource _attempted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile IssuerKeySet? _current;
     private ILogger _logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
@@ -64,6 +64,7 @@ internal sealed class IssuerDiscovery : IDisposable
         AutomaticRefreshInterval = automaticRefreshInterval;
         MinimumRefreshInterval = minimumRefreshInterval;
         _time = time;
+        _retry = FirstRetry < minimumRefreshInterval ? FirstRetry : minimumRefreshInterval;
 
         // No redirects: each address is checked (https, or http to loopback) before it is asked, and a redirect would not be.
         _http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
@@ -71,7 +72,7 @@ internal sealed class IssuerDiscovery : IDisposable
             Timeout = FetchTimeout,
             MaxResponseContentBufferSize = MaxDocumentBytes,
         };
-        _documents = new SecureDocumentRetriever(new HttpDocumentRetriever(_http) { RequireHttps = false });
+        _documents = new SecureDocumentRetriever(new HttpDocumentRetriever(_http) { RequireHttps = !authority.IsLoopback });
     }
 
     /// <summary>The configured issuer (<c>iss</c>); the discovery document's <c>issuer</c> must be exactly this.</summary>
@@ -247,8 +248,8 @@ internal sealed class IssuerDiscovery : IDisposable
             lock (_lock)
             {
                 // The next fetch on schedule, set before anyone learns that this one is over.
-                TimeSpan next = fetched ? AutomaticRefreshInterval : _current is not null ? MinimumRefreshInterval : _retry < MinimumRefreshInterval ? _retry : MinimumRefreshInterval;
-                _retry = fetched || _current is not null ? FirstRetry : _retry + _retry;
+                TimeSpan next = fetched ? AutomaticRefreshInterval : _current is not null ? MinimumRefreshInterval : _retry;
+                _retry = fetched || _current is not null ? FirstRetry : TimeSpan.FromTicks(Math.Min(_retry.Ticks * 2, MinimumRefreshInterval.Ticks));
                 _timer?.Change(next, Timeout.InfiniteTimeSpan);
                 _inFlight = null;
                 _attempts++;
