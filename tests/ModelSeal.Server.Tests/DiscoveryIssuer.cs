@@ -38,6 +38,9 @@ internal sealed class DiscoveryIssuer : IAsyncDisposable
     /// <summary>The <c>issuer</c> the discovery document states (the <see cref="Issuer"/> unless a test changes it).</summary>
     public string DocumentIssuer { get; set; }
 
+    /// <summary>The <c>jwks_uri</c> the discovery document states (its own <c>/jwks</c> unless a test changes it).</summary>
+    public string? JwksUri { get; set; }
+
     /// <summary>False: both documents answer 503.</summary>
     public bool Up { get; set; } = true;
 
@@ -56,7 +59,7 @@ internal sealed class DiscoveryIssuer : IAsyncDisposable
         {
             Interlocked.Increment(ref issuer!._discoveryRequests);
             return issuer.Up
-                ? Results.Text(new JsonObject { ["issuer"] = issuer.DocumentIssuer, ["jwks_uri"] = issuer.Authority + "/jwks", ["id_token_signing_alg_values_supported"] = new JsonArray("ES256") }.ToJsonString(), "application/json")
+                ? Results.Text(new JsonObject { ["issuer"] = issuer.DocumentIssuer, ["jwks_uri"] = issuer.JwksUri ?? issuer.Authority + "/jwks", ["id_token_signing_alg_values_supported"] = new JsonArray("ES256") }.ToJsonString(), "application/json")
                 : Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
         });
         app.MapGet("/jwks", () =>

@@ -206,6 +206,20 @@ public sealed class TrustedIssuerDiscoveryTests
     }
 
     [Fact]
+    public async Task A_jwks_uri_that_is_plain_http_to_another_host_is_not_fetched()
+    {
+        var time = new ManualTime(Start);
+        await using DiscoveryIssuer idp = await DiscoveryIssuer.StartAsync("k1");
+        idp.JwksUri = "http://keys.example/jwks";
+        await using TestServer server = await StartAsync(idp, time);
+        IssuerDiscovery discovery = await FetchedAsync(server, idp, 1);
+
+        Assert.Null(discovery.Current);
+        Assert.Contains(server.Logs.Lines, line => line.Contains("refusing to fetch 'http://keys.example/jwks': only https:// (or http:// to a loopback host) is asked", StringComparison.Ordinal));
+        (await server.GetAsync("/health/ready")).AssertProblem(HttpStatusCode.ServiceUnavailable, "not-ready");
+    }
+
+    [Fact]
     public async Task A_key_the_issuer_stops_publishing_is_no_longer_accepted_also_for_a_remembered_token()
     {
         var time = new ManualTime(Start);
