@@ -74,7 +74,7 @@ public static class ServerHost
             ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(ServerLog.Category);
             foreach (TrustedIssuer trusted in trustedIssuers)
             {
-                ServerLog.TrustedIssuerConfigured(logger, trusted.Issuer, trusted.Keys.Count, trusted.JwksFile, trusted.AdminSubjects.Count);
+                trusted.LogConfigured(logger);
             }
 
             ServerLog.Started(logger, data.Path, app.Services.GetRequiredService<MasterKeyRing>().CurrentVersion, app.Services.GetRequiredService<TokenIssuer>().KeyId, AnswerKeyId(app));

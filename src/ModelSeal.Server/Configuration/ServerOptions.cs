@@ -201,8 +201,9 @@ public sealed class AuditOptions
 
 /// <summary>
 /// An external token issuer (an OIDC provider, say) whose tokens the server accepts, bound from one item of the
-/// <c>TrustedIssuers</c> list (docs/deploy.md "Trusted issuers"). Its signing keys come from a JWKS file: the server
-/// never fetches keys over the network.
+/// <c>TrustedIssuers</c> list (docs/deploy.md "Trusted issuers"). Its signing keys come from exactly one of
+/// <see cref="Authority"/> (OpenID Connect discovery: fetched, cached and refreshed) and <see cref="JwksFile"/> (read
+/// at start, never fetched: for air-gapped sites).
 /// </summary>
 public sealed class TrustedIssuerOptions
 {
@@ -268,8 +269,33 @@ public sealed class TrustedIssuerOptions
     /// </summary>
     public IList<string> Algorithms { get; set; } = [];
 
-    /// <summary>A JWKS JSON file with the issuer's public signing keys (<c>TrustedIssuers:n:JwksFile</c>, required).</summary>
+    /// <summary>
+    /// A JWKS JSON file with the issuer's public signing keys (<c>TrustedIssuers:n:JwksFile</c>), read at start and never
+    /// fetched. Exactly one of this and <see cref="Authority"/>.
+    /// </summary>
     public string? JwksFile { get; set; }
+
+    /// <summary>
+    /// The issuer's OpenID Connect authority (<c>TrustedIssuers:n:Authority</c>), an <c>https://</c> URL (plain
+    /// <c>http://</c> only to a loopback host): its discovery document <c>/.well-known/openid-configuration</c> and the
+    /// JWKS its <c>jwks_uri</c> names are fetched, cached and refreshed; the document's <c>issuer</c> must be
+    /// <see cref="Issuer"/>. Exactly one of this and <see cref="JwksFile"/>.
+    /// </summary>
+    public string? Authority { get; set; }
+
+    /// <summary>
+    /// With <see cref="Authority"/>: how often the discovery document and the JWKS are fetched again
+    /// (<c>TrustedIssuers:n:AutomaticRefreshInterval</c>, default one hour, 5 minutes to 1 day), so that keys the issuer
+    /// removed stop being accepted.
+    /// </summary>
+    public TimeSpan AutomaticRefreshInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// With <see cref="Authority"/>: the least time between two fetches (<c>TrustedIssuers:n:MinimumRefreshInterval</c>,
+    /// default one minute, 1 second to <see cref="AutomaticRefreshInterval"/>). A token naming an unknown <c>kid</c>
+    /// fetches again only when the last fetch is at least this old; a failed fetch is retried after it.
+    /// </summary>
+    public TimeSpan MinimumRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>
     /// The <c>sub</c> values of this issuer whose tokens with the <c>admin</c> scope are administrators

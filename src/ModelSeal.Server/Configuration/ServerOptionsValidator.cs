@@ -211,7 +211,7 @@ internal static class ServerOptionsValidator
         for (int i = 0; i < options.TrustedIssuers.Count; i++)
         {
             string key = $"TrustedIssuers:{i}";
-            TrustedIssuerOptions issuer = options.TrustedIssuers[i] ?? throw new ServerConfigurationException($"{key} is empty; give at least its Issuer and JwksFile.");
+            TrustedIssuerOptions issuer = options.TrustedIssuers[i] ?? throw new ServerConfigurationException($"{key} is empty; give at least its Issuer and its Authority or JwksFile.");
             if (string.IsNullOrWhiteSpace(issuer.Issuer))
             {
                 throw new ServerConfigurationException($"{key}:Issuer is not set; give the issuer's 'iss' exactly, e.g. https://idp.example/realms/apps.");
@@ -240,9 +240,46 @@ internal static class ServerOptionsValidator
                 }
             }
 
-            if (string.IsNullOrWhiteSpace(issuer.JwksFile))
+            ValidateKeySource(issuer, key);
+        }
+    }
+
+    /// <summary>
+    /// Where the issuer's keys come from: exactly one of Authority (an absolute https URL, or http to a loopback host —
+    /// the rule of the listen addresses — with refresh intervals in range) and JwksFile.
+    /// </summary>
+    private static void ValidateKeySource(TrustedIssuerOptions issuer, string key)
+    {
+        bool file = !string.IsNullOrWhiteSpace(issuer.JwksFile);
+        bool authority = !string.IsNullOrWhiteSpace(issuer.Authority);
+        if (file == authority)
+        {
+            throw new ServerConfigurationException(file
+                ? $"{key} sets both Authority and JwksFile; give exactly one: {key}:Authority (the keys are discovered and refreshed over HTTPS) or {key}:JwksFile (a JWKS file read at start, for sites that cannot reach the issuer)."
+                : $"{key} has neither Authority nor JwksFile; set {key}:Authority to the issuer's OpenID Connect authority (https://…, its /.well-known/openid-configuration is fetched) or {key}:JwksFile to a JWKS file with its public signing keys.");
+        }
+
+        if (authority)
+        {
+            if (!Uri.TryCreate(issuer.Authority, UriKind.Absolute, out Uri? uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp) ||
+                !string.IsNullOrEmpty(uri.Query) || !string.IsNullOrEmpty(uri.Fragment) || !string.IsNullOrEmpty(uri.UserInfo))
             {
-                throw new ServerConfigurationException($"{key}:JwksFile is not set; the server never fetches keys over the network, so give the issuer's public signing keys as a JWKS file.");
+                throw new ServerConfigurationException($"{key}:Authority is '{issuer.Authority}'; give the issuer's authority as an absolute https:// URL without query or fragment, e.g. https://idp.example/realms/apps (its /.well-known/openid-configuration is fetched).");
+            }
+
+            if (uri.Scheme == Uri.UriSchemeHttp && !uri.IsLoopback)
+            {
+                throw new ServerConfigurationException($"{key}:Authority '{issuer.Authority}' is plain http:// to a host that is not loopback: the issuer's keys would cross the network unauthenticated, and whoever answers could sign tokens the server accepts. Use https:// (plain http:// is allowed only to localhost, 127.0.0.0/8 and [::1], for tests).");
+            }
+
+            if (issuer.AutomaticRefreshInterval < TimeSpan.FromMinutes(5) || issuer.AutomaticRefreshInterval > TimeSpan.FromDays(1))
+            {
+                throw new ServerConfigurationException($"{key}:AutomaticRefreshInterval must be between 5 minutes and 1 day, e.g. 01:00:00 (how often the issuer's discovery document and keys are fetched again).");
+            }
+
+            if (issuer.MinimumRefreshInterval < TimeSpan.FromSeconds(1) || issuer.MinimumRefreshInterval > issuer.AutomaticRefreshInterval)
+            {
+                throw new ServerConfigurationException($"{key}:MinimumRefreshInterval must be between 1 second and {key}:AutomaticRefreshInterval, e.g. 00:01:00 (the least time between two fetches, such as those an unknown 'kid' forces).");
             }
         }
     }

@@ -65,4 +65,22 @@ internal static partial class ServerLog
 
     [LoggerMessage(41, LogLevel.Warning, "WAL checkpoint after destroying a key did not complete: {ErrorType}.")]
     public static partial void CheckpointFailed(ILogger logger, string errorType);
+
+    [LoggerMessage(80, LogLevel.Information, "Accepting tokens of the trusted issuer {Issuer}, keys discovered from {MetadataAddress} (fetched again every {AutomaticRefreshInterval}, and for an unknown kid at most once per {MinimumRefreshInterval}; {AdminSubjectCount} admin subjects).")]
+    public static partial void TrustedIssuerDiscovered(ILogger logger, string issuer, string metadataAddress, TimeSpan automaticRefreshInterval, TimeSpan minimumRefreshInterval, int adminSubjectCount);
+
+    [LoggerMessage(81, LogLevel.Information, "Trusted issuer {Issuer}: {KeyCount} signing keys in use, kid {KeyIds} ({Reason}).")]
+    public static partial void IssuerKeysFetched(ILogger logger, string issuer, int keyCount, string keyIds, string reason);
+
+    [LoggerMessage(82, LogLevel.Warning, "Trusted issuer {Issuer} has no keys yet: fetching {MetadataAddress} failed ({Reason}): {Error}. Its tokens get 401 and /health/ready answers 503 until a fetch succeeds; retrying.")]
+    public static partial void IssuerKeysUnavailable(ILogger logger, string issuer, string metadataAddress, string reason, string error);
+
+    [LoggerMessage(83, LogLevel.Warning, "Trusted issuer {Issuer}: fetching {MetadataAddress} again failed ({Reason}): {Error}. The {KeyCount} keys fetched before stay in use; retrying.")]
+    public static partial void IssuerRefreshFailed(ILogger logger, string issuer, string metadataAddress, string reason, string error, int keyCount);
+
+    [LoggerMessage(84, LogLevel.Warning, "Token of the trusted issuer {Issuer} refused: it names the signing key kid {Kid}, which the issuer does not publish (keys fetched again for it: {Refreshed}; at most once per MinimumRefreshInterval). A key rotated in but not yet published, or a forged token.")]
+    public static partial void UnknownSigningKey(ILogger logger, string issuer, string kid, bool refreshed);
+
+    [LoggerMessage(85, LogLevel.Warning, "Token of the trusted issuer {Issuer} refused: its keys have not been fetched yet from {MetadataAddress} (see the earlier warning).")]
+    public static partial void IssuerKeysNotFetched(ILogger logger, string issuer, string metadataAddress);
 }

@@ -12,9 +12,13 @@ namespace ModelSeal.Server.Domain;
 /// kept for <see cref="CacheDuration"/> (by the server's clock), so that however often <c>/health/ready</c> is asked —
 /// it is anonymous — the database and the master-key provider (an HSM) see at most one probe per interval; callers
 /// that arrive while a probe runs wait for its answer instead of starting their own.
+/// Other conditions (<see cref="IReadinessCondition"/>: the trusted issuers whose keys are discovered have been fetched)
+/// are asked on every call, not cached: each is a field read.
 /// </summary>
-internal sealed class Readiness(Store store, MasterKeyRing masterKeys, Clock clock, ILogger<Readiness> logger)
+internal sealed class Readiness(Store store, MasterKeyRing masterKeys, Clock clock, ILogger<Readiness> logger, IEnumerable<IReadinessCondition> conditions)
 {
+    private readonly IReadinessCondition[] _conditions = [.. conditions];
+
     /// <summary>How long an answer (ready or not) is reused.</summary>
     public static readonly TimeSpan CacheDuration = TimeSpan.FromSeconds(5);
 
@@ -28,7 +32,9 @@ internal sealed class Readiness(Store store, MasterKeyRing masterKeys, Clock clo
     /// <summary>How many probes have run (for tests).</summary>
     internal int Checks => Volatile.Read(ref _checks);
 
-    public bool IsReady()
+    public bool IsReady() => IsProbedReady() && _conditions.All(condition => condition.IsReady);
+
+    private bool IsProbedReady()
     {
         lock (_lock)
         {
@@ -61,4 +67,10 @@ internal sealed class Readiness(Store store, MasterKeyRing masterKeys, Clock clo
             return false;
         }
     }
+}
+
+/// <summary>Something besides the database and the master key that must hold before the server is ready.</summary>
+internal interface IReadinessCondition
+{
+    bool IsReady { get; }
 }

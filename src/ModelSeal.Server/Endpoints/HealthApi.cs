@@ -22,5 +22,5 @@ internal static class HealthApi
     internal static Results<Ok<HealthResponse>, ProblemHttpResult> Ready(Readiness readiness) =>
         readiness.IsReady()
             ? TypedResults.Ok(new HealthResponse("ready"))
-            : Problems.Create(ProblemCodes.NotReady, "The database or the master key is not usable.");
+            : Problems.Create(ProblemCodes.NotReady, "The database or the master key is not usable, or a trusted issuer's keys have not been fetched yet.");
 }

@@ -9,6 +9,7 @@ using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
+using ModelSeal.Server.Domain;
 using ModelSeal.Server.Security;
 using ModelSeal.Protocol;
 
@@ -17,8 +18,8 @@ namespace ModelSeal.Server.Http;
 /// <summary>
 /// Bearer-token validation (docs/protocol.md section 1) and the two authorization policies. Every check is explicit:
 /// issuer, audience, lifetime (30 s skew), signature by a known key named by <c>kid</c>, and an algorithm the key's
-/// issuer may use (ES256 for the server's own key; for a trusted issuer's JWKS key, what the key allows among its
-/// configured algorithms). Each key validates only its own issuer's tokens, and each issuer's tokens carry one of that
+/// issuer may use (ES256 for the server's own key; for a trusted issuer's key — from its JWKS file or discovered from
+/// its Authority — what the key allows among its configured algorithms). Each key validates only its own issuer's tokens, and each issuer's tokens carry one of that
 /// issuer's audiences. Administrators are the server's own admin tokens and the trusted issuers' AdminSubjects; every
 /// other external token gets at most the <c>keys</c> scope.
 /// </summary>
@@ -38,39 +39,38 @@ internal static class Authentication
         // Each trusted issuer's administrators (none for the server's own issuer: its admin tokens are all administrators).
         var administrators = trusted.ToDictionary(external => external.Issuer, external => external.AdminSubjects, StringComparer.Ordinal);
 
+        // The trusted issuers' keys; those discovered from an Authority are fetched while the server runs, and the server
+        // is not ready until each has been fetched once (Readiness).
+        var keys = new TrustedKeys(trusted);
+        services.AddSingleton(_ => keys);
+        services.AddSingleton<IReadinessCondition>(provider => provider.GetRequiredService<TrustedKeys>());
+        services.AddHostedService<TrustedIssuerRefresh>();
+
         // The token key is created by the container (after the data directory is locked): bound when the options are first used.
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
-        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<TokenIssuer>((jwt, issuer) => ConfigureJwt(jwt, options, issuer, trusted));
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<TokenIssuer, ILoggerFactory>((jwt, issuer, loggers) => ConfigureJwt(jwt, options, issuer, trusted, keys, loggers.CreateLogger(ServerLog.Category)));
         services.AddAuthorizationBuilder()
             .SetDefaultPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
             .AddPolicy(KeysPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => HasScope(c.User, TokenClaims.ScopeKeys)))
             .AddPolicy(AdminPolicy, policy => policy.AddAuthenticationSchemes(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().RequireAssertion(c => IsAdministrator(c.User, options.Issuer, administrators)));
     }
 
-    private static void ConfigureJwt(JwtBearerOptions jwt, ServerOptions options, TokenIssuer issuer, IReadOnlyList<TrustedIssuer> trusted)
+    private static void ConfigureJwt(JwtBearerOptions jwt, ServerOptions options, TokenIssuer issuer, IReadOnlyList<TrustedIssuer> trusted, TrustedKeys keys, ILogger logger)
     {
-        // Which issuer each trusted key belongs to and which algorithms it may sign with, and each issuer's audiences.
-        var owners = new Dictionary<SecurityKey, (string Issuer, string[] Algorithms)>(ReferenceEqualityComparer.Instance)
-        {
-            [issuer.SecurityKey] = (options.Issuer, [SecurityAlgorithms.EcdsaSha256]),
-        };
+        // Each issuer's audiences, and the algorithms any key may sign with (each key is then held to its own).
         var audiences = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal) { [options.Issuer] = [options.Audience] };
         foreach (TrustedIssuer external in trusted)
         {
-            foreach ((JsonWebKey key, string[] algorithms) in external.Keys)
-            {
-                owners[key] = (external.Issuer, algorithms);
-            }
-
             audiences[external.Issuer] = external.Audiences;
         }
 
-        string[] validAlgorithms = owners.Values.SelectMany(o => o.Algorithms).Distinct(StringComparer.Ordinal).ToArray();
+        SecurityKey ownKey = issuer.SecurityKey;
+        string[] validAlgorithms = trusted.SelectMany(t => t.Algorithms).Append(SecurityAlgorithms.EcdsaSha256).Distinct(StringComparer.Ordinal).ToArray();
 
         // The standard handler plus a cache of tokens it has already validated (only the lifetime is checked
         // again for those).
         jwt.TokenHandlers.Clear();
-        jwt.TokenHandlers.Add(new CachingTokenHandler(options.Time, capacity: 65_536) { MapInboundClaims = false });
+        jwt.TokenHandlers.Add(new CachingTokenHandler(options.Time, capacity: 65_536, keys) { MapInboundClaims = false, Logger = logger });
         jwt.MapInboundClaims = false;
         jwt.IncludeErrorDetails = false;
         jwt.SaveToken = false;
@@ -93,14 +93,14 @@ internal static class Authentication
             LifetimeValidator = (notBefore, expires, _, _) => IsWithinLifetime(options.Time, notBefore, expires),
             RequireSignedTokens = true,
             ValidateIssuerSigningKey = true,
-            IssuerSigningKeys = owners.Keys.ToArray(),
+            // The keys of the token's own issuer named by its kid: the server's token key, or a trusted issuer's (its
+            // file's, or the last good set discovered from its Authority, which can change while the server runs).
+            IssuerSigningKeyResolver = (_, token, kid, _) => IsOwnKey(token, kid, options.Issuer, ownKey) ? [ownKey] : keys.Resolve(token, kid),
             TryAllIssuerSigningKeys = false,
             ValidAlgorithms = validAlgorithms,
             IssuerSigningKeyValidator = (key, token, _) =>
                 token is JsonWebToken jwtToken &&
-                owners.TryGetValue(key, out var owner) &&
-                string.Equals(jwtToken.Issuer, owner.Issuer, StringComparison.Ordinal) &&
-                owner.Algorithms.Contains(jwtToken.Alg, StringComparer.Ordinal),
+                (ReferenceEquals(key, ownKey) ? IsOwnKey(jwtToken, jwtToken.Kid, options.Issuer, ownKey) && jwtToken.Alg == SecurityAlgorithms.EcdsaSha256 : keys.Allows(key, jwtToken)),
             NameClaimType = JwtRegisteredClaimNames.Sub,
             RoleClaimType = TokenClaims.Scope,
             ValidateTokenReplay = false,
@@ -142,6 +142,11 @@ internal static class Authentication
         // Each trusted issuer's own rules (TokenKind, TokenTypes, ClientIds, MaxLifetime), after the checks above.
         ExternalTokenRules.Register(jwt.Events, trusted);
     }
+
+    /// <summary>True when <paramref name="token"/> claims the server's own issuer and names its token key.</summary>
+    private static bool IsOwnKey(SecurityToken token, string? kid, string ownIssuer, SecurityKey ownKey) =>
+        token is JsonWebToken jwtToken && string.Equals(kid, ownKey.KeyId, StringComparison.Ordinal) &&
+        jwtToken.TryGetPayloadValue(JwtRegisteredClaimNames.Iss, out string? iss) && string.Equals(iss, ownIssuer, StringComparison.Ordinal);
 
     /// <summary>
     /// An administrator holds the <c>admin</c> scope and is either the server's own admin token (<c>iss</c> is the
@@ -189,45 +194,67 @@ internal static class Authentication
 }
 
 /// <summary>
-/// A trusted external issuer (<see cref="TrustedIssuerOptions"/>) with its signing keys, read from its JWKS file (never
-/// fetched over the network), its audiences and its administrators.
+/// A trusted external issuer (<see cref="TrustedIssuerOptions"/>) with its signing keys — read from its JWKS file (never
+/// fetched), or discovered from its Authority (<see cref="IssuerDiscovery"/>) — its audiences and its administrators.
 /// </summary>
 internal sealed class TrustedIssuer
 {
-    private TrustedIssuer(string issuer, string jwksFile, IReadOnlyList<string> audiences, IReadOnlySet<string> adminSubjects, List<(JsonWebKey, string[])> keys, ExternalTokenRules rules)
+    private readonly IssuerKeySet? _fileKeys;
+
+    private TrustedIssuer(string issuer, string? jwksFile, IssuerKeySet? fileKeys, IssuerDiscovery? discovery, IReadOnlyList<string> algorithms, IReadOnlyList<string> audiences, IReadOnlySet<string> adminSubjects, ExternalTokenRules rules)
     {
         Issuer = issuer;
         JwksFile = jwksFile;
+        _fileKeys = fileKeys;
+        Discovery = discovery;
+        Algorithms = algorithms;
         Audiences = audiences;
         AdminSubjects = adminSubjects;
-        Keys = keys;
         Rules = rules;
     }
 
     public string Issuer { get; }
 
-    public string JwksFile { get; }
+    /// <summary>The JWKS file the keys were read from, or null when they are discovered.</summary>
+    public string? JwksFile { get; }
+
+    /// <summary>The discovery of the keys from the Authority, or null when they come from a file.</summary>
+    public IssuerDiscovery? Discovery { get; }
+
+    /// <summary>The algorithms this issuer's tokens may use (its Algorithms, or all three).</summary>
+    public IReadOnlyList<string> Algorithms { get; }
 
     public IReadOnlyList<string> Audiences { get; }
 
     public IReadOnlySet<string> AdminSubjects { get; }
 
-    public IReadOnlyList<(JsonWebKey Key, string[] Algorithms)> Keys { get; }
+    /// <summary>The keys in use: the file's, or the last good discovered set (null before the first successful fetch).</summary>
+    public IssuerKeySet? Keys => _fileKeys ?? Discovery?.Current;
 
     /// <summary>The token kind, typ values and lifetime this issuer's tokens must have.</summary>
     public ExternalTokenRules Rules { get; }
 
-    /// <summary>Every configured issuer (options already validated).</summary>
+    /// <summary>Every configured issuer (options already validated); JWKS files are read, authorities not yet asked.</summary>
     public static IReadOnlyList<TrustedIssuer> LoadAll(ServerOptions options) =>
-        options.TrustedIssuers.Select((issuer, index) => Load(issuer, index, options.Audience)).ToArray();
+        options.TrustedIssuers.Select((issuer, index) => Load(issuer, index, options.Audience, options.Time)).ToArray();
 
     /// <summary>
-    /// Reads the JWKS: keeps public signing keys (use absent or "sig") with a kid that fit ES256 (P-256), RS256 or PS256,
-    /// each limited to its own <c>alg</c> (when given) and to the issuer's configured algorithms.
+    /// The issuer of <paramref name="options"/>: with a JwksFile, its usable keys read now (<see cref="IssuerKeySet.From"/>);
+    /// with an Authority, a discovery that fetches them once the server runs.
     /// </summary>
     /// <exception cref="ServerConfigurationException">The file is unreadable, not a JWKS, or has no usable key.</exception>
-    public static TrustedIssuer Load(TrustedIssuerOptions options, int index, string defaultAudience)
+    public static TrustedIssuer Load(TrustedIssuerOptions options, int index, string defaultAudience, TimeProvider time)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        IReadOnlyList<string> allowed = options.Algorithms.Count > 0 ? [.. options.Algorithms] : ServerOptionsValidator.IssuerAlgorithms;
+        IReadOnlyList<string> audiences = ExternalTokenRules.Audiences(options, defaultAudience);
+        var admins = new HashSet<string>(options.AdminSubjects, StringComparer.Ordinal);
+        if (!string.IsNullOrWhiteSpace(options.Authority))
+        {
+            var discovery = new IssuerDiscovery(options.Issuer!, $"TrustedIssuers:{index}", new Uri(options.Authority), allowed, options.AutomaticRefreshInterval, options.MinimumRefreshInterval, time);
+            return new TrustedIssuer(options.Issuer!, null, null, discovery, allowed, audiences, admins, ExternalTokenRules.From(options));
+        }
+
         string key = $"TrustedIssuers:{index}:JwksFile";
         string jwksFile = options.JwksFile!;
         string json;
@@ -250,36 +277,23 @@ internal sealed class TrustedIssuer
             throw new ServerConfigurationException($"The JWKS file '{jwksFile}' ({key}) is not a JSON Web Key Set: {e.Message}", e);
         }
 
-        IReadOnlyList<string> allowed = options.Algorithms.Count > 0 ? [.. options.Algorithms] : ServerOptionsValidator.IssuerAlgorithms;
-        var keys = new List<(JsonWebKey, string[])>();
-        foreach (JsonWebKey candidate in set.Keys)
-        {
-            if (string.IsNullOrEmpty(candidate.Kid) || (!string.IsNullOrEmpty(candidate.Use) && candidate.Use != "sig") || candidate.HasPrivateKey)
-            {
-                continue;
-            }
-
-            string[] algorithms = candidate.Kty switch
-            {
-                "RSA" => [SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSsaPssSha256],
-                "EC" when candidate.Crv == "P-256" => [SecurityAlgorithms.EcdsaSha256],
-                _ => [],
-            };
-            algorithms = algorithms.Where(a => (string.IsNullOrEmpty(candidate.Alg) || a == candidate.Alg) && allowed.Contains(a, StringComparer.Ordinal)).ToArray();
-            if (algorithms.Length > 0)
-            {
-                keys.Add((candidate, algorithms));
-            }
-        }
-
+        IssuerKeySet keys = IssuerKeySet.From(set, allowed);
         return keys.Count > 0
-            ? new TrustedIssuer(
-                options.Issuer!,
-                jwksFile,
-                ExternalTokenRules.Audiences(options, defaultAudience),
-                new HashSet<string>(options.AdminSubjects, StringComparer.Ordinal),
-                keys,
-                ExternalTokenRules.From(options))
+            ? new TrustedIssuer(options.Issuer!, jwksFile, keys, null, allowed, audiences, admins, ExternalTokenRules.From(options))
             : throw new ServerConfigurationException($"The JWKS file '{jwksFile}' ({key}) has no public signing key usable with {string.Join(", ", allowed)} (each needs a 'kid', and RSA for RS256/PS256 or P-256 EC for ES256; TrustedIssuers:{index}:Algorithms limits them).");
+    }
+
+    /// <summary>Logs where this issuer's keys come from.</summary>
+    public void LogConfigured(ILogger logger)
+    {
+        if (Discovery is { } discovery)
+        {
+            discovery.UseLogger(logger);
+            ServerLog.TrustedIssuerDiscovered(logger, Issuer, discovery.MetadataAddress.AbsoluteUri, discovery.AutomaticRefreshInterval, discovery.MinimumRefreshInterval, AdminSubjects.Count);
+        }
+        else
+        {
+            ServerLog.TrustedIssuerConfigured(logger, Issuer, _fileKeys!.Count, JwksFile!, AdminSubjects.Count);
+        }
     }
 }
