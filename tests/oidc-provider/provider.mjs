@@ -17,12 +17,14 @@
 //   modelseal-app      ID tokens signed ES256
 //   modelseal-app-rs   ID tokens signed RS256
 //
-// Resources (resource indicators, RFC 8707): access tokens are JWTs (RFC 9068, typ at+jwt) with aud = the resource,
-// the account's groups, plan, tenant and email as claims, and the granted scopes among the resource's:
-//   urn:modelseal:keys        ES256, 300 s        scopes keys models admin
-//   urn:modelseal:keys-rs     RS256, 300 s        same scopes (an algorithm a key server may not list)
-//   urn:modelseal:keys-long   ES256, 2 days       same scopes (longer than a key server's MaxLifetime)
-//   urn:other:api             ES256, 300 s        scopes keys models (another audience)
+// Resources (resource indicators, RFC 8707): access tokens are JWTs (RFC 9068, typ at+jwt) with the account's claims
+// (groups, plan, tenant, email, ...) and the granted scopes among the resource's. Each variant of the key server's
+// resource differs from it in one thing only:
+//   resource                  aud                  alg    lifetime  scopes
+//   urn:modelseal:keys        urn:modelseal:keys   ES256  300 s     keys models admin
+//   urn:modelseal:keys-rs     urn:modelseal:keys   RS256  300 s     keys models admin  (an algorithm a server may not list)
+//   urn:modelseal:keys-long   urn:modelseal:keys   ES256  2 days    keys models admin  (longer than a MaxLifetime)
+//   urn:other:api             urn:other:api        ES256  300 s     keys models        (another audience)
 //
 // Sign-in over plain HTTP, no browser: /auth redirects to /interaction/UID (GET: the prompt, as JSON when the
 // request accepts application/json, else a small HTML form); POST /interaction/UID/login with the form field
@@ -36,14 +38,17 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import Provider from 'oidc-provider';
-
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 function fail(message) {
   process.stderr.write(`provider.mjs: ${message}\n`);
   process.exit(1);
 }
+
+const [nodeMajor] = process.versions.node.split('.').map(Number);
+if (nodeMajor < 20) fail(`needs Node.js 20 or later, this is ${process.version}`);
+// Imported once the version is known to be enough (a static import would run first).
+const { default: Provider, errors } = await import('oidc-provider');
 
 let options;
 try {
@@ -135,12 +140,13 @@ function customClaims(account) {
 
 // ---- resources --------------------------------------------------------------------------------------------------
 
-const modelsealScopes = 'keys models admin';
+const keyServer = 'urn:modelseal:keys';
+const keyServerScopes = 'keys models admin';
 const resources = {
-  'urn:modelseal:keys': { scope: modelsealScopes, alg: 'ES256', ttl: 300 },
-  'urn:modelseal:keys-rs': { scope: modelsealScopes, alg: 'RS256', ttl: 300 },
-  'urn:modelseal:keys-long': { scope: modelsealScopes, alg: 'ES256', ttl: 2 * 24 * 3600 },
-  'urn:other:api': { scope: 'keys models', alg: 'ES256', ttl: 300 },
+  [keyServer]: { audience: keyServer, scope: keyServerScopes, alg: 'ES256', ttl: 300 },
+  'urn:modelseal:keys-rs': { audience: keyServer, scope: keyServerScopes, alg: 'RS256', ttl: 300 },
+  'urn:modelseal:keys-long': { audience: keyServer, scope: keyServerScopes, alg: 'ES256', ttl: 2 * 24 * 3600 },
+  'urn:other:api': { audience: 'urn:other:api', scope: 'keys models', alg: 'ES256', ttl: 300 },
 };
 
 // ---- the provider -----------------------------------------------------------------------------------------------
@@ -216,10 +222,10 @@ const provider = new Provider(issuer, {
       useGrantedResource: async () => true,
       async getResourceServerInfo(_ctx, resourceIndicator) {
         const resource = resources[resourceIndicator];
-        if (!resource) throw new Provider.errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
+        if (!resource) throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
         return {
           scope: resource.scope,
-          audience: resourceIndicator,
+          audience: resource.audience,
           accessTokenTTL: resource.ttl,
           accessTokenFormat: 'jwt',
           jwt: { sign: { alg: resource.alg } },
