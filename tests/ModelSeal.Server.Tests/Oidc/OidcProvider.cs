@@ -22,7 +22,7 @@ namespace ModelSeal.Server.Tests.Oidc;
 /// when the test process dies (its standard input closes).
 /// </para>
 /// </summary>
-internal sealed class OidcProvider : IAsyncDisposable
+public sealed class OidcProvider : IAsyncDisposable
 {
     /// <summary>The public client whose ID tokens are signed ES256.</summary>
     public const string ClientId = "modelseal-app";
@@ -51,7 +51,7 @@ internal sealed class OidcProvider : IAsyncDisposable
     /// <summary>The scopes <see cref="SignInAsync"/> asks for unless told otherwise.</summary>
     public static readonly IReadOnlyList<string> DefaultScopes = ["openid", "email", "keys"];
 
-    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
     private const int MaxRedirects = 12;
 
@@ -483,7 +483,7 @@ internal sealed class OidcProvider : IAsyncDisposable
 }
 
 /// <summary>What one sign-in gave. <see cref="ToString"/> leaves the tokens out (they are secrets).</summary>
-internal sealed record OidcTokens(string AccessToken, string? IdToken, int ExpiresIn, string Scope)
+public sealed record OidcTokens(string AccessToken, string? IdToken, int ExpiresIn, string Scope)
 {
     public override string ToString() => $"OIDC tokens (scope '{Scope}', expires in {ExpiresIn} s, {(IdToken is null ? "no" : "with")} ID token)";
 }

@@ -12,7 +12,7 @@ namespace ModelSeal.Server.Tests.Oidc;
 /// tests rely on, checked with the ecosystem's own OpenID Connect libraries (discovery, JWKS, JWT validation) and no
 /// key exported by the test.
 /// </summary>
-public sealed class OidcProviderTests
+public sealed class OidcProviderTests(SharedOidcProvider shared) : IClassFixture<SharedOidcProvider>
 {
     [Fact]
     public async Task Sign_in_gives_a_JWT_access_token_for_the_resource_that_verifies_with_the_discovered_keys()
@@ -22,7 +22,17 @@ public sealed class OidcProviderTests
         TimeSpan startTime = started.Elapsed;
         var signIn = Stopwatch.StartNew();
         OidcTokens tokens = await provider.SignInAsync("alice");
-        TestContext.Current.SendDiagnosticMessage($"OIDC provider: start {startTime.TotalMilliseconds:F0} ms (node to ready line {provider.LastStartDuration.TotalMilliseconds:F0} ms), first sign-in {signIn.ElapsedMilliseconds} ms");
+        TimeSpan first = signIn.Elapsed;
+        signIn.Restart();
+        const int Warm = 10;
+        for (int i = 0; i < Warm; i++)
+        {
+            await provider.SignInAsync("bob");
+        }
+
+        TestContext.Current.SendDiagnosticMessage(
+            $"OIDC provider: start {startTime.TotalMilliseconds:F0} ms (node to ready line {provider.LastStartDuration.TotalMilliseconds:F0} ms), " +
+            $"first sign-in {first.TotalMilliseconds:F0} ms, then {signIn.Elapsed.TotalMilliseconds / Warm:F0} ms each");
 
         JsonObject header = OidcProvider.ReadHeader(tokens.AccessToken);
         Assert.Equal("at+jwt", (string?)header["typ"]);
@@ -57,7 +67,7 @@ public sealed class OidcProviderTests
     [Fact]
     public async Task The_ID_token_is_for_the_client_not_typed_as_an_access_token_and_carries_the_account_claims()
     {
-        await using OidcProvider provider = await OidcProvider.StartAsync();
+        OidcProvider provider = await shared.GetAsync();
         OidcTokens es = await provider.SignInAsync("bob");
         OidcTokens rs = await provider.SignInAsync("bob", clientId: OidcProvider.RsClientId);
         OpenIdConnectConfiguration discovered = await DiscoverAsync(provider);
@@ -88,7 +98,7 @@ public sealed class OidcProviderTests
     [Fact]
     public async Task Each_resource_gives_its_audience_algorithm_and_lifetime()
     {
-        await using OidcProvider provider = await OidcProvider.StartAsync();
+        OidcProvider provider = await shared.GetAsync();
         OpenIdConnectConfiguration discovered = await DiscoverAsync(provider);
 
         OidcTokens rs = await provider.SignInAsync("carol", OidcProvider.RsKeysResource);
@@ -167,7 +177,7 @@ public sealed class OidcProviderTests
     [Fact]
     public async Task Unknown_logins_and_resources_are_refused_with_the_provider_s_error()
     {
-        await using OidcProvider provider = await OidcProvider.StartAsync();
+        OidcProvider provider = await shared.GetAsync();
         InvalidOperationException login = await Assert.ThrowsAsync<InvalidOperationException>(() => provider.SignInAsync("mallory"));
         Assert.Contains("error=access_denied", login.Message, StringComparison.Ordinal);
         InvalidOperationException resource = await Assert.ThrowsAsync<InvalidOperationException>(() => provider.SignInAsync("alice", "urn:nobody"));
