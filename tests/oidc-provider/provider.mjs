@@ -17,9 +17,13 @@
 //   modelseal-app      ID tokens signed ES256
 //   modelseal-app-rs   ID tokens signed RS256
 //
-// Resources (resource indicators, RFC 8707): access tokens are JWTs (RFC 9068, typ at+jwt) with the account's claims
-// (groups, plan, tenant, email, ...) and the granted scopes among the resource's. Each variant of the key server's
-// resource differs from it in one thing only:
+// Accounts: a JSON file (default accounts.json beside this script: alice, bob, carol) mapping each login to its claims,
+// each with a string sub. An access token carries all of the account's claims as they are (any name, any JSON type);
+// an ID token (scope openid; aud = the client id, no typ header) carries sub, groups, plan and tenant, and with scope
+// email also email and email_verified.
+//
+// Resources (resource indicators, RFC 8707): access tokens are JWTs (RFC 9068, typ at+jwt) with the granted scopes
+// among the resource's. Each variant of the key server's resource differs from it in one thing only:
 //   resource                  aud                  alg    lifetime  scopes
 //   urn:modelseal:keys        urn:modelseal:keys   ES256  300 s     keys models admin
 //   urn:modelseal:keys-rs     urn:modelseal:keys   RS256  300 s     keys models admin  (an algorithm a server may not list)

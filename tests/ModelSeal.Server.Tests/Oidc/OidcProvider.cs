@@ -108,8 +108,9 @@ public sealed class OidcProvider : IAsyncDisposable
     /// <summary>
     /// Starts a provider on a free loopback port with new signing keys, and returns once it listens. The accounts are
     /// tests/oidc-provider/accounts.json (alice, bob, carol) unless <paramref name="accounts"/> gives others: an object
-    /// mapping each login to its claims, each with a string <c>sub</c>; every other claim goes into the access tokens
-    /// and ID tokens as it is.
+    /// mapping each login to its claims, each with a string <c>sub</c>. Access tokens carry every claim of the account
+    /// as it is (any name, any JSON type); ID tokens carry <c>sub</c>, <c>groups</c>, <c>plan</c>, <c>tenant</c> and,
+    /// with scope <c>email</c>, <c>email</c> and <c>email_verified</c>.
     /// </summary>
     public static async Task<OidcProvider> StartAsync(JsonObject? accounts = null, CancellationToken cancellationToken = default)
     {
