@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace ModelSeal.Server.Tests.Oidc;
+
+/// <summary>
+/// tests/oidc-provider, the Node project of the test OpenID Connect provider: finds <c>node</c> and <c>npm</c> (a test
+/// without them is skipped locally and fails under <c>CI=true</c>, as <see cref="Services"/> does for its services) and
+/// installs the packages with <c>npm ci</c> from the committed package-lock.json when node_modules is missing or older
+/// than that lock file (npm's own record of an install, node_modules/.package-lock.json, is older: the lock changed
+/// since). One install at a time: a semaphore within this process, a file lock across processes.
+/// </summary>
+internal static class NodeProject
+{
+    private static readonly TimeSpan InstallTimeout = TimeSpan.FromMinutes(5);
+    private static readonly SemaphoreSlim InstallGate = new(1, 1);
+    private static bool _installed;
+
+    /// <summary>tests/oidc-provider in this repository.</summary>
+    public static string Folder => Path.Combine(RepoPaths.Root, "tests", "oidc-provider");
+
+    /// <summary>The full path of <c>node</c>, with the project's packages installed; skips or fails without Node.</summary>
+    public static async Task<string> RequireInstalledAsync(CancellationToken cancellationToken)
+    {
+        string node = RequireTool("node");
+        await EnsureInstalledAsync(cancellationToken);
+        return node;
+    }
+
+    private static async Task EnsureInstalledAsync(CancellationToken cancellationToken)
+    {
+        string lockFile = Path.Combine(Folder, "package-lock.json");
+        string modules = Path.Combine(Folder, "node_modules");
+        if (Volatile.Read(ref _installed))
+        {
+            return;
+        }
+
+        await InstallGate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_installed)
+            {
+                return;
+            }
+
+            using FileStream crossProcess = await LockAsync(Path.Combine(Folder, ".npm-ci.lock"), cancellationToken);
+            if (!IsInstalled(modules, lockFile))
+            {
+                string npm = RequireTool("npm");
+                var started = Stopwatch.StartNew();
+                (int exitCode, string output) = await RunAsync(npm, ["ci", "--no-audit", "--no-fund"], Folder, InstallTimeout, cancellationToken);
+                Assert.True(exitCode == 0, $"npm ci failed in {Folder} (exit {exitCode}):\n{output}");
+                Assert.True(File.Exists(Path.Combine(modules, "oidc-provider", "package.json")), $"npm ci succeeded but {modules} holds no oidc-provider.");
+                TestContext.Current.SendDiagnosticMessage($"npm ci in {Folder}: {started.ElapsedMilliseconds} ms");
+            }
+
+            Volatile.Write(ref _installed, true);
+        }
+        finally
+        {
+            InstallGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// node_modules holds oidc-provider and npm's record of the install (written by <c>npm ci</c> here or in .ci/run)
+    /// is not older than package-lock.json.
+    /// </summary>
+    private static bool IsInstalled(string modules, string lockFile)
+    {
+        var record = new FileInfo(Path.Combine(modules, ".package-lock.json"));
+        return File.Exists(Path.Combine(modules, "oidc-provider", "package.json"))
+            && record.Exists
+            && record.LastWriteTimeUtc >= File.GetLastWriteTimeUtc(lockFile);
+    }
+
+    /// <summary>An exclusive lock on <paramref name="path"/> (flock on Unix), polled until it is free or a deadline passes.</summary>
+    private static async Task<FileStream> LockAsync(string path, CancellationToken cancellationToken)
+    {
+        DateTime deadline = DateTime.UtcNow + InstallTimeout;
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                // Another process is installing: wait for its lock to go.
+                await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>The full path of a tool on PATH; skips the test when it is missing, unless under CI, where it fails.</summary>
+    private static string RequireTool(string name)
+    {
+        string[] names = OperatingSystem.IsWindows() ? [name + ".exe", name + ".cmd"] : [name];
+        foreach (string directory in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            foreach (string file in names)
+            {
+                string candidate = Path.Combine(directory, file);
+                if (File.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        if (Services.InCi)
+        {
+            Assert.Fail($"CI=true but '{name}' is not on PATH: the OpenID Connect provider tests need Node.js 20 or later with npm (.ci/run installs Debian's nodejs and npm).");
+        }
+
+        Assert.Skip($"Needs Node.js 20+ with npm on PATH ('{name}' not found): runs the test OpenID Connect provider (tests/oidc-provider, oidc-provider from npm).");
+        return null!;
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(string fileName, string[] arguments, string directory, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo(fileName)
+        {
+            WorkingDirectory = directory,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{fileName} did not start.");
+        process.StandardInput.Close();
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cancel.CancelAfter(timeout);
+        Task<string> output = process.StandardOutput.ReadToEndAsync(cancel.Token);
+        Task<string> error = process.StandardError.ReadToEndAsync(cancel.Token);
+        try
+        {
+            await process.WaitForExitAsync(cancel.Token);
+            return (process.ExitCode, await output + await error);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{Path.GetFileName(fileName)} {string.Join(' ', arguments)} did not finish within {timeout}.");
+        }
+    }
+}
