@@ -209,6 +209,7 @@ public static class ServerHost
         app.MapTokenApi();
         app.MapKeyReleaseApi();
         app.MapAdminApi();
+        app.MapUserAdminApi();
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
         if (settings.Metrics.Enabled)
         {

@@ -193,7 +193,12 @@ internal static class EntitlementRules
         DateTimeOffset? notAfter = null;
         if (rule.NotAfter is not null)
         {
-            if (!Rfc3339.TryParse(rule.NotAfter, out DateTimeOffset end))
+            DateTimeOffset end;
+            if (DateOnly.TryParseExact(rule.NotAfter, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out DateOnly day))
+            {
+                end = new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+            }
+            else if (!Rfc3339.TryParse(rule.NotAfter, out end))
             {
                 throw new ServerConfigurationException($"{key}:NotAfter must be an RFC 3339 time with an offset (2027-01-31T23:59:59Z) or a date (2027-01-31, midnight UTC).");
             }
