@@ -438,17 +438,18 @@ public sealed class EntitlementTests : IDisposable
     }
 
     [Fact]
-    [Trait("Store", "sqlite")]
     public async Task A_schema_6_database_gets_the_user_tables_at_the_next_start()
     {
         string data = _directory.Sub("data");
+        TestDatabase database;
         await using (TestServer first = await TestServer.StartAsync(dataDirectory: data))
         {
             string admin = await first.AdminTokenAsync();
             await first.CreateModelAsync(admin, "m");
+            database = first.Database;
         }
 
-        new TestDatabase(new ServerOptions { DataDirectory = data }).Execute("DROP TABLE user_devices; DROP TABLE users; DROP INDEX audit_by_subject; PRAGMA user_version = 6;");
+        database.Execute("DROP TABLE user_devices; DROP TABLE users; DROP INDEX audit_by_subject; " + (database.IsPostgres ? "UPDATE schema_info SET version = 6;" : "PRAGMA user_version = 6;"));
         using var idp = new ExternalIssuer("https://idp.example", _directory.Sub("idp.json"));
         await using TestServer server = await TestServer.StartAsync(
             o =>
@@ -457,7 +458,7 @@ public sealed class EntitlementTests : IDisposable
                 o.Entitlements.Rules = [Rule("all", idp.Issuer, ["m"])];
             },
             data);
-        Assert.Equal(7L, server.Database.Count("PRAGMA user_version"));
+        Assert.Equal(7L, server.Database.Count(server.Database.IsPostgres ? "SELECT max(version) FROM schema_info" : "PRAGMA user_version"));
         string token = await server.AdminTokenAsync();
         (await server.CreateVersionAsync(token, "m")).Key.Dispose();
         using HpkeKeyPair device = HpkeKeyPair.Generate();
