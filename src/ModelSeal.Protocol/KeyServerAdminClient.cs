@@ -219,6 +219,22 @@ internal sealed class KeyServerAdminClient : IDisposable
     public Task<LicenceResponse> EditLicenceAsync(string licenceId, EditLicenceRequest request, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Patch, $"v1/admin/licences/{Uri.EscapeDataString(licenceId)}", request, ProtocolJson.Default.EditLicenceRequest, ProtocolJson.Default.LicenceResponse, authorize: true, cancellationToken);
 
+    /// <summary>A page of users after user <paramref name="after"/>, only <paramref name="issuer"/>'s when given.</summary>
+    public Task<UserPageResponse> ListUsersAsync(long? after, int limit, string? issuer, CancellationToken cancellationToken) =>
+        GetAsync($"v1/admin/users?limit={limit}" + (after is { } a ? $"&after={a}" : string.Empty) + Query(("issuer", issuer)), ProtocolJson.Default.UserPageResponse, cancellationToken);
+
+    /// <summary>A user, its devices and its latest key releases and refusals.</summary>
+    public Task<UserDetailResponse> ShowUserAsync(long userId, CancellationToken cancellationToken) =>
+        GetAsync($"v1/admin/users/{userId}", ProtocolJson.Default.UserDetailResponse, cancellationToken);
+
+    /// <summary>Blocks (<paramref name="block"/>) or unblocks a user; answers the user.</summary>
+    public Task<UserItem> SetUserBlockedAsync(long userId, bool block, CancellationToken cancellationToken) =>
+        SendAsync<object, UserItem>(HttpMethod.Post, $"v1/admin/users/{userId}/{(block ? "block" : "unblock")}", null, null, ProtocolJson.Default.UserItem, authorize: true, cancellationToken);
+
+    /// <summary>Removes a device from a user (freeing its slot); answers the removed device.</summary>
+    public Task<UserDeviceItem> RemoveUserDeviceAsync(long userId, string thumbprint, CancellationToken cancellationToken) =>
+        SendAsync<object, UserDeviceItem>(HttpMethod.Delete, $"v1/admin/users/{userId}/devices/{Uri.EscapeDataString(thumbprint)}", null, null, ProtocolJson.Default.UserDeviceItem, authorize: true, cancellationToken);
+
     /// <summary>Adds a new master key and rewraps every data key with it (online).</summary>
     public Task<RotateResponse> RotateMasterKeyAsync(CancellationToken cancellationToken) =>
         SendAsync<object, RotateResponse>(HttpMethod.Post, "v1/admin/master-key/rotate", null, null, ProtocolJson.Default.RotateResponse, authorize: true, cancellationToken);

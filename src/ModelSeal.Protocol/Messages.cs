@@ -86,6 +86,18 @@ internal sealed record ItemsResponse<T>(IReadOnlyList<T> Items);
 /// <summary>The answer of a master key rotation.</summary>
 internal sealed record RotateResponse(int MasterKeyVersion, int Rewrapped);
 
+/// <summary>A user (docs/protocol.md section 3): a trusted issuer's subject an entitlement rule granted a key to.</summary>
+internal sealed record UserItem(long UserId, string Issuer, string Subject, string CreatedAt, string LastSeen, string? BlockedAt, long Devices);
+
+/// <summary>A device registered for a user, with the entitlement rule it was registered under.</summary>
+internal sealed record UserDeviceItem(string Thumbprint, string FirstSeen, string LastSeen, string Rule);
+
+/// <summary>A page of users; <c>next</c> is the <c>after</c> of the next page (null at the end).</summary>
+internal sealed record UserPageResponse(IReadOnlyList<UserItem> Items, long? Next);
+
+/// <summary>A user, its devices and its latest key releases and refusals (audit records, newest first).</summary>
+internal sealed record UserDetailResponse(UserItem User, IReadOnlyList<UserDeviceItem> Devices, IReadOnlyList<AuditItem> Releases);
+
 /// <summary>An audit record (docs/protocol.md section 4): its fields, its encoding format and its link in the hash chain.</summary>
 internal sealed record AuditItem(long Id, string At, string Event, string? Subject, string? LicenceId, string? ModelId, string? Version, string? KeyId, string? Device, string? Client, string Outcome, string? Hash, int Format, string? Issuer, IReadOnlyDictionary<string, string>? Attributes);
 

@@ -37,6 +37,9 @@ internal static class ProblemCodes
     public const string AuditUnavailable = "audit-unavailable";
     public const string DeviceNotFound = "device-not-found";
     public const string VersionsNotDestroyed = "versions-not-destroyed";
+    public const string NoEntitlement = "no-entitlement";
+    public const string UserBlocked = "user-blocked";
+    public const string UserNotFound = "user-not-found";
 
     /// <summary>The code of a problem <c>type</c>, or null when it is not one of ModelSeal's.</summary>
     public static string? FromType(string? type) =>

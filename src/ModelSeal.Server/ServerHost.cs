@@ -54,6 +54,12 @@ public static class ServerHost
         ServerOptions settings = options.Copy();
         ServerOptionsValidator.Validate(settings);
         IReadOnlyList<TrustedIssuer> trustedIssuers = TrustedIssuer.LoadAll(settings);
+        if (settings.Entitlements.File is { } ruleFile)
+        {
+            // A bad rule file refuses the start before anything is created (EntitlementRuleSet reads it again and watches it).
+            EntitlementRules.Parse(ServerConfiguration.LoadRuleFile(ruleFile), $"'{ruleFile}' Rules");
+        }
+
         DataDirectory data = DataDirectory.Open(settings.DataDirectory);
         WebApplication app = Compose(settings, configureLogging, data, trustedIssuers);
         try
@@ -61,7 +67,7 @@ public static class ServerHost
             // The container creates and owns (and disposes, in the reverse order) the directory lock, the meter, the
             // store, the master keys and the token key: created here, in this order, so that a start-up failure
             // disposes exactly what was created. The domain services are created at their first use.
-            foreach (Type owned in new[] { typeof(DirectoryLock), typeof(ServerTelemetry), typeof(Store), typeof(MasterKeyRing), typeof(SigningKeys), typeof(TokenIssuer), typeof(AdminCredential) })
+            foreach (Type owned in new[] { typeof(DirectoryLock), typeof(ServerTelemetry), typeof(Store), typeof(MasterKeyRing), typeof(SigningKeys), typeof(TokenIssuer), typeof(AdminCredential), typeof(EntitlementRuleSet) })
             {
                 app.Services.GetRequiredService(owned);
             }
@@ -140,6 +146,8 @@ public static class ServerHost
         services.AddSingleton<KeyReleases>();
         services.AddSingleton<ModelCatalogue>();
         services.AddSingleton<Licences>();
+        services.AddSingleton<EntitlementRuleSet>();
+        services.AddSingleton<Users>();
         services.AddSingleton<UsageSummary>();
         services.AddSingleton<TokenGrants>();
         services.AddSingleton<MasterKeyRotation>();
@@ -201,6 +209,7 @@ public static class ServerHost
         app.MapTokenApi();
         app.MapKeyReleaseApi();
         app.MapAdminApi();
+        app.MapUserAdminApi();
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
         if (settings.Metrics.Enabled)
         {

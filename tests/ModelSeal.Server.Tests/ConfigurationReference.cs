@@ -78,7 +78,9 @@ internal static class ConfigurationReference
             object? actual = Read(loaded, setting);
             bool same = setting.Value is IList<string> expected
                 ? actual is IEnumerable<string> items && items.SequenceEqual(expected)
-                : Equals(actual, setting.Value);
+                : actual is IDictionary<string, string> named
+                    ? named.TryGetValue(setting.Key.Split(':')[^1], out string? value) && Equals(value, setting.Value)
+                    : Equals(actual, setting.Value);
             if (!same)
             {
                 yield return $"{setting.Key} set {how} did not reach the loaded options (got '{actual}')";
@@ -130,7 +132,12 @@ internal static class ConfigurationReference
             object? current = defaults is null ? null : property.GetValue(defaults);
             Type propertyType = property.PropertyType;
             Type? element = propertyType.IsGenericType && propertyType.GetGenericTypeDefinition() == typeof(IList<>) ? propertyType.GetGenericArguments()[0] : null;
-            if (element == typeof(string))
+            if (propertyType == typeof(IDictionary<string, string>))
+            {
+                // A section of names and values: one name, NAME, set to a string.
+                settings.Add(new Setting(key + ":NAME", documented + ":NAME", here, $"value-of-{key.Replace(':', '-')}"));
+            }
+            else if (element == typeof(string))
             {
                 settings.Add(new Setting(key, documented, here, new List<string> { $"{property.Name}-a", $"{property.Name}-b" }));
             }

@@ -79,6 +79,56 @@ public static class ServerConfiguration
         return options;
     }
 
+    /// <summary>
+    /// Reads an entitlement rule file (<see cref="EntitlementOptions.File"/>): a JSON object <c>{"Rules": [ … ]}</c> whose
+    /// keys are checked as the configuration's are (an unknown key or a mistyped value is refused, naming the key).
+    /// The rules are not validated here (<see cref="EntitlementRules.Parse"/>).
+    /// </summary>
+    /// <exception cref="ServerConfigurationException">The file is unreadable, not JSON, or has an unknown or mistyped key.</exception>
+    internal static IList<EntitlementRuleOptions> LoadRuleFile(string file)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw new ServerConfigurationException($"The entitlement rule file '{file}' (Entitlements:File) could not be read ({e.GetType().Name}); give the path of a readable JSON file.", e);
+        }
+
+        IConfigurationRoot configuration;
+        try
+        {
+            configuration = new ConfigurationBuilder().AddJsonStream(new MemoryStream(bytes)).Build();
+        }
+        catch (Exception e) when (e is JsonException or FormatException or InvalidDataException)
+        {
+            throw new ServerConfigurationException($"The entitlement rule file '{file}' is not a JSON object {{\"Rules\": [ … ]}}: {e.Message} Fix the file (docs/deploy.md \"Entitlement rules\").", e);
+        }
+
+        try
+        {
+            CheckSection<EntitlementRuleFile>(configuration);
+        }
+        catch (ServerConfigurationException e)
+        {
+            throw new ServerConfigurationException($"The entitlement rule file '{file}': {e.Message}", e);
+        }
+
+        var rules = new EntitlementRuleFile();
+        try
+        {
+            configuration.Bind(rules, binder => binder.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ServerConfigurationException($"The entitlement rule file '{file}' could not be applied: {e.Message}", e);
+        }
+
+        return rules.Rules;
+    }
+
     /// <summary>The configuration keys of <c>MODELSEAL_</c> variables that name a setting (see <see cref="Load"/>).</summary>
     internal static Dictionary<string, string?> EnvironmentKeys(IDictionary environment)
     {
@@ -147,6 +197,32 @@ public static class ServerConfiguration
     private static void CheckValue(IConfigurationSection value, Type type)
     {
         bool hasChildren = value.GetChildren().Any();
+        if (type == typeof(EntitlementOptions) || type == typeof(EntitlementRuleOptions))
+        {
+            RequireSection(value, hasChildren, "a section (a JSON object)");
+            if (type == typeof(EntitlementOptions))
+            {
+                CheckSection<EntitlementOptions>(value);
+            }
+            else
+            {
+                CheckSection<EntitlementRuleOptions>(value);
+            }
+
+            return;
+        }
+
+        if (type == typeof(IDictionary<string, string>))
+        {
+            RequireSection(value, hasChildren, "a section of names and string values (a JSON object, e.g. {\"plan\": \"pro\"})");
+            foreach (IConfigurationSection item in value.GetChildren())
+            {
+                CheckValue(item, typeof(string));
+            }
+
+            return;
+        }
+
         if (type == typeof(MasterKeyOptions) || type == typeof(MetricsOptions) || type == typeof(DatabaseOptions) || type == typeof(AuditOptions) || type == typeof(TrustedIssuerOptions))
         {
             RequireSection(value, hasChildren, "a section (a JSON object)");

@@ -82,6 +82,12 @@ public sealed class ServerOptions
     /// </summary>
     public IList<string> TrustedProxies { get; set; } = [];
 
+    /// <summary>
+    /// Entitlement rules for trusted issuers' users (configuration section <c>Entitlements</c>): which models they may
+    /// open, on how many devices, for how long (docs/deploy.md "Entitlement rules").
+    /// </summary>
+    public EntitlementOptions Entitlements { get; set; } = new();
+
     internal ServerOptions Copy()
     {
         var copy = (ServerOptions)MemberwiseClone();
@@ -91,6 +97,7 @@ public sealed class ServerOptions
         copy.Audit = Audit is null ? null! : Audit.Copy();
         copy.TrustedIssuers = TrustedIssuers is null ? null! : TrustedIssuers.Select(issuer => issuer?.Copy()!).ToList();
         copy.TrustedProxies = TrustedProxies is null ? null! : [.. TrustedProxies];
+        copy.Entitlements = Entitlements is null ? null! : Entitlements.Copy();
         return copy;
     }
 }

@@ -90,6 +90,32 @@ internal static class ServerOptionsValidator
         ValidateAudit(options.Audit);
         ValidateTrustedIssuers(options);
         ValidateTrustedProxies(options.TrustedProxies);
+        ValidateEntitlements(options.Entitlements);
+    }
+
+    /// <summary>
+    /// Checks the <c>Entitlements</c> section: rules inline or in a file, not both; the inline rules validated
+    /// (<see cref="EntitlementRules.Parse"/>). A rule file is read and validated when the server builds its services.
+    /// </summary>
+    /// <exception cref="ServerConfigurationException">The section is malformed.</exception>
+    public static void ValidateEntitlements(EntitlementOptions? options)
+    {
+        if (options is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.Entitlements must not be null.");
+        }
+
+        if (options.File is not null && options.Rules is { Count: > 0 })
+        {
+            throw new ServerConfigurationException("Entitlements:File and Entitlements:Rules are both set; keep the rules in one place: the file (reloaded when it changes) or the list (fixed until a restart).");
+        }
+
+        if (options.File is not null && string.IsNullOrWhiteSpace(options.File))
+        {
+            throw new ServerConfigurationException("Entitlements:File is empty; give the path of the rule file, or leave it out.");
+        }
+
+        EntitlementRules.Parse(options.Rules, "Entitlements:Rules");
     }
 
     /// <summary>Checks the refusal window and the checkpoint triggers (whole seconds, within their ranges).</summary>

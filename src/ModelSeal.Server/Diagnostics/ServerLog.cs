@@ -83,4 +83,13 @@ internal static partial class ServerLog
 
     [LoggerMessage(85, LogLevel.Warning, "Token of the trusted issuer {Issuer} refused: its keys have not been fetched yet from {MetadataAddress} (see the earlier warning).")]
     public static partial void IssuerKeysNotFetched(ILogger logger, string issuer, string metadataAddress);
+
+    [LoggerMessage(90, LogLevel.Information, "Entitlement rules in force: {RuleCount} from {File}.")]
+    public static partial void EntitlementRulesLoaded(ILogger logger, int ruleCount, string file);
+
+    [LoggerMessage(91, LogLevel.Error, "The entitlement rule file {File} was not applied: {Reason} The {RuleCount} rules in force stay; fix the file.")]
+    public static partial void EntitlementRulesRefused(ILogger logger, string file, string reason, int ruleCount);
+
+    [LoggerMessage(92, LogLevel.Information, "Key released under rule {Rule}: user {UserId}, key {KeyId}, device {Device}.")]
+    public static partial void KeyReleasedByRule(ILogger logger, string rule, long userId, string keyId, string device);
 }

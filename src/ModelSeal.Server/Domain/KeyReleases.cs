@@ -20,9 +20,20 @@ internal sealed record ReleasedKey(string ModelId, string Version, string KeyId,
 /// The key-release decision (docs/protocol.md section 2): <see cref="ReleaseRules"/> in order, then one write
 /// transaction that re-checks, registers or touches the device and appends the audit record; only after it commits is
 /// the key sealed. Every refusal is audited (best effort); a release whose record cannot be written is refused.
+/// What grants the key is a licence or, for a trusted issuer's caller no licence matches, the first matching
+/// entitlement rule (section 2.5); the device then takes a slot of the licence or of the user, never both.
 /// </summary>
-internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock clock, ServerOptions options, DeviceKeyCache deviceKeys, AuditTrail audit, ILogger<KeyReleases> logger)
+/// <summary>The key a release transaction unwrapped and the user whose device it registered (0 for a licence); disposing zeroes the key.</summary>
+internal sealed record RecordedKey(ModelKey Key, long UserId) : IDisposable
 {
+    public void Dispose() => Key.Dispose();
+}
+
+internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock clock, ServerOptions options, DeviceKeyCache deviceKeys, AuditTrail audit, EntitlementRuleSet entitlements, ILogger<KeyReleases> logger)
+{
+    /// <summary>The audit attribute that names the entitlement rule that decided (docs/protocol.md section 4).</summary>
+    public const string RuleAttribute = "rule";
+
     public async Task<Outcome<ReleasedKey>> ReleaseAsync(Caller caller, ReleaseQuery query, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
@@ -32,12 +43,21 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
         activity?.SetTag("modelseal.version", query.Version);
         string? device = query.DevicePublicKey is null ? null : HpkePublicKey.ThumbprintOf(query.DevicePublicKey);
         DateTimeOffset now = clock.Now();
-        LicenceRecord? licence = store.Read(s => ReleaseRules.MatchLicence(caller, s.Licences.Get, s.Licences.FindByIssuerSubject));
-        var record = new AuditEntry(AuditEvents.KeyRefused, string.Empty, caller.Subject, licence?.LicenceId, query.ModelId, query.Version, null, device, caller.Client, caller.Issuer);
+        (LicenceRecord? licence, UserRecord? user) = store.Read(s =>
+            (ReleaseRules.MatchLicence(caller, s.Licences.Get, s.Licences.FindByIssuerSubject), caller.OwnIssuer ? null : s.Users.Find(caller.Issuer, caller.Subject)));
+
+        // A licence bound to (issuer, subject) takes precedence; otherwise the first matching rule decides.
+        IReadOnlyList<EntitlementRule> rules = entitlements.Rules;
+        EntitlementRule? rule = licence is null && !caller.OwnIssuer ? Entitlements.Match(rules, caller, now) : null;
+        bool byRule = licence is null && !caller.OwnIssuer;
+        var record = new AuditEntry(
+            AuditEvents.KeyRefused, string.Empty, caller.Subject, licence?.LicenceId, query.ModelId, query.Version, null, device, caller.Client, caller.Issuer,
+            rule is null ? null : new Dictionary<string, string>(StringComparer.Ordinal) { [RuleAttribute] = rule.Name });
 
         VersionRecord? version = null;
         HpkePublicKey? recipient = null;
-        Refused? refused = ReleaseRules.CheckLicence(licence, now, query.ModelId)
+        Refused? refused = ReleaseRules.CheckUser(user?.BlockedAt)
+            ?? (byRule ? ReleaseRules.CheckRule(rule, rules.Count > 0, query.ModelId) : ReleaseRules.CheckLicence(licence, now, query.ModelId))
             ?? FindVersion(query, out version)
             ?? ReleaseRules.CheckDeviceKey((recipient = deviceKeys.Get(query.DevicePublicKey, device)) is not null);
         if (version is not null)
@@ -51,8 +71,8 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
             return await RefuseAsync(record, refused, cancellationToken).ConfigureAwait(false);
         }
 
-        DateTimeOffset lease = ReleaseRules.LeaseExpiry(now, options.LeaseDuration, licence!);
-        Outcome<ModelKey> recorded;
+        DateTimeOffset lease = rule is not null ? ReleaseRules.LeaseExpiry(now, options.LeaseDuration, rule) : ReleaseRules.LeaseExpiry(now, options.LeaseDuration, licence!);
+        Outcome<RecordedKey> recorded;
         using (Activity? write = ServerTelemetry.Source.StartActivity(ServerTelemetry.StoreWriteActivity, ActivityKind.Internal))
         {
             // The write runs on the store's writer thread: the unwrap's activity is parented explicitly.
@@ -60,7 +80,9 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
             try
             {
                 AuditEntry released = record with { Event = AuditEvents.KeyReleased, Outcome = "ok" };
-                recorded = await store.WriteAsync(s => Record(s, version!, licence!, device!, released, now, parent), cancellationToken).ConfigureAwait(false);
+                recorded = await store.WriteAsync(
+                    s => rule is not null ? RecordForUser(s, version!, rule, caller, device!, released, now, parent) : Record(s, version!, licence!, caller, device!, released, now, parent),
+                    cancellationToken).ConfigureAwait(false);
             }
             catch (DbException e)
             {
@@ -75,9 +97,17 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
             return await RefuseAsync(record, recorded.Refused, cancellationToken).ConfigureAwait(false);
         }
 
-        using ModelKey key = recorded.Value;
+        using ModelKey key = recorded.Value.Key;
         (byte[] enc, byte[] sealedKey) = KeyRelease.Seal(key, recipient!, query.ModelId, version!.Version, caller.Subject, lease);
-        ServerLog.KeyReleased(logger, licence!.LicenceId, version.KeyId, device!);
+        if (rule is not null)
+        {
+            ServerLog.KeyReleasedByRule(logger, rule.Name, recorded.Value.UserId, version.KeyId, device!);
+        }
+        else
+        {
+            ServerLog.KeyReleased(logger, licence!.LicenceId, version.KeyId, device!);
+        }
+
         return new ReleasedKey(query.ModelId, version.Version, version.KeyId, enc, sealedKey, lease);
     }
 
@@ -89,8 +119,8 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
         return ReleaseRules.CheckVersion(query.ModelId, exists, query.Version, found);
     }
 
-    /// <summary>The release's write transaction: the re-checks, the device, the unwrap and the audit record.</summary>
-    private Outcome<ModelKey> Record(WriteSession s, VersionRecord version, LicenceRecord licence, string device, AuditEntry released, DateTimeOffset now, ActivityContext parent)
+    /// <summary>A licence's release transaction: the re-checks, the device, the unwrap and the audit record.</summary>
+    private Outcome<RecordedKey> Record(WriteSession s, VersionRecord version, LicenceRecord licence, Caller caller, string device, AuditEntry released, DateTimeOffset now, ActivityContext parent)
     {
         WrappedKey wrapped = s.Models.ReadKey(version.Sequence);
         bool registered = s.Devices.Exists(licence.LicenceId, device);
@@ -110,8 +140,48 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
         else
         {
             s.Devices.Insert(licence.LicenceId, device, now);
+            if (!caller.OwnIssuer)
+            {
+                // The licence grants this device now: it leaves the user's slots (a device is counted under one grant).
+                s.Users.ReleaseDevice(caller.Issuer, caller.Subject, device);
+            }
         }
 
+        return new RecordedKey(UnwrapAndAudit(s, wrapped, version, released, now, parent), 0);
+    }
+
+    /// <summary>
+    /// A rule's release transaction: the user's block and the version again, the device under the user (registered or
+    /// a free slot of the rule's limit), the user created at its first release, the unwrap and the audit record.
+    /// </summary>
+    private Outcome<RecordedKey> RecordForUser(WriteSession s, VersionRecord version, EntitlementRule rule, Caller caller, string device, AuditEntry released, DateTimeOffset now, ActivityContext parent)
+    {
+        WrappedKey wrapped = s.Models.ReadKey(version.Sequence);
+        UserRecord? user = s.Users.Find(caller.Issuer, caller.Subject);
+        bool registered = user is not null && s.Users.DeviceExists(user.UserId, device);
+        long count = user is null || registered ? 0 : s.Users.DeviceCount(user.UserId);
+        Refused? refused = ReleaseRules.RecheckUser(rule, user?.BlockedAt is not null, version.Version, wrapped.State, registered, count);
+        if (refused is not null)
+        {
+            return refused;
+        }
+
+        long userId = user?.UserId ?? s.Users.GetOrCreate(caller.Issuer, caller.Subject, now);
+        if (registered)
+        {
+            s.Users.TouchDevice(userId, device, now);
+        }
+        else
+        {
+            s.Users.InsertDevice(userId, device, rule.Name, now);
+        }
+
+        s.Users.Touch(userId, now);
+        return new RecordedKey(UnwrapAndAudit(s, wrapped, version, released, now, parent), userId);
+    }
+
+    private ModelKey UnwrapAndAudit(WriteSession s, WrappedKey wrapped, VersionRecord version, AuditEntry released, DateTimeOffset now, ActivityContext parent)
+    {
         byte[] keyBytes = GC.AllocateArray<byte>(ModelKey.SizeInBytes, pinned: true);
         try
         {

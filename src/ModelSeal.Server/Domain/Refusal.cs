@@ -38,6 +38,15 @@ internal enum Refusal
 
     /// <summary>A change the rules do not allow (the detail names the member), as a malformed request is.</summary>
     InvalidRequest,
+
+    /// <summary>A trusted issuer's token that no licence and no entitlement rule covers (rules are configured).</summary>
+    NoEntitlement,
+
+    /// <summary>The user (issuer, subject) is blocked: no more keys until unblocked.</summary>
+    UserBlocked,
+
+    /// <summary>There is no user with this id.</summary>
+    UserNotFound,
 }
 
 /// <summary>A refusal with a detail for the caller (never internals, key material or credentials).</summary>

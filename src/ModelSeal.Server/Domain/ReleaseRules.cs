@@ -1,3 +1,4 @@
+using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Storage;
 using ModelSeal.Protocol;
 
@@ -66,6 +67,57 @@ internal static class ReleaseRules
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The user's block, first: a blocked user (issuer, subject) gets no key, under a licence or a rule.
+    /// </summary>
+    public static Refused? CheckUser(DateTimeOffset? blockedAt) =>
+        blockedAt is null ? null : new(Refusal.UserBlocked, "The user is blocked; no key is released until an administrator unblocks the user.");
+
+    /// <summary>
+    /// Checks 1 and 4 for a trusted issuer's caller that no licence matched (section 2.5): the first matching rule
+    /// decides, and it must cover the model. With no rule configured at all the answer is the licence check's.
+    /// </summary>
+    public static Refused? CheckRule(EntitlementRule? rule, bool rulesConfigured, string modelId)
+    {
+        if (rule is null)
+        {
+            return rulesConfigured
+                ? new(Refusal.NoEntitlement, "No licence and no entitlement rule covers this token's user.")
+                : new(Refusal.LicenceRevoked, "No licence exists for this token.");
+        }
+
+        return rule.Covers(modelId) ? null : new(Refusal.ModelNotLicensed, $"The entitlement rule '{rule.Name}' does not cover model '{modelId}'.");
+    }
+
+    /// <summary>
+    /// Inside the transaction, for a rule's grant: the user is still not blocked, the version still active, and the
+    /// device is registered already or the user has fewer devices than the rule allows.
+    /// </summary>
+    public static Refused? RecheckUser(EntitlementRule rule, bool blocked, string version, VersionState state, bool deviceRegistered, long deviceCount)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        if (blocked)
+        {
+            return CheckUser(DateTimeOffset.MinValue);
+        }
+
+        return CheckState(version, state)
+            ?? (deviceRegistered || deviceCount < rule.MaxDevices ? null : new(Refusal.DeviceLimit, $"The entitlement rule '{rule.Name}' allows {rule.MaxDevices} device(s) per user and all are registered."));
+    }
+
+    /// <summary>How long a key released under a rule may be used offline: the rule's lease (or the server's), capped by its end.</summary>
+    public static DateTimeOffset LeaseExpiry(DateTimeOffset now, TimeSpan serverDuration, EntitlementRule rule)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        DateTimeOffset lease = now + (rule.LeaseDuration ?? serverDuration);
+        if (rule.NotAfter is { } cap && cap < lease)
+        {
+            lease = cap;
+        }
+
+        return DateTimeOffset.FromUnixTimeSeconds(lease.ToUnixTimeSeconds());
     }
 
     /// <summary>Checks 5–6: the model and the version exist, and the version is active.</summary>

@@ -23,6 +23,14 @@ internal static class Contracts
 
     public static DeviceItem ToItem(this DeviceRecord device) => new(device.Thumbprint, Rfc3339.Format(device.FirstSeen), Rfc3339.Format(device.LastSeen));
 
+    public static UserItem ToItem(this UserRecord user) =>
+        new(user.UserId, user.Issuer, user.Subject, Rfc3339.Format(user.CreatedAt), Rfc3339.Format(user.LastSeen), Rfc3339.Format(user.BlockedAt), user.Devices);
+
+    public static UserDeviceItem ToItem(this UserDeviceRecord device) => new(device.Thumbprint, Rfc3339.Format(device.FirstSeen), Rfc3339.Format(device.LastSeen), device.Rule);
+
+    public static UserDetailResponse ToResponse(this UserDetail detail) =>
+        new(detail.User.ToItem(), [.. detail.Devices.Select(ToItem)], [.. detail.Releases.Select(ToItem)]);
+
     public static AuditItem ToItem(this AuditRecord r) =>
         new(r.Id, Rfc3339.Format(r.At), r.Entry.Event, r.Entry.Subject, r.Entry.LicenceId, r.Entry.ModelId, r.Entry.Version, r.Entry.KeyId, r.Entry.Device, r.Entry.Client, r.Entry.Outcome, r.Hash is null ? null : Base64Url.EncodeToString(r.Hash), r.Format, r.Entry.Issuer, r.Entry.Attributes);
 

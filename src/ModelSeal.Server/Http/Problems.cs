@@ -46,7 +46,10 @@ internal static class Problems
         [Refusal.ModelExists.Code()] = (409, "The model already exists."),
         [Refusal.VersionExists.Code()] = (409, "The model version already exists."),
         [Refusal.VersionDestroyed.Code()] = (410, "The model version's key was destroyed."),
-        [Refusal.DeviceNotFound.Code()] = (404, "The licence has no such device."),
+        [Refusal.DeviceNotFound.Code()] = (404, "The licence or user has no such device."),
+        [Refusal.NoEntitlement.Code()] = (403, "No licence or entitlement rule covers this token."),
+        [Refusal.UserBlocked.Code()] = (403, "The user is blocked."),
+        [Refusal.UserNotFound.Code()] = (404, "The user does not exist."),
         [Refusal.VersionsNotDestroyed.Code()] = (409, "The model has versions that are not destroyed."),
         [Refusal.AuditUnavailable.Code()] = (503, "The audit log is unavailable; no key was released."),
     };

@@ -12,6 +12,10 @@ internal class AuditReads(DbSession db)
 
     protected DbSession Db { get; } = db;
 
+    /// <summary>The latest <paramref name="limit"/> key releases and refusals of (issuer, subject), newest first.</summary>
+    public List<AuditRecord> LatestOf(string issuer, string subject, int limit) =>
+        Db.List(Read, Columns + " WHERE subject = @s AND issuer = @i AND event IN (@r, @f) ORDER BY id DESC LIMIT @n", ("@s", subject), ("@i", issuer), ("@r", AuditEvents.KeyReleased), ("@f", AuditEvents.KeyRefused), ("@n", limit));
+
     /// <summary>Up to <paramref name="limit"/> records after id <paramref name="after"/>, in id order.</summary>
     public List<AuditRecord> List(long after, int limit) =>
         Db.List(Read, Columns + " WHERE id > @a ORDER BY id LIMIT @n", ("@a", after), ("@n", limit));

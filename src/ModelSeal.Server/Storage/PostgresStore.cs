@@ -18,8 +18,31 @@ internal sealed class PostgresStore : Store
     // 2: the first PostgreSQL schema, with the audit hash chain (the same tables as SQLite's version 2). 3: how a
     // licence is claimed, the audit record's format, issuer and attributes (as SQLite's version 3). 4: admin_credential,
     // the admin credential's hash and epoch (as SQLite's version 4). 5: master_key, the master-key version that wraps
-    // new data keys (as SQLite's version 5). 6: audit_checkpoints (as SQLite's version 6).
-    private const int SchemaVersion = 6;
+    // new data keys (as SQLite's version 5). 6: audit_checkpoints (as SQLite's version 6). 7: users, user_devices and
+    // the audit log's index by subject (as SQLite's version 7).
+    private const int SchemaVersion = 7;
+
+    // Version 7, on its own: applied (IF NOT EXISTS) to every database, whatever version it comes from.
+    private const string UsersSchema = """
+        CREATE TABLE IF NOT EXISTS users (
+            user_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            issuer      text NOT NULL,
+            subject     text NOT NULL,
+            created_at  bigint NOT NULL,
+            last_seen   bigint NOT NULL,
+            blocked_at  bigint,
+            UNIQUE (issuer, subject)
+        );
+        CREATE TABLE IF NOT EXISTS user_devices (
+            user_id     bigint NOT NULL REFERENCES users(user_id),
+            thumbprint  text NOT NULL,
+            first_seen  bigint NOT NULL,
+            last_seen   bigint NOT NULL,
+            rule        text NOT NULL,
+            PRIMARY KEY (user_id, thumbprint)
+        );
+        CREATE INDEX IF NOT EXISTS audit_by_subject ON audit (subject, id);
+        """;
 
     // Version 6, on its own: applied (IF NOT EXISTS) to every database, whatever version it comes from.
     private const string AuditCheckpointsSchema = """
@@ -175,6 +198,7 @@ internal sealed class PostgresStore : Store
             {
                 Execute(connection, transaction, Schema);
                 Execute(connection, transaction, AuditCheckpointsSchema);
+                Execute(connection, transaction, UsersSchema);
                 Execute(connection, transaction, string.Create(CultureInfo.InvariantCulture, $"DELETE FROM schema_info; INSERT INTO schema_info (version) VALUES ({SchemaVersion});"));
             }
 

@@ -69,6 +69,8 @@ internal sealed class ReadSession(DbSession db)
 
     public DeviceReads Devices { get; } = new(db);
 
+    public UserReads Users { get; } = new(db);
+
     public AuditReads Audit { get; } = new(db);
 
     public SnapshotQueries Snapshot { get; } = new(db);
@@ -86,6 +88,8 @@ internal sealed class WriteSession(DbSession db, Store store)
     public LicenceWrites Licences { get; } = new(db);
 
     public DeviceWrites Devices { get; } = new(db);
+
+    public UserWrites Users { get; } = new(db);
 
     public AuditWrites Audit { get; } = new(db);
 

@@ -17,8 +17,9 @@ internal sealed class SqliteStore : Store
     // admin.credential file is hashed into it at the next start). 5: master_key, the master-key version that wraps new
     // data keys (the table is created by the schema; the next start records the provider's latest version once).
     // 6: audit_checkpoints, the signed checkpoints of the audit log (docs/protocol.md section 4.3; created, empty, by
-    // AuditCheckpointsSchema on any earlier version).
-    private const int SchemaVersion = 6;
+    // AuditCheckpointsSchema on any earlier version). 7: users and user_devices, the users entitlement rules grant keys
+    // to and their devices, and an index of the audit log by subject (created by UsersSchema on any earlier version).
+    private const int SchemaVersion = 7;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS models (
@@ -110,6 +111,28 @@ internal sealed class SqliteStore : Store
         BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
         """;
 
+    // Version 7, on its own: applied to every database (IF NOT EXISTS), whatever version it comes from.
+    private const string UsersSchema = """
+        CREATE TABLE IF NOT EXISTS users (
+            user_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+            issuer      TEXT NOT NULL,
+            subject     TEXT NOT NULL,
+            created_at  INTEGER NOT NULL,
+            last_seen   INTEGER NOT NULL,
+            blocked_at  INTEGER,
+            UNIQUE (issuer, subject)
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS user_devices (
+            user_id     INTEGER NOT NULL REFERENCES users(user_id),
+            thumbprint  TEXT NOT NULL,
+            first_seen  INTEGER NOT NULL,
+            last_seen   INTEGER NOT NULL,
+            rule        TEXT NOT NULL,
+            PRIMARY KEY (user_id, thumbprint)
+        ) STRICT;
+        CREATE INDEX IF NOT EXISTS audit_by_subject ON audit (subject, id);
+        """;
+
     private const string MigrateToVersion3 = """
         ALTER TABLE licences ADD COLUMN claim TEXT NOT NULL DEFAULT 'credential';
         ALTER TABLE licences ADD COLUMN issuer TEXT;
@@ -174,6 +197,7 @@ internal sealed class SqliteStore : Store
 
         Execute(connection, transaction, Schema);
         Execute(connection, transaction, AuditCheckpointsSchema);
+        Execute(connection, transaction, UsersSchema);
         Execute(connection, transaction, string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {SchemaVersion};"));
         transaction.Commit();
     }
