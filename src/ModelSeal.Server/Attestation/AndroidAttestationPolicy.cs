@@ -36,6 +36,12 @@ internal sealed record AndroidAttestationPolicy
         ArgumentNullException.ThrowIfNull(attestation);
         KeyDescription description = attestation.Description;
         AuthorizationList enforced = description.Enforced;
+        AndroidSecurityLevel level = (AndroidSecurityLevel)Math.Min((int)description.AttestationSecurityLevel, (int)description.KeyMintSecurityLevel);
+        if (level < MinimumSecurityLevel)
+        {
+            throw new AttestationException(AttestationFailure.SecurityLevel, $"The key is attested at security level {level}; the policy requires {MinimumSecurityLevel}.");
+        }
+
         if (attestation.PublicKeyAlgorithm != EcPublicKey || enforced.Algorithm != AuthorizationList.AlgorithmEc || enforced.EcCurve is not (null or AuthorizationList.CurveP256) || P256Point(attestation.SubjectPublicKeyInfo) is not { } point)
         {
             throw new AttestationException(AttestationFailure.UnsupportedKeyType, $"The attested key is not an EC P-256 key (algorithm {attestation.PublicKeyAlgorithm}).");
@@ -49,12 +55,6 @@ internal sealed record AndroidAttestationPolicy
         if (!point.AsSpan().SequenceEqual(devicePublicKey))
         {
             throw new AttestationException(AttestationFailure.KeyMismatch, "The attested key is not the device key of the request.");
-        }
-
-        AndroidSecurityLevel level = (AndroidSecurityLevel)Math.Min((int)description.AttestationSecurityLevel, (int)description.KeyMintSecurityLevel);
-        if (level < MinimumSecurityLevel)
-        {
-            throw new AttestationException(AttestationFailure.SecurityLevel, $"The key is attested at security level {level}; the policy requires {MinimumSecurityLevel}.");
         }
 
         if (enforced.Origin != AuthorizationList.OriginGenerated)

@@ -7,7 +7,7 @@ namespace ModelSeal.Server.Tests.Attestation;
 /// <summary>
 /// Every real Android Key Attestation chain of tests/attestation/android gets the verdict its expected.json gives, at
 /// its pinned verification time, with the facts that file records; none passes the release policy, because none is
-/// an AGREE_KEY key (the release path is tested with a test-only CA).
+/// an AGREE_KEY key (the release path is tested with <see cref="TestAttestationCa"/>).
 /// </summary>
 public sealed class AndroidSampleTests
 {
