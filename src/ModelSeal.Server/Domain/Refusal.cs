@@ -1,5 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
-using System.Text;
+using ModelSeal.Server.Text;
 
 namespace ModelSeal.Server.Domain;
 
@@ -56,22 +56,7 @@ internal sealed record Refused(Refusal Reason, string Detail);
 internal static class Refusals
 {
     /// <summary>The problem code: the reason's name in kebab case (<c>LicenceRevoked</c> → <c>licence-revoked</c>).</summary>
-    public static string Code(this Refusal reason)
-    {
-        string name = reason.ToString();
-        var code = new StringBuilder(name.Length + 4);
-        foreach (char c in name)
-        {
-            if (char.IsAsciiLetterUpper(c) && code.Length > 0)
-            {
-                code.Append('-');
-            }
-
-            code.Append(char.ToLowerInvariant(c));
-        }
-
-        return code.ToString();
-    }
+    public static string Code(this Refusal reason) => KebabCase.Of(reason.ToString());
 }
 
 /// <summary>

@@ -1,0 +1,98 @@
+using ModelSeal.Server.Text;
+
+namespace ModelSeal.Server.Attestation;
+
+/// <summary>
+/// Why attestation evidence was refused. The client only ever hears <c>403 attestation-rejected</c>; the reason, as
+/// its code (<see cref="AttestationFailures.Code"/>), goes to the audit record (docs/attestation.md).
+/// </summary>
+internal enum AttestationFailure
+{
+    /// <summary>Not certificates in DER, too few or too many of them.</summary>
+    ChainMalformed,
+
+    /// <summary>The last certificate's key is not a pinned root key.</summary>
+    UntrustedRoot,
+
+    /// <summary>A certificate's signature does not verify under the next certificate's key.</summary>
+    SignatureInvalid,
+
+    /// <summary>A signature algorithm this verifier does not check.</summary>
+    SignatureAlgorithmUnsupported,
+
+    /// <summary>A certificate is outside its validity period at the verification time.</summary>
+    CertificateExpired,
+
+    /// <summary>A certificate's serial is revoked or suspended in the status list.</summary>
+    CertificateRevoked,
+
+    /// <summary>A certificate after the leaf carries an attestation but is not an ATTEST_KEY key.</summary>
+    AttestKeyRule,
+
+    /// <summary>The leaf has no attestation extension.</summary>
+    ExtensionMissing,
+
+    /// <summary>The attestation extension is not strict DER of the schema.</summary>
+    ExtensionMalformed,
+
+    /// <summary>The attested key is not an EC P-256 key.</summary>
+    UnsupportedKeyType,
+
+    /// <summary>The attestation's challenge is not the one the server issued.</summary>
+    ChallengeMismatch,
+
+    /// <summary>The attested key is not the device key the model key would be sealed to.</summary>
+    KeyMismatch,
+
+    /// <summary>The key is in a weaker place than the policy requires (software, or TEE where StrongBox is required).</summary>
+    SecurityLevel,
+
+    /// <summary>The key was imported, so its private half existed outside the secure hardware.</summary>
+    KeyImported,
+
+    /// <summary>The key may not be used for key agreement.</summary>
+    Purpose,
+
+    /// <summary>The app's package name is not on the allow-list.</summary>
+    PackageNotAllowed,
+
+    /// <summary>The app's signing certificate digest is not on the allow-list.</summary>
+    SigningCertificateNotAllowed,
+
+    /// <summary>The device's bootloader is unlocked.</summary>
+    DeviceUnlocked,
+
+    /// <summary>The verified boot state is not VERIFIED.</summary>
+    BootNotVerified,
+}
+
+/// <summary>Evidence refused, with the reason for the audit record and a detail for the server's log.</summary>
+internal sealed class AttestationException : Exception
+{
+    public AttestationException(AttestationFailure failure, string message, Exception? inner = null)
+        : base(message, inner) => Failure = failure;
+
+    public AttestationException()
+    {
+    }
+
+    public AttestationException(string message)
+        : base(message)
+    {
+    }
+
+    public AttestationException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    /// <summary>Why.</summary>
+    public AttestationFailure Failure { get; }
+}
+
+/// <summary>The audit codes of <see cref="AttestationFailure"/>.</summary>
+internal static class AttestationFailures
+{
+    /// <summary>The reason's name in kebab case (<c>UntrustedRoot</c> → <c>untrusted-root</c>).</summary>
+    public static string Code(this AttestationFailure failure) => KebabCase.Of(failure.ToString());
+}
