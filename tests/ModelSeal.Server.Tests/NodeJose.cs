@@ -10,6 +10,8 @@ namespace ModelSeal.Server.Tests;
 /// </summary>
 internal static class NodeJose
 {
+    private const string NeedsNode = "the JWKS interoperability test (verifies server tokens with jose using only the published JWKS)";
+
     private static readonly TimeSpan InstallTimeout = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan VerifyTimeout = TimeSpan.FromMinutes(1);
 
@@ -24,7 +26,7 @@ internal static class NodeJose
     /// <summary>Runs verify.mjs with the token on standard input; installs jose first if needed.</summary>
     public static async Task<Outcome> VerifyAsync(Uri jwks, string token, string issuer, string audience)
     {
-        string node = RequireTool("node");
+        string node = Services.RequireTool("node", NeedsNode);
         await EnsureInstalledAsync();
         return await RunAsync(node, ["verify.mjs", "--jwks", jwks.AbsoluteUri, "--issuer", issuer, "--audience", audience], Folder, token, VerifyTimeout);
     }
@@ -41,7 +43,7 @@ internal static class NodeJose
             return;
         }
 
-        string npm = RequireTool("npm");
+        string npm = Services.RequireTool("npm", NeedsNode);
         string staging = Path.Combine(Folder, ".install-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(staging);
         try
@@ -68,31 +70,6 @@ internal static class NodeJose
     }
 
     private static bool IsInstalled(string modules) => File.Exists(Path.Combine(modules, "jose", "package.json"));
-
-    /// <summary>The full path of a tool on PATH; skips the test when it is missing, unless under CI, where it fails.</summary>
-    private static string RequireTool(string name)
-    {
-        string[] names = OperatingSystem.IsWindows() ? [name + ".exe", name + ".cmd"] : [name];
-        foreach (string directory in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
-        {
-            foreach (string file in names)
-            {
-                string candidate = Path.Combine(directory, file);
-                if (File.Exists(candidate))
-                {
-                    return candidate;
-                }
-            }
-        }
-
-        if (Services.InCi)
-        {
-            Assert.Fail($"CI=true but '{name}' is not on PATH: the JWKS interoperability test needs Node.js 20 or later with npm.");
-        }
-
-        Assert.Skip($"Needs Node.js 20+ with npm on PATH ('{name}' not found): verifies server tokens with jose using only the published JWKS.");
-        return null!;
-    }
 
     private static async Task<Outcome> RunAsync(string fileName, string[] arguments, string directory, string? input, TimeSpan timeout)
     {

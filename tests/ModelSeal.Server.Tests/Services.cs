@@ -51,6 +51,34 @@ internal static class Services
         Assert.Skip($"Needs {what}: set {how}, or run CI=true ./.ci/run, which installs and starts one.");
         return null!;
     }
+
+    /// <summary>
+    /// The full path of Node.js's <paramref name="name"/> (node, npm) on PATH; skips the test when it is missing, unless
+    /// under CI, where it fails. <paramref name="purpose"/> says which tests need it.
+    /// </summary>
+    public static string RequireTool(string name, string purpose)
+    {
+        string[] names = OperatingSystem.IsWindows() ? [name + ".exe", name + ".cmd"] : [name];
+        foreach (string directory in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            foreach (string file in names)
+            {
+                string candidate = Path.Combine(directory, file);
+                if (File.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        if (InCi)
+        {
+            Assert.Fail($"CI=true but '{name}' is not on PATH: {purpose} needs Node.js 20 or later with npm (.ci/run installs Debian's nodejs and npm).");
+        }
+
+        Assert.Skip($"Needs Node.js 20+ with npm on PATH ('{name}' not found) for {purpose}.");
+        return null!;
+    }
 }
 
 /// <summary>A PKCS#11 token to test against. <see cref="ToString"/> leaves out the PIN.</summary>

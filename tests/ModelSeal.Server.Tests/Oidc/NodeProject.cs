@@ -12,6 +12,8 @@ namespace ModelSeal.Server.Tests.Oidc;
 /// </summary>
 internal static class NodeProject
 {
+    private const string NeedsNode = "the OpenID Connect provider tests (tests/oidc-provider, oidc-provider from npm)";
+
     private static readonly TimeSpan InstallTimeout = TimeSpan.FromMinutes(5);
     private static readonly SemaphoreSlim InstallGate = new(1, 1);
     private static bool _installed;
@@ -22,7 +24,7 @@ internal static class NodeProject
     /// <summary>The full path of <c>node</c>, with the project's packages installed; skips or fails without Node.</summary>
     public static async Task<string> RequireInstalledAsync(CancellationToken cancellationToken)
     {
-        string node = RequireTool("node");
+        string node = Services.RequireTool("node", NeedsNode);
         await EnsureInstalledAsync(cancellationToken);
         return node;
     }
@@ -47,7 +49,7 @@ internal static class NodeProject
             using FileStream crossProcess = await LockAsync(Path.Combine(Folder, ".npm-ci.lock"), cancellationToken);
             if (!IsInstalled(modules, lockFile))
             {
-                string npm = RequireTool("npm");
+                string npm = Services.RequireTool("npm", NeedsNode);
                 var started = Stopwatch.StartNew();
                 (int exitCode, string output) = await RunAsync(npm, ["ci", "--no-audit", "--no-fund"], Folder, InstallTimeout, cancellationToken);
                 Assert.True(exitCode == 0, $"npm ci failed in {Folder} (exit {exitCode}):\n{output}");
@@ -91,31 +93,6 @@ internal static class NodeProject
                 await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken);
             }
         }
-    }
-
-    /// <summary>The full path of a tool on PATH; skips the test when it is missing, unless under CI, where it fails.</summary>
-    private static string RequireTool(string name)
-    {
-        string[] names = OperatingSystem.IsWindows() ? [name + ".exe", name + ".cmd"] : [name];
-        foreach (string directory in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
-        {
-            foreach (string file in names)
-            {
-                string candidate = Path.Combine(directory, file);
-                if (File.Exists(candidate))
-                {
-                    return candidate;
-                }
-            }
-        }
-
-        if (Services.InCi)
-        {
-            Assert.Fail($"CI=true but '{name}' is not on PATH: the OpenID Connect provider tests need Node.js 20 or later with npm (.ci/run installs Debian's nodejs and npm).");
-        }
-
-        Assert.Skip($"Needs Node.js 20+ with npm on PATH ('{name}' not found): runs the test OpenID Connect provider (tests/oidc-provider, oidc-provider from npm).");
-        return null!;
     }
 
     private static async Task<(int ExitCode, string Output)> RunAsync(string fileName, string[] arguments, string directory, TimeSpan timeout, CancellationToken cancellationToken)
