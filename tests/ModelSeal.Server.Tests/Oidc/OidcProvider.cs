@@ -334,7 +334,28 @@ public sealed class OidcProvider : IAsyncDisposable
         return JsonNode.Parse(Base64Url.DecodeFromChars(parts[index]))?.AsObject() ?? throw new InvalidOperationException("a JWT part is not a JSON object");
     }
 
+    /// <summary>
+    /// Launches provider.mjs and waits for its ready line; a start that fails or hangs is tried once more (a loaded CI
+    /// machine once left one without its ready line for a minute), with both attempts' output in the error.
+    /// </summary>
     private async Task LaunchAsync(int port, CancellationToken cancellationToken)
+    {
+        const int Attempts = 2;
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await LaunchOnceAsync(port, cancellationToken);
+                return;
+            }
+            catch (InvalidOperationException e) when (attempt < Attempts && !cancellationToken.IsCancellationRequested)
+            {
+                Append($"[harness] start attempt {attempt} failed ({e.InnerException?.GetType().Name}): trying again");
+            }
+        }
+    }
+
+    private async Task LaunchOnceAsync(int port, CancellationToken cancellationToken)
     {
         var start = new ProcessStartInfo(_node)
         {
@@ -394,7 +415,7 @@ public sealed class OidcProvider : IAsyncDisposable
 
             await process.WaitForExitAsync(CancellationToken.None);
             process.Dispose();
-            throw new InvalidOperationException($"The OpenID Connect provider did not start ({e.GetType().Name}: {e.Message}). Its output:\n{Log}", e);
+            throw new InvalidOperationException($"The OpenID Connect provider did not start within {started.Elapsed.TotalSeconds:F1} s ({e.GetType().Name}: {e.Message}). Its output:\n{Log}", e);
         }
 
         LastStartDuration = started.Elapsed;
