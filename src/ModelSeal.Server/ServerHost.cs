@@ -166,13 +166,11 @@ public static class ServerHost
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Customize);
         services.AddModelSealAuthentication(settings, trustedIssuers);
         services.AddModelSealRateLimits(settings);
-        // Traces: the server's activity source and ASP.NET Core's, with no exporter (docs/deploy.md "Observability").
+        // Traces: the server's activity source, created only while a listener subscribes (docs/deploy.md "Observability").
         // Metrics: only when the scrape endpoint is enabled.
-        OpenTelemetry.OpenTelemetryBuilder openTelemetry = services.AddOpenTelemetry()
-            .WithTracing(tracing => tracing.AddSource(ServerTelemetry.Name).AddAspNetCoreInstrumentation());
         if (settings.Metrics.Enabled)
         {
-            openTelemetry.WithMetrics(metrics => metrics.AddMeter(ServerTelemetry.Name).AddAspNetCoreInstrumentation().AddPrometheusExporter());
+            services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(ServerTelemetry.Name).AddAspNetCoreInstrumentation().AddPrometheusExporter());
         }
 
         services.AddOpenApi(openApi => openApi.AddDocumentTransformer<OpenApiSecurity>().AddOperationTransformer<OpenApiJsonBodies>());

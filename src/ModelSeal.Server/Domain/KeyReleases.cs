@@ -43,8 +43,16 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
         activity?.SetTag("modelseal.version", query.Version);
         string? device = query.DevicePublicKey is null ? null : HpkePublicKey.ThumbprintOf(query.DevicePublicKey);
         DateTimeOffset now = clock.Now();
-        (LicenceRecord? licence, UserRecord? user) = store.Read(s =>
-            (ReleaseRules.MatchLicence(caller, s.Licences.Get, s.Licences.FindByIssuerSubject), caller.OwnIssuer ? null : s.Users.Find(caller.Issuer, caller.Subject)));
+        // One connection for every read the decision needs; whether the model exists is asked only when no version matched.
+        (LicenceRecord? licence, UserRecord? user, VersionRecord? version, bool modelExists) = store.Read(s =>
+        {
+            VersionRecord? found = query.Version == ReleaseRules.Latest ? s.Models.FindLatestActiveVersion(query.ModelId) : s.Models.FindVersion(query.ModelId, query.Version);
+            return (
+                ReleaseRules.MatchLicence(caller, s.Licences.Get, s.Licences.FindByIssuerSubject),
+                caller.OwnIssuer ? null : s.Users.Find(caller.Issuer, caller.Subject),
+                found,
+                found is not null || s.Models.Exists(query.ModelId));
+        });
 
         // A licence bound to (issuer, subject) takes precedence; otherwise the first matching rule decides.
         IReadOnlyList<EntitlementRule> rules = entitlements.Rules;
@@ -54,16 +62,20 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
             AuditEvents.KeyRefused, string.Empty, caller.Subject, licence?.LicenceId, query.ModelId, query.Version, null, device, caller.Client, caller.Issuer,
             rule is null ? null : new Dictionary<string, string>(StringComparer.Ordinal) { [RuleAttribute] = rule.Name });
 
-        VersionRecord? version = null;
         HpkePublicKey? recipient = null;
         Refused? refused = ReleaseRules.CheckUser(user?.BlockedAt)
-            ?? (byRule ? ReleaseRules.CheckRule(rule, rules.Count > 0, query.ModelId) : ReleaseRules.CheckLicence(licence, now, query.ModelId))
-            ?? FindVersion(query, out version)
-            ?? ReleaseRules.CheckDeviceKey((recipient = deviceKeys.Get(query.DevicePublicKey, device)) is not null);
-        if (version is not null)
+            ?? (byRule ? ReleaseRules.CheckRule(rule, rules.Count > 0, query.ModelId) : ReleaseRules.CheckLicence(licence, now, query.ModelId));
+        if (refused is null)
         {
-            record = record with { Version = version.Version, KeyId = version.KeyId };
-            activity?.SetTag("modelseal.version", version.Version);
+            // The caller may have this model: the audit record names the version it asked for (or got).
+            if (version is not null)
+            {
+                record = record with { Version = version.Version, KeyId = version.KeyId };
+                activity?.SetTag("modelseal.version", version.Version);
+            }
+
+            refused = ReleaseRules.CheckVersion(query.ModelId, modelExists, query.Version, version)
+                ?? ReleaseRules.CheckDeviceKey((recipient = deviceKeys.Get(query.DevicePublicKey, device)) is not null);
         }
 
         if (refused is not null)
@@ -109,14 +121,6 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
         }
 
         return new ReleasedKey(query.ModelId, version.Version, version.KeyId, enc, sealedKey, lease);
-    }
-
-    private Refused? FindVersion(ReleaseQuery query, out VersionRecord? version)
-    {
-        (bool exists, VersionRecord? found) = store.Read(s =>
-            (s.Models.Exists(query.ModelId), query.Version == ReleaseRules.Latest ? s.Models.FindLatestActiveVersion(query.ModelId) : s.Models.FindVersion(query.ModelId, query.Version)));
-        version = found;
-        return ReleaseRules.CheckVersion(query.ModelId, exists, query.Version, found);
     }
 
     /// <summary>A licence's release transaction: the re-checks, the device, the unwrap and the audit record.</summary>
