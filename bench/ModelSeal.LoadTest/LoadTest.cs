@@ -32,6 +32,7 @@ internal sealed class LoadTest : IAsyncDisposable
     private readonly List<Device> _devices = [];
     private readonly List<(string Id, string Subject, int MaxDevices)> _licences = [];
     private string _adminToken = string.Empty;
+    private ExternalIssuer? _issuer;
 
     private LoadTest(LoadTestOptions options, WebApplication? server, DirectoryInfo? temp, Uri url, string? databasePath)
     {
@@ -71,6 +72,12 @@ internal sealed class LoadTest : IAsyncDisposable
 
     public string? DatabaseSettings { get; private set; }
 
+    /// <summary>What --seed-users inserted, and how long it took; null without it.</summary>
+    public string? SeedDescription { get; private set; }
+
+    /// <summary>The clients' tokens: the server's own (licences) or an external issuer's (an entitlement rule).</summary>
+    public bool IdpTokens => _options.IdpTokens;
+
     public static async Task<LoadTest> StartAsync(LoadTestOptions options, CancellationToken cancellationToken)
     {
         int clients = options.Levels.Max();
@@ -105,6 +112,17 @@ internal sealed class LoadTest : IAsyncDisposable
                     ? new DatabaseOptions()
                     : new DatabaseOptions { Provider = DatabaseOptions.Postgres, ConnectionStringEnvironmentVariable = options.PostgresVariable },
             };
+            using ECDsa? issuerKey = options.IdpTokens ? ECDsa.Create(ECCurve.NamedCurves.nistP256) : null;
+            if (issuerKey is not null)
+            {
+                // A static JWKS file (the air-gapped form of a trusted issuer) and one rule: every user of the issuer gets
+                // the model, on as many devices as there are clients.
+                string jwks = Path.Combine(temp.FullName, "issuer.jwks.json");
+                await File.WriteAllTextAsync(jwks, ExternalIssuer.Jwks(issuerKey), cancellationToken);
+                serverOptions.TrustedIssuers.Add(new TrustedIssuerOptions { Issuer = ExternalIssuer.Issuer, JwksFile = jwks, Algorithms = ["ES256"], MaxLifetime = TimeSpan.FromDays(1) });
+                serverOptions.Entitlements.Rules.Add(new EntitlementRuleOptions { Name = ExternalIssuer.RuleName, Issuer = ExternalIssuer.Issuer, Models = [ModelId], MaxDevices = 1 });
+            }
+
             server = ServerHost.Build(serverOptions, logging => logging.ClearProviders().AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(options.ServerLog));
             await server.StartAsync(cancellationToken);
             var address = new Uri(server.Urls.Single() + "/");
@@ -114,6 +132,12 @@ internal sealed class LoadTest : IAsyncDisposable
             string admin = (await File.ReadAllTextAsync(serverOptions.AdminCredentialOut, cancellationToken)).Trim();
             try
             {
+                if (options.SeedUsers > 0)
+                {
+                    test.SeedDescription = await SyntheticUsers.InsertAsync(options, test.DatabasePath, cancellationToken);
+                }
+
+                test._issuer = issuerKey is null ? null : new ExternalIssuer(issuerKey, serverOptions.Audience);
                 await test.ProvisionAsync(admin, clients, cancellationToken);
                 test.DatabaseSettings = test.DatabasePath is null ? $"PostgreSQL through ${options.PostgresVariable}" : test.ReadDatabaseSettings();
             }
@@ -398,6 +422,20 @@ internal sealed class LoadTest : IAsyncDisposable
         VersionName = version.GetProperty("version").GetString()!;
         KeyId = version.GetProperty("keyId").GetString()!;
 
+        if (_issuer is not null)
+        {
+            // One user per client, each with its own token from the external issuer: the rule grants the key.
+            for (int i = 0; i < clients; i++)
+            {
+                string subject = $"loadtest-user-{i}";
+                var key = HpkeKeyPair.Generate();
+                byte[] body = JsonSerializer.SerializeToUtf8Bytes(new { modelId, version = "latest", devicePublicKey = Base64Url(key.PublicKey.Encoded.Span), nonce = Base64Url(RandomNumberGenerator.GetBytes(16)), protocol = 2 });
+                _devices.Add(new Device(key, subject, new AuthenticationHeaderValue("Bearer", _issuer.Token(subject)), body));
+            }
+
+            return;
+        }
+
         int licenceCount = Math.Min(_options.Licences, clients);
         int perLicence = (clients + licenceCount - 1) / licenceCount;
         var credentials = new List<string>();
@@ -490,13 +528,15 @@ internal sealed class LoadTest : IAsyncDisposable
             // Read from the database file with a connection of our own: what is there was committed.
             using SqliteConnection connection = OpenDatabase();
             using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = "SELECT licence_id, COUNT(*) FROM audit WHERE id > $after AND event = 'key.released' AND outcome = 'ok' GROUP BY licence_id";
+            command.CommandText = _issuer is null
+                ? "SELECT licence_id, COUNT(*) FROM audit WHERE id > $after AND event = 'key.released' AND outcome = 'ok' GROUP BY licence_id"
+                : "SELECT issuer, COUNT(*) FROM audit WHERE id > $after AND event = 'key.released' AND outcome = 'ok' AND issuer IS NOT NULL GROUP BY issuer";
             command.Parameters.AddWithValue("$after", after);
             long count = 0;
             using SqliteDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                if (licences.Contains(reader.GetString(0)))
+                if (_issuer is null ? licences.Contains(reader.GetString(0)) : reader.GetString(0) == ExternalIssuer.Issuer)
                 {
                     count += reader.GetInt64(1);
                 }
@@ -513,7 +553,10 @@ internal sealed class LoadTest : IAsyncDisposable
             foreach (JsonElement item in page.GetProperty("items").EnumerateArray())
             {
                 last = item.GetProperty("id").GetInt64();
-                if (item.GetProperty("event").GetString() == "key.released" && item.GetProperty("licenceId").GetString() is { } id && licences.Contains(id))
+                bool ours = _issuer is null
+                    ? item.GetProperty("licenceId").GetString() is { } id && licences.Contains(id)
+                    : item.TryGetProperty("issuer", out JsonElement issuer) && issuer.GetString() == ExternalIssuer.Issuer;
+                if (item.GetProperty("event").GetString() == "key.released" && ours)
                 {
                     released++;
                 }
@@ -666,7 +709,13 @@ internal static class Report
         text.AppendLine(c, $"Key-server load test: full key releases (`POST /v1/keys/release`) over HTTP/1.1 on loopback, {options.Seconds} s measured per level after {options.WarmupSeconds} s warm-up.");
         text.AppendLine();
         text.AppendLine(c, $"- server: {(test.InProcess ? "in-process (ServerHost), Kestrel on " + test.Url : test.Url.ToString())}; {Environment.ProcessorCount} logical CPUs, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
-        text.AppendLine(c, $"- model `{LoadTest.ModelId}` version {test.VersionName}; {test.Licences.Count} licence(s) with a device limit of {(test.Licences.Count > 0 ? test.Licences[0].MaxDevices : 0)} each; one P-256 device key and one token per client (tokens issued up front, not measured)");
+        text.AppendLine(test.IdpTokens
+            ? FormattableString.Invariant($"- model `{LoadTest.ModelId}` version {test.VersionName}; tokens of an external issuer (ES256, static JWKS file), one user per client, keys granted by one entitlement rule; one P-256 device key and one token per client (tokens minted up front, not measured)")
+            : FormattableString.Invariant($"- model `{LoadTest.ModelId}` version {test.VersionName}; {test.Licences.Count} licence(s) with a device limit of {(test.Licences.Count > 0 ? test.Licences[0].MaxDevices : 0)} each; one P-256 device key and one token per client (tokens issued up front, not measured)"));
+        if (test.SeedDescription is not null)
+        {
+            text.AppendLine(c, $"- seeded: {test.SeedDescription}");
+        }
         if (test.DatabaseSettings is not null)
         {
             text.AppendLine(c, $"- database: {test.DatabaseSettings}");

@@ -94,6 +94,11 @@ namespace ModelSeal.LoadTest
                                          releases with an invalid token in a closed loop during every level; with it (also
                                          --abusers 0) each legitimate client connects from its own address, 127.0.1.x
               --requests-per-minute N    the in-process server's per-address limit (default: so high it never applies)
+              --tokens own|idp           own (default): licences and the server's own tokens; idp: an external issuer's
+                                         access tokens (ES256, static JWKS file) and one entitlement rule, a user per
+                                         client (in-process server only)
+              --seed-users N             before the run, insert N synthetic users of another issuer (default 0)
+              --seed-devices M           and M devices for them, N <= M <= 2N (default N + N/2)
             """;
 
         public IReadOnlyList<int> Levels { get; private set; } = [1, 16, 64, 256];
@@ -134,6 +139,15 @@ namespace ModelSeal.LoadTest
         public int RequestsPerMinute { get; private set; } = 100_000_000;
 
         public IReadOnlyList<string> CommandLine { get; private set; } = [];
+
+        /// <summary>The clients' tokens come from an external issuer and an entitlement rule grants the keys.</summary>
+        public bool IdpTokens { get; private set; }
+
+        /// <summary>Synthetic users of another issuer inserted before the run (the large-database benchmark).</summary>
+        public int SeedUsers { get; private set; }
+
+        /// <summary>Their devices (at least one and at most two per user).</summary>
+        public int SeedDevices { get; private set; } = -1;
 
         public static LoadTestOptions Parse(string[] args)
         {
@@ -197,6 +211,20 @@ namespace ModelSeal.LoadTest
                     case "--postgres-env":
                         options.PostgresVariable = value;
                         break;
+                    case "--tokens":
+                        options.IdpTokens = value switch
+                        {
+                            "own" => false,
+                            "idp" => true,
+                            _ => throw new ArgumentException($"--tokens must be 'own' or 'idp', not '{value}'."),
+                        };
+                        break;
+                    case "--seed-users":
+                        options.SeedUsers = NonNegative(name, value);
+                        break;
+                    case "--seed-devices":
+                        options.SeedDevices = NonNegative(name, value);
+                        break;
                     case "--server-log":
                         options.ServerLog = Enum.TryParse(value, ignoreCase: true, out Microsoft.Extensions.Logging.LogLevel level) ? level : throw new ArgumentException($"--server-log '{value}' is not a log level.");
                         break;
@@ -208,6 +236,21 @@ namespace ModelSeal.LoadTest
             if (options.Url is not null && options.AdminCredentialFile is null)
             {
                 throw new ArgumentException("--url needs --admin-credential-file (to provision the model and licences).");
+            }
+
+            if (options.SeedDevices < 0)
+            {
+                options.SeedDevices = options.SeedUsers + (options.SeedUsers / 2);
+            }
+
+            if (options.SeedDevices < options.SeedUsers || options.SeedDevices > 2L * options.SeedUsers)
+            {
+                throw new ArgumentException($"--seed-devices must be between --seed-users ({options.SeedUsers}) and twice it; got {options.SeedDevices}.");
+            }
+
+            if (options.Url is not null && (options.IdpTokens || options.SeedUsers > 0))
+            {
+                throw new ArgumentException("--tokens idp and --seed-users need the in-process server (not --url).");
             }
 
             return options;
