@@ -27,6 +27,9 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
 {
     public List<LicenceRecord> List() => store.Read(s => s.Licences.List());
 
+    /// <summary>A licence's term: an end, when given, later than a start, when given (creation and edits).</summary>
+    public static bool IsValidTerm(DateTimeOffset? notBefore, DateTimeOffset? expiresAt) => expiresAt is null || notBefore is null || expiresAt > notBefore;
+
     public async Task<CreatedLicence> CreateAsync(Caller admin, NewLicence spec, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(admin);
@@ -104,7 +107,7 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
                     MaxDevices = change.MaxDevices ?? existing.MaxDevices,
                     Models = change.Models ?? existing.Models,
                 };
-                if (edited.ExpiresAt <= edited.NotBefore)
+                if (!IsValidTerm(edited.NotBefore, edited.ExpiresAt))
                 {
                     return (existing, false, true);
                 }

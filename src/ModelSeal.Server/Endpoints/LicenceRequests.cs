@@ -37,7 +37,7 @@ internal static class LicenceRequests
         {
             errors["expiresAt"] = [TimeHint];
         }
-        else if (request.ExpiresAt is not null && request.NotBefore is not null && !errors.ContainsKey("notBefore") && expiresAt <= notBefore)
+        else if (request.ExpiresAt is not null && request.NotBefore is not null && !errors.ContainsKey("notBefore") && !Licences.IsValidTerm(notBefore, expiresAt))
         {
             errors["expiresAt"] = ["Must be later than notBefore."];
         }
