@@ -115,6 +115,39 @@ public sealed class SignInRefusalTests
         Assert.Equal(ModelKeyUnavailableReason.ServerUnavailable, (await Assert.ThrowsAsync<ModelKeyUnavailableException>(() => source.GetKeyAsync(sample.Header, TestContext.Current.CancellationToken).AsTask())).Reason);
     }
 
+    [Fact]
+    public async Task A_signed_refusal_for_the_user_signed_in_now_leaves_another_users_lease_alone()
+    {
+        using var directory = new TempDirectory();
+        using var idp = new TestIdentityProvider("https://idp.example", directory.Sub("jwks.json"));
+        await using TestKeyServer server = await SignInServices.StartServerAsync(idp, [new EntitlementRuleOptions { Name = "everyone", Issuer = idp.Issuer, Models = ["classifier"], MaxDevices = 2 }]);
+        SealedSample sample = await server.PublishSampleAsync("classifier");
+        string user = "bob@idp";
+        var callback = new SignInCallback(_ => idp.Token(user));
+        using var client = new TempDirectory();
+        await using ServiceProvider services = SignInServices.Create(server.Url, callback, client, configure: o => o.MaxRetryAttempts = 0);
+        IModelKeySource source = services.GetRequiredService<IModelKeySource>();
+        ILeaseCache leases = services.GetRequiredService<ILeaseCache>();
+        Task<ModelLease?> Lease() => leases.GetAsync(sample.Header.ModelId, sample.Header.ModelVersion, sample.Header.KeyId, TestContext.Current.CancellationToken).AsTask();
+
+        // Bob, then Alice on the same device: the lease is Alice's. Bob is blocked and signs in again.
+        (await source.GetKeyAsync(sample.Header, TestContext.Current.CancellationToken)).Dispose();
+        user = "alice@idp";
+        (await source.GetKeyAsync(sample.Header, TestContext.Current.CancellationToken)).Dispose();
+        await server.SetUserBlockedAsync(idp, "bob@idp", block: true);
+        user = "bob@idp";
+        var e = await Assert.ThrowsAsync<ModelKeyUnavailableException>(() => source.GetKeyAsync(sample.Header, TestContext.Current.CancellationToken).AsTask());
+        Assert.Equal((ModelKeyUnavailableReason.UserBlocked, true), (e.Reason, e.IsDefinitiveRefusal));
+
+        // Bob's refusal says nothing about Alice: her lease stays and opens for her offline.
+        Assert.Equal("alice@idp", (await Lease())?.Subject);
+        await server.StopAsync();
+        user = "alice@idp";
+        using ModelKey offline = await source.GetKeyAsync(sample.Header, TestContext.Current.CancellationToken);
+        using DecryptedModel model = await SealedModel.DecryptAsync(new MemoryStream(sample.Sealed), offline, cancellationToken: TestContext.Current.CancellationToken);
+        Assert.True(model.Span.SequenceEqual(sample.Original));
+    }
+
     private static string[] Leases(TempDirectory client) =>
         Directory.Exists(client.Sub("leases")) ? Directory.GetFiles(client.Sub("leases"), "*.lease.json") : [];
 }
