@@ -227,6 +227,38 @@ public sealed class SignInEndToEndTests(SharedOidcProvider shared) : IClassFixtu
     }
 
     [Fact]
+    public async Task A_blocked_user_is_refused_403_user_blocked_signed_and_audited_and_the_client_drops_its_lease()
+    {
+        OidcProvider provider = await shared.GetAsync();
+        await using Deployment deployment = await Deployment.StartAsync(provider);
+        OidcTokens tokens = await SignInAsync(provider, "alice");
+        var callback = new Callback(_ => tokens.AccessToken);
+        await using ServiceProvider services = ClientFor(deployment, callback);
+        IModelKeySource source = services.GetRequiredService<IModelKeySource>();
+        (await source.GetKeyAsync(deployment.Header, TestContext.Current.CancellationToken)).Dispose();
+        Assert.Single(Directory.GetFiles(_client.Sub("leases"), "*.lease.json"));
+
+        long userId = Assert.Single((await deployment.Server.GetAsync("/v1/admin/users", deployment.Admin)).Json.GetProperty("items").EnumerateArray()).GetProperty("userId").GetInt64();
+        (await deployment.Server.PostAsync($"/v1/admin/users/{userId}/block", null, deployment.Admin)).AssertStatus(HttpStatusCode.OK);
+
+        var e = await Assert.ThrowsAsync<ModelKeyUnavailableException>(() => source.GetKeyAsync(deployment.Header, TestContext.Current.CancellationToken).AsTask());
+        Assert.Equal((ModelKeyUnavailableReason.UserBlocked, 403, "user-blocked", true), (e.Reason, e.StatusCode, e.ProblemCode, e.IsDefinitiveRefusal));
+        Assert.Empty(Directory.GetFiles(_client.Sub("leases"), "*.lease.json"));
+        JsonElement record = await EntitlementTests.LastRecordAsync(deployment.Server, deployment.Admin);
+        Assert.Equal(("key.refused", "user-blocked"), (record.GetProperty("event").GetString(), record.GetProperty("outcome").GetString()));
+        Assert.Equal(("user-alice", provider.Issuer), (record.GetProperty("subject").GetString(), record.GetProperty("issuer").GetString()));
+        Assert.Equal(JsonValueKind.Null, record.GetProperty("licenceId").ValueKind);
+        Assert.Equal(ModelId, record.GetProperty("modelId").GetString());
+        Assert.Equal(Rule, record.GetProperty("attributes").GetProperty("rule").GetString()); // the rule the user is under
+
+        // Directly: the refusal is signed.
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        Api answer = await deployment.Server.ReleaseAsync(tokens.AccessToken, ModelId, "latest", device);
+        answer.AssertProblem(HttpStatusCode.Forbidden, "user-blocked");
+        Assert.Equal(JsonValueKind.String, answer.Json.GetProperty("signature").ValueKind);
+    }
+
+    [Fact]
     public async Task While_the_provider_is_down_tokens_signed_with_the_cached_keys_still_work()
     {
         await using OidcProvider provider = await OidcProvider.StartAsync();
