@@ -121,15 +121,17 @@ internal static class KeyServerHttp
         string? detail = problem?.Detail;
         (ModelKeyUnavailableReason reason, string advice) = (status, code) switch
         {
-            (401, _) => (ModelKeyUnavailableReason.Unauthorized, "Check the licence id and credential file."),
+            (401, _) => (ModelKeyUnavailableReason.Unauthorized, "With a licence, check the licence id and credential file; with the app's sign-in, check that the key server trusts the token (TrustedIssuers: its issuer, audience, token kind and algorithm) and that it has not expired."),
             (403, ProblemCodes.LicenceRevoked) => (ModelKeyUnavailableReason.LicenceRevoked, "The licence was revoked (or does not exist); contact the publisher."),
             (403, ProblemCodes.LicenceExpired) => (ModelKeyUnavailableReason.LicenceExpired, "The licence has expired; renew it with the publisher."),
             (403, ProblemCodes.LicenceNotYetValid) => (ModelKeyUnavailableReason.LicenceExpired, "The licence is not valid yet; try again once it starts."),
             (403, ProblemCodes.ModelNotLicensed) => (ModelKeyUnavailableReason.NotLicensed, "The licence does not cover this model; ask the publisher for a licence that does."),
             (403, ProblemCodes.VersionDisabled) => (ModelKeyUnavailableReason.VersionDisabled, "The publisher disabled this model version; update the app's model."),
             (410, _) => (ModelKeyUnavailableReason.VersionDisabled, "The key of this model version was destroyed; this file can never be opened again. Update the app's model."),
-            (403, ProblemCodes.DeviceLimit) => (ModelKeyUnavailableReason.DeviceLimit, "All the licence's device slots are in use; free one with the publisher or raise the limit."),
-            (403, _) => (ModelKeyUnavailableReason.Unauthorized, "The token does not allow key release; use a licence credential."),
+            (403, ProblemCodes.DeviceLimit) => (ModelKeyUnavailableReason.DeviceLimit, "All the licence's (or the user's) device slots are in use; free one with the publisher or raise the limit."),
+            (403, ProblemCodes.NoEntitlement) => (ModelKeyUnavailableReason.NoEntitlement, "No licence and no entitlement rule of the key server covers the signed-in user; ask the publisher for access (a rule matching the user's claims, or a licence), or sign in with an account that has it."),
+            (403, ProblemCodes.UserBlocked) => (ModelKeyUnavailableReason.UserBlocked, "The key server's administrator blocked the signed-in user; no key is released to any of the user's devices until they are unblocked. Contact the publisher."),
+            (403, _) => (ModelKeyUnavailableReason.Unauthorized, "The token does not allow key release (no 'keys' scope); use a licence credential, or have the identity provider grant the key server's scope."),
             (404, _) => (ModelKeyUnavailableReason.ModelNotFound, "The server does not know this model or version; check the sealed file and ServerUrl."),
             _ => (ModelKeyUnavailableReason.InvalidResponse, "The client and server disagree about the protocol; check the versions of both."),
         };

@@ -19,7 +19,8 @@ namespace ModelSeal.Client;
 /// timeouts, 5xx/408/429 after the retries), or answers with anything that is not a signed answer (a captive portal's
 /// page, an unsigned or forged refusal, a forged release), a cached lease is used while the clock is before its
 /// expiry; after it, <see cref="ModelKeyUnavailableReason.LeaseExpired"/>. Only a signed refusal (403, 404, 410) is
-/// definitive: it removes the lease, so a revocation takes effect at the next online contact.
+/// definitive: it removes the lease (unless that lease was released to another subject than the refused token's), so a
+/// revocation or a blocked user takes effect at the next online contact.
 /// </remarks>
 public sealed class KeyServerKeySource : IModelKeySource, IDisposable
 {
@@ -75,7 +76,7 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
         }
         catch (ModelKeyUnavailableException e) when (e.IsDefinitiveRefusal)
         {
-            await RemoveLeaseAsync(header).ConfigureAwait(false);
+            await RemoveRefusedLeaseAsync(header, subject.Value).ConfigureAwait(false);
             ClientLog.Refused(_logger, header.ModelId, header.ModelVersion, header.KeyId, e.Reason);
             throw;
         }
@@ -232,6 +233,35 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
 
         ClientLog.UsingLease(_logger, header.ModelId, header.ModelVersion, header.KeyId, lease.LeaseExpiresAt);
         return key;
+    }
+
+    /// <summary>
+    /// After a signed refusal for the token's <paramref name="subject"/>: removes the lease, unless it was released to
+    /// another subject (another user signed in on this device before): the refusal says nothing about that user, whose
+    /// lease opens only for them anyway.
+    /// </summary>
+    private async Task RemoveRefusedLeaseAsync(SealedModelHeader header, string? subject)
+    {
+        if (subject is not null)
+        {
+            ModelLease? lease;
+            try
+            {
+                lease = await _leases.GetAsync(header.ModelId, header.ModelVersion, header.KeyId, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                lease = null;
+            }
+
+            if (lease is not null && !string.Equals(lease.Subject, subject, StringComparison.Ordinal))
+            {
+                ClientLog.LeaseOfAnotherSubject(_logger, header.ModelId, header.ModelVersion, header.KeyId);
+                return;
+            }
+        }
+
+        await RemoveLeaseAsync(header).ConfigureAwait(false);
     }
 
     /// <summary>Removes a lease; a failure to remove is logged, never allowed to hide the refusal that caused it.</summary>

@@ -32,6 +32,18 @@ public enum ModelKeyUnavailableReason
 
     /// <summary>The server could not be reached and the cached offline lease has expired.</summary>
     LeaseExpired,
+
+    /// <summary>
+    /// The signed-in user (a trusted identity provider's token) has no licence and no entitlement rule of the key server
+    /// covers them (<c>403 no-entitlement</c>): the user needs access granted by the publisher, or another account.
+    /// </summary>
+    NoEntitlement,
+
+    /// <summary>
+    /// An administrator blocked the signed-in user on the key server (<c>403 user-blocked</c>): no key is released to any
+    /// of the user's devices until the user is unblocked. A signed refusal removes the offline lease, as a revocation does.
+    /// </summary>
+    UserBlocked,
 }
 
 /// <summary>

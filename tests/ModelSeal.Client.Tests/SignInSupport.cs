@@ -32,25 +32,29 @@ internal sealed class TestIdentityProvider : IDisposable
 
     public string JwksFile { get; }
 
-    /// <summary>A user's access token for the key server (audience <c>modelseal</c>), issued now, expiring at <paramref name="expiresAt"/> (default now + 5 minutes).</summary>
-    public string Token(string subject, DateTimeOffset? expiresAt = null) => Sign(_key, subject, expiresAt);
+    /// <summary>
+    /// A user's access token for the key server (audience <c>modelseal</c>), issued at <paramref name="issuedAt"/>
+    /// (default now), expiring at <paramref name="expiresAt"/> (default 5 minutes after it was issued).
+    /// </summary>
+    public string Token(string subject, DateTimeOffset? expiresAt = null, DateTimeOffset? issuedAt = null) => Sign(_key, subject, expiresAt, issuedAt);
 
     /// <summary>A token that claims to be this issuer's but is signed with another key: the key server answers 401.</summary>
     public string ForgedToken(string subject)
     {
         using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        return Sign(other, subject, null);
+        return Sign(other, subject, null, null);
     }
 
     public void Dispose() => _key.Dispose();
 
-    private string Sign(ECDsa key, string subject, DateTimeOffset? expiresAt)
+    private string Sign(ECDsa key, string subject, DateTimeOffset? expiresAt, DateTimeOffset? issuedAt)
     {
-        long now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        DateTimeOffset issued = issuedAt ?? DateTimeOffset.UtcNow;
+        long now = issued.ToUnixTimeSeconds();
         var claims = new JsonObject
         {
             ["iss"] = Issuer, ["aud"] = "modelseal", ["sub"] = subject, ["scope"] = "keys", ["iat"] = now, ["nbf"] = now,
-            ["exp"] = (expiresAt ?? DateTimeOffset.UtcNow.AddMinutes(5)).ToUnixTimeSeconds(),
+            ["exp"] = (expiresAt ?? issued.AddMinutes(5)).ToUnixTimeSeconds(),
         };
         return Jwt(new JsonObject { ["alg"] = "ES256", ["kid"] = "idp-1", ["typ"] = "at+jwt" }, claims, data => key.SignData(data, HashAlgorithmName.SHA256));
     }
@@ -130,9 +134,29 @@ internal sealed class ReleaseCounter
 
 internal static class SignInServices
 {
-    /// <summary>A key server that trusts <paramref name="idp"/>'s access tokens.</summary>
-    public static Task<TestKeyServer> StartServerAsync(TestIdentityProvider idp) =>
-        TestKeyServer.StartAsync(o => o.TrustedIssuers = [new() { Issuer = idp.Issuer, JwksFile = idp.JwksFile }], cancellationToken: TestContext.Current.CancellationToken);
+    /// <summary>
+    /// A key server that trusts <paramref name="idp"/>'s access tokens, with these entitlement rules (default none), on
+    /// the clock <paramref name="time"/> (default the system's).
+    /// </summary>
+    public static Task<TestKeyServer> StartServerAsync(TestIdentityProvider idp, IList<ModelSeal.Server.Configuration.EntitlementRuleOptions>? rules = null, TimeProvider? time = null) =>
+        TestKeyServer.StartAsync(
+            o =>
+            {
+                o.TrustedIssuers = [new() { Issuer = idp.Issuer, JwksFile = idp.JwksFile }];
+                o.Entitlements.Rules = rules ?? [];
+                o.Time = time ?? TimeProvider.System;
+            },
+            cancellationToken: TestContext.Current.CancellationToken);
+
+    /// <summary>As an administrator (<c>POST /v1/admin/users/{id}/block</c> or <c>unblock</c>): blocks or unblocks the identity provider's user <paramref name="subject"/>.</summary>
+    public static async Task SetUserBlockedAsync(this TestKeyServer server, TestIdentityProvider idp, string subject, bool block)
+    {
+        HttpClient admin = await server.AdminAsync(TestContext.Current.CancellationToken);
+        using System.Text.Json.JsonDocument users = System.Text.Json.JsonDocument.Parse(await admin.GetStringAsync(new Uri("/v1/admin/users?issuer=" + Uri.EscapeDataString(idp.Issuer), UriKind.Relative), TestContext.Current.CancellationToken));
+        long id = users.RootElement.GetProperty("items").EnumerateArray().Single(u => u.GetProperty("subject").GetString() == subject).GetProperty("userId").GetInt64();
+        using HttpResponseMessage response = await admin.PostAsync(new Uri($"/v1/admin/users/{id}/{(block ? "block" : "unblock")}", UriKind.Relative), null, TestContext.Current.CancellationToken);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+    }
 
     /// <summary>A licence for the identity provider's user <paramref name="subject"/> (claimed by its tokens; no credential).</summary>
     public static async Task CreateUserLicenceAsync(this TestKeyServer server, TestIdentityProvider idp, string subject, IReadOnlyList<string> models)
@@ -143,7 +167,7 @@ internal static class SignInServices
     }
 
     /// <summary>The client as an app that signs its users in registers it: no licence id, no credential file.</summary>
-    public static ServiceProvider Create(string serverUrl, SignInCallback callback, TempDirectory directory, ReleaseCounter? counter = null, TimeProvider? time = null, ILoggerProvider? logs = null, Action<ModelSealClientOptions>? configure = null)
+    public static ServiceProvider Create(string serverUrl, SignInCallback callback, TempDirectory directory, ReleaseCounter? counter = null, TimeProvider? time = null, ILoggerProvider? logs = null, Action<ModelSealClientOptions>? configure = null, Tamper? tamper = null)
     {
         var services = new ServiceCollection();
         if (logs is not null)
@@ -167,6 +191,11 @@ internal static class SignInServices
         if (counter is not null)
         {
             services.AddHttpClient(ModelSealServiceCollectionExtensions.HttpClientName).AddHttpMessageHandler(counter.Handler);
+        }
+
+        if (tamper is not null)
+        {
+            services.AddHttpClient(ModelSealServiceCollectionExtensions.HttpClientName).AddHttpMessageHandler(() => tamper);
         }
 
         return services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });

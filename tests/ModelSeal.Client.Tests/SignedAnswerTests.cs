@@ -95,7 +95,7 @@ public sealed class SignedAnswerTests : IAsyncLifetime
             File.Delete(lease);
         }
 
-        var replay = new Tamper { Release = (_, _) => Json(HttpStatusCode.OK, recorded!) };
+        var replay = new Tamper { Release = (_, _) => Tamper.Json(HttpStatusCode.OK, recorded!) };
         await using ServiceProvider replayed = Services(replay);
         var e = await Assert.ThrowsAsync<ModelKeyUnavailableException>(() => replayed.GetRequiredService<IModelKeySource>().GetKeyAsync(Sample.Header, TestContext.Current.CancellationToken).AsTask());
 
@@ -135,7 +135,7 @@ public sealed class SignedAnswerTests : IAsyncLifetime
             (HttpStatusCode.Unauthorized, "{}", "application/json"),
         })
         {
-            tamper.Release = (_, _) => Json(status, body, mediaType);
+            tamper.Release = (_, _) => Tamper.Json(status, body, mediaType);
             byte[] opened = Bytes(await source.GetKeyAsync(Sample.Header, TestContext.Current.CancellationToken));
             Assert.Equal(real, opened);
             Assert.NotNull(await Lease(services));
@@ -153,7 +153,7 @@ public sealed class SignedAnswerTests : IAsyncLifetime
         IModelKeySource source = services.GetRequiredService<IModelKeySource>();
         byte[] real = Bytes(await source.GetKeyAsync(Sample.Header, TestContext.Current.CancellationToken));
 
-        tamper.Release = (_, _) => Json(status, "<html><body>Please sign in to the hotel Wi-Fi</body></html>", "text/html");
+        tamper.Release = (_, _) => Tamper.Json(status, "<html><body>Please sign in to the hotel Wi-Fi</body></html>", "text/html");
         tamper.Token = tamper.Release;
 
         Assert.Equal(real, Bytes(await source.GetKeyAsync(Sample.Header, TestContext.Current.CancellationToken)));
@@ -245,47 +245,6 @@ public sealed class SignedAnswerTests : IAsyncLifetime
             ["kid"] = File.Exists(_client.Sub("leases", "answer-key.kid")) ? File.ReadAllText(_client.Sub("leases", "answer-key.kid")).Trim() : "unknown",
             ["signature"] = System.Buffers.Text.Base64Url.EncodeToString(new byte[64]),
         };
-        return Json(HttpStatusCode.OK, body.ToJsonString());
-    }
-
-    private static HttpResponseMessage Json(HttpStatusCode status, string body, string mediaType = "application/json") =>
-        new(status) { Content = new StringContent(body, Encoding.UTF8, mediaType) };
-
-    /// <summary>
-    /// Sits between the client and the server: <see cref="Release"/> (and <see cref="Token"/>) see each request body and
-    /// the server's answer and may replace it (null: pass the real answer on).
-    /// </summary>
-    private sealed class Tamper : DelegatingHandler
-    {
-        public Func<JsonNode, string, HttpResponseMessage?>? Release { get; set; }
-
-        public Func<JsonNode, string, HttpResponseMessage?>? Token { get; set; }
-
-        public int Rewritten { get; private set; }
-
-        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        {
-            string path = request.RequestUri!.AbsolutePath;
-            Func<JsonNode, string, HttpResponseMessage?>? rewrite = path.EndsWith("/v1/keys/release", StringComparison.Ordinal) ? Release
-                : path.EndsWith("/v1/token", StringComparison.Ordinal) ? Token
-                : null;
-            JsonNode? body = rewrite is null || request.Content is null ? null : JsonNode.Parse(await request.Content.ReadAsStringAsync(cancellationToken));
-            HttpResponseMessage response = await base.SendAsync(request, cancellationToken);
-            if (rewrite is null || body is null)
-            {
-                return response;
-            }
-
-            string answer = await response.Content.ReadAsStringAsync(cancellationToken);
-            HttpResponseMessage? replaced = rewrite(body, answer);
-            if (replaced is null)
-            {
-                return response;
-            }
-
-            response.Dispose();
-            Rewritten++;
-            return replaced;
-        }
+        return Tamper.Json(HttpStatusCode.OK, body.ToJsonString());
     }
 }

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -96,5 +97,47 @@ internal sealed class LogCapture : ILoggerProvider
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
             owner._lines.Enqueue($"{category} {logLevel}: {formatter(state, exception)} {exception}");
+    }
+}
+
+/// <summary>
+/// Sits between the client and the server: <see cref="Release"/> (and <see cref="Token"/>) see each request body and
+/// the server's answer and may replace it (null: pass the real answer on).
+/// </summary>
+internal sealed class Tamper : DelegatingHandler
+{
+    public Func<JsonNode, string, HttpResponseMessage?>? Release { get; set; }
+
+    public Func<JsonNode, string, HttpResponseMessage?>? Token { get; set; }
+
+    public int Rewritten { get; private set; }
+
+    /// <summary>An answer with this status and body.</summary>
+    public static HttpResponseMessage Json(System.Net.HttpStatusCode status, string body, string mediaType = "application/json") =>
+        new(status) { Content = new StringContent(body, System.Text.Encoding.UTF8, mediaType) };
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        string path = request.RequestUri!.AbsolutePath;
+        Func<JsonNode, string, HttpResponseMessage?>? rewrite = path.EndsWith("/v1/keys/release", StringComparison.Ordinal) ? Release
+            : path.EndsWith("/v1/token", StringComparison.Ordinal) ? Token
+            : null;
+        JsonNode? body = rewrite is null || request.Content is null ? null : JsonNode.Parse(await request.Content.ReadAsStringAsync(cancellationToken));
+        HttpResponseMessage response = await base.SendAsync(request, cancellationToken);
+        if (rewrite is null || body is null)
+        {
+            return response;
+        }
+
+        string answer = await response.Content.ReadAsStringAsync(cancellationToken);
+        HttpResponseMessage? replaced = rewrite(body, answer);
+        if (replaced is null)
+        {
+            return response;
+        }
+
+        response.Dispose();
+        Rewritten++;
+        return replaced;
     }
 }
