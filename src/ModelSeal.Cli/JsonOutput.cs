@@ -164,7 +164,7 @@ internal sealed record MasterKeyMigrateResult(int Rewrapped, int MasterKeyVersio
 }
 
 /// <summary>The --json result of <c>database migrate</c>.</summary>
-internal sealed record DatabaseMigrateResult(long Models, long Versions, long Licences, long Devices, long AuditRecords, string RetiredDatabaseFile)
+internal sealed record DatabaseMigrateResult(long Models, long Versions, long Licences, long Devices, long Users, long UserDevices, long AuditRecords, string RetiredDatabaseFile)
 {
     [JsonPropertyOrder(-1)]
     public string Command { get; init; } = "database migrate";
