@@ -231,6 +231,10 @@ public sealed class AdminVerbTests : IAsyncLifetime
         Assert.Equal(ExitCodes.ServerError, unknown.ExitCode);
         Asserts.ErrorWithHint(unknown, "user-not-found");
         Assert.Contains("hint: check the user id: 'modelseal user list' shows the users", unknown.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint: check the user id:", (await Admin("user", "remove-device", "999", a.PublicKey.Thumbprint)).Stderr, StringComparison.Ordinal);
+        CliResult tooMany = await Admin("user", "list", "--limit", "501");
+        Assert.Equal(ExitCodes.Usage, tooMany.ExitCode);
+        Asserts.ErrorWithHint(tooMany, "--limit must be from 1 to 500");
 
         // Blocked: refused at the next release; blocking again changes nothing and says so; unblocked: keys again.
         CliResult blocked = await Admin("user", "block", id);
