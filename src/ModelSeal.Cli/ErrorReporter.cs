@@ -73,6 +73,7 @@ internal static class ErrorReporter
         (_, 404, ProblemCodes.ModelNotFound or ProblemCodes.VersionNotFound) => "check the model id and version: 'modelseal model list' shows what exists.",
         (_, 404, ProblemCodes.DeviceNotFound) => "check the thumbprint: 'modelseal licence devices LICENCE-ID' shows the devices of a licence.",
         (_, 404, ProblemCodes.LicenceNotFound) => "check the licence id: 'modelseal licence list' shows what exists.",
+        (_, 404, ProblemCodes.UserNotFound) => "check the user id: 'modelseal user list' shows the users and their ids (a user appears at its first key release under an entitlement rule).",
         (_, 404, _) => "check the ids: 'modelseal model list' and 'modelseal licence list' show what exists.",
         (_, 409, ProblemCodes.ModelExists) => "that model id is taken: 'modelseal model list' shows it; choose another id, or add a version to it with 'modelseal encrypt --server'.",
         (_, 409, ProblemCodes.VersionExists) => "that version of the model exists already: give a new --model-version, or leave it out so that the server numbers the versions ('modelseal model list' shows them).",

@@ -164,7 +164,7 @@ internal sealed record MasterKeyMigrateResult(int Rewrapped, int MasterKeyVersio
 }
 
 /// <summary>The --json result of <c>database migrate</c>.</summary>
-internal sealed record DatabaseMigrateResult(long Models, long Versions, long Licences, long Devices, long AuditRecords, string RetiredDatabaseFile)
+internal sealed record DatabaseMigrateResult(long Models, long Versions, long Licences, long Devices, long Users, long UserDevices, long AuditRecords, string RetiredDatabaseFile)
 {
     [JsonPropertyOrder(-1)]
     public string Command { get; init; } = "database migrate";
@@ -232,6 +232,40 @@ internal sealed record UsageResult(string Server, string? Since, string? Until, 
     public string Command { get; init; } = "usage";
 }
 
+/// <summary>A user in the <c>user</c> results: a trusted issuer's subject an entitlement rule granted a key to.</summary>
+internal sealed record UserEntry(long UserId, string Issuer, string Subject, string CreatedAt, string LastSeen, string? BlockedAt, long Devices);
+
+/// <summary>A device registered for a user, with the entitlement rule it was registered under.</summary>
+internal sealed record UserDeviceEntry(string Thumbprint, string Rule, string FirstSeen, string LastSeen);
+
+/// <summary>The --json result of <c>user list</c>: a page of users; <c>next</c> is the <c>--after</c> of the next page (null at the end).</summary>
+internal sealed record UserListResult(string Server, IReadOnlyList<UserEntry> Users, long? Next)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "user list";
+}
+
+/// <summary>The --json result of <c>user show</c>: the user, its devices and its latest key releases and refusals (audit records, newest first).</summary>
+internal sealed record UserShowResult(string Server, UserEntry User, IReadOnlyList<UserDeviceEntry> Devices, IReadOnlyList<ModelSeal.Protocol.AuditItem> Releases)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "user show";
+}
+
+/// <summary>The --json result of <c>user block</c> and <c>user unblock</c> (<c>command</c> names which); <c>changed</c> is false when the user already was in that state.</summary>
+internal sealed record UserBlockResult(string Server, UserEntry User, bool Changed)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "user block";
+}
+
+/// <summary>The --json result of <c>user remove-device</c>: the device removed.</summary>
+internal sealed record UserRemoveDeviceResult(string Server, long UserId, UserDeviceEntry Device)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "user remove-device";
+}
+
 /// <summary>Source-generated (trim- and AOT-safe) serialization of the results, camelCase, one line.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(KeygenResult))]
@@ -248,6 +282,10 @@ internal sealed record UsageResult(string Server, string? Since, string? Until, 
 [JsonSerializable(typeof(LicenceEditResult))]
 [JsonSerializable(typeof(MasterKeyRotateResult))]
 [JsonSerializable(typeof(UsageResult))]
+[JsonSerializable(typeof(UserListResult))]
+[JsonSerializable(typeof(UserShowResult))]
+[JsonSerializable(typeof(UserBlockResult))]
+[JsonSerializable(typeof(UserRemoveDeviceResult))]
 [JsonSerializable(typeof(ServeResult))]
 [JsonSerializable(typeof(AdminCredentialRotateResult))]
 [JsonSerializable(typeof(MasterKeyMigrateResult))]

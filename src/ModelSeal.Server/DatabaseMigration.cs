@@ -9,10 +9,12 @@ namespace ModelSeal.Server;
 /// <param name="Models">Models copied.</param>
 /// <param name="Versions">Model versions copied (wrapped keys as they were: the master keys do not change).</param>
 /// <param name="Licences">Licences copied.</param>
-/// <param name="Devices">Devices copied.</param>
+/// <param name="Devices">Devices of licences copied.</param>
+/// <param name="Users">Users (of entitlement rules) copied, ids unchanged.</param>
+/// <param name="UserDevices">Devices of users copied.</param>
 /// <param name="AuditRecords">Audit records copied, ids and hashes unchanged (a <c>database.migrated</c> record follows them).</param>
 /// <param name="RetiredDatabaseFile">Where the SQLite database was moved, so that no server uses it again.</param>
-public sealed record DatabaseMigrationResult(int Models, int Versions, int Licences, int Devices, int AuditRecords, string RetiredDatabaseFile);
+public sealed record DatabaseMigrationResult(int Models, int Versions, int Licences, int Devices, int Users, int UserDevices, int AuditRecords, string RetiredDatabaseFile);
 
 /// <summary>
 /// Moves a key server from the embedded SQLite database to PostgreSQL (docs/deploy.md "Moving to PostgreSQL"), offline:
@@ -69,7 +71,7 @@ public static class DatabaseMigration
                 {
                     if (!s.Snapshot.IsEmpty())
                     {
-                        throw new ServerConfigurationException($"The {destination.Description} already holds models, licences or audit records; move into an empty database (or schema).");
+                        throw new ServerConfigurationException($"The {destination.Description} already holds models, licences, users or audit records; move into an empty database (or schema).");
                     }
 
                     destination.Import(s, snapshot);
@@ -97,6 +99,6 @@ public static class DatabaseMigration
             }
         }
 
-        return new DatabaseMigrationResult(snapshot.Models.Count, snapshot.Versions.Count, snapshot.Licences.Count, snapshot.Devices.Count, snapshot.Audit.Count, retired);
+        return new DatabaseMigrationResult(snapshot.Models.Count, snapshot.Versions.Count, snapshot.Licences.Count, snapshot.Devices.Count, snapshot.Users?.Count ?? 0, snapshot.UserDevices?.Count ?? 0, snapshot.Audit.Count, retired);
     }
 }

@@ -57,7 +57,7 @@ public static class ServerHost
         if (settings.Entitlements.File is { } ruleFile)
         {
             // A bad rule file refuses the start before anything is created (EntitlementRuleSet reads it again and watches it).
-            EntitlementRules.Parse(ServerConfiguration.LoadRuleFile(ruleFile), $"'{ruleFile}' Rules");
+            EntitlementRules.Parse(ServerConfiguration.LoadRuleFile(ruleFile), $"'{ruleFile}' Rules", settings.TrustedIssuers);
         }
 
         DataDirectory data = DataDirectory.Open(settings.DataDirectory);

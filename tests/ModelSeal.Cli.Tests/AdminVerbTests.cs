@@ -6,13 +6,15 @@ using ModelSeal.Hpke;
 namespace ModelSeal.Cli.Tests;
 
 /// <summary>
-/// The admin verbs of issue 16 against a real key server (Kestrel on 127.0.0.1, SQLite in a temporary data
+/// The admin verbs of issues 14 and 16 against a real key server (Kestrel on 127.0.0.1, SQLite in a temporary data
 /// directory): version states, model delete, licence edit, devices and remove-device, master-key rotate, audit
-/// filters and usage. Each change is checked where it takes effect (a device's key release) and in the audit log.
+/// filters, usage, and the users of an entitlement rule. Each change is checked where it takes effect (a device's key
+/// release) and in the audit log.
 /// </summary>
 public sealed class AdminVerbTests : IAsyncLifetime
 {
     private readonly Workspace _work = new();
+    private ExternalIssuer? _idp;
     private TestKeyServer? _server;
     private HttpClient? _http;
 
@@ -20,14 +22,22 @@ public sealed class AdminVerbTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        // One audit record per refusal, written at once (no coalescing window to wait for).
-        _server = await TestKeyServer.StartAsync(options => options.Audit.RefusalWindow = TimeSpan.Zero);
+        // An app's own sign-in (a trusted issuer) whose users get 'classifier' on one device each under a rule.
+        _idp = new ExternalIssuer("https://idp.example", _work["idp.json"]);
+        _server = await TestKeyServer.StartAsync(options =>
+        {
+            // One audit record per refusal, written at once (no coalescing window to wait for).
+            options.Audit.RefusalWindow = TimeSpan.Zero;
+            options.TrustedIssuers = [new() { Issuer = _idp.Issuer, JwksFile = _idp.JwksFile }];
+            options.Entitlements.Rules = [new() { Name = "one-device", Issuer = _idp.Issuer, Models = ["classifier"], MaxDevices = 1 }];
+        });
         _http = new HttpClient { BaseAddress = new Uri(Url) };
     }
 
     public async ValueTask DisposeAsync()
     {
         _http?.Dispose();
+        _idp?.Dispose();
         if (_server is not null)
         {
             await _server.DisposeAsync();
@@ -173,6 +183,88 @@ public sealed class AdminVerbTests : IAsyncLifetime
         Assert.Equal(2, (await Admin("audit", "--event", "key.released", "--model", "classifier", "--json")).Json().GetProperty("items").GetArrayLength());
         Assert.Equal(2, (await Admin("audit", "--subject", "s", "--event", "key.released", "--json")).Json().GetProperty("items").GetArrayLength());
         Assert.Equal(0, (await Admin("audit", "--subject", "someone-else", "--event", "key.released", "--json")).Json().GetProperty("items").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Users_are_listed_shown_blocked_unblocked_and_rid_of_a_device_and_each_change_is_audited()
+    {
+        await PublishClassifierAsync();
+        Assert.StartsWith("no users on the key server", (await Admin("user", "list")).Stdout, StringComparison.Ordinal);
+
+        // A user comes into existence at its first key release under the rule, with its one device.
+        string jwt = _idp!.Token("alice@example.com", "keys", DateTimeOffset.UtcNow);
+        using HpkeKeyPair a = HpkeKeyPair.Generate();
+        using HpkeKeyPair b = HpkeKeyPair.Generate();
+        Assert.Equal(HttpStatusCode.OK, await ReleaseAsync(jwt, a));
+        Assert.Equal(HttpStatusCode.Forbidden, await ReleaseAsync(jwt, b));
+
+        CliResult list = await Admin("user", "list");
+        Assert.True(list.ExitCode == 0, list.ToString());
+        string[] rows = list.Stdout.TrimEnd().Split('\n');
+        Assert.Matches("^USER +ISSUER +SUBJECT +DEVICES +CREATED +LAST SEEN +STATE$", rows[0]);
+        Assert.Matches(@"^\d+ +https://idp\.example +alice@example\.com +1 +\S+ +\S+ +active$", rows[1]);
+        JsonElement listed = (await Admin("user", "list", "--issuer", _idp.Issuer, "--json")).Json();
+        Assert.Equal("user list", listed.GetProperty("command").GetString());
+        JsonElement user = Assert.Single(listed.GetProperty("users").EnumerateArray());
+        string id = user.GetProperty("userId").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(("alice@example.com", 1L, JsonValueKind.Null), (user.GetProperty("subject").GetString(), user.GetProperty("devices").GetInt64(), listed.GetProperty("next").ValueKind));
+        Assert.StartsWith("no users of the issuer 'https://other.example'", (await Admin("user", "list", "--issuer", "https://other.example")).Stdout, StringComparison.Ordinal);
+
+        // show: the devices with their rule, and the releases and refusals with what decided them.
+        CliResult shown = await Admin("user", "show", id);
+        Assert.True(shown.ExitCode == 0, shown.ToString());
+        string[] lines = shown.Stdout.TrimEnd().Split('\n');
+        Assert.StartsWith($"user {id} (alice@example.com at https://idp.example): active; created ", lines[0], StringComparison.Ordinal);
+        Assert.Matches("^THUMBPRINT +RULE +FIRST SEEN +LAST SEEN$", lines[2]);
+        Assert.StartsWith(a.PublicKey.Thumbprint + "  one-device  ", lines[3], StringComparison.Ordinal);
+        Assert.Matches("^ID +TIME +EVENT +OUTCOME +MODEL +VERSION +DEVICE +DECIDED BY$", lines[5]);
+        Assert.Matches($@"^\d+ +\S+ +key\.refused +device-limit +classifier +1 +{System.Text.RegularExpressions.Regex.Escape(b.PublicKey.Thumbprint)} +rule one-device$", lines[6]);
+        Assert.Matches($@"^\d+ +\S+ +key\.released +ok +classifier +1 +{System.Text.RegularExpressions.Regex.Escape(a.PublicKey.Thumbprint)} +rule one-device$", lines[7]);
+        JsonElement detail = (await Admin("user", "show", id, "--json")).Json();
+        Assert.Equal(("user show", "one-device", 2), (detail.GetProperty("command").GetString(), Assert.Single(detail.GetProperty("devices").EnumerateArray()).GetProperty("rule").GetString(), detail.GetProperty("releases").GetArrayLength()));
+
+        // A wrong user id: not a number is a usage error; a number the server does not know says where the ids are.
+        CliResult notAnId = await Admin("user", "show", "alice@example.com");
+        Assert.Equal(ExitCodes.Usage, notAnId.ExitCode);
+        Asserts.ErrorWithHint(notAnId, "USER 'alice@example.com' is not a user id");
+        CliResult unknown = await Admin("user", "block", "999");
+        Assert.Equal(ExitCodes.ServerError, unknown.ExitCode);
+        Asserts.ErrorWithHint(unknown, "user-not-found");
+        Assert.Contains("hint: check the user id: 'modelseal user list' shows the users", unknown.Stderr, StringComparison.Ordinal);
+        Assert.Contains("hint: check the user id:", (await Admin("user", "remove-device", "999", a.PublicKey.Thumbprint)).Stderr, StringComparison.Ordinal);
+        CliResult tooMany = await Admin("user", "list", "--limit", "501");
+        Assert.Equal(ExitCodes.Usage, tooMany.ExitCode);
+        Asserts.ErrorWithHint(tooMany, "--limit must be from 1 to 500");
+
+        // Blocked: refused at the next release; blocking again changes nothing and says so; unblocked: keys again.
+        CliResult blocked = await Admin("user", "block", id);
+        Assert.True(blocked.ExitCode == 0, blocked.ToString());
+        Assert.StartsWith($"blocked user {id} (alice@example.com at https://idp.example)", blocked.Stdout, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Forbidden, await ReleaseAsync(jwt, a));
+        CliResult again = await Admin("user", "block", id);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Contains("was already blocked", again.Stdout, StringComparison.Ordinal);
+        Assert.False((await Admin("user", "block", id, "--json")).Json().GetProperty("changed").GetBoolean());
+        Assert.Matches($@"\n{id} +.* +blocked \S+\n", (await Admin("user", "list")).Stdout);
+        JsonElement unblocked = (await Admin("user", "unblock", id, "--json")).Json();
+        Assert.Equal(("user unblock", true, JsonValueKind.Null), (unblocked.GetProperty("command").GetString(), unblocked.GetProperty("changed").GetBoolean(), unblocked.GetProperty("user").GetProperty("blockedAt").ValueKind));
+        Assert.Contains("is not blocked; nothing changed", (await Admin("user", "unblock", id)).Stdout, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, await ReleaseAsync(jwt, a));
+
+        // remove-device: an unknown device says where the thumbprints are; removing one frees its slot.
+        CliResult notThere = await Admin("user", "remove-device", id, b.PublicKey.Thumbprint);
+        Assert.Equal(ExitCodes.ServerError, notThere.ExitCode);
+        Asserts.ErrorWithHint(notThere, "device-not-found");
+        Assert.Contains($"hint: user {id} has no device '{b.PublicKey.Thumbprint}': 'modelseal user show {id}' lists its devices", notThere.Stderr, StringComparison.Ordinal);
+        CliResult removed = await Admin("user", "remove-device", id, a.PublicKey.Thumbprint);
+        Assert.True(removed.ExitCode == 0, removed.ToString());
+        Assert.StartsWith($"removed device {a.PublicKey.Thumbprint} (rule one-device, first seen ", removed.Stdout, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, await ReleaseAsync(jwt, b));
+        Assert.Equal(HttpStatusCode.Forbidden, await ReleaseAsync(jwt, a));
+
+        // Each change is in the audit log once (the repeated block and unblock changed nothing and recorded nothing).
+        string[] events = [.. (await Admin("audit", "--json")).Json().GetProperty("items").EnumerateArray().Select(i => i.GetProperty("event").GetString()!).Where(e => e.StartsWith("user.", StringComparison.Ordinal))];
+        Assert.Equal(["user.blocked", "user.unblocked", "user.device-removed"], events);
     }
 
     /// <summary>Adds model 'classifier' and publishes its version 1 with encrypt --server.</summary>

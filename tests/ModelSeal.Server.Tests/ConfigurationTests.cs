@@ -190,6 +190,46 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void An_entitlement_rule_for_an_issuer_that_is_not_trusted_is_refused_at_start_naming_the_key_and_the_fix()
+    {
+        using var directory = new TempDirectory();
+        using var issuer = new ExternalIssuer("https://a", directory.Sub("jwks.json"));
+        string data = directory.Sub("data");
+        var trusted = new JsonArray(new JsonObject { ["Issuer"] = issuer.Issuer, ["JwksFile"] = issuer.JwksFile });
+        JsonObject Rule(string name, string iss) => new() { ["Name"] = name, ["Issuer"] = iss, ["Models"] = new JsonArray("m") };
+        ServerOptions Load(JsonObject json)
+        {
+            string file = directory.Sub("server.json");
+            File.WriteAllText(file, json.ToJsonString());
+            return ServerConfiguration.Load(file, NoEnvironment, new Dictionary<string, string?> { ["DataDirectory"] = data });
+        }
+
+        // Inline: the second rule names an issuer that differs from the trusted one (a typo, a missing realm).
+        ServerOptions inline = Load(new JsonObject { ["TrustedIssuers"] = trusted.DeepClone(), ["Entitlements"] = new JsonObject { ["Rules"] = new JsonArray(Rule("ok", "https://a"), Rule("typo", "https://a/realms/apps")) } });
+        var e = Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(inline));
+        Assert.Contains("Entitlements:Rules:1:Issuer is 'https://a/realms/apps', which is not one of the TrustedIssuers ('https://a')", e.Message, StringComparison.Ordinal);
+        Assert.Contains("or add the issuer to TrustedIssuers", e.Message, StringComparison.Ordinal);
+
+        // No trusted issuer at all: said so.
+        ServerOptions none = Load(new JsonObject { ["Entitlements"] = new JsonObject { ["Rules"] = new JsonArray(Rule("r", "https://a")) } });
+        e = Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(none));
+        Assert.Contains("Entitlements:Rules:0:Issuer is 'https://a', but TrustedIssuers is empty", e.Message, StringComparison.Ordinal);
+
+        // A rule file: the same check, naming the file's key.
+        string rules = directory.Sub("rules.json");
+        File.WriteAllText(rules, new JsonObject { ["Rules"] = new JsonArray(Rule("r", "https://b")) }.ToJsonString());
+        ServerOptions fromFile = Load(new JsonObject { ["TrustedIssuers"] = trusted.DeepClone(), ["Entitlements"] = new JsonObject { ["File"] = rules } });
+        e = Assert.Throws<ServerConfigurationException>(() => ServerHost.Build(fromFile));
+        Assert.Contains($"'{rules}' Rules:0:Issuer is 'https://b', which is not one of the TrustedIssuers", e.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(data), "Nothing is created before the configuration is valid.");
+
+        // The same rules with the issuer trusted are accepted.
+        File.WriteAllText(rules, new JsonObject { ["Rules"] = new JsonArray(Rule("r", "https://a")) }.ToJsonString());
+        ServerOptionsValidator.Validate(fromFile);
+        ServerOptionsValidator.Validate(Load(new JsonObject { ["TrustedIssuers"] = trusted.DeepClone(), ["Entitlements"] = new JsonObject { ["Rules"] = new JsonArray(Rule("r", "https://a")) } }));
+    }
+
+    [Fact]
     public async Task External_tokens_are_administrators_only_when_their_subject_is_listed()
     {
         using var directory = new TempDirectory();

@@ -18,11 +18,18 @@ public sealed class DatabaseMigrationTests
         var postgres = new DatabaseOptions { Provider = DatabaseOptions.Postgres, ConnectionString = PostgresSchema.ConnectionString(directory.Path, create: true) };
         using HpkeKeyPair device = HpkeKeyPair.Generate();
         using HpkeKeyPair other = HpkeKeyPair.Generate();
+        using var idp = new ExternalIssuer("https://idp.example", directory.Sub("idp.json"));
+        void Entitled(ServerOptions o)
+        {
+            o.TrustedIssuers = [new() { Issuer = idp.Issuer, JwksFile = idp.JwksFile }];
+            o.Entitlements.Rules = [new() { Name = "one-device", Issuer = idp.Issuer, Models = ["m"], MaxDevices = 1 }];
+        }
+
         byte[] expected;
         Licence licence, revoked;
         JsonElement head;
-        string models;
-        await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
+        string models, users;
+        await using (TestServer server = await TestServer.StartAsync(Entitled, data))
         {
             string admin = await server.AdminTokenAsync();
             await server.CreateModelAsync(admin, "m");
@@ -39,12 +46,19 @@ public sealed class DatabaseMigrationTests
             (await server.PostAsync($"/v1/admin/licences/{revoked.Id}/revoke", null, admin)).AssertStatus(HttpStatusCode.OK);
             (await server.ReleaseAsync(revokedToken, "m", "1", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-revoked");
             Assert.Equal(2, (await server.PostAsync("/v1/admin/master-key/rotate", null, admin)).Json.GetProperty("masterKeyVersion").GetInt32());
+
+            // Users of the entitlement rule (schema 7): one with its one device, one blocked.
+            (await server.ReleaseAsync(idp.Token("user", "keys", server.Now), "m", "1", device)).AssertStatus(HttpStatusCode.OK);
+            (await server.ReleaseAsync(idp.Token("blocked", "keys", server.Now), "m", "1", device)).AssertStatus(HttpStatusCode.OK);
+            long blockedId = (await server.GetAsync("/v1/admin/users", admin)).Json.GetProperty("items").EnumerateArray().Single(u => u.GetProperty("subject").GetString() == "blocked").GetProperty("userId").GetInt64();
+            (await server.PostAsync($"/v1/admin/users/{blockedId}/block", null, admin)).AssertStatus(HttpStatusCode.OK);
             head = await AuditChainTests.VerifyAsync(server, admin);
             models = (await server.GetAsync("/v1/admin/models", admin)).Text;
+            users = (await server.GetAsync("/v1/admin/users", admin)).Text;
         }
 
         DatabaseMigrationResult moved = DatabaseMigration.Migrate(new ServerOptions { DataDirectory = data }, postgres);
-        Assert.Equal((1, 3, 2, 1), (moved.Models, moved.Versions, moved.Licences, moved.Devices));
+        Assert.Equal((1, 3, 2, 1, 2, 2), (moved.Models, moved.Versions, moved.Licences, moved.Devices, moved.Users, moved.UserDevices));
         Assert.Equal(head.GetProperty("records").GetInt64(), moved.AuditRecords);
         Assert.False(File.Exists(Path.Combine(data, "modelseal.db")), "The SQLite database must not stay where a server would use it.");
         Assert.True(File.Exists(moved.RetiredDatabaseFile));
@@ -52,10 +66,17 @@ public sealed class DatabaseMigrationTests
         // The recorded master-key version moves with the database: a v3 added to master.keys meanwhile never wraps.
         File.AppendAllText(Path.Combine(data, "master.keys"), $"v3 {Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}\n");
 
-        await using (TestServer server = await TestServer.StartAsync(o => o.Database = postgres, data))
+        await using (TestServer server = await TestServer.StartAsync(
+            o =>
+            {
+                Entitled(o);
+                o.Database = postgres;
+            },
+            data))
         {
             string admin = await server.AdminTokenAsync();
             Assert.Equal(models, (await server.GetAsync("/v1/admin/models", admin)).Text);
+            Assert.Equal(users, (await server.GetAsync("/v1/admin/users", admin)).Text);
 
             // The chain continues: the old head is still there, followed by the migration record.
             JsonElement chain = await AuditChainTests.VerifyAsync(server, admin, head);
@@ -67,6 +88,14 @@ public sealed class DatabaseMigrationTests
             Assert.True(checkpoint.GetProperty("verified").GetBoolean(), chain.ToString());
             Assert.Equal(head.GetProperty("records").GetInt64(), checkpoint.GetProperty("records").GetInt64());
             Assert.Equal(head.GetProperty("lastHash").GetString(), checkpoint.GetProperty("lastHash").GetString());
+
+            // The users' devices and blocks moved too: the registered device still fits, another does not,
+            // the blocked user stays blocked, and a new user is numbered after them.
+            (await server.ReleaseAsync(idp.Token("user", "keys", server.Now), "m", "1", device)).AssertStatus(HttpStatusCode.OK);
+            (await server.ReleaseAsync(idp.Token("user", "keys", server.Now), "m", "1", other)).AssertProblem(HttpStatusCode.Forbidden, "device-limit");
+            (await server.ReleaseAsync(idp.Token("blocked", "keys", server.Now), "m", "1", device)).AssertProblem(HttpStatusCode.Forbidden, "user-blocked");
+            (await server.ReleaseAsync(idp.Token("new", "keys", server.Now), "m", "1", device)).AssertStatus(HttpStatusCode.OK);
+            Assert.Equal(3L, server.Database.Count("SELECT user_id FROM users WHERE subject = 'new'"));
 
             // Same keys, same device registrations, same revocations, same destroyed version.
             string token = await server.LicenceTokenAsync(licence);

@@ -306,6 +306,13 @@ public sealed class EntitlementTests : IDisposable
         Assert.Equal("v2", Assert.Single(set.Rules).Name);
         (await server.ReleaseAsync(token, "b", "latest", device)).AssertStatus(HttpStatusCode.OK);
 
+        // So is a rule for an issuer that is not trusted (it could never grant anything), with the key and the fix.
+        RuleLoad untrusted = await ChangeAndWaitAsync(set, () => WriteRules(rules, RulesJson("https://typo.example", "v3", "a")), (load, _) => load.Error is not null);
+        Assert.Contains($"'{rules}' Rules:0:Issuer is 'https://typo.example', which is not one of the TrustedIssuers ('{idp.Issuer}')", untrusted.Error, StringComparison.Ordinal);
+        Assert.Contains(server.Logs.Lines, l => l.StartsWith("Error", StringComparison.Ordinal) && l.Contains("https://typo.example", StringComparison.Ordinal));
+        Assert.Equal("v2", Assert.Single(set.Rules).Name);
+        (await server.ReleaseAsync(token, "b", "latest", device)).AssertStatus(HttpStatusCode.OK);
+
         // An edit in place (not a move) is seen as well.
         await ChangeAndWaitAsync(set, () => File.WriteAllText(rules, RulesJson(idp.Issuer, "v4", "a")), (_, s) => s.Rules is [{ Name: "v4" }]);
         (await server.ReleaseAsync(token, "a", "latest", device)).AssertStatus(HttpStatusCode.OK);

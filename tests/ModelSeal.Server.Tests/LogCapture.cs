@@ -73,6 +73,7 @@ internal static class Secrets
     public static List<string> FoundIn(IEnumerable<string> lines)
     {
         string[] snapshot = lines.ToArray();
-        return All.Where(secret => snapshot.Any(line => line.Contains(secret.Key, StringComparison.Ordinal))).Select(secret => secret.Value).Distinct().ToList();
+        return All.Concat(ExternalIssuer.Issued.Select(token => KeyValuePair.Create(token, "external token")))
+            .Where(secret => snapshot.Any(line => line.Contains(secret.Key, StringComparison.Ordinal))).Select(secret => secret.Value).Distinct().ToList();
     }
 }

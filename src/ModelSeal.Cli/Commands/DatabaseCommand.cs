@@ -49,11 +49,11 @@ internal sealed class DatabaseCommand : Command
 
             if (result.GetValue(_json))
             {
-                CliJsonContext.Write(Context, new DatabaseMigrateResult(moved.Models, moved.Versions, moved.Licences, moved.Devices, moved.AuditRecords, moved.RetiredDatabaseFile));
+                CliJsonContext.Write(Context, new DatabaseMigrateResult(moved.Models, moved.Versions, moved.Licences, moved.Devices, moved.Users, moved.UserDevices, moved.AuditRecords, moved.RetiredDatabaseFile));
                 return Task.FromResult(ExitCodes.Success);
             }
 
-            Context.Out.WriteLine($"copied {moved.Models} model(s), {moved.Versions} version(s), {moved.Licences} licence(s), {moved.Devices} device(s) and {moved.AuditRecords} audit record(s); the audit chain continues unchanged.");
+            Context.Out.WriteLine($"copied {moved.Models} model(s), {moved.Versions} version(s), {moved.Licences} licence(s), {moved.Devices} licence device(s), {moved.Users} user(s), {moved.UserDevices} user device(s) and {moved.AuditRecords} audit record(s); the audit chain continues unchanged.");
             Context.Out.WriteLine($"modelseal.db is now {moved.RetiredDatabaseFile}. Start the server with --database postgres --connection-string-env {result.GetValue(_state.ConnectionStringEnv)}.");
             return Task.FromResult(ExitCodes.Success);
         }

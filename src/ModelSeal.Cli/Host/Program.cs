@@ -42,6 +42,7 @@ internal static class Program
                 new AdminCredentialCommand(context),
                 new ModelCommand(context),
                 new LicenceCommand(context),
+                new UserCommand(context),
                 new TokenCommand(context),
                 new AuditCommand(context),
                 new UsageCommand(context),

@@ -123,9 +123,33 @@ internal static class EntitlementRules
     public const int MaxRules = 10_000;
     public const int MaxDevicesLimit = 1_000_000;
 
-    /// <summary>Validates <paramref name="rules"/>; <paramref name="prefix"/> is the configuration path of the list (<c>Entitlements:Rules</c>, or the file).</summary>
-    /// <exception cref="ServerConfigurationException">A rule is malformed.</exception>
-    public static IReadOnlyList<EntitlementRule> Parse(IList<EntitlementRuleOptions>? rules, string prefix)
+    /// <summary>
+    /// Validates <paramref name="rules"/>; <paramref name="prefix"/> is the configuration path of the list
+    /// (<c>Entitlements:Rules</c>, or the file). Each rule's <c>Issuer</c> must be one of <paramref name="trustedIssuers"/>
+    /// (the configured <c>TrustedIssuers</c>): a rule for an issuer whose tokens the server never accepts would grant
+    /// nothing, silently.
+    /// </summary>
+    /// <exception cref="ServerConfigurationException">A rule is malformed or names an issuer that is not trusted.</exception>
+    public static IReadOnlyList<EntitlementRule> Parse(IList<EntitlementRuleOptions>? rules, string prefix, IEnumerable<TrustedIssuerOptions?>? trustedIssuers)
+    {
+        List<EntitlementRule> parsed = ParseWellFormed(rules, prefix);
+        HashSet<string> trusted = [.. (trustedIssuers ?? []).Select(t => t?.Issuer).OfType<string>()];
+        for (int i = 0; i < parsed.Count; i++)
+        {
+            if (!trusted.Contains(parsed[i].Issuer))
+            {
+                string key = string.Create(CultureInfo.InvariantCulture, $"{prefix}:{i}:Issuer");
+                throw new ServerConfigurationException(trusted.Count == 0
+                    ? $"{key} is '{parsed[i].Issuer}', but TrustedIssuers is empty, so no token of that issuer is ever accepted and the rule would grant nothing. Add the issuer to TrustedIssuers (its Issuer and its Authority or JwksFile), or remove the rule."
+                    : $"{key} is '{parsed[i].Issuer}', which is not one of the TrustedIssuers ({string.Join(", ", trusted.Order(StringComparer.Ordinal).Select(t => "'" + t + "'"))}), so the rule would grant nothing. Give the exact 'iss' of a trusted issuer, or add the issuer to TrustedIssuers (its Issuer and its Authority or JwksFile).");
+            }
+        }
+
+        return parsed;
+    }
+
+    /// <summary>Every rule checked on its own, then the names for uniqueness (the issuers are checked after: a malformed rule is the first thing to fix).</summary>
+    private static List<EntitlementRule> ParseWellFormed(IList<EntitlementRuleOptions>? rules, string prefix)
     {
         if (rules is null)
         {

@@ -90,15 +90,16 @@ internal static class ServerOptionsValidator
         ValidateAudit(options.Audit);
         ValidateTrustedIssuers(options);
         ValidateTrustedProxies(options.TrustedProxies);
-        ValidateEntitlements(options.Entitlements);
+        ValidateEntitlements(options.Entitlements, options.TrustedIssuers);
     }
 
     /// <summary>
     /// Checks the <c>Entitlements</c> section: rules inline or in a file, not both; the inline rules validated
-    /// (<see cref="EntitlementRules.Parse"/>). A rule file is read and validated when the server builds its services.
+    /// (<see cref="EntitlementRules.Parse"/>), each for an issuer of <paramref name="trustedIssuers"/>. A rule file is
+    /// read and validated when the server builds its services.
     /// </summary>
     /// <exception cref="ServerConfigurationException">The section is malformed.</exception>
-    public static void ValidateEntitlements(EntitlementOptions? options)
+    public static void ValidateEntitlements(EntitlementOptions? options, IEnumerable<TrustedIssuerOptions?>? trustedIssuers)
     {
         if (options is null)
         {
@@ -115,7 +116,7 @@ internal static class ServerOptionsValidator
             throw new ServerConfigurationException("Entitlements:File is empty; give the path of the rule file, or leave it out.");
         }
 
-        EntitlementRules.Parse(options.Rules, "Entitlements:Rules");
+        EntitlementRules.Parse(options.Rules, "Entitlements:Rules", trustedIssuers);
     }
 
     /// <summary>Checks the refusal window and the checkpoint triggers (whole seconds, within their ranges).</summary>

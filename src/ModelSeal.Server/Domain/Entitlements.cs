@@ -78,12 +78,13 @@ internal sealed record RuleLoad(int Rules, string? Error);
 /// <summary>
 /// The entitlement rules in force. Inline rules (<c>Entitlements:Rules</c>) are fixed; a rule file
 /// (<c>Entitlements:File</c>) is watched and read again whenever it changes: a valid file replaces the rules at once,
-/// a bad one is refused (logged, <see cref="ServerLog.EntitlementRulesRefused"/>) and the rules in force stay.
+/// a bad one (a malformed rule, or a rule for an issuer that is not one of the TrustedIssuers) is refused (logged, <see cref="ServerLog.EntitlementRulesRefused"/>) and the rules in force stay.
 /// </summary>
 internal sealed class EntitlementRuleSet : IDisposable
 {
     private readonly Lock _reload = new();
     private readonly string? _file;
+    private readonly IReadOnlyList<TrustedIssuerOptions> _trustedIssuers;
     private readonly ILogger _logger;
     private readonly FileSystemWatcher? _watcher;
     private volatile IReadOnlyList<EntitlementRule> _rules;
@@ -96,10 +97,11 @@ internal sealed class EntitlementRuleSet : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         _logger = logger;
+        _trustedIssuers = [.. options.TrustedIssuers];
         _file = options.Entitlements.File is { } file ? Path.GetFullPath(file) : null;
         if (_file is null)
         {
-            _rules = EntitlementRules.Parse(options.Entitlements.Rules, "Entitlements:Rules");
+            _rules = EntitlementRules.Parse(options.Entitlements.Rules, "Entitlements:Rules", options.TrustedIssuers);
             return;
         }
 
@@ -165,6 +167,7 @@ internal sealed class EntitlementRuleSet : IDisposable
 
     public void Dispose() => _watcher?.Dispose();
 
-    private static IReadOnlyList<EntitlementRule> Read(string file) =>
-        EntitlementRules.Parse(ServerConfiguration.LoadRuleFile(file), $"'{file}' Rules");
+    /// <summary>The rules of <paramref name="file"/>, validated as at start: well formed, each for a trusted issuer.</summary>
+    private IReadOnlyList<EntitlementRule> Read(string file) =>
+        EntitlementRules.Parse(ServerConfiguration.LoadRuleFile(file), $"'{file}' Rules", _trustedIssuers);
 }

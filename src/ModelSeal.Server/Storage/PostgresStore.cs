@@ -212,12 +212,13 @@ internal sealed class PostgresStore : Store
 
     protected override DbConnection Open() => _dataSource.OpenConnection();
 
-    // model_versions.seq is GENERATED ALWAYS: the imported numbers need OVERRIDING SYSTEM VALUE, then the sequence
-    // continues after the largest.
+    // model_versions.seq and users.user_id are GENERATED ALWAYS: the imported numbers need OVERRIDING SYSTEM VALUE,
+    // then each sequence continues after the largest.
     internal override void Import(WriteSession session, StoreSnapshot snapshot)
     {
         session.Snapshot.Import(snapshot, identityInsert: "OVERRIDING SYSTEM VALUE");
         session.Db.NonQuery("SELECT setval(pg_get_serial_sequence('model_versions', 'seq'), COALESCE(MAX(seq), 1), MAX(seq) IS NOT NULL) FROM model_versions");
+        session.Db.NonQuery("SELECT setval(pg_get_serial_sequence('users', 'user_id'), COALESCE(MAX(user_id), 1), MAX(user_id) IS NOT NULL) FROM users");
     }
 
     protected override DbTransaction BeginWrite(DbConnection connection)

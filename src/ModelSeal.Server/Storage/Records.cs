@@ -159,4 +159,9 @@ internal sealed record StoreSnapshot(
     IReadOnlyList<AuditRecord> Audit,
     AdminCredentialRecord? AdminCredential = null,
     MasterKeyRecord? MasterKey = null,
-    IReadOnlyList<AuditCheckpoint>? AuditCheckpoints = null);
+    IReadOnlyList<AuditCheckpoint>? AuditCheckpoints = null,
+    IReadOnlyList<UserRow>? Users = null,
+    IReadOnlyList<(long UserId, string Thumbprint, long FirstSeen, long LastSeen, string Rule)>? UserDevices = null);
+
+/// <summary>A user row as stored (moving a database only); times in Unix seconds.</summary>
+internal sealed record UserRow(long UserId, string Issuer, string Subject, long CreatedAt, long LastSeen, long? BlockedAt);

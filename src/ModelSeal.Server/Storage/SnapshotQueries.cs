@@ -14,7 +14,13 @@ internal sealed class SnapshotQueries(DbSession db)
         new AuditReads(db).All().ToList(),
         new AdminCredentialReads(db).Get(),
         new MasterKeyReads(db).Get(),
-        new AuditReads(db).Checkpoints());
+        new AuditReads(db).Checkpoints(),
+        db.List(
+            r => new UserRow(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), r.IsDBNull(5) ? null : r.GetInt64(5)),
+            "SELECT user_id, issuer, subject, created_at, last_seen, blocked_at FROM users ORDER BY user_id"),
+        db.List(
+            r => (r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3), r.GetString(4)),
+            "SELECT user_id, thumbprint, first_seen, last_seen, rule FROM user_devices ORDER BY user_id, first_seen, thumbprint"));
 
     /// <summary>
     /// Inserts a snapshot into empty tables, keeping version sequence numbers, insertion order, audit ids, formats and
@@ -46,6 +52,21 @@ internal sealed class SnapshotQueries(DbSession db)
             db.NonQuery("INSERT INTO devices (licence_id, thumbprint, first_seen, last_seen) VALUES (@l, @d, @f, @t)", ("@l", licenceId), ("@d", thumbprint), ("@f", firstSeen), ("@t", lastSeen));
         }
 
+        // Users keep their ids (the admin API and 'modelseal user' name them by id), their devices the rule that granted each.
+        foreach (UserRow user in snapshot.Users ?? [])
+        {
+            db.NonQuery(
+                $"INSERT INTO users (user_id, issuer, subject, created_at, last_seen, blocked_at) {identityInsert} VALUES (@u, @i, @s, @c, @l, @b)",
+                ("@u", user.UserId), ("@i", user.Issuer), ("@s", user.Subject), ("@c", user.CreatedAt), ("@l", user.LastSeen), ("@b", user.BlockedAt));
+        }
+
+        foreach ((long userId, string thumbprint, long firstSeen, long lastSeen, string rule) in snapshot.UserDevices ?? [])
+        {
+            db.NonQuery(
+                "INSERT INTO user_devices (user_id, thumbprint, first_seen, last_seen, rule) VALUES (@u, @d, @f, @t, @r)",
+                ("@u", userId), ("@d", thumbprint), ("@f", firstSeen), ("@t", lastSeen), ("@r", rule));
+        }
+
         var audit = new AuditWrites(db);
         foreach (AuditRecord record in snapshot.Audit)
         {
@@ -73,5 +94,5 @@ internal sealed class SnapshotQueries(DbSession db)
 
     /// <summary>True when no table holds a row.</summary>
     public bool IsEmpty() =>
-        !db.Exists("SELECT 1 FROM models") && !db.Exists("SELECT 1 FROM licences") && !db.Exists("SELECT 1 FROM audit");
+        !db.Exists("SELECT 1 FROM models") && !db.Exists("SELECT 1 FROM licences") && !db.Exists("SELECT 1 FROM users") && !db.Exists("SELECT 1 FROM audit");
 }

@@ -1,15 +1,18 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using static System.Buffers.Text.Base64Url;
 
-namespace ModelSeal.Server.Tests;
+namespace ModelSeal.TestKit;
 
 /// <summary>
-/// An external token issuer the tests play: an ES256 key pair the test holds, its public key written as a JWKS file,
-/// and tokens signed with it.
+/// An external token issuer the tests play: an ES256 key pair the test holds, its public key written as a JWKS file
+/// (for <c>TrustedIssuers:N:JwksFile</c>), and tokens signed with it: what makes a user of an entitlement rule.
 /// </summary>
-internal sealed class ExternalIssuer : IDisposable
+public sealed class ExternalIssuer : IDisposable
 {
+    private static readonly ConcurrentQueue<string> IssuedTokens = new();
     private readonly ECDsa _key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
 
     public ExternalIssuer(string issuer, string jwksFile, string kid = "ec-1")
@@ -20,10 +23,13 @@ internal sealed class ExternalIssuer : IDisposable
         ECParameters p = _key.ExportParameters(false);
         var jwks = new JsonObject
         {
-            ["keys"] = new JsonArray(new JsonObject { ["kty"] = "EC", ["kid"] = kid, ["use"] = "sig", ["crv"] = "P-256", ["x"] = ServerClient.Base64Url(p.Q.X), ["y"] = ServerClient.Base64Url(p.Q.Y) }),
+            ["keys"] = new JsonArray(new JsonObject { ["kty"] = "EC", ["kid"] = kid, ["use"] = "sig", ["crv"] = "P-256", ["x"] = EncodeToString(p.Q.X), ["y"] = EncodeToString(p.Q.Y) }),
         };
         File.WriteAllText(jwksFile, jwks.ToJsonString());
     }
+
+    /// <summary>Every token signed so far (secrets: the server's logs are checked never to hold one).</summary>
+    public static IReadOnlyCollection<string> Issued => IssuedTokens;
 
     public string Issuer { get; }
 
@@ -47,7 +53,7 @@ internal sealed class ExternalIssuer : IDisposable
         Sign("ES256", Kid, claims, data => _key.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation), typ);
 
     /// <summary>
-    /// A compact JWS of <paramref name="claims"/>, registered as a secret the server must not log. Typed as an access
+    /// A compact JWS of <paramref name="claims"/>, kept in <see cref="Issued"/> (a secret the server must not log). Typed as an access
     /// token (RFC 9068) unless <paramref name="typ"/> says otherwise (null: no <c>typ</c> header).
     /// </summary>
     public static string Sign(string alg, string kid, JsonObject claims, Func<byte[], byte[]> sign, string? typ = "at+jwt")
@@ -58,9 +64,11 @@ internal sealed class ExternalIssuer : IDisposable
             header["typ"] = typ;
         }
 
-        string signingInput = $"{ServerClient.Base64Url(Encoding.UTF8.GetBytes(header.ToJsonString()))}.{ServerClient.Base64Url(Encoding.UTF8.GetBytes(claims.ToJsonString()))}";
-        string token = $"{signingInput}.{ServerClient.Base64Url(sign(Encoding.ASCII.GetBytes(signingInput)))}";
-        Secrets.Add("external token", token);
+        ArgumentNullException.ThrowIfNull(claims);
+        ArgumentNullException.ThrowIfNull(sign);
+        string signingInput = $"{EncodeToString(Encoding.UTF8.GetBytes(header.ToJsonString()))}.{EncodeToString(Encoding.UTF8.GetBytes(claims.ToJsonString()))}";
+        string token = $"{signingInput}.{EncodeToString(sign(Encoding.ASCII.GetBytes(signingInput)))}";
+        IssuedTokens.Enqueue(token);
         return token;
     }
 
