@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using ModelSeal.Oidc;
 
 namespace ModelSeal.Cli.Commands;
 
@@ -48,8 +49,8 @@ internal sealed class DemoProvider : IAsyncDisposable
     /// <exception cref="CliException">Either is missing, or Node is older than <see cref="MinimumNodeMajor"/>.</exception>
     public static async Task<NodeTools> FindNodeAsync(string? path, CancellationToken cancellationToken)
     {
-        string node = FindOnPath("node", path) ?? throw Missing("'node' is not on PATH");
-        string npm = FindOnPath("npm", path) ?? throw Missing("'npm' is not on PATH");
+        string node = ProcessTools.FindOnPath("node", path) ?? throw Missing("'node' is not on PATH");
+        string npm = ProcessTools.FindOnPath("npm", path) ?? throw Missing("'npm' is not on PATH");
         (int exitCode, string output) = await RunAsync(node, ["--version"], Environment.CurrentDirectory, TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
         string version = output.Trim();
         if (exitCode != 0 || !version.StartsWith('v') || !int.TryParse(version[1..].Split('.')[0], NumberStyles.None, CultureInfo.InvariantCulture, out int major))
@@ -96,7 +97,7 @@ internal sealed class DemoProvider : IAsyncDisposable
     public static async Task<bool> InstallAsync(NodeTools tools, string directory, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(directory);
-        using FileStream exclusive = await LockAsync(Path.Combine(directory, ".install.lock"), cancellationToken).ConfigureAwait(false);
+        using FileStream exclusive = await ProcessTools.LockAsync(Path.Combine(directory, ".install.lock"), InstallTimeout, cancellationToken).ConfigureAwait(false);
         string lockHash = "";
         foreach (string name in ProjectFiles)
         {
@@ -248,25 +249,6 @@ internal sealed class DemoProvider : IAsyncDisposable
         }
     }
 
-    /// <summary>The full path of <paramref name="name"/> in the directories of <paramref name="path"/>, or null.</summary>
-    private static string? FindOnPath(string name, string? path)
-    {
-        string[] names = OperatingSystem.IsWindows() ? [name + ".exe", name + ".cmd"] : [name];
-        foreach (string directory in (path ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
-        {
-            foreach (string file in names)
-            {
-                string candidate = Path.Combine(directory, file);
-                if (File.Exists(candidate))
-                {
-                    return candidate;
-                }
-            }
-        }
-
-        return null;
-    }
-
     private static async Task<byte[]> ReadResourceAsync(string name, CancellationToken cancellationToken)
     {
         await using Stream resource = typeof(DemoProvider).Assembly.GetManifestResourceStream(ResourcePrefix + name)
@@ -276,56 +258,20 @@ internal sealed class DemoProvider : IAsyncDisposable
         return copy.ToArray();
     }
 
-    /// <summary>An exclusive lock on <paramref name="path"/>, polled until another process's install releases it.</summary>
-    private static async Task<FileStream> LockAsync(string path, CancellationToken cancellationToken)
-    {
-        DateTime deadline = DateTime.UtcNow + InstallTimeout;
-        while (true)
-        {
-            try
-            {
-                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken).ConfigureAwait(false);
-            }
-        }
-    }
-
-    /// <summary>Runs a program to its end with no input; its exit code and output (stdout, then stderr).</summary>
+    /// <summary>Runs a program to its end with no input; a timeout is an exit code of -1 with the reason as its output.</summary>
     private static async Task<(int ExitCode, string Output)> RunAsync(string program, string[] arguments, string directory, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(program)
-        {
-            WorkingDirectory = directory,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using Process process = Process.Start(start) ?? throw Missing($"{program} did not start");
-        process.StandardInput.Close();
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(timeout);
-        Task<string> output = process.StandardOutput.ReadToEndAsync(limit.Token);
-        Task<string> error = process.StandardError.ReadToEndAsync(limit.Token);
         try
         {
-            await process.WaitForExitAsync(limit.Token).ConfigureAwait(false);
-            return (process.ExitCode, await output.ConfigureAwait(false) + await error.ConfigureAwait(false));
+            return await ProcessTools.RunAsync(program, arguments, directory, timeout, cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (TimeoutException e)
         {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-            return (-1, $"{Path.GetFileName(program)} {string.Join(' ', arguments)} did not finish within {timeout.TotalMinutes:F0} minutes.");
+            return (-1, e.Message);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw Missing($"{program} could not be started: {e.Message}");
         }
     }
 
