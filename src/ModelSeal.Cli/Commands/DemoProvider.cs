@@ -28,12 +28,12 @@ internal sealed class DemoProvider : IAsyncDisposable
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
     private readonly Process _process;
-    private readonly StringBuilder _errors;
+    private readonly StringBuilder _output;
 
-    private DemoProvider(Process process, StringBuilder errors)
+    private DemoProvider(Process process, StringBuilder output)
     {
         _process = process;
-        _errors = errors;
+        _output = output;
     }
 
     /// <summary>The provider's issuer, <c>http://127.0.0.1:PORT</c>.</summary>
@@ -143,58 +143,31 @@ internal sealed class DemoProvider : IAsyncDisposable
     /// <exception cref="CliException">The provider exited or stayed silent instead.</exception>
     public static async Task<DemoProvider> StartAsync(NodeTools tools, string directory, string stateDirectory, string accountsFile, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(tools.Node)
-        {
-            WorkingDirectory = directory,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        foreach (string argument in (string[])["provider.mjs", "--state", stateDirectory, "--port", "0", "--accounts", accountsFile, "--exit-on-stdin-close"])
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        var errors = new StringBuilder();
-        var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data?.StartsWith("ready ", StringComparison.Ordinal) == true)
+        var output = new StringBuilder();
+        (Process process, Task<string> ready) = ProcessTools.StartProvider(
+            tools.Node,
+            directory,
+            ["--state", stateDirectory, "--port", "0", "--accounts", accountsFile],
+            line =>
             {
-                ready.TrySetResult(e.Data["ready ".Length..].Trim());
-            }
-        };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                lock (errors)
+                lock (output)
                 {
-                    errors.AppendLine(e.Data);
+                    output.AppendLine(line);
                 }
-            }
-        };
-        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException("provider.mjs exited before it was ready"));
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var provider = new DemoProvider(process, errors);
+            });
+        var provider = new DemoProvider(process, output);
         try
         {
-            provider.Issuer = await ready.Task.WaitAsync(ReadyTimeout, cancellationToken).ConfigureAwait(false);
+            provider.Issuer = await ready.WaitAsync(ReadyTimeout, cancellationToken).ConfigureAwait(false);
             return provider;
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException)
         {
             await provider.DisposeAsync().ConfigureAwait(false);
             string said;
-            lock (errors)
+            lock (output)
             {
-                said = errors.ToString();
+                said = output.ToString();
             }
 
             throw new CliException(
@@ -215,20 +188,7 @@ internal sealed class DemoProvider : IAsyncDisposable
     {
         try
         {
-            if (!_process.HasExited)
-            {
-                _process.StandardInput.Close();
-                using var deadline = new CancellationTokenSource(StopTimeout);
-                try
-                {
-                    await _process.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    _process.Kill(entireProcessTree: true);
-                    await _process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-                }
-            }
+            await ProcessTools.StopProviderAsync(_process, StopTimeout).ConfigureAwait(false);
         }
         catch (InvalidOperationException)
         {
@@ -240,12 +200,12 @@ internal sealed class DemoProvider : IAsyncDisposable
         }
     }
 
-    /// <summary>What the provider printed on standard error so far (never a token).</summary>
+    /// <summary>What the provider printed so far (never a token).</summary>
     public override string ToString()
     {
-        lock (_errors)
+        lock (_output)
         {
-            return $"OpenID Connect provider {Issuer}: {_errors}";
+            return $"OpenID Connect provider {Issuer}: {_output}";
         }
     }
 

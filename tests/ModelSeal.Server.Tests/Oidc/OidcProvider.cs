@@ -190,23 +190,11 @@ public sealed class OidcProvider : IAsyncDisposable
         _process = null;
         try
         {
-            if (!process.HasExited)
+            if (!await ProcessTools.StopProviderAsync(process, StopTimeout))
             {
-                // provider.mjs --exit-on-stdin-close: closing its input is the portable SIGTERM.
-                process.StandardInput.Close();
-                using var deadline = new CancellationTokenSource(StopTimeout);
-                try
-                {
-                    await process.WaitForExitAsync(deadline.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    process.Kill(entireProcessTree: true);
-                    await process.WaitForExitAsync(CancellationToken.None);
-                    LastExitCode = null;
-                    Append($"[harness] the provider did not exit within {StopTimeout} of its input closing: killed");
-                    return;
-                }
+                LastExitCode = null;
+                Append($"[harness] the provider did not exit within {StopTimeout} of its input closing: killed");
+                return;
             }
 
             LastExitCode = process.ExitCode;
@@ -268,54 +256,16 @@ public sealed class OidcProvider : IAsyncDisposable
 
     private async Task LaunchOnceAsync(int port, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(_node)
-        {
-            WorkingDirectory = NodeProject.Folder,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        foreach (string argument in new[] { "provider.mjs", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--state", StateDirectory, "--accounts", AccountsFile, "--exit-on-stdin-close" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                return;
-            }
-
-            Append(e.Data);
-            const string Marker = "ready ";
-            if (e.Data.StartsWith(Marker, StringComparison.Ordinal))
-            {
-                ready.TrySetResult(e.Data[Marker.Length..].Trim());
-            }
-        };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                Append(e.Data);
-            }
-        };
-        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException("provider.mjs exited before it was ready."));
-
         var started = Stopwatch.StartNew();
-        Assert.True(process.Start(), "node did not start");
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        (Process process, Task<string> ready) = ProcessTools.StartProvider(
+            _node,
+            NodeProject.Folder,
+            ["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--state", StateDirectory, "--accounts", AccountsFile],
+            Append);
         string issuer;
         try
         {
-            issuer = await ready.Task.WaitAsync(ReadyTimeout, cancellationToken);
+            issuer = await ready.WaitAsync(ReadyTimeout, cancellationToken);
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException or OperationCanceledException)
         {

@@ -4,7 +4,7 @@ using System.Text;
 namespace ModelSeal.Oidc;
 
 /// <summary>
-/// Finding and running Node.js's tools (node, npm) for tests/oidc-provider. Shared source, compiled into the test
+/// Finding and running Node.js's tools (node, npm) and the provider (provider.mjs) of tests/oidc-provider. Shared source, compiled into the test
 /// harness (ModelSeal.Server.Tests: <c>Services.RequireTool</c>, <c>NodeProject</c>) and into the CLI
 /// (<c>modelseal demo --sign-in</c>), as <see cref="OidcCodeFlow"/> is.
 /// </summary>
@@ -93,6 +93,95 @@ internal static class ProcessTools
             await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
             throw new TimeoutException($"{Path.GetFileName(fileName)} {string.Join(' ', arguments)} did not finish within {timeout}.");
+        }
+    }
+
+    /// <summary>
+    /// Starts <c>node provider.mjs</c> in <paramref name="directory"/> (tests/oidc-provider or a copy of it) with
+    /// <paramref name="options"/> and <c>--exit-on-stdin-close</c>; every line it prints goes to <paramref name="log"/>.
+    /// <c>Ready</c> completes with the issuer of its <c>ready URL</c> line, or fails when it exits before that line.
+    /// </summary>
+    public static (Process Process, Task<string> Ready) StartProvider(string node, string directory, IEnumerable<string> options, Action<string> log)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(log);
+        var start = new ProcessStartInfo(node)
+        {
+            WorkingDirectory = directory,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        start.ArgumentList.Add("provider.mjs");
+        foreach (string option in options)
+        {
+            start.ArgumentList.Add(option);
+        }
+
+        start.ArgumentList.Add("--exit-on-stdin-close");
+        var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+
+            log(e.Data);
+            const string Marker = "ready ";
+            if (e.Data.StartsWith(Marker, StringComparison.Ordinal))
+            {
+                ready.TrySetResult(e.Data[Marker.Length..].Trim());
+            }
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                log(e.Data);
+            }
+        };
+        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException("provider.mjs exited before it was ready."));
+        if (!process.Start())
+        {
+            process.Dispose();
+            throw new InvalidOperationException($"{node} did not start.");
+        }
+
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return (process, ready.Task);
+    }
+
+    /// <summary>
+    /// Stops a provider started by <see cref="StartProvider"/>: closing its standard input is the portable SIGTERM
+    /// (<c>--exit-on-stdin-close</c>); it is killed when it has not exited within <paramref name="timeout"/>. Returns
+    /// true when it exited by itself, false when it had to be killed.
+    /// </summary>
+    public static async Task<bool> StopProviderAsync(Process process, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        if (process.HasExited)
+        {
+            return true;
+        }
+
+        process.StandardInput.Close();
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            return false;
         }
     }
 }
