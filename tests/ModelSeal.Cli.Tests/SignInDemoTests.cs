@@ -77,6 +77,33 @@ public sealed partial class SignInDemoTests
     }
 
     [Fact]
+    public async Task Sign_in_demo_interrupted_by_sigint_stops_its_node_process()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "watches the child through /proc and signals it with kill(2): Linux only");
+        await RequireNodeAsync();
+        using var cli = CliProcess.Start(["demo", "--sign-in"]);
+
+        // Once the CLI has started provider.mjs, stop the CLI, send SIGINT and let it go on.
+        int node = await ProviderChildAsync(cli);
+        Proc.Kill(cli.Id, Proc.SIGSTOP);
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1)))
+        {
+            while (Proc.State(cli.Id) != 'T')
+            {
+                await Task.Delay(1, timeout.Token);
+            }
+        }
+
+        Proc.Kill(cli.Id, Proc.SIGINT);
+        Proc.Kill(cli.Id, Proc.SIGCONT);
+        CliResult result = await cli.WaitAsync();
+
+        Assert.True(result.ExitCode == ExitCodes.Cancelled, result.ToString());
+        Assert.Contains("error: interrupted by SIGINT", result.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists($"/proc/{node}"), $"provider.mjs (pid {node}) outlived the CLI");
+    }
+
+    [Fact]
     public async Task Sign_in_demo_without_node_says_what_to_install_and_starts_nothing()
     {
         Assert.SkipWhen(OperatingSystem.IsWindows(), "PATH holds only a link to dotnet.");
@@ -164,6 +191,51 @@ public sealed partial class SignInDemoTests
         {
             Assert.False(string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase), $"CI=true but {e.Message} (.ci/run installs Debian's nodejs and npm).");
             Assert.Skip($"Needs Node.js 20+ with npm on PATH for the sign-in demo: {e.Message}");
+        }
+    }
+
+    /// <summary>The pid of the <c>node provider.mjs</c> child of <paramref name="cli"/>, once it has one.</summary>
+    private static async Task<int> ProviderChildAsync(CliProcess cli)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        while (true)
+        {
+            foreach (string entry in Directory.EnumerateDirectories("/proc"))
+            {
+                if (int.TryParse(Path.GetFileName(entry), out int pid) && ParentOf(pid) == cli.Id && CommandLine(pid).Contains("provider.mjs", StringComparison.Ordinal))
+                {
+                    return pid;
+                }
+            }
+
+            Assert.False(cli.Stderr.IsCompleted, "the CLI exited before starting the provider: " + (cli.Stderr.IsCompleted ? await cli.Stderr : ""));
+            await Task.Delay(5, timeout.Token);
+        }
+    }
+
+    private static int? ParentOf(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static string CommandLine(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "";
         }
     }
 

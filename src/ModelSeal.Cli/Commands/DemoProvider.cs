@@ -51,7 +51,7 @@ internal sealed class DemoProvider : IAsyncDisposable
     {
         string node = ProcessTools.FindOnPath("node", path) ?? throw Missing("'node' is not on PATH");
         string npm = ProcessTools.FindOnPath("npm", path) ?? throw Missing("'npm' is not on PATH");
-        (int exitCode, string output) = await RunAsync(node, ["--version"], Environment.CurrentDirectory, TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+        (int exitCode, string output) = await RunAsync(node, ["--version"], AppContext.BaseDirectory, TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
         string version = output.Trim();
         if (exitCode != 0 || !version.StartsWith('v') || !int.TryParse(version[1..].Split('.')[0], NumberStyles.None, CultureInfo.InvariantCulture, out int major))
         {
