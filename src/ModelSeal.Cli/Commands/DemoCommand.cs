@@ -21,7 +21,8 @@ namespace ModelSeal.Cli.Commands;
 /// 127.0.0.1 with a temporary data directory; as the publisher, registers the embedded sample model, has the server
 /// create its data key and seals the model; creates a licence; then, as an app, fetches the key over HTTP (HPKE-sealed
 /// to a device key), opens the sealed file in memory, creates an ONNX Runtime session, runs the classifier and checks
-/// its outputs against the plaintext model's. Exit code 0 only if everything matched.
+/// its outputs against the plaintext model's. Exit code 0 only if everything matched. With <c>--sign-in</c>, the sign-in
+/// path instead (<see cref="SignInDemo"/>); the plain demo never looks for Node.js.
 /// </summary>
 internal sealed class DemoCommand : VerbCommand
 {
