@@ -54,6 +54,13 @@ internal static class ExitCodes
     public const int AuditBroken = 8;
 
     /// <summary>
+    /// 9: a program the command needs is missing, too old or could not be set up: <c>demo --sign-in</c> needs Node.js
+    /// 20 or later and npm, and installs the OpenID Connect provider's packages with <c>npm ci</c> (from the npm
+    /// registry) on its first run.
+    /// </summary>
+    public const int MissingPrerequisite = 9;
+
+    /// <summary>
     /// 130 (128 + SIGINT): interrupted by SIGINT (Ctrl+C), SIGTERM or SIGHUP, or cancelled. Nothing was written: no
     /// output, no partial output, no temporary file; an existing output is untouched.
     /// </summary>

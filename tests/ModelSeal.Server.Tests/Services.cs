@@ -58,17 +58,9 @@ internal static class Services
     /// </summary>
     public static string RequireTool(string name, string purpose)
     {
-        string[] names = OperatingSystem.IsWindows() ? [name + ".exe", name + ".cmd"] : [name];
-        foreach (string directory in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        if (ModelSeal.Oidc.ProcessTools.FindOnPath(name, Environment.GetEnvironmentVariable("PATH")) is { } found)
         {
-            foreach (string file in names)
-            {
-                string candidate = Path.Combine(directory, file);
-                if (File.Exists(candidate))
-                {
-                    return candidate;
-                }
-            }
+            return found;
         }
 
         if (InCi)

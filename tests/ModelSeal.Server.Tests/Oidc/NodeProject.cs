@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Text;
+using ModelSeal.Oidc;
 
 namespace ModelSeal.Server.Tests.Oidc;
 
@@ -46,12 +46,12 @@ internal static class NodeProject
                 return;
             }
 
-            using FileStream crossProcess = await LockAsync(Path.Combine(Folder, ".npm-ci.lock"), cancellationToken);
+            using FileStream crossProcess = await ProcessTools.LockAsync(Path.Combine(Folder, ".npm-ci.lock"), InstallTimeout, cancellationToken);
             if (!IsInstalled(modules, lockFile))
             {
                 string npm = Services.RequireTool("npm", NeedsNode);
                 var started = Stopwatch.StartNew();
-                (int exitCode, string output) = await RunAsync(npm, ["ci", "--no-audit", "--no-fund"], Folder, InstallTimeout, cancellationToken);
+                (int exitCode, string output) = await ProcessTools.RunAsync(npm, ["ci", "--no-audit", "--no-fund"], Folder, InstallTimeout, cancellationToken);
                 Assert.True(exitCode == 0, $"npm ci failed in {Folder} (exit {exitCode}):\n{output}");
                 Assert.True(File.Exists(Path.Combine(modules, "oidc-provider", "package.json")), $"npm ci succeeded but {modules} holds no oidc-provider.");
                 TestContext.Current.SendDiagnosticMessage($"npm ci in {Folder}: {started.ElapsedMilliseconds} ms");
@@ -75,58 +75,5 @@ internal static class NodeProject
         return File.Exists(Path.Combine(modules, "oidc-provider", "package.json"))
             && record.Exists
             && record.LastWriteTimeUtc >= File.GetLastWriteTimeUtc(lockFile);
-    }
-
-    /// <summary>An exclusive lock on <paramref name="path"/> (flock on Unix), polled until it is free or a deadline passes.</summary>
-    private static async Task<FileStream> LockAsync(string path, CancellationToken cancellationToken)
-    {
-        DateTime deadline = DateTime.UtcNow + InstallTimeout;
-        while (true)
-        {
-            try
-            {
-                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                // Another process is installing: wait for its lock to go.
-                await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken);
-            }
-        }
-    }
-
-    private static async Task<(int ExitCode, string Output)> RunAsync(string fileName, string[] arguments, string directory, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        var start = new ProcessStartInfo(fileName)
-        {
-            WorkingDirectory = directory,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{fileName} did not start.");
-        process.StandardInput.Close();
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cancel.CancelAfter(timeout);
-        Task<string> output = process.StandardOutput.ReadToEndAsync(cancel.Token);
-        Task<string> error = process.StandardError.ReadToEndAsync(cancel.Token);
-        try
-        {
-            await process.WaitForExitAsync(cancel.Token);
-            return (process.ExitCode, await output + await error);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{Path.GetFileName(fileName)} {string.Join(' ', arguments)} did not finish within {timeout}.");
-        }
     }
 }

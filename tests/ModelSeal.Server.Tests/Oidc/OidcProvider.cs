@@ -1,12 +1,7 @@
-using System.Buffers.Text;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Http.Headers;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.WebUtilities;
-using Microsoft.Extensions.Primitives;
+using ModelSeal.Oidc;
 
 namespace ModelSeal.Server.Tests.Oidc;
 
@@ -46,14 +41,13 @@ public sealed class OidcProvider : IAsyncDisposable
     public const string OtherResource = "urn:other:api";
 
     /// <summary>The redirect URI of both clients. Nothing listens there: the code is read from the Location header.</summary>
-    public static readonly Uri RedirectUri = new("http://127.0.0.1/callback");
+    public static readonly Uri RedirectUri = OidcCodeFlow.RedirectUri;
 
     /// <summary>The scopes <see cref="SignInAsync"/> asks for unless told otherwise.</summary>
     public static readonly IReadOnlyList<string> DefaultScopes = ["openid", "email", "keys"];
 
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
-    private const int MaxRedirects = 12;
 
     private readonly string _node;
     private readonly StringBuilder _log = new();
@@ -156,92 +150,16 @@ public sealed class OidcProvider : IAsyncDisposable
     public async Task<OidcTokens> SignInAsync(string login, string resource = KeysResource, IEnumerable<string>? scopes = null, string clientId = ClientId, CancellationToken cancellationToken = default)
     {
         cancellationToken = Effective(cancellationToken);
-        using var handler = new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = true, CookieContainer = new CookieContainer(), UseProxy = false };
-        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
         try
         {
-            JsonObject discovery = await GetJsonAsync(http, DiscoveryUrl, cancellationToken);
-            var authorization = new Uri(Required(discovery, "authorization_endpoint"));
-            var tokenEndpoint = new Uri(Required(discovery, "token_endpoint"));
-
-            string verifier = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
-            string challenge = Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
-            string state = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16));
-            string nonce = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16));
-            string[] scope = (scopes ?? DefaultScopes).ToArray();
-            bool openId = scope.Contains("openid", StringComparer.Ordinal);
-            var parameters = new Dictionary<string, string?>
+            OidcCodeFlowTokens tokens = await OidcCodeFlow.SignInAsync(Issuer, login, resource, scopes ?? DefaultScopes, clientId, cancellationToken);
+            Secrets.Add("OIDC access token", tokens.AccessToken);
+            if (tokens.IdToken is not null)
             {
-                ["client_id"] = clientId,
-                ["response_type"] = "code",
-                ["redirect_uri"] = RedirectUri.AbsoluteUri,
-                ["scope"] = string.Join(' ', scope),
-                ["resource"] = resource,
-                ["code_challenge"] = challenge,
-                ["code_challenge_method"] = "S256",
-                ["state"] = state,
-            };
-            if (openId)
-            {
-                parameters["nonce"] = nonce;
+                Secrets.Add("OIDC ID token", tokens.IdToken);
             }
 
-            string authorize = QueryHelpers.AddQueryString(authorization.AbsoluteUri, parameters);
-
-            Uri location = await RedirectAsync(http, new HttpRequestMessage(HttpMethod.Get, authorize), cancellationToken);
-            for (int step = 0; !IsRedirectUri(location); step++)
-            {
-                if (step == MaxRedirects)
-                {
-                    throw new InvalidOperationException($"The sign-in did not reach the redirect URI after {MaxRedirects} steps (last: {location.AbsolutePath}).");
-                }
-
-                location = location.AbsolutePath.StartsWith("/interaction/", StringComparison.Ordinal)
-                    ? await InteractAsync(http, location, login, cancellationToken)
-                    : await RedirectAsync(http, new HttpRequestMessage(HttpMethod.Get, location), cancellationToken);
-            }
-
-            Dictionary<string, StringValues> answer = QueryHelpers.ParseQuery(location.Query);
-            if (answer.TryGetValue("error", out StringValues error))
-            {
-                answer.TryGetValue("error_description", out StringValues description);
-                throw new InvalidOperationException($"The sign-in of '{login}' ended with error={error}: {description}");
-            }
-
-            Check(answer.TryGetValue("state", out StringValues returnedState) && returnedState == state, "the authorization response's state is not the one sent");
-            Check(answer.TryGetValue("iss", out StringValues iss) && iss == Issuer, $"the authorization response's iss is '{iss}', not {Issuer} (RFC 9207)");
-            Check(answer.TryGetValue("code", out StringValues code) && !StringValues.IsNullOrEmpty(code), "the authorization response has no code");
-
-            using var exchange = new HttpRequestMessage(HttpMethod.Post, tokenEndpoint)
-            {
-                Content = new FormUrlEncodedContent(new Dictionary<string, string>
-                {
-                    ["grant_type"] = "authorization_code",
-                    ["code"] = code.ToString(),
-                    ["redirect_uri"] = RedirectUri.AbsoluteUri,
-                    ["client_id"] = clientId,
-                    ["code_verifier"] = verifier,
-                    ["resource"] = resource,
-                }),
-            };
-            using HttpResponseMessage response = await http.SendAsync(exchange, cancellationToken);
-            string body = await response.Content.ReadAsStringAsync(cancellationToken);
-            if (!response.IsSuccessStatusCode)
-            {
-                throw new InvalidOperationException($"The token endpoint refused the code: {(int)response.StatusCode} {body}");
-            }
-
-            JsonObject tokens = JsonNode.Parse(body)?.AsObject() ?? throw new InvalidOperationException("The token endpoint answered no JSON object.");
-            string accessToken = Required(tokens, "access_token");
-            string? idToken = (string?)tokens["id_token"];
-            Secrets.Add("OIDC access token", accessToken);
-            if (idToken is not null)
-            {
-                Secrets.Add("OIDC ID token", idToken);
-                Check((string?)ReadPayload(idToken)["nonce"] == nonce, "the ID token's nonce is not the one sent");
-            }
-
-            return new OidcTokens(accessToken, idToken, (int?)tokens["expires_in"] ?? 0, (string?)tokens["scope"] ?? "");
+            return new OidcTokens(tokens.AccessToken, tokens.IdToken, tokens.ExpiresIn, tokens.Scope);
         }
         catch (HttpRequestException e)
         {
@@ -272,23 +190,11 @@ public sealed class OidcProvider : IAsyncDisposable
         _process = null;
         try
         {
-            if (!process.HasExited)
+            if (!await ProcessTools.StopProviderAsync(process, StopTimeout))
             {
-                // provider.mjs --exit-on-stdin-close: closing its input is the portable SIGTERM.
-                process.StandardInput.Close();
-                using var deadline = new CancellationTokenSource(StopTimeout);
-                try
-                {
-                    await process.WaitForExitAsync(deadline.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    process.Kill(entireProcessTree: true);
-                    await process.WaitForExitAsync(CancellationToken.None);
-                    LastExitCode = null;
-                    Append($"[harness] the provider did not exit within {StopTimeout} of its input closing: killed");
-                    return;
-                }
+                LastExitCode = null;
+                Append($"[harness] the provider did not exit within {StopTimeout} of its input closing: killed");
+                return;
             }
 
             LastExitCode = process.ExitCode;
@@ -322,17 +228,10 @@ public sealed class OidcProvider : IAsyncDisposable
     public override string ToString() => $"OpenID Connect provider {Issuer} ({(IsRunning ? "running" : "stopped")})";
 
     /// <summary>The claims of a JWT, read without verifying it.</summary>
-    public static JsonObject ReadPayload(string jwt) => ReadPart(jwt, 1);
+    public static JsonObject ReadPayload(string jwt) => OidcCodeFlow.ReadPart(jwt, 1);
 
     /// <summary>The JOSE header of a JWT, read without verifying it.</summary>
-    public static JsonObject ReadHeader(string jwt) => ReadPart(jwt, 0);
-
-    private static JsonObject ReadPart(string jwt, int index)
-    {
-        string[] parts = jwt.Split('.');
-        Check(parts.Length == 3, "not a compact JWS");
-        return JsonNode.Parse(Base64Url.DecodeFromChars(parts[index]))?.AsObject() ?? throw new InvalidOperationException("a JWT part is not a JSON object");
-    }
+    public static JsonObject ReadHeader(string jwt) => OidcCodeFlow.ReadPart(jwt, 0);
 
     /// <summary>
     /// Launches provider.mjs and waits for its ready line; a start that fails or hangs is tried once more (a loaded CI
@@ -357,54 +256,16 @@ public sealed class OidcProvider : IAsyncDisposable
 
     private async Task LaunchOnceAsync(int port, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(_node)
-        {
-            WorkingDirectory = NodeProject.Folder,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        foreach (string argument in new[] { "provider.mjs", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--state", StateDirectory, "--accounts", AccountsFile, "--exit-on-stdin-close" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                return;
-            }
-
-            Append(e.Data);
-            const string Marker = "ready ";
-            if (e.Data.StartsWith(Marker, StringComparison.Ordinal))
-            {
-                ready.TrySetResult(e.Data[Marker.Length..].Trim());
-            }
-        };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                Append(e.Data);
-            }
-        };
-        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException("provider.mjs exited before it was ready."));
-
         var started = Stopwatch.StartNew();
-        Assert.True(process.Start(), "node did not start");
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        (Process process, Task<string> ready) = ProcessTools.StartProvider(
+            _node,
+            NodeProject.Folder,
+            ["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--state", StateDirectory, "--accounts", AccountsFile],
+            Append);
         string issuer;
         try
         {
-            issuer = await ready.Task.WaitAsync(ReadyTimeout, cancellationToken);
+            issuer = await ready.WaitAsync(ReadyTimeout, cancellationToken);
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException or OperationCanceledException)
         {
@@ -426,63 +287,6 @@ public sealed class OidcProvider : IAsyncDisposable
         Issuer = issuer;
         Port = uri.Port;
     }
-
-    /// <summary>Answers the provider's interaction page: the login form with <paramref name="login"/>, or the consent.</summary>
-    private static async Task<Uri> InteractAsync(HttpClient http, Uri page, string login, CancellationToken cancellationToken)
-    {
-        JsonObject view = await GetJsonAsync(http, page, cancellationToken);
-        string prompt = Required(view, "prompt");
-        var post = prompt switch
-        {
-            "login" => new HttpRequestMessage(HttpMethod.Post, new Uri(page.AbsoluteUri + "/login"))
-            {
-                Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["login"] = login }),
-            },
-            "consent" => new HttpRequestMessage(HttpMethod.Post, new Uri(page.AbsoluteUri + "/confirm"))
-            {
-                Content = new FormUrlEncodedContent([]),
-            },
-            _ => throw new InvalidOperationException($"The provider asks for an unexpected prompt '{prompt}'."),
-        };
-        return await RedirectAsync(http, post, cancellationToken);
-    }
-
-    /// <summary>Sends <paramref name="request"/> (and disposes it); the answer must be a redirect, whose target is returned.</summary>
-    private static async Task<Uri> RedirectAsync(HttpClient http, HttpRequestMessage request, CancellationToken cancellationToken)
-    {
-        using (request)
-        {
-            using HttpResponseMessage response = await http.SendAsync(request, cancellationToken);
-            int status = (int)response.StatusCode;
-            if (status is < 300 or > 399 || response.Headers.Location is null)
-            {
-                string body = await response.Content.ReadAsStringAsync(cancellationToken);
-                throw new InvalidOperationException($"{request.Method} {request.RequestUri!.AbsolutePath}: expected a redirect, got {status}: {body}");
-            }
-
-            return new Uri(request.RequestUri!, response.Headers.Location);
-        }
-    }
-
-    private static async Task<JsonObject> GetJsonAsync(HttpClient http, Uri uri, CancellationToken cancellationToken)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, uri);
-        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
-        using HttpResponseMessage response = await http.SendAsync(request, cancellationToken);
-        string body = await response.Content.ReadAsStringAsync(cancellationToken);
-        if (!response.IsSuccessStatusCode)
-        {
-            throw new InvalidOperationException($"GET {uri.AbsolutePath}: {(int)response.StatusCode} {body}");
-        }
-
-        return JsonNode.Parse(body)?.AsObject() ?? throw new InvalidOperationException($"GET {uri.AbsolutePath}: not a JSON object");
-    }
-
-    private static bool IsRedirectUri(Uri location) =>
-        string.Equals(location.GetLeftPart(UriPartial.Path), RedirectUri.GetLeftPart(UriPartial.Path), StringComparison.Ordinal);
-
-    private static string Required(JsonObject json, string name) =>
-        (string?)json[name] ?? throw new InvalidOperationException($"The provider's answer has no '{name}'.");
 
     private static void Check(bool condition, string what)
     {
