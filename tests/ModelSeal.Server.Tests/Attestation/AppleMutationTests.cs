@@ -221,6 +221,24 @@ public sealed class AppleMutationTests : IDisposable
             padded, AppleSampleTests.ClientDataHash("apple_guide_2026_attestation.cbor"), AppleSampleTests.KeyId("apple_guide_2026_attestation.cbor"), KayakPolicy, AttestationSamples.AppleRoot, Now)));
     }
 
+    [Fact]
+    public void Every_app_attest_reason_is_documented_with_its_audit_code()
+    {
+        string protocol = File.ReadAllText(Path.Combine(RepoPaths.Root, "docs", "protocol.md"));
+        string section = protocol[protocol.IndexOf("### 2.6 Apple App Attest", StringComparison.Ordinal)..protocol.IndexOf("## 3. Administration", StringComparison.Ordinal)];
+        AttestationFailure[] reasons =
+        [
+            AttestationFailure.CborMalformed, AttestationFailure.FormatUnsupported, AttestationFailure.AuthenticatorDataMalformed,
+            AttestationFailure.ChainMalformed, AttestationFailure.SignatureInvalid, AttestationFailure.UntrustedRoot,
+            AttestationFailure.CertificateExpired, AttestationFailure.ExtensionMissing, AttestationFailure.ExtensionMalformed,
+            AttestationFailure.ChallengeMismatch, AttestationFailure.UnsupportedKeyType, AttestationFailure.KeyIdMismatch,
+            AttestationFailure.AppIdNotAllowed, AttestationFailure.CounterNotZero, AttestationFailure.EnvironmentNotAllowed,
+            AttestationFailure.AssertionSignatureInvalid, AttestationFailure.CounterNotIncreasing,
+        ];
+        Assert.All(reasons, r => Assert.Contains($"`{r.Code()}`", section, StringComparison.Ordinal));
+        Assert.Contains(AppleAppAttestBinding.DeviceKeyLabel, section, StringComparison.Ordinal);
+    }
+
     /// <summary>An attestation object's members.</summary>
     internal static (string Fmt, List<byte[]> X5c, byte[] Receipt, byte[] AuthData) Decode(byte[] attestation)
     {
