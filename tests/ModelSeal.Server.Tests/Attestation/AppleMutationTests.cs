@@ -120,6 +120,32 @@ public sealed class AppleMutationTests : IDisposable
     }
 
     [Fact]
+    public void A_missing_or_non_der_nonce_extension_a_foreign_credential_key_and_a_p384_key_are_refused()
+    {
+        Assert.Equal(AttestationFailure.ExtensionMissing, Refusal(() => VerifyTest(_ca.Attestation(_appAttestKey, _clientDataHash, new AppleTestEvidence { OmitNonce = true }))));
+
+        // [1] EXPLICIT missing, a trailing byte, a 31-byte nonce, and a BER long-form length.
+        byte[][] malformed =
+        [
+            [0x30, 0x22, 0x04, 0x20, .. new byte[32]],
+            [0x30, 0x25, 0xA1, 0x22, 0x04, 0x20, .. new byte[32], 0x00],
+            [0x30, 0x23, 0xA1, 0x21, 0x04, 0x1F, .. new byte[31]],
+            [0x30, 0x25, 0xA1, 0x23, 0x04, 0x81, 0x20, .. new byte[32]],
+        ];
+        foreach (byte[] extension in malformed)
+        {
+            Assert.Equal(AttestationFailure.ExtensionMalformed, Refusal(() => VerifyTest(_ca.Attestation(_appAttestKey, _clientDataHash, new AppleTestEvidence { NonceExtension = extension }))));
+        }
+
+        using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        Assert.Equal(AttestationFailure.KeyIdMismatch, Refusal(() => VerifyTest(_ca.Attestation(_appAttestKey, _clientDataHash, new AppleTestEvidence { CredentialKey = AppleTestCa.PointOf(other) }))));
+
+        using var p384 = ECDsa.Create(ECCurve.NamedCurves.nistP384);
+        Assert.Equal(AttestationFailure.UnsupportedKeyType, Refusal(() => AppleAppAttest.VerifyAttestation(
+            _ca.Attestation(p384, _clientDataHash, new AppleTestEvidence()), _clientDataHash, KeyIdOf(p384), AppleTestCa.Policy, _ca.Root, Now)));
+    }
+
+    [Fact]
     public void An_assertion_whose_counter_does_not_increase_is_refused()
     {
         AppleAttestation attestation = AppleSampleTests.Verify(Kayak, KayakPolicy);
@@ -181,6 +207,10 @@ public sealed class AppleMutationTests : IDisposable
         Assert.Equal(AttestationFailure.CborMalformed, KayakRefusal([.. sample, 0x00]));
         Assert.Equal(AttestationFailure.CborMalformed, KayakRefusal([]));
         Assert.Equal(AttestationFailure.CborMalformed, KayakRefusal(new byte[AppleAppAttest.MaxObjectSize + 1]));
+
+        // An indefinite-length top-level map, and a member given twice.
+        Assert.Equal(AttestationFailure.CborMalformed, KayakRefusal([0xBF, .. sample[1..], 0xFF]));
+        Assert.Equal(AttestationFailure.CborMalformed, KayakRefusal([0xA4, .. sample[1..], 0x63, .. "fmt"u8, 0x63, .. "xyz"u8]));
 
         (string fmt, List<byte[]> x5c, byte[] receipt, byte[] authData) = Decode(sample);
         foreach (string member in new[] { "fmt", "attStmt", "authData", "x5c", "receipt" })

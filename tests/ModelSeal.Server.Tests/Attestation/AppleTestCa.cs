@@ -57,7 +57,7 @@ internal sealed class AppleTestCa : IDisposable
         ArgumentNullException.ThrowIfNull(evidence);
         byte[] point = PointOf(key);
         byte[] keyId = SHA256.HashData(point);
-        byte[] authData = AuthData(evidence.AppId, evidence.Counter, [.. evidence.Development ? "appattestdevelop"u8 : "appattest\0\0\0\0\0\0\0"u8], evidence.CredentialId ?? keyId, Cose(point));
+        byte[] authData = AuthData(evidence.AppId, evidence.Counter, [.. evidence.Development ? "appattestdevelop"u8 : "appattest\0\0\0\0\0\0\0"u8], evidence.CredentialId ?? keyId, Cose(evidence.CredentialKey ?? point));
 
         var nonce = new AsnWriter(AsnEncodingRules.DER);
         using (nonce.PushSequence())
@@ -69,7 +69,10 @@ internal sealed class AppleTestCa : IDisposable
         }
 
         var request = new CertificateRequest($"CN={Convert.ToHexStringLower(keyId)}", key, HashAlgorithmName.SHA256);
-        request.CertificateExtensions.Add(new X509Extension(AppleAppAttest.NonceOid, nonce.Encode(), critical: false));
+        if (!evidence.OmitNonce)
+        {
+            request.CertificateExtensions.Add(new X509Extension(AppleAppAttest.NonceOid, evidence.NonceExtension ?? nonce.Encode(), critical: false));
+        }
         using X509Certificate2 leaf = request.Create(
             Intermediate.SubjectName, X509SignatureGenerator.CreateForECDsa(_intermediateKey), Now.AddDays(-1), Now.AddDays(2), [0x01]);
         return AttestationObject("apple-appattest", [leaf.RawData, Intermediate.RawData], [0x30, 0x80], authData);
@@ -170,4 +173,13 @@ internal sealed record AppleTestEvidence
 
     /// <summary>The credential id in authData (default: the key id).</summary>
     public byte[]? CredentialId { get; init; }
+
+    /// <summary>The P-256 point of the COSE key in authData (default: the attested key's).</summary>
+    public byte[]? CredentialKey { get; init; }
+
+    /// <summary>The nonce extension's DER instead of the right one.</summary>
+    public byte[]? NonceExtension { get; init; }
+
+    /// <summary>Whether the leaf carries no nonce extension.</summary>
+    public bool OmitNonce { get; init; }
 }
