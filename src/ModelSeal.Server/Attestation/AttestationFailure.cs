@@ -8,7 +8,7 @@ namespace ModelSeal.Server.Attestation;
 /// </summary>
 internal enum AttestationFailure
 {
-    /// <summary>Not certificates in DER, too few or too many of them.</summary>
+    /// <summary>Not certificates in DER, too few or too many of them, or (App Attest) not a valid certificate path.</summary>
     ChainMalformed,
 
     /// <summary>The last certificate's key is not a pinned root key.</summary>
@@ -64,6 +64,33 @@ internal enum AttestationFailure
 
     /// <summary>The verified boot state is not VERIFIED.</summary>
     BootNotVerified,
+
+    /// <summary>An App Attest object that is not strict CBOR of its schema: truncated, trailing bytes, missing or unknown members, wrong types, too large.</summary>
+    CborMalformed,
+
+    /// <summary>An attestation object whose <c>fmt</c> is not <c>apple-appattest</c>.</summary>
+    FormatUnsupported,
+
+    /// <summary>App Attest authenticator data that is too short, lacks attested credential data, or whose lengths do not add up.</summary>
+    AuthenticatorDataMalformed,
+
+    /// <summary>The App Attest key id (SHA-256 of the leaf's public key) is not the credential id in authData, the key the client claims, or the key in authData.</summary>
+    KeyIdMismatch,
+
+    /// <summary>The App ID the evidence was made for (its rpIdHash) is not on the allow-list, or not the attested App ID.</summary>
+    AppIdNotAllowed,
+
+    /// <summary>An App Attest attestation whose counter is not 0.</summary>
+    CounterNotZero,
+
+    /// <summary>An App Attest key from the development environment (or an unknown one) where the policy allows only production.</summary>
+    EnvironmentNotAllowed,
+
+    /// <summary>An App Attest assertion whose signature does not verify under the attested key.</summary>
+    AssertionSignatureInvalid,
+
+    /// <summary>An App Attest assertion whose counter is not greater than the stored one (a replay or a cloned key).</summary>
+    CounterNotIncreasing,
 }
 
 /// <summary>Evidence refused, with the reason for the audit record and a detail for the server's log.</summary>

@@ -21,6 +21,12 @@ internal static class AttestationSamples
 
     public static AndroidTrust GoogleTrust { get; } = new(GoogleRoots, StatusSerials);
 
+    /// <summary>Apple's App Attestation Root CA, the pinned root of App Attest's x5c.</summary>
+    public static X509Certificate2 AppleRoot { get; } = Certificates(Apple("Apple_App_Attestation_Root_CA.pem"))[0];
+
+    /// <summary>Apple Root CA - G3: signs App Attest receipts, not x5c (a root that is not the pinned one).</summary>
+    public static X509Certificate2 AppleRootG3 { get; } = Certificates(Apple("Apple_Root_CA_G3.pem"))[0];
+
     /// <summary>A PEM chain's certificates as DER, leaf first.</summary>
     public static IReadOnlyList<byte[]> Chain(string file) => [.. Certificates(Android(file)).Select(c => c.RawData)];
 
