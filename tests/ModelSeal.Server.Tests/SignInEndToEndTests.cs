@@ -197,6 +197,10 @@ public sealed class SignInEndToEndTests(SharedOidcProvider shared) : IClassFixtu
         Assert.Contains((string?)OidcProvider.ReadHeader(tokens.AccessToken)["kid"], provider.Kids);
         await AssertRefusedAsync(deployment, tokens.AccessToken, "SecurityTokenSignatureKeyNotFoundException");
 
+        // The log says why (event 86), not that the issuer does not publish the key.
+        Assert.Contains(deployment.Server.Logs.Lines, l => l.Contains("for an algorithm or key type not among this issuer's Algorithms", StringComparison.Ordinal));
+        Assert.DoesNotContain(deployment.Server.Logs.Lines, l => l.Contains("which the issuer does not publish", StringComparison.Ordinal));
+
         // The same token is accepted where the issuer lists RS256: the algorithm alone decided.
         await using Deployment rs256 = await Deployment.StartAsync(provider, issuer => issuer.Algorithms = ["ES256", "RS256"]);
         using HpkeKeyPair device = HpkeKeyPair.Generate();

@@ -78,8 +78,11 @@ internal static partial class ServerLog
     [LoggerMessage(83, LogLevel.Warning, "Trusted issuer {Issuer}: fetching {MetadataAddress} again failed ({Reason}): {Error}. The {KeyCount} keys fetched before stay in use; retrying.")]
     public static partial void IssuerRefreshFailed(ILogger logger, string issuer, string metadataAddress, string reason, string error, int keyCount);
 
-    [LoggerMessage(84, LogLevel.Warning, "Token of the trusted issuer {Issuer} refused: it names the signing key kid {Kid}, which the issuer does not publish (keys fetched again for it: {Refreshed}; at most once per MinimumRefreshInterval). A key rotated in but not yet published, or a forged token.")]
+    [LoggerMessage(84, LogLevel.Warning, "Token of the trusted issuer {Issuer} refused: it names the signing key kid {Kid}, which the issuer does not publish (a new fetch of the issuer's keys was tried for it: {Refreshed}; at most once per MinimumRefreshInterval). A key rotated in but not yet published, or a forged token.")]
     public static partial void UnknownSigningKey(ILogger logger, string issuer, string kid, bool refreshed);
+
+    [LoggerMessage(86, LogLevel.Warning, "Token of the trusted issuer {Issuer} refused: the issuer publishes its signing key kid {Kid}, but for an algorithm or key type not among this issuer's Algorithms (TrustedIssuers:n:Algorithms). List the algorithm if the issuer should be trusted with it.")]
+    public static partial void UnusableSigningKey(ILogger logger, string issuer, string kid);
 
     [LoggerMessage(85, LogLevel.Warning, "Token of the trusted issuer {Issuer} refused: its keys have not been fetched yet from {MetadataAddress} (see the earlier warning).")]
     public static partial void IssuerKeysNotFetched(ILogger logger, string issuer, string metadataAddress);

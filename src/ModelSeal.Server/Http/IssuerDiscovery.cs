@@ -311,9 +311,13 @@ internal sealed class IssuerKeySet
     private readonly Dictionary<string, (JsonWebKey Key, string[] Algorithms)[]> _byKid;
     private readonly Dictionary<SecurityKey, string[]> _algorithms;
 
-    private IssuerKeySet(List<(JsonWebKey Key, string[] Algorithms)> keys)
+    /// <summary>The <c>kid</c>s of published signing keys this server may not use (another algorithm or key type).</summary>
+    private readonly HashSet<string> _unusable;
+
+    private IssuerKeySet(List<(JsonWebKey Key, string[] Algorithms)> keys, HashSet<string> unusable)
     {
         Keys = keys;
+        _unusable = unusable;
         _byKid = keys.GroupBy(k => k.Key.Kid, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToArray(), StringComparer.Ordinal);
         _algorithms = new Dictionary<SecurityKey, string[]>(ReferenceEqualityComparer.Instance);
         foreach ((JsonWebKey key, string[] algorithms) in keys)
@@ -337,6 +341,7 @@ internal sealed class IssuerKeySet
     {
         ArgumentNullException.ThrowIfNull(set);
         var keys = new List<(JsonWebKey, string[])>();
+        var unusable = new HashSet<string>(StringComparer.Ordinal);
         foreach (JsonWebKey candidate in set.Keys)
         {
             if (string.IsNullOrEmpty(candidate.Kid) || (!string.IsNullOrEmpty(candidate.Use) && candidate.Use != "sig") || candidate.HasPrivateKey)
@@ -355,12 +360,22 @@ internal sealed class IssuerKeySet
             {
                 keys.Add((candidate, algorithms));
             }
+            else
+            {
+                unusable.Add(candidate.Kid);
+            }
         }
 
-        return new IssuerKeySet(keys);
+        return new IssuerKeySet(keys, unusable);
     }
 
     public bool Holds(string kid) => _byKid.ContainsKey(kid);
+
+    /// <summary>
+    /// True when the issuer publishes a signing key <paramref name="kid"/> that this server may not use (its algorithm is
+    /// not among the issuer's <c>Algorithms</c>, or its type is not supported), and no usable key of that <c>kid</c>.
+    /// </summary>
+    public bool PublishesUnusable(string kid) => _unusable.Contains(kid) && !_byKid.ContainsKey(kid);
 
     /// <summary>The keys named <paramref name="kid"/> that may sign with <paramref name="algorithm"/>.</summary>
     public IEnumerable<SecurityKey> Find(string kid, string? algorithm) =>

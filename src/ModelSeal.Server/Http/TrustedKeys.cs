@@ -75,6 +75,13 @@ internal sealed class TrustedKeys(IReadOnlyList<TrustedIssuer> trusted) : IReadi
             return false;
         }
 
+        if (discovery.Current?.PublishesUnusable(kid) == true)
+        {
+            // Published, but not for this server: fetching the keys again would not change that.
+            ServerLog.UnusableSigningKey(logger, issuer, IssuerDiscovery.Printable(kid.Length > 64 ? kid[..64] : kid));
+            return false;
+        }
+
         bool fetchedBefore = discovery.Current is not null;
         int attempts = discovery.Attempts;
         if (await discovery.RefreshForUnknownKeyAsync(kid).ConfigureAwait(false))

@@ -36,5 +36,5 @@ internal sealed class DeviceWrites(DbSession db) : DeviceReads(db)
 
     /// <summary>Moves a device's last-seen time forward (never back).</summary>
     public void Touch(string licenceId, string thumbprint, DateTimeOffset now) =>
-        Db.NonQuery("UPDATE devices SET last_seen = CASE WHEN last_seen < @t THEN @t ELSE last_seen END WHERE licence_id = @l AND thumbprint = @d", ("@l", licenceId), ("@d", thumbprint), ("@t", DbSession.Seconds(now)));
+        Db.NonQuery("UPDATE devices SET last_seen = @t WHERE licence_id = @l AND thumbprint = @d AND last_seen < @t", ("@l", licenceId), ("@d", thumbprint), ("@t", DbSession.Seconds(now)));
 }

@@ -61,7 +61,7 @@ internal sealed class UserWrites(DbSession db) : UserReads(db)
 
     /// <summary>Moves a user's last-seen time forward (never back).</summary>
     public void Touch(long userId, DateTimeOffset now) =>
-        Db.NonQuery("UPDATE users SET last_seen = CASE WHEN last_seen < @t THEN @t ELSE last_seen END WHERE user_id = @u", ("@u", userId), ("@t", DbSession.Seconds(now)));
+        Db.NonQuery("UPDATE users SET last_seen = @t WHERE user_id = @u AND last_seen < @t", ("@u", userId), ("@t", DbSession.Seconds(now)));
 
     /// <summary>Sets (a time) or clears (null) the user's block.</summary>
     public void SetBlocked(long userId, DateTimeOffset? at) =>
@@ -74,7 +74,7 @@ internal sealed class UserWrites(DbSession db) : UserReads(db)
 
     public void TouchDevice(long userId, string thumbprint, DateTimeOffset now) =>
         Db.NonQuery(
-            "UPDATE user_devices SET last_seen = CASE WHEN last_seen < @t THEN @t ELSE last_seen END WHERE user_id = @u AND thumbprint = @d",
+            "UPDATE user_devices SET last_seen = @t WHERE user_id = @u AND thumbprint = @d AND last_seen < @t",
             ("@u", userId), ("@d", thumbprint), ("@t", DbSession.Seconds(now)));
 
     /// <summary>Removes a user's device, freeing its slot; false when the user has no such device.</summary>
