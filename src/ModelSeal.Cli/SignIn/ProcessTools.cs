@@ -61,16 +61,7 @@ internal static class ProcessTools
     public static async Task<(int ExitCode, string Output)> RunAsync(string fileName, IReadOnlyList<string> arguments, string directory, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(arguments);
-        var start = new ProcessStartInfo(fileName)
-        {
-            WorkingDirectory = directory,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
+        ProcessStartInfo start = Redirected(fileName, directory);
         foreach (string argument in arguments)
         {
             start.ArgumentList.Add(argument);
@@ -105,16 +96,7 @@ internal static class ProcessTools
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(log);
-        var start = new ProcessStartInfo(node)
-        {
-            WorkingDirectory = directory,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
+        ProcessStartInfo start = Redirected(node, directory);
         start.ArgumentList.Add("provider.mjs");
         foreach (string option in options)
         {
@@ -184,4 +166,16 @@ internal static class ProcessTools
             return false;
         }
     }
+
+    /// <summary>A start for <paramref name="fileName"/> in <paramref name="directory"/> with every stream redirected (UTF-8).</summary>
+    private static ProcessStartInfo Redirected(string fileName, string directory) => new(fileName)
+    {
+        WorkingDirectory = directory,
+        RedirectStandardInput = true,
+        RedirectStandardOutput = true,
+        RedirectStandardError = true,
+        UseShellExecute = false,
+        StandardOutputEncoding = Encoding.UTF8,
+        StandardErrorEncoding = Encoding.UTF8,
+    };
 }
