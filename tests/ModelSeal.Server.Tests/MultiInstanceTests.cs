@@ -23,9 +23,11 @@ public sealed class MultiInstanceTests
     {
         using var directory = new TempDirectory();
         string postgres = PostgresSchema.ConnectionString(directory.Sub("a"), create: true);
-        await using ServerProcess a = await ServerProcess.StartAsync(directory.Sub("a"), postgres);
+        // No checkpoint by count during the test: one written between the two verifications below would make them differ.
+        var noCheckpoints = new Dictionary<string, string> { ["MODELSEAL_Audit__CheckpointEvery"] = "0" };
+        await using ServerProcess a = await ServerProcess.StartAsync(directory.Sub("a"), postgres, environment: noCheckpoints);
         ServerProcess.ShareSecrets(directory.Sub("a"), directory.Sub("b"));
-        await using ServerProcess b = await ServerProcess.StartAsync(directory.Sub("b"), postgres);
+        await using ServerProcess b = await ServerProcess.StartAsync(directory.Sub("b"), postgres, environment: noCheckpoints);
         ServerProcess[] instances = [a, b];
         string adminA = await a.AdminTokenAsync();
         string adminB = await b.AdminTokenAsync();

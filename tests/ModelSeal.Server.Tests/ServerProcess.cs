@@ -43,7 +43,7 @@ internal sealed class ServerProcess : ServerClient, IAsyncDisposable
     /// <paramref name="postgres"/> is given, with further <paramref name="arguments"/> (e.g. <c>--config FILE</c>);
     /// returns once it listens.
     /// </summary>
-    public static async Task<ServerProcess> StartAsync(string dataDirectory, string? postgres = null, IEnumerable<string>? arguments = null)
+    public static async Task<ServerProcess> StartAsync(string dataDirectory, string? postgres = null, IEnumerable<string>? arguments = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         string cli = CliPath();
         var start = new ProcessStartInfo(DotnetHost())
@@ -74,6 +74,10 @@ internal sealed class ServerProcess : ServerClient, IAsyncDisposable
 
         // One audit record per refusal, written at once, as the tests count them (a window's records wait for its end).
         start.Environment["MODELSEAL_Audit__RefusalWindow"] = "00:00:00";
+        foreach ((string name, string value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
 
         var output = new StringBuilder();
         var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
