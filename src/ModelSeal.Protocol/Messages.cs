@@ -21,7 +21,24 @@ internal sealed record TokenResponse(string AccessToken, string TokenType, int E
 /// <c>POST /v1/keys/release</c>: <c>protocol</c> must be 2 and <c>nonce</c> 16 fresh random bytes (base64url), which
 /// the signature of the answer or refusal covers.
 /// </summary>
-internal sealed record ReleaseRequest(string? ModelId = null, string? Version = null, string? DevicePublicKey = null, string? Nonce = null, int? Protocol = null);
+internal sealed record ReleaseRequest(string? ModelId = null, string? Version = null, string? DevicePublicKey = null, string? Nonce = null, int? Protocol = null, AttestationEvidence? Attestation = null);
+
+/// <summary>
+/// <c>POST /v1/attestation/challenges</c>: a single-use challenge (base64url of 32 random bytes) for a device key's
+/// attestation evidence, valid until <c>expiresAt</c> and only for the caller (issuer and subject) that asked for it
+/// (docs/protocol.md section 2.6).
+/// </summary>
+internal sealed record ChallengeResponse(string Challenge, string ExpiresAt);
+
+/// <summary>
+/// Attestation evidence in a release request (docs/protocol.md section 2.6), examined only when the grant has an
+/// attestation policy and the device key has no accepted attestation yet (or, for <c>apple-appattest-assertion</c>, to
+/// re-verify one). <c>format</c> is <c>android-key</c> (<c>certificates</c>: the key's attestation chain, leaf first,
+/// root last, each base64url DER; the key was generated with <c>challenge</c>), <c>apple-appattest</c>
+/// (<c>keyId</c>, <c>attestationObject</c> and <c>assertion</c>, base64url) or <c>apple-appattest-assertion</c>
+/// (<c>assertion</c> only). <c>challenge</c> is the one the server issued (base64url).
+/// </summary>
+internal sealed record AttestationEvidence(string? Format = null, string? Challenge = null, IReadOnlyList<string?>? Certificates = null, string? KeyId = null, string? AttestationObject = null, string? Assertion = null);
 
 /// <summary>
 /// A data key sealed with HPKE to the requester's public key (a release, or a new version for its publisher), signed by

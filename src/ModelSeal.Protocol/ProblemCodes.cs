@@ -40,6 +40,7 @@ internal static class ProblemCodes
     public const string NoEntitlement = "no-entitlement";
     public const string UserBlocked = "user-blocked";
     public const string UserNotFound = "user-not-found";
+    public const string AttestationRejected = "attestation-rejected";
 
     /// <summary>The code of a problem <c>type</c>, or null when it is not one of ModelSeal's.</summary>
     public static string? FromType(string? type) =>

@@ -19,6 +19,7 @@ namespace ModelSeal.Protocol;
 [JsonSerializable(typeof(TokenResponse))]
 [JsonSerializable(typeof(ReleaseRequest))]
 [JsonSerializable(typeof(ReleaseResponse))]
+[JsonSerializable(typeof(ChallengeResponse))]
 [JsonSerializable(typeof(CreateModelRequest))]
 [JsonSerializable(typeof(ModelCreatedResponse))]
 [JsonSerializable(typeof(ItemsResponse<ModelItem>))]
