@@ -68,13 +68,13 @@ internal sealed record CreateVersionRequest(string? Version = null, string? Publ
 internal sealed record StateResponse(string State);
 
 /// <summary><c>POST /v1/admin/licences</c>: with <c>issuer</c> the licence is claimed by a token of that issuer for <c>subject</c>.</summary>
-internal sealed record CreateLicenceRequest(string? Subject = null, IReadOnlyList<string?>? Models = null, string? NotBefore = null, string? ExpiresAt = null, int? MaxDevices = null, string? Issuer = null);
+internal sealed record CreateLicenceRequest(string? Subject = null, IReadOnlyList<string?>? Models = null, string? NotBefore = null, string? ExpiresAt = null, int? MaxDevices = null, string? Issuer = null, string? AttestationPolicy = null);
 
 /// <summary>A licence, without its credential; <c>claim</c> is <c>credential</c> or <c>issuer-subject</c>.</summary>
-internal sealed record LicenceResponse(string LicenceId, string Subject, IReadOnlyList<string> Models, string? NotBefore, string? ExpiresAt, int MaxDevices, string CreatedAt, string? RevokedAt, string Claim, string? Issuer);
+internal sealed record LicenceResponse(string LicenceId, string Subject, IReadOnlyList<string> Models, string? NotBefore, string? ExpiresAt, int MaxDevices, string CreatedAt, string? RevokedAt, string Claim, string? Issuer, string? AttestationPolicy = null);
 
 /// <summary>A new licence with its credential (shown only here; null for a licence claimed by issuer and subject).</summary>
-internal sealed record LicenceCreatedResponse(string LicenceId, string? Credential, string Subject, IReadOnlyList<string> Models, string? NotBefore, string? ExpiresAt, int MaxDevices, string CreatedAt, string? RevokedAt, string Claim, string? Issuer);
+internal sealed record LicenceCreatedResponse(string LicenceId, string? Credential, string Subject, IReadOnlyList<string> Models, string? NotBefore, string? ExpiresAt, int MaxDevices, string CreatedAt, string? RevokedAt, string Claim, string? Issuer, string? AttestationPolicy = null);
 
 /// <summary>A device registered for a licence, by the thumbprint of its public key.</summary>
 internal sealed record DeviceItem(string Thumbprint, string FirstSeen, string LastSeen);
@@ -83,7 +83,7 @@ internal sealed record DeviceItem(string Thumbprint, string FirstSeen, string La
 /// <c>PATCH /v1/admin/licences/{licenceId}</c>: the members given change, the others stay. Lowering
 /// <c>maxDevices</c> below the devices registered keeps them and refuses new ones.
 /// </summary>
-internal sealed record EditLicenceRequest(string? ExpiresAt = null, int? MaxDevices = null, IReadOnlyList<string?>? Models = null);
+internal sealed record EditLicenceRequest(string? ExpiresAt = null, int? MaxDevices = null, IReadOnlyList<string?>? Models = null, string? AttestationPolicy = null);
 
 /// <summary>The answer of <c>DELETE /v1/admin/models/{modelId}</c>: the model and how many (destroyed) versions went with it.</summary>
 internal sealed record ModelDeletedResponse(string ModelId, int Versions, string DeletedAt);
@@ -200,3 +200,12 @@ internal sealed record ProblemResponse(string? Type = null, string? Title = null
     [System.Text.Json.Serialization.JsonIgnore]
     public string? Code => ProblemCodes.FromType(Type);
 }
+
+/// <summary>
+/// <c>POST /v1/admin/attestations/reverify</c>: every stored attestation checked again now (Android: the chain against
+/// the current status list and roots, and its policy); <c>rejected</c> lists those newly rejected, with the audit reason.
+/// </summary>
+internal sealed record ReverifyResponse(int Checked, IReadOnlyList<RejectedAttestation> Rejected);
+
+/// <summary>A device key whose attestation re-verification rejected: its thumbprint, evidence format and reason code.</summary>
+internal sealed record RejectedAttestation(string Thumbprint, string Format, string Reason);

@@ -20,6 +20,7 @@ namespace ModelSeal.Protocol;
 [JsonSerializable(typeof(ReleaseRequest))]
 [JsonSerializable(typeof(ReleaseResponse))]
 [JsonSerializable(typeof(ChallengeResponse))]
+[JsonSerializable(typeof(ReverifyResponse))]
 [JsonSerializable(typeof(CreateModelRequest))]
 [JsonSerializable(typeof(ModelCreatedResponse))]
 [JsonSerializable(typeof(ItemsResponse<ModelItem>))]
