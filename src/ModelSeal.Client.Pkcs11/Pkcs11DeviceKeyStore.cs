@@ -62,6 +62,7 @@ public sealed class Pkcs11DeviceKeyStore : IDeviceKeyStore, IDisposable
     /// <exception cref="ObjectDisposedException">The store was disposed.</exception>
     public async ValueTask<IHpkeKeyAgreement> GetOrCreateAsync(CancellationToken cancellationToken = default)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
         if (Volatile.Read(ref _key) is { } cached)
         {
             return cached;
@@ -109,7 +110,7 @@ public sealed class Pkcs11DeviceKeyStore : IDeviceKeyStore, IDisposable
                 return;
             }
 
-            _disposed = true;
+            Volatile.Write(ref _disposed, true);
             _sessions?.Dispose();
         }
         finally
