@@ -19,6 +19,7 @@ public sealed partial class PackagingTests(PackedFeed feed) : IClassFixture<Pack
     {
         { "ModelSeal", [] },
         { "ModelSeal.Client", ["ModelSeal"] },
+        { "ModelSeal.Client.Pkcs11", ["ModelSeal", "ModelSeal.Client"] },
         { "ModelSeal.OnnxRuntime", ["ModelSeal"] },
     };
 

@@ -12,7 +12,7 @@ namespace ModelSeal.Packaging.Tests;
 public sealed class PackedFeed : IAsyncLifetime
 {
     /// <summary>The libraries and the tool: each packs a .nupkg and a .snupkg (symbols of its lib/ or tools/ assemblies).</summary>
-    public static readonly IReadOnlyList<string> PackagesWithSymbols = ["ModelSeal", "ModelSeal.Client", "ModelSeal.OnnxRuntime", ToolPackage];
+    public static readonly IReadOnlyList<string> PackagesWithSymbols = ["ModelSeal", "ModelSeal.Client", "ModelSeal.Client.Pkcs11", "ModelSeal.OnnxRuntime", ToolPackage];
 
     /// <summary>
     /// The MSBuild integration (src/ModelSeal.Build, issue "Packaging and build integration"), packed once its project is
