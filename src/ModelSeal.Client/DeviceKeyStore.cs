@@ -10,11 +10,12 @@ namespace ModelSeal.Client;
 /// not be in the process. The store owns the returned key: callers must not dispose it.
 /// </summary>
 /// <remarks>
-/// Platform key stores plug in by implementing this interface and returning their own <see cref="IHpkeKeyAgreement"/>
-/// that keeps the private key in hardware: on Android, a non-exportable EC P-256 key in the Android Keystore with
+/// Hardware key stores plug in by implementing this interface and returning their own <see cref="IHpkeKeyAgreement"/>
+/// that keeps the private key in hardware: the package ModelSeal.Client.Pkcs11's <c>Pkcs11DeviceKeyStore</c>, a PKCS#11
+/// token's non-extractable EC key (<c>CKM_ECDH1_DERIVE</c>); on Android, an EC P-256 key in the Android Keystore with
 /// <c>PURPOSE_AGREE_KEY</c> (<c>KeyAgreement</c> "ECDH"); on iOS, a P-256 key in the Secure Enclave
-/// (<c>kSecAttrTokenIDSecureEnclave</c>, <c>SecKeyCopyKeyExchangeResult</c>); a PKCS#11 token's EC key
-/// (<c>CKM_ECDH1_DERIVE</c>). The stores here hold the key in software (<see cref="HpkeKeyPair"/>).
+/// (<c>kSecAttrTokenIDSecureEnclave</c>, <c>SecKeyCopyKeyExchangeResult</c>) — the last two as recipes in docs/client.md
+/// "Hardware-held device keys". The stores here hold the key in software (<see cref="HpkeKeyPair"/>).
 /// </remarks>
 public interface IDeviceKeyStore
 {
