@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Microsoft.Extensions.DependencyInjection;
 using ModelSeal.Hpke;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
@@ -267,6 +268,9 @@ public sealed class Pkcs11DeviceKeyStoreTests
         Assert.Contains("PinFile and PinEnvironmentVariable", Assert.Throws<ArgumentException>(() => new Pkcs11DeviceKeyStore(new Pkcs11DeviceKeyOptions { ModulePath = "m", TokenLabel = "t" })).Message, StringComparison.Ordinal);
         Assert.Contains("PinFile and PinEnvironmentVariable", Assert.Throws<ArgumentException>(() => new Pkcs11DeviceKeyStore(new Pkcs11DeviceKeyOptions { ModulePath = "m", TokenLabel = "t", PinFile = "p", PinEnvironmentVariable = "V" })).Message, StringComparison.Ordinal);
         Assert.Contains("KeyLabel", Assert.Throws<ArgumentException>(() => new Pkcs11DeviceKeyStore(new Pkcs11DeviceKeyOptions { ModulePath = "m", TokenLabel = "t", PinFile = "p", KeyLabel = " " })).Message, StringComparison.Ordinal);
+
+        // The DI registration checks them when it is called, not at the first key request.
+        Assert.Contains("ModulePath", Assert.Throws<ArgumentException>(() => new ServiceCollection().AddModelSealPkcs11DeviceKey(o => o.TokenLabel = "t")).Message, StringComparison.Ordinal);
     }
 
     /// <summary>Puts an object under <paramref name="label"/> that the store must refuse.</summary>
