@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using ModelSeal.Hpke;
+using ModelSeal.Pkcs11;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 using Net.Pkcs11Interop.HighLevelAPI.Factories;
@@ -28,12 +29,12 @@ public sealed class Pkcs11DeviceKeyStore : IDeviceKeyStore, IDisposable
     /// <summary>DER of the OID prime256v1 (1.2.840.10045.3.1.7), the <c>CKA_EC_PARAMS</c> of a P-256 key.</summary>
     private static readonly byte[] P256Parameters = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
 
-    /// <summary>What the private key must have set to true (besides <c>CKA_EXTRACTABLE</c> false).</summary>
-    private static readonly CKA[] RequiredTrue = [CKA.CKA_SENSITIVE, CKA.CKA_ALWAYS_SENSITIVE, CKA.CKA_NEVER_EXTRACTABLE, CKA.CKA_LOCAL, CKA.CKA_DERIVE, CKA.CKA_TOKEN, CKA.CKA_PRIVATE];
+    /// <summary>What the private key must have set to true besides <c>CKA_SENSITIVE</c> (and <c>CKA_EXTRACTABLE</c> false).</summary>
+    private static readonly CKA[] RequiredTrue = [CKA.CKA_ALWAYS_SENSITIVE, CKA.CKA_NEVER_EXTRACTABLE, CKA.CKA_LOCAL, CKA.CKA_DERIVE, CKA.CKA_TOKEN, CKA.CKA_PRIVATE];
 
     private readonly Pkcs11DeviceKeyOptions _options;
     private readonly SemaphoreSlim _lock = new(1, 1);
-    private Pkcs11Sessions? _sessions;
+    private Pkcs11SessionPool? _sessions;
     private Pkcs11KeyAgreement? _key;
     private bool _disposed;
 
@@ -55,7 +56,7 @@ public sealed class Pkcs11DeviceKeyStore : IDeviceKeyStore, IDisposable
     }
 
     /// <summary>The store's sessions once opened (tests inspect and plant objects through them).</summary>
-    internal Pkcs11Sessions? Sessions => _sessions;
+    internal Pkcs11SessionPool? Sessions => _sessions;
 
     /// <inheritdoc />
     /// <exception cref="Pkcs11DeviceKeyException">The module, token, PIN or key is unusable; <see cref="Pkcs11DeviceKeyException.Error"/> says which.</exception>
@@ -74,7 +75,7 @@ public sealed class Pkcs11DeviceKeyStore : IDeviceKeyStore, IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_key is null)
             {
-                Pkcs11Sessions sessions = Pkcs11Sessions.Open(_options);
+                Pkcs11SessionPool sessions = Pkcs11DeviceToken.Open(_options);
                 try
                 {
                     Pkcs11KeyAgreement key = FindOrCreate(sessions, _options);
@@ -123,14 +124,14 @@ public sealed class Pkcs11DeviceKeyStore : IDeviceKeyStore, IDisposable
     /// The key agreement of the private key <paramref name="privateKey"/> already in the token (tests: keys imported
     /// from test vectors), with its public key given; checked as a pair like a found key.
     /// </summary>
-    internal static Pkcs11KeyAgreement ForHandle(Pkcs11Sessions sessions, IObjectHandle privateKey, HpkePublicKey publicKey, string description)
+    internal static Pkcs11KeyAgreement ForHandle(Pkcs11SessionPool sessions, IObjectHandle privateKey, HpkePublicKey publicKey, string description)
     {
         var key = new Pkcs11KeyAgreement(sessions, privateKey, publicKey, description);
         key.CheckPair();
         return key;
     }
 
-    private static Pkcs11KeyAgreement FindOrCreate(Pkcs11Sessions sessions, Pkcs11DeviceKeyOptions options)
+    private static Pkcs11KeyAgreement FindOrCreate(Pkcs11SessionPool sessions, Pkcs11DeviceKeyOptions options)
     {
         string description = $"The device key '{options.KeyLabel}' in {options.Token}";
         (IObjectHandle privateKey, HpkePublicKey publicKey) = sessions.UseLocked(session =>
@@ -150,7 +151,7 @@ public sealed class Pkcs11DeviceKeyStore : IDeviceKeyStore, IDisposable
     }
 
     /// <summary>Generates the device key pair: token objects sharing a random CKA_ID, the private half derive-only.</summary>
-    private static IObjectHandle Generate(Pkcs11Sessions sessions, ISession session, string label)
+    private static IObjectHandle Generate(Pkcs11SessionPool sessions, ISession session, string label)
     {
         IObjectAttributeFactory a = sessions.Factories.ObjectAttributeFactory;
         byte[] id = RandomNumberGenerator.GetBytes(16);
@@ -188,37 +189,24 @@ public sealed class Pkcs11DeviceKeyStore : IDeviceKeyStore, IDisposable
     /// <summary>Refuses a private key that is not a protected, derive-capable EC P-256 key; returns its CKA_ID.</summary>
     private static byte[] CheckPrivateKey(ISession session, IObjectHandle key, string description)
     {
-        List<IObjectAttribute> read = session.GetAttributeValue(key, [CKA.CKA_KEY_TYPE, CKA.CKA_EC_PARAMS, CKA.CKA_EXTRACTABLE, CKA.CKA_ID, .. RequiredTrue]);
+        List<IObjectAttribute> read = session.GetAttributeValue(key, [CKA.CKA_KEY_TYPE, CKA.CKA_EC_PARAMS, CKA.CKA_ID]);
         if (read[0].CannotBeRead || read[0].GetValueAsUlong() != (ulong)CKK.CKK_EC ||
             read[1].CannotBeRead || !read[1].GetValueAsByteArray().AsSpan().SequenceEqual(P256Parameters))
         {
             throw new Pkcs11DeviceKeyException(Pkcs11DeviceKeyError.KeyRefused, $"{description} is not an EC P-256 (prime256v1) key; HPKE's DHKEM(P-256) needs one. Choose another Pkcs11DeviceKeyOptions.KeyLabel (a new key is generated under a free label) or delete the object.");
         }
 
-        var missing = new List<string>();
-        if (read[2].CannotBeRead || read[2].GetValueAsBool())
-        {
-            missing.Add("CKA_EXTRACTABLE = false");
-        }
-
-        for (int i = 0; i < RequiredTrue.Length; i++)
-        {
-            if (read[4 + i].CannotBeRead || !read[4 + i].GetValueAsBool())
-            {
-                missing.Add(RequiredTrue[i].ToString());
-            }
-        }
-
-        if (missing.Count > 0)
+        string[] missing = Pkcs11SessionPool.MissingProtections(session, key, RequiredTrue);
+        if (missing.Length > 0)
         {
             throw new Pkcs11DeviceKeyException(Pkcs11DeviceKeyError.KeyRefused, $"{description} lacks {string.Join(", ", missing)}: a device key must be generated in the token as a private, sensitive, never-extractable token object allowed to derive (an extractable or imported key's value can be known outside the token). Delete it, or choose another Pkcs11DeviceKeyOptions.KeyLabel, and let the store generate the key.");
         }
 
-        return read[3].CannotBeRead ? [] : read[3].GetValueAsByteArray() ?? [];
+        return read[2].CannotBeRead ? [] : read[2].GetValueAsByteArray() ?? [];
     }
 
     /// <summary>The public key with the private key's CKA_ID: its CKA_EC_POINT, a DER OCTET STRING holding the 65-byte point.</summary>
-    private static HpkePublicKey ReadPublicKey(Pkcs11Sessions sessions, ISession session, byte[] id, string description)
+    private static HpkePublicKey ReadPublicKey(Pkcs11SessionPool sessions, ISession session, byte[] id, string description)
     {
         IObjectAttributeFactory a = sessions.Factories.ObjectAttributeFactory;
         List<IObjectHandle> found = id.Length == 0 ? [] : session.FindAllObjects([a.Create(CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), a.Create(CKA.CKA_ID, id)]);

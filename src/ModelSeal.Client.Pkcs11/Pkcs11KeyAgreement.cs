@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using ModelSeal.Hpke;
+using ModelSeal.Pkcs11;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 using Net.Pkcs11Interop.HighLevelAPI.Factories;
@@ -18,10 +19,10 @@ internal sealed class Pkcs11KeyAgreement : IHpkeKeyAgreement
     /// <summary>DHKEM(P-256)'s Ndh: the x-coordinate of the shared point.</summary>
     private const int SecretSize = 32;
 
-    private readonly Pkcs11Sessions _sessions;
+    private readonly Pkcs11SessionPool _sessions;
     private readonly string _description;
 
-    public Pkcs11KeyAgreement(Pkcs11Sessions sessions, IObjectHandle privateKey, HpkePublicKey publicKey, string description)
+    public Pkcs11KeyAgreement(Pkcs11SessionPool sessions, IObjectHandle privateKey, HpkePublicKey publicKey, string description)
     {
         _sessions = sessions;
         PrivateKey = privateKey;

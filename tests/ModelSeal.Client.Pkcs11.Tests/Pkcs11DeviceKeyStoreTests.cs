@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Microsoft.Extensions.DependencyInjection;
 using ModelSeal.Hpke;
+using ModelSeal.Pkcs11;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 using Net.Pkcs11Interop.HighLevelAPI.Factories;
@@ -16,7 +17,7 @@ public sealed class Pkcs11DeviceKeyStoreTests
         Pkcs11DeviceKeyOptions options = TestToken.Options();
         using var store = new Pkcs11DeviceKeyStore(options);
         var key = (Pkcs11KeyAgreement)await store.GetOrCreateAsync(TestContext.Current.CancellationToken);
-        Pkcs11Sessions sessions = store.Sessions!;
+        Pkcs11SessionPool sessions = store.Sessions!;
         try
         {
             // The attributes the store generated it with, and those the token keeps since.
@@ -229,7 +230,7 @@ public sealed class Pkcs11DeviceKeyStoreTests
         Pkcs11DeviceKeyOptions options = TestToken.Options();
         Pkcs11DeviceKeyOptions helperOptions = TestToken.Options();
         using var helper = new Pkcs11DeviceKeyStore(helperOptions);
-        Pkcs11Sessions sessions = await TestToken.SessionsAsync(helper);
+        Pkcs11SessionPool sessions = await TestToken.SessionsAsync(helper);
         try
         {
             Plant(sessions, options.KeyLabel, planted);
@@ -274,7 +275,7 @@ public sealed class Pkcs11DeviceKeyStoreTests
     }
 
     /// <summary>Puts an object under <paramref name="label"/> that the store must refuse.</summary>
-    private static void Plant(Pkcs11Sessions sessions, string label, string kind)
+    private static void Plant(Pkcs11SessionPool sessions, string label, string kind)
     {
         Pkcs11InteropFactories f = sessions.Factories;
         IObjectAttributeFactory a = f.ObjectAttributeFactory;
@@ -352,7 +353,7 @@ public sealed class Pkcs11DeviceKeyStoreTests
     /// Imports a P-256 private key (and its public key, same CKA_ID) as a sensitive, non-extractable, derive-only object;
     /// a token object when <paramref name="token"/>, else a session object (gone with the store's sessions).
     /// </summary>
-    internal static (IObjectHandle PrivateKey, HpkePublicKey PublicKey) ImportP256(Pkcs11Sessions sessions, string label, byte[] scalar, bool token)
+    internal static (IObjectHandle PrivateKey, HpkePublicKey PublicKey) ImportP256(Pkcs11SessionPool sessions, string label, byte[] scalar, bool token)
     {
         IObjectAttributeFactory a = sessions.Factories.ObjectAttributeFactory;
         byte[] p256 = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];

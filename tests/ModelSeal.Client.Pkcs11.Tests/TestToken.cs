@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using ModelSeal.Client.Pkcs11;
+using ModelSeal.Pkcs11;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 
@@ -38,20 +39,20 @@ internal static class TestToken
     public static string NewLabel() => "test-device-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
 
     /// <summary>Opens <paramref name="store"/>'s token (and its key) and returns its sessions, to inspect or plant objects.</summary>
-    public static async Task<Pkcs11Sessions> SessionsAsync(Pkcs11DeviceKeyStore store)
+    public static async Task<Pkcs11SessionPool> SessionsAsync(Pkcs11DeviceKeyStore store)
     {
         await store.GetOrCreateAsync(TestContext.Current.CancellationToken);
         return store.Sessions!;
     }
 
     /// <summary>Every object labelled <paramref name="label"/> in the token.</summary>
-    public static List<IObjectHandle> Objects(Pkcs11Sessions sessions, string label, CKO? type = null) => sessions.Use(session =>
+    public static List<IObjectHandle> Objects(Pkcs11SessionPool sessions, string label, CKO? type = null) => sessions.Use(session =>
         session.FindAllObjects(type is { } t
             ? [sessions.Factories.ObjectAttributeFactory.Create(CKA.CKA_LABEL, label), sessions.Factories.ObjectAttributeFactory.Create(CKA.CKA_CLASS, t)]
             : [sessions.Factories.ObjectAttributeFactory.Create(CKA.CKA_LABEL, label)]));
 
     /// <summary>Removes the test's objects from the shared token.</summary>
-    public static void Destroy(Pkcs11Sessions sessions, string label)
+    public static void Destroy(Pkcs11SessionPool sessions, string label)
     {
         foreach (IObjectHandle handle in Objects(sessions, label))
         {

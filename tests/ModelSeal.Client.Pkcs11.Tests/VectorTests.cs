@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ModelSeal.Hpke;
+using ModelSeal.Pkcs11;
 using Net.Pkcs11Interop.Common;
 
 namespace ModelSeal.Client.Pkcs11.Tests;
@@ -21,7 +22,7 @@ public sealed class VectorTests
 
         Pkcs11DeviceKeyOptions options = TestToken.Options();
         using var store = new Pkcs11DeviceKeyStore(options);
-        Pkcs11Sessions sessions = await TestToken.SessionsAsync(store);
+        Pkcs11SessionPool sessions = await TestToken.SessionsAsync(store);
         try
         {
             int opened = 0;
@@ -71,7 +72,7 @@ public sealed class VectorTests
 
         Pkcs11DeviceKeyOptions options = TestToken.Options();
         using var store = new Pkcs11DeviceKeyStore(options);
-        Pkcs11Sessions sessions = await TestToken.SessionsAsync(store);
+        Pkcs11SessionPool sessions = await TestToken.SessionsAsync(store);
         try
         {
             foreach (JsonElement t in valid)

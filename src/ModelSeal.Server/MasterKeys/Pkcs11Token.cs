@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using ModelSeal.Pkcs11;
 using ModelSeal.Server.Configuration;
@@ -9,7 +8,7 @@ namespace ModelSeal.Server.MasterKeys;
 
 /// <summary>
 /// One PKCS#11 token, opened once per process, module path and token label: the module, the slot, the user's login
-/// (held by a session kept open for it) and a pool of sessions (one operation per session at a time). Shared by
+/// and a pool of sessions (<see cref="Pkcs11SessionPool"/>: one operation per session at a time). Shared by
 /// everything that keeps keys in the token — the master keys (<see cref="Pkcs11MasterKeyProvider"/>) and the signing
 /// keys (<see cref="Security.Pkcs11SigningKey"/>) — so the user logs in once; reference-counted: each
 /// <see cref="Acquire"/> is matched by one <see cref="Dispose"/>, and the last one closes the sessions.
@@ -27,18 +26,14 @@ internal sealed class Pkcs11Token : IDisposable
     private static readonly Lock OpenLock = new();
 
     private readonly (string Module, string Label) _key;
-    private readonly ISlot _slot;
-    private readonly ISession _main;
-    private readonly ConcurrentBag<ISession> _idle = [];
+    private readonly Pkcs11SessionPool _pool;
     private int _references;
     private volatile bool _closed;
 
-    private Pkcs11Token((string Module, string Label) key, Pkcs11Module module, ISlot slot, ISession main)
+    private Pkcs11Token((string Module, string Label) key, Pkcs11SessionPool pool)
     {
         _key = key;
-        Module = module;
-        _slot = slot;
-        _main = main;
+        _pool = pool;
         Label = key.Label;
     }
 
@@ -46,7 +41,7 @@ internal sealed class Pkcs11Token : IDisposable
     public string Label { get; }
 
     /// <summary>The module the token is in (its factories, its object lock).</summary>
-    public Pkcs11Module Module { get; }
+    public Pkcs11Module Module => _pool.Module;
 
     /// <summary>
     /// The token <paramref name="tokenLabel"/> of the module <paramref name="modulePath"/>, logged in: the one this
@@ -88,75 +83,25 @@ internal sealed class Pkcs11Token : IDisposable
     /// <summary>Runs <paramref name="action"/> on a pooled session of this token; token errors become <see cref="CryptographicException"/>s.</summary>
     public T Use<T>(Func<ISession, T> action)
     {
-        ArgumentNullException.ThrowIfNull(action);
         ObjectDisposedException.ThrowIf(_closed, this);
-        if (!_idle.TryTake(out ISession? session))
-        {
-            try
-            {
-                session = _slot.OpenSession(SessionType.ReadWrite);
-            }
-            catch (Pkcs11Exception e)
-            {
-                throw new CryptographicException($"The PKCS#11 token '{Label}' could not open a session ({e.RV}).", e);
-            }
-        }
-
-        try
-        {
-            return action(session);
-        }
-        catch (Pkcs11Exception e)
-        {
-            throw new CryptographicException($"The PKCS#11 token '{Label}' refused an operation ({e.RV}).", e);
-        }
-        finally
-        {
-            _idle.Add(session);
-        }
+        return _pool.Use(action);
     }
 
     /// <summary>
     /// Runs <paramref name="action"/> on a pooled session while holding the module's object lock (creating and
     /// searching token objects, <see cref="Pkcs11Module.ObjectLock"/>).
     /// </summary>
-    public T UseLocked<T>(Func<ISession, T> action) => Use(session =>
+    public T UseLocked<T>(Func<ISession, T> action)
     {
-        lock (Module.ObjectLock)
-        {
-            return action(session);
-        }
-    });
+        ObjectDisposedException.ThrowIf(_closed, this);
+        return _pool.UseLocked(action);
+    }
 
     /// <summary>
     /// The protections <see cref="RequiredTrue"/> (and CKA_SENSITIVE, CKA_EXTRACTABLE false) that the object lacks, by
     /// attribute name; empty when it has them all.
     /// </summary>
-    public static string[] MissingProtections(ISession session, IObjectHandle handle)
-    {
-        ArgumentNullException.ThrowIfNull(session);
-        List<IObjectAttribute> read = session.GetAttributeValue(handle, [CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE, .. RequiredTrue]);
-        var missing = new List<string>();
-        if (read[0].CannotBeRead || !read[0].GetValueAsBool())
-        {
-            missing.Add(nameof(CKA.CKA_SENSITIVE));
-        }
-
-        if (read[1].CannotBeRead || read[1].GetValueAsBool())
-        {
-            missing.Add("CKA_EXTRACTABLE = false");
-        }
-
-        for (int i = 0; i < RequiredTrue.Length; i++)
-        {
-            if (read[2 + i].CannotBeRead || !read[2 + i].GetValueAsBool())
-            {
-                missing.Add(RequiredTrue[i].ToString());
-            }
-        }
-
-        return [.. missing];
-    }
+    public static string[] MissingProtections(ISession session, IObjectHandle handle) => Pkcs11SessionPool.MissingProtections(session, handle, RequiredTrue);
 
     /// <summary>Releases this reference; the last one closes the sessions (the token's objects stay) and releases the module.</summary>
     public void Dispose()
@@ -172,13 +117,7 @@ internal sealed class Pkcs11Token : IDisposable
             Opened.Remove(_key);
         }
 
-        while (_idle.TryTake(out ISession? session))
-        {
-            session.Dispose();
-        }
-
-        _main.Dispose();
-        Module.Release();
+        _pool.Dispose();
     }
 
     private static Pkcs11Token Open((string, string) key, string modulePath, string tokenLabel, byte[] pin)
@@ -188,36 +127,27 @@ internal sealed class Pkcs11Token : IDisposable
         {
             module = Pkcs11Module.Acquire(modulePath);
         }
-        catch (Exception e) when (e is Pkcs11Exception or UnmanagedException or DllNotFoundException or IOException or BadImageFormatException)
+        catch (Exception e) when (Pkcs11SessionPool.IsLoadFailure(e))
         {
             CryptographicOperations.ZeroMemory(pin);
             throw new ServerConfigurationException($"The PKCS#11 module '{modulePath}' could not be loaded ({(e is Pkcs11Exception p ? p.RV.ToString() : e.GetType().Name)}); check MasterKey:Pkcs11Module.", e);
         }
 
-        ISession? main = null;
         bool owned = false;
         try
         {
             ISlot slot = module.Library.GetSlotList(SlotsType.WithTokenPresent)
                 .FirstOrDefault(s => string.Equals(s.GetTokenInfo().Label.TrimEnd(), tokenLabel, StringComparison.Ordinal))
                 ?? throw new ServerConfigurationException($"No token labelled '{tokenLabel}' is present in the PKCS#11 module '{modulePath}'; check MasterKey:TokenLabel (and SOFTHSM2_CONF for SoftHSM2).");
-            main = slot.OpenSession(SessionType.ReadWrite);
-            try
-            {
-                main.Login(CKU.CKU_USER, pin);
-            }
-            catch (Pkcs11Exception e) when (e.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
-            {
-                // The same token reached through another path of the module: login state is per application.
-            }
-            catch (Pkcs11Exception e) when (e.RV is CKR.CKR_PIN_INCORRECT or CKR.CKR_PIN_LEN_RANGE or CKR.CKR_PIN_LOCKED or CKR.CKR_PIN_EXPIRED)
-            {
-                throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' refused the user PIN ({e.RV}); check the PIN file or variable (MasterKey:PinFile / MasterKey:PinEnvironmentVariable).", e);
-            }
-
-            var token = new Pkcs11Token(key, module, slot, main);
-            owned = true; // the token owns the session and the module reference from here on
-            return token;
+            Pkcs11SessionPool pool = Pkcs11SessionPool.LogIn(module, slot, pin, (opening, e) => new CryptographicException(
+                opening ? $"The PKCS#11 token '{tokenLabel}' could not open a session ({e.RV})." : $"The PKCS#11 token '{tokenLabel}' refused an operation ({e.RV}).",
+                e));
+            owned = true; // the pool owns the module reference from here on
+            return new Pkcs11Token(key, pool);
+        }
+        catch (Pkcs11Exception e) when (Pkcs11SessionPool.IsPinError(e.RV))
+        {
+            throw new ServerConfigurationException($"The PKCS#11 token '{tokenLabel}' refused the user PIN ({e.RV}); check the PIN file or variable (MasterKey:PinFile / MasterKey:PinEnvironmentVariable).", e);
         }
         catch (Pkcs11Exception e)
         {
@@ -228,7 +158,6 @@ internal sealed class Pkcs11Token : IDisposable
             CryptographicOperations.ZeroMemory(pin);
             if (!owned)
             {
-                main?.Dispose();
                 module.Release();
             }
         }
