@@ -40,7 +40,6 @@ public sealed class KeyServerTests
             .BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
 
         HpkePublicKey devicePublicKey;
-        Pkcs11DeviceKeyStore? cleanup = null;
         try
         {
             await using (ServiceProvider first = App(client.Sub("leases")))
@@ -83,9 +82,8 @@ public sealed class KeyServerTests
         }
         finally
         {
-            cleanup = new Pkcs11DeviceKeyStore(deviceKey);
+            using var cleanup = new Pkcs11DeviceKeyStore(deviceKey);
             TestToken.Destroy(await TestToken.SessionsAsync(cleanup), deviceKey.KeyLabel);
-            cleanup.Dispose();
         }
     }
 
