@@ -40,6 +40,9 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
     private readonly ILogger _logger;
     private readonly IDeviceAttestation? _attestation;
     private readonly SemaphoreSlim _attesting = new(1, 1);
+
+    /// <summary>The shortest challenge accepted from the server (it issues 32 random bytes).</summary>
+    private const int MinimumChallengeSize = 16;
     private volatile bool _attested;
 
     /// <summary>Creates a key source.</summary>
@@ -131,6 +134,13 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
         }
         catch (ModelKeyUnavailableException e) when (e.IsDefinitiveRefusal)
         {
+            if (e.Reason == ModelKeyUnavailableReason.AttestationRejected)
+            {
+                // The server holds no (valid) attestation of this key for the grant — it gained a policy, or
+                // re-verification rejected the key: the next release attests again.
+                _attested = false;
+            }
+
             await RemoveRefusedLeaseAsync(header, subject.Value).ConfigureAwait(false);
             ClientLog.Refused(_logger, header.ModelId, header.ModelVersion, header.KeyId, e.Reason);
             throw;
@@ -181,7 +191,7 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
             // Not a signed answer about a key: as for any transport failure, the lease (if any) decides.
             throw new ModelKeyUnavailableException(
                 ModelKeyUnavailableReason.ServerUnavailable,
-                $"The key server did not issue an attestation challenge ({e.StatusCode}{(e.ProblemCode is null ? string.Empty : $" {e.ProblemCode}")}); a key server without attestation support answers so (upgrade it, or remove the app's IDeviceAttestation). {e.Message}",
+                $"The key server did not issue an attestation challenge ({e.StatusCode}{(e.ProblemCode is null ? string.Empty : $" {e.ProblemCode}")}; a key server without attestation support answers 404: upgrade it, or remove the app's IDeviceAttestation). {e.Message}",
                 e, e.StatusCode, e.ProblemCode, e.Attempts);
         }
 
@@ -190,9 +200,14 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
         {
             challenge = Base64Url.DecodeFromChars(answer.Challenge);
         }
-        catch (FormatException e)
+        catch (FormatException)
         {
-            throw new ModelKeyUnavailableException(ModelKeyUnavailableReason.ServerUnavailable, "The key server's attestation challenge is not base64url (a proxy or captive portal answered in its place?); it was ignored.", e);
+            challenge = [];
+        }
+
+        if (challenge.Length < MinimumChallengeSize)
+        {
+            throw new ModelKeyUnavailableException(ModelKeyUnavailableReason.ServerUnavailable, $"The key server's attestation challenge is not base64url of at least {MinimumChallengeSize} bytes (a proxy or captive portal answered in its place?); it was ignored.");
         }
 
         DeviceAttestationEvidence? evidence;

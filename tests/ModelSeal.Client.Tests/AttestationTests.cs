@@ -127,6 +127,25 @@ public sealed class AttestationTests : IDisposable
     }
 
     [Fact]
+    public async Task After_an_accepted_attestation_a_signed_attestation_rejected_makes_the_next_release_attest_again()
+    {
+        using KeyServerKeySource source = Source(new StubAttestation(_events, _ => DeviceAttestationEvidence.AndroidKeyChain(Chain)));
+        (await source.GetKeyAsync(_header, TestContext.Current.CancellationToken)).Dispose();
+
+        // The grant gained a policy the key's attestation does not satisfy, or re-verification rejected the key.
+        _server.Refusal = ProblemCodes.AttestationRejected;
+        var e = await Assert.ThrowsAsync<ModelKeyUnavailableException>(() => source.GetKeyAsync(_header, TestContext.Current.CancellationToken).AsTask());
+        Assert.Equal(ModelKeyUnavailableReason.AttestationRejected, e.Reason);
+        Assert.Null(_server.Releases.Last()["attestation"]); // the refused release carried none: it had been accepted
+
+        _server.Refusal = null;
+        (await source.GetKeyAsync(_header, TestContext.Current.CancellationToken)).Dispose();
+
+        Assert.Equal(2, _server.Issued.Count);
+        Assert.Equal(_server.Issued.Last(), _server.Releases.Last()["attestation"]!["challenge"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task An_unsigned_attestation_rejected_keeps_the_lease()
     {
         using (KeyServerKeySource before = Source(null))
@@ -173,6 +192,24 @@ public sealed class AttestationTests : IDisposable
         _server.ChallengeStatus = null;
         (await source.GetKeyAsync(_header, TestContext.Current.CancellationToken)).Dispose();
         Assert.NotNull(_server.Releases.Last()["attestation"]);
+    }
+
+    [Theory]
+    [InlineData("not base64url!")]
+    [InlineData("AAAA")]
+    [InlineData("")]
+    public async Task A_challenge_that_is_not_base64url_of_enough_bytes_is_the_server_unavailable(string challenge)
+    {
+        var attestation = new StubAttestation(_events, _ => DeviceAttestationEvidence.AndroidKeyChain(Chain));
+        using KeyServerKeySource source = Source(attestation);
+        _server.ChallengeText = challenge;
+
+        var e = await Assert.ThrowsAsync<ModelKeyUnavailableException>(() => source.GetKeyAsync(_header, TestContext.Current.CancellationToken).AsTask());
+
+        Assert.Equal(ModelKeyUnavailableReason.ServerUnavailable, e.Reason);
+        Assert.Contains("attestation challenge is not base64url of at least 16 bytes", e.Message, StringComparison.Ordinal);
+        Assert.Empty(attestation.Challenges);
+        Assert.Empty(_server.Releases);
     }
 
     [Fact]
@@ -413,6 +450,9 @@ internal sealed class FakeAttestingServer(ConcurrentQueue<string> events) : IDis
     /// <summary>Answer challenge requests with this status (null: issue a challenge).</summary>
     public HttpStatusCode? ChallengeStatus { get; set; }
 
+    /// <summary>Issue this text as the challenge (null: 32 random bytes).</summary>
+    public string? ChallengeText { get; set; }
+
     /// <summary>Refuse releases with this problem code (null: release).</summary>
     public string? Refusal { get; set; }
 
@@ -472,7 +512,7 @@ internal sealed class FakeAttestingServer(ConcurrentQueue<string> events) : IDis
                     return Problem(status, status == HttpStatusCode.NotFound ? "not-found" : "forbidden", null);
                 }
 
-                string challenge = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
+                string challenge = ChallengeText ?? Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
                 Issued.Enqueue(challenge);
                 return Json(HttpStatusCode.Created, new JsonObject { ["challenge"] = challenge, ["expiresAt"] = Rfc3339.Format(DateTimeOffset.UtcNow.AddMinutes(5)) });
             case "v1/keys/release":
