@@ -111,8 +111,11 @@ internal sealed record ModelListResult(string Server, IReadOnlyList<ModelEntry> 
     public string Command { get; init; } = "model list";
 }
 
-/// <summary>A licence in <see cref="LicenceListResult"/> and the other licence results; never its credential.</summary>
-internal sealed record LicenceEntry(string LicenceId, string Subject, IReadOnlyList<string> Models, int MaxDevices, string? NotBefore, string? ExpiresAt, string CreatedAt, string? RevokedAt);
+/// <summary>
+/// A licence in <see cref="LicenceListResult"/> and the other licence results; never its credential.
+/// <c>attestationPolicy</c> is the key server's attestation policy the licence's devices must satisfy (null: none).
+/// </summary>
+internal sealed record LicenceEntry(string LicenceId, string Subject, IReadOnlyList<string> Models, int MaxDevices, string? NotBefore, string? ExpiresAt, string CreatedAt, string? RevokedAt, string? AttestationPolicy);
 
 /// <summary>The --json result of <c>licence add</c>: the licence and where its credential is (not the credential).</summary>
 internal sealed record LicenceAddResult(string Server, LicenceEntry Licence, string CredentialFile, IReadOnlyList<string> Warnings)
@@ -215,6 +218,16 @@ internal sealed record LicenceEditResult(string Server, LicenceEntry Licence, IR
     public string Command { get; init; } = "licence edit";
 }
 
+/// <summary>
+/// The --json result of <c>attestation reverify</c>: how many accepted attestations were checked, and those rejected now
+/// (thumbprint, evidence format, reason code).
+/// </summary>
+internal sealed record AttestationReverifyResult(string Server, int Checked, IReadOnlyList<ModelSeal.Protocol.RejectedAttestation> Rejected)
+{
+    [JsonPropertyOrder(-1)]
+    public string Command { get; init; } = "attestation reverify";
+}
+
 /// <summary>The --json result of <c>master-key rotate</c>.</summary>
 internal sealed record MasterKeyRotateResult(string Server, int MasterKeyVersion, int Rewrapped)
 {
@@ -281,6 +294,7 @@ internal sealed record UserRemoveDeviceResult(string Server, long UserId, UserDe
 [JsonSerializable(typeof(LicenceRemoveDeviceResult))]
 [JsonSerializable(typeof(LicenceEditResult))]
 [JsonSerializable(typeof(MasterKeyRotateResult))]
+[JsonSerializable(typeof(AttestationReverifyResult))]
 [JsonSerializable(typeof(UsageResult))]
 [JsonSerializable(typeof(UserListResult))]
 [JsonSerializable(typeof(UserShowResult))]

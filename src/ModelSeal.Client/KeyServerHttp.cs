@@ -29,12 +29,21 @@ internal sealed class AttemptCountingHandler : DelegatingHandler
 /// <summary>JSON POSTs to the key server, with every failure turned into a <see cref="ModelKeyUnavailableException"/>.</summary>
 internal static class KeyServerHttp
 {
-    public static async Task<TAnswer> PostAsync<TBody, TAnswer>(HttpClient client, string path, TBody body, JsonTypeInfo<TBody> bodyType, JsonTypeInfo<TAnswer> answerType, string? bearer, string what, CancellationToken cancellationToken)
+    public static Task<TAnswer> PostAsync<TBody, TAnswer>(HttpClient client, string path, TBody body, JsonTypeInfo<TBody> bodyType, JsonTypeInfo<TAnswer> answerType, string? bearer, string what, CancellationToken cancellationToken)
+        where TAnswer : class =>
+        SendAsync(client, path, JsonContent.Create(body, bodyType), answerType, bearer, what, cancellationToken);
+
+    /// <summary>A POST with an empty body (for example <c>POST /v1/attestation/challenges</c>).</summary>
+    public static Task<TAnswer> PostEmptyAsync<TAnswer>(HttpClient client, string path, JsonTypeInfo<TAnswer> answerType, string? bearer, string what, CancellationToken cancellationToken)
+        where TAnswer : class =>
+        SendAsync(client, path, null, answerType, bearer, what, cancellationToken);
+
+    private static async Task<TAnswer> SendAsync<TAnswer>(HttpClient client, string path, HttpContent? content, JsonTypeInfo<TAnswer> answerType, string? bearer, string what, CancellationToken cancellationToken)
         where TAnswer : class
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative))
         {
-            Content = JsonContent.Create(body, bodyType),
+            Content = content,
         };
         if (bearer is not null)
         {
@@ -131,6 +140,7 @@ internal static class KeyServerHttp
             (403, ProblemCodes.DeviceLimit) => (ModelKeyUnavailableReason.DeviceLimit, "All the licence's (or the user's) device slots are in use; free one with the publisher or raise the limit."),
             (403, ProblemCodes.NoEntitlement) => (ModelKeyUnavailableReason.NoEntitlement, "No licence and no entitlement rule of the key server covers the signed-in user; ask the publisher for access (a rule matching the user's claims, or a licence), or sign in with an account that has it."),
             (403, ProblemCodes.UserBlocked) => (ModelKeyUnavailableReason.UserBlocked, "The key server's administrator blocked the signed-in user; no key is released to any of the user's devices until they are unblocked. Contact the publisher."),
+            (403, ProblemCodes.AttestationRejected) => (ModelKeyUnavailableReason.AttestationRejected, "The licence (or entitlement rule) requires an attested device, and the key server did not accept this device's attestation: the app must run on a device and build the publisher's attestation policy allows (genuine app, hardware-backed key), and register an IDeviceAttestation (docs/client.md \"Attestation\"). The server's audit record names the exact reason; contact the publisher."),
             (403, _) => (ModelKeyUnavailableReason.Unauthorized, "The token does not allow key release (no 'keys' scope); use a licence credential, or have the identity provider grant the key server's scope."),
             (404, _) => (ModelKeyUnavailableReason.ModelNotFound, "The server does not know this model or version; check the sealed file and ServerUrl."),
             _ => (ModelKeyUnavailableReason.InvalidResponse, "The client and server disagree about the protocol; check the versions of both."),

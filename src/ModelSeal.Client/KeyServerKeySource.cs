@@ -21,6 +21,12 @@ namespace ModelSeal.Client;
 /// expiry; after it, <see cref="ModelKeyUnavailableReason.LeaseExpired"/>. Only a signed refusal (403, 404, 410) is
 /// definitive: it removes the lease (unless that lease was released to another subject than the refused token's), so a
 /// revocation or a blocked user takes effect at the next online contact.
+/// <para>
+/// With an <see cref="IDeviceAttestation"/>, the first release in the process first asks the server for a challenge
+/// (<c>POST /v1/attestation/challenges</c>), has the platform attest over it, and sends the evidence with the release;
+/// once such a release succeeds, no evidence is sent again by this instance. One attestation runs at a time: a release
+/// that starts while another is attesting waits for it, and sends none when that one succeeded.
+/// </para>
 /// </remarks>
 public sealed class KeyServerKeySource : IModelKeySource, IDisposable
 {
@@ -32,6 +38,12 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
     private readonly bool _ownsAnswerKeys;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly IDeviceAttestation? _attestation;
+    private readonly SemaphoreSlim _attesting = new(1, 1);
+
+    /// <summary>The shortest challenge accepted from the server (it issues 32 random bytes).</summary>
+    private const int MinimumChallengeSize = 16;
+    private volatile bool _attested;
 
     /// <summary>Creates a key source.</summary>
     /// <param name="httpClient">A client whose <see cref="HttpClient.BaseAddress"/> is the key server (use
@@ -43,13 +55,14 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
     /// <param name="timeProvider">The clock for lease expiry (default: system).</param>
     /// <param name="logger">A logger (never given secrets).</param>
     /// <param name="answerKeyId">The server's answer key (<see cref="ModelSealClientOptions.AnswerKeyId"/>; null: learned from its JWKS).</param>
-    public KeyServerKeySource(HttpClient httpClient, ITokenSource tokens, IDeviceKeyStore deviceKeys, ILeaseCache leases, TimeProvider? timeProvider = null, ILogger<KeyServerKeySource>? logger = null, string? answerKeyId = null)
-        : this(Checked(httpClient), tokens, deviceKeys, leases, new AnswerKeys(Checked(httpClient), answerKeyId, (leases as FileLeaseCache)?.Directory), timeProvider, logger)
+    /// <param name="attestation">The platform's device attestation, for servers whose grants have an attestation policy (null: none is sent).</param>
+    public KeyServerKeySource(HttpClient httpClient, ITokenSource tokens, IDeviceKeyStore deviceKeys, ILeaseCache leases, TimeProvider? timeProvider = null, ILogger<KeyServerKeySource>? logger = null, string? answerKeyId = null, IDeviceAttestation? attestation = null)
+        : this(Checked(httpClient), tokens, deviceKeys, leases, new AnswerKeys(Checked(httpClient), answerKeyId, (leases as FileLeaseCache)?.Directory), timeProvider, logger, attestation)
     {
         _ownsAnswerKeys = true;
     }
 
-    internal KeyServerKeySource(Func<HttpClient> client, ITokenSource tokens, IDeviceKeyStore deviceKeys, ILeaseCache leases, AnswerKeys answerKeys, TimeProvider? timeProvider, ILogger? logger)
+    internal KeyServerKeySource(Func<HttpClient> client, ITokenSource tokens, IDeviceKeyStore deviceKeys, ILeaseCache leases, AnswerKeys answerKeys, TimeProvider? timeProvider, ILogger? logger, IDeviceAttestation? attestation = null)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         ArgumentNullException.ThrowIfNull(deviceKeys);
@@ -61,21 +74,73 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
         _answerKeys = answerKeys;
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
+        _attestation = attestation;
     }
+
+    /// <summary>Called when a release waits for another one's attestation to finish (a test seam).</summary>
+    internal Action? WaitingForAttestation { get; set; }
 
     /// <inheritdoc />
     /// <exception cref="ModelKeyUnavailableException">No key: <see cref="ModelKeyUnavailableException.Reason"/> says why.</exception>
     public async ValueTask<ModelKey> GetKeyAsync(SealedModelHeader header, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(header);
-        IHpkeKeyAgreement device = await _deviceKeys.GetOrCreateAsync(cancellationToken).ConfigureAwait(false);
+        if (_attestation is null || _attested)
+        {
+            return await GetKeyAsync(header, attest: false, cancellationToken).ConfigureAwait(false);
+        }
+
+        // One attestation at a time: the others wait, and need none once it succeeded.
+        if (_attesting.CurrentCount == 0)
+        {
+            WaitingForAttestation?.Invoke();
+        }
+
+        await _attesting.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await GetKeyAsync(header, attest: !_attested, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _attesting.Release();
+        }
+    }
+
+    private async Task<ModelKey> GetKeyAsync(SealedModelHeader header, bool attest, CancellationToken cancellationToken)
+    {
+        // Attesting, the device key is got after the attestation: a platform store may create it with the challenge.
+        IHpkeKeyAgreement? device = attest ? null : await _deviceKeys.GetOrCreateAsync(cancellationToken).ConfigureAwait(false);
         var subject = new StrongBox<string?>(); // the subject of the token sent last, once there is one
         try
         {
-            return await ReleaseOnlineAsync(header, device, subject, cancellationToken).ConfigureAwait(false);
+            AccessToken token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
+            subject.Value = token.Subject;
+            AttestationEvidence? evidence = null;
+            bool renewed = false;
+            if (device is null)
+            {
+                (token, evidence, renewed) = await AttestAsync(token, subject, cancellationToken).ConfigureAwait(false);
+                device = await _deviceKeys.GetOrCreateAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            ModelKey key = await ReleaseOnlineAsync(header, device, token, evidence, renewed, subject, cancellationToken).ConfigureAwait(false);
+            if (evidence is not null)
+            {
+                _attested = true;
+            }
+
+            return key;
         }
         catch (ModelKeyUnavailableException e) when (e.IsDefinitiveRefusal)
         {
+            if (e.Reason == ModelKeyUnavailableReason.AttestationRejected)
+            {
+                // The server holds no (valid) attestation of this key for the grant — it gained a policy, or
+                // re-verification rejected the key: the next release attests again.
+                _attested = false;
+            }
+
             await RemoveRefusedLeaseAsync(header, subject.Value).ConfigureAwait(false);
             ClientLog.Refused(_logger, header.ModelId, header.ModelVersion, header.KeyId, e.Reason);
             throw;
@@ -83,6 +148,7 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
         catch (ModelKeyUnavailableException e) when (e.Reason == ModelKeyUnavailableReason.ServerUnavailable || (e.StatusCode is not null && !e.IsSignedRefusal))
         {
             // Unreachable, or an answer that is not provably the server's: the lease (if any) decides.
+            device ??= await _deviceKeys.GetOrCreateAsync(cancellationToken).ConfigureAwait(false);
             return await FromLeaseAsync(header, device, subject.Value, e, cancellationToken).ConfigureAwait(false);
         }
     }
@@ -90,30 +156,102 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
     /// <inheritdoc cref="IDisposable.Dispose"/>
     public void Dispose()
     {
+        _attesting.Dispose();
         if (_ownsAnswerKeys)
         {
             _answerKeys.Dispose();
         }
     }
 
-    private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, IHpkeKeyAgreement device, StrongBox<string?> subject, CancellationToken cancellationToken)
+    /// <summary>
+    /// Gets a challenge (a 401 renews the token once, as for a release) and the platform's evidence over it. A failed
+    /// challenge request is the server being unavailable (the lease decides); a failed attestation is
+    /// <see cref="ModelKeyUnavailableReason.AttestationFailed"/>.
+    /// </summary>
+    private async Task<(AccessToken Token, AttestationEvidence Evidence, bool Renewed)> AttestAsync(AccessToken token, StrongBox<string?> subject, CancellationToken cancellationToken)
     {
-        AccessToken token = await _tokens.GetTokenAsync(cancellationToken).ConfigureAwait(false);
-        subject.Value = token.Subject;
+        ChallengeResponse answer;
+        bool renewed = false;
+        try
+        {
+            try
+            {
+                answer = await AskChallengeAsync(token, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ModelKeyUnavailableException e) when (e.StatusCode == 401)
+            {
+                token = await _tokens.RenewAsync(cancellationToken).ConfigureAwait(false);
+                subject.Value = token.Subject;
+                renewed = true;
+                answer = await AskChallengeAsync(token, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (ModelKeyUnavailableException e) when (e.Reason != ModelKeyUnavailableReason.ServerUnavailable && e.StatusCode != 401)
+        {
+            // Not a signed answer about a key: as for any transport failure, the lease (if any) decides.
+            throw new ModelKeyUnavailableException(
+                ModelKeyUnavailableReason.ServerUnavailable,
+                $"The key server did not issue an attestation challenge ({e.StatusCode}{(e.ProblemCode is null ? string.Empty : $" {e.ProblemCode}")}; a key server without attestation support answers 404: upgrade it, or remove the app's IDeviceAttestation). {e.Message}",
+                e, e.StatusCode, e.ProblemCode, e.Attempts);
+        }
+
+        byte[] challenge;
+        try
+        {
+            challenge = Base64Url.DecodeFromChars(answer.Challenge);
+        }
+        catch (FormatException)
+        {
+            challenge = [];
+        }
+
+        if (challenge.Length < MinimumChallengeSize)
+        {
+            throw new ModelKeyUnavailableException(ModelKeyUnavailableReason.ServerUnavailable, $"The key server's attestation challenge is not base64url of at least {MinimumChallengeSize} bytes (a proxy or captive portal answered in its place?); it was ignored.");
+        }
+
+        DeviceAttestationEvidence? evidence;
+        try
+        {
+            evidence = await _attestation!.AttestAsync(challenge, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is not ModelKeyUnavailableException)
+        {
+            throw AttestationFailed($"it threw {e.GetType().Name}: {e.Message}", e);
+        }
+
+        return (token, evidence?.ToWire(challenge) ?? throw AttestationFailed("it returned no evidence", null), renewed);
+    }
+
+    private Task<ChallengeResponse> AskChallengeAsync(AccessToken token, CancellationToken cancellationToken) =>
+        KeyServerHttp.PostEmptyAsync(_client(), "v1/attestation/challenges", ProtocolJson.Default.ChallengeResponse, token.Token, "attestation challenge", cancellationToken);
+
+    private static ModelKeyUnavailableException AttestationFailed(string what, Exception? inner) => new(
+        ModelKeyUnavailableReason.AttestationFailed,
+        $"The device could not be attested: the app's IDeviceAttestation {what}. The key server asks for attestation evidence (the licence or entitlement rule has an attestation policy); check that the device supports it (Android: a hardware-backed Keystore with key attestation; iOS: DCAppAttestService.isSupported and the App Attest entitlement) and see docs/client.md \"Attestation\". Nothing was sent; the offline lease is kept.",
+        inner);
+
+    /// <summary>The release; a 401 renews the token and asks once more, unless the challenge request renewed it already.</summary>
+    private async Task<ModelKey> ReleaseOnlineAsync(SealedModelHeader header, IHpkeKeyAgreement device, AccessToken token, AttestationEvidence? evidence, bool renewed, StrongBox<string?> subject, CancellationToken cancellationToken)
+    {
         byte[] nonce = SignedAnswers.NewNonce();
         ReleaseResponse answer;
         try
         {
-            answer = await AskAsync(header, device, token, nonce, cancellationToken).ConfigureAwait(false);
+            answer = await AskAsync(header, device, token, nonce, evidence, cancellationToken).ConfigureAwait(false);
         }
-        catch (ModelKeyUnavailableException e) when (e.StatusCode == 401)
+        catch (ModelKeyUnavailableException e) when (e.StatusCode == 401 && !renewed)
         {
             // A cached token can go stale (for example when the server's signing key was replaced, or the app's sign-in
             // token was revoked): get a new one and ask once more. A second 401 is a real refusal.
             token = await _tokens.RenewAsync(cancellationToken).ConfigureAwait(false);
             subject.Value = token.Subject;
             nonce = SignedAnswers.NewNonce();
-            answer = await AskAsync(header, device, token, nonce, cancellationToken).ConfigureAwait(false);
+            answer = await AskAsync(header, device, token, nonce, evidence, cancellationToken).ConfigureAwait(false);
         }
 
         // The answer key is needed only once there is an answer to check (fetched at most once, then kept).
@@ -162,9 +300,9 @@ public sealed class KeyServerKeySource : IModelKeySource, IDisposable
     }
 
     /// <summary>One release request; a refusal's signature is checked against this request before it is thrown.</summary>
-    private async Task<ReleaseResponse> AskAsync(SealedModelHeader header, IHpkeKeyAgreement device, AccessToken token, byte[] nonce, CancellationToken cancellationToken)
+    private async Task<ReleaseResponse> AskAsync(SealedModelHeader header, IHpkeKeyAgreement device, AccessToken token, byte[] nonce, AttestationEvidence? evidence, CancellationToken cancellationToken)
     {
-        var body = new ReleaseRequest(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Encoded.Span), Base64Url.EncodeToString(nonce), SignedAnswers.ProtocolVersion);
+        var body = new ReleaseRequest(header.ModelId, header.ModelVersion, Base64Url.EncodeToString(device.PublicKey.Encoded.Span), Base64Url.EncodeToString(nonce), SignedAnswers.ProtocolVersion, evidence);
         try
         {
             return await KeyServerHttp.PostAsync(

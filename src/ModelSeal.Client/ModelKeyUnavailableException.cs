@@ -44,6 +44,21 @@ public enum ModelKeyUnavailableReason
     /// of the user's devices until the user is unblocked. A signed refusal removes the offline lease, as a revocation does.
     /// </summary>
     UserBlocked,
+
+    /// <summary>
+    /// The grant (licence or entitlement rule) has an attestation policy and the key server refused this device's
+    /// attestation (<c>403 attestation-rejected</c>): evidence missing or not accepted, a challenge not issued or already
+    /// used, or an attestation the server later rejected on re-verification. The audit record says which. A signed
+    /// refusal removes the offline lease, as a revocation does.
+    /// </summary>
+    AttestationRejected,
+
+    /// <summary>
+    /// The app's <see cref="IDeviceAttestation"/> failed (threw, or returned no evidence) before the release was sent:
+    /// the platform could not attest the device key (no hardware attestation, App Attest unsupported, or a transient
+    /// platform error). Nothing was sent and the offline lease is kept; the inner exception is the platform's error.
+    /// </summary>
+    AttestationFailed,
 }
 
 /// <summary>

@@ -74,7 +74,8 @@ public static class ModelSealServiceCollectionExtensions
     /// Registers options (validated when the host starts), the key server's <see cref="HttpClient"/> with its
     /// resilience pipeline, the device key store, the lease cache, <see cref="ITokenSource"/> and
     /// <see cref="IModelKeySource"/> = <see cref="KeyServerKeySource"/>. Stores and sources registered before this
-    /// call are kept (TryAdd), so an app can plug in its own (for example a platform device key store).
+    /// call are kept (TryAdd), so an app can plug in its own (for example a platform device key store). An
+    /// <see cref="IDeviceAttestation"/> registered (before or after) is used by the key source.
     /// </summary>
     private static IServiceCollection AddCore(IServiceCollection services)
     {
@@ -131,7 +132,8 @@ public static class ModelSealServiceCollectionExtensions
                 sp.GetRequiredService<ILeaseCache>(),
                 sp.GetRequiredService<AnswerKeys>(),
                 sp.GetRequiredService<TimeProvider>(),
-                sp.GetService<ILogger<KeyServerKeySource>>());
+                sp.GetService<ILogger<KeyServerKeySource>>(),
+                sp.GetService<IDeviceAttestation>());
         });
         services.TryAddSingleton<IModelKeySource>(sp => sp.GetRequiredService<KeyServerKeySource>());
         return services;

@@ -235,6 +235,13 @@ internal sealed class KeyServerAdminClient : IDisposable
     public Task<UserDeviceItem> RemoveUserDeviceAsync(long userId, string thumbprint, CancellationToken cancellationToken) =>
         SendAsync<object, UserDeviceItem>(HttpMethod.Delete, $"v1/admin/users/{userId}/devices/{Uri.EscapeDataString(thumbprint)}", null, null, ProtocolJson.Default.UserDeviceItem, authorize: true, cancellationToken);
 
+    /// <summary>
+    /// Re-verifies every accepted device attestation now (Android: the stored chain against the current status list,
+    /// roots and its policy) and answers how many were checked and those newly rejected, with the reason.
+    /// </summary>
+    public Task<ReverifyResponse> ReverifyAttestationsAsync(CancellationToken cancellationToken) =>
+        SendAsync<object, ReverifyResponse>(HttpMethod.Post, "v1/admin/attestations/reverify", null, null, ProtocolJson.Default.ReverifyResponse, authorize: true, cancellationToken);
+
     /// <summary>Adds a new master key and rewraps every data key with it (online).</summary>
     public Task<RotateResponse> RotateMasterKeyAsync(CancellationToken cancellationToken) =>
         SendAsync<object, RotateResponse>(HttpMethod.Post, "v1/admin/master-key/rotate", null, null, ProtocolJson.Default.RotateResponse, authorize: true, cancellationToken);

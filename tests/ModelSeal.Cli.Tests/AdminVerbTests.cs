@@ -134,7 +134,7 @@ public sealed class AdminVerbTests : IAsyncLifetime
 
         CliResult nothing = await Admin("licence", "edit", licence);
         Assert.Equal(ExitCodes.Usage, nothing.ExitCode);
-        Assert.Contains("modelseal licence edit needs at least one of --expires, --max-devices and --models", nothing.Stderr, StringComparison.Ordinal);
+        Assert.Contains("modelseal licence edit needs at least one of --expires, --max-devices, --models, --attestation-policy and --no-attestation-policy", nothing.Stderr, StringComparison.Ordinal);
 
         CliResult ended = await Admin("licence", "edit", licence, "--expires", "2020-01-01");
         Assert.True(ended.ExitCode == 0, ended.ToString());

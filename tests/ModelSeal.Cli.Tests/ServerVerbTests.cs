@@ -262,7 +262,7 @@ public sealed class ServerVerbTests : IAsyncLifetime
         CliResult licences = await Admin("licence", "list");
         CliResult audit = await Admin("audit");
 
-        AssertTable(licences, ["LICENCE", "SUBJECT", "MODELS", "DEVICES", "NOT BEFORE", "EXPIRES", "STATE"], rows: 2);
+        AssertTable(licences, ["LICENCE", "SUBJECT", "MODELS", "DEVICES", "NOT BEFORE", "EXPIRES", "ATTESTATION", "STATE"], rows: 2);
         AssertTable(audit, ["ID", "TIME", "EVENT", "OUTCOME", "SUBJECT", "LICENCE", "MODEL", "VERSION", "DEVICE", "CLIENT"], rows: 3);
     }
 

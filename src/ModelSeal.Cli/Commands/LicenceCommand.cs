@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using ModelSeal.Protocol;
 
 namespace ModelSeal.Cli.Commands;
@@ -20,36 +21,51 @@ internal sealed class LicenceCommand : Command
 
     internal static DeviceEntry Entry(DeviceItem d) => new(d.Thumbprint, d.FirstSeen, d.LastSeen);
 
+    /// <summary>"attestation policy store-apps" or "no attestation policy".</summary>
+    private static string PolicyText(string? policy) => policy is null ? "no attestation policy" : $"attestation policy {policy}";
+
     private sealed class EditCommand : AdminVerbCommand
     {
         private readonly Argument<string> _id = new("LICENCE-ID") { Description = "The licence to change." };
         private readonly Option<DateTimeOffset?> _expires = VerbOptions.Time("--expires", "New end of validity: " + Times.Format + ".");
         private readonly Option<int?> _maxDevices = new("--max-devices") { HelpName = "N", Description = "New device limit; lower than the devices registered keeps them and refuses new ones." };
         private readonly Option<string> _models = new("--models") { HelpName = "IDS", Description = "The models the licence covers from now on: comma-separated ids, or '*' for all." };
+        private readonly Option<string> _policy = AttestationPolicyOption("From now on, devices must be attested under this policy of the key server's configuration (Attestation:Policies); registered devices attest at their next release.");
+        private readonly Option<bool> _noPolicy = new("--no-attestation-policy") { Description = "Remove the licence's attestation policy: devices get keys without attestation." };
         private readonly Option<bool> _json = VerbOptions.Json();
 
         public EditCommand(CliContext context)
             : base("edit", """
-                Change a licence's end of validity, device limit or models; what is not given stays. Lowering the device
-                limit below the devices registered keeps them working and refuses new ones ('modelseal licence
-                remove-device' frees a slot).
+                Change a licence's end of validity, device limit, models or attestation policy; what is not given stays.
+                Lowering the device limit below the devices registered keeps them working and refuses new ones
+                ('modelseal licence remove-device' frees a slot). With a new attestation policy, registered devices
+                without an accepted attestation must attest at their next release (403 attestation-rejected otherwise).
 
                 Examples:
                   modelseal licence edit lic_0123456789abcdef --expires 2027-06-30 --admin-credential-file admin.credential
                   modelseal licence edit lic_0123456789abcdef --max-devices 3 --models classifier,detector --json
+                  modelseal licence edit lic_0123456789abcdef --attestation-policy store-apps
+                  modelseal licence edit lic_0123456789abcdef --no-attestation-policy
                 """, context)
         {
             Add(_id);
             Add(_expires);
             Add(_maxDevices);
             Add(_models);
+            Add(_policy);
+            Add(_noPolicy);
             Add(_json);
             AddServerOptions();
             Validators.Add(r =>
             {
-                if (r.GetResult(_expires) is null && r.GetResult(_maxDevices) is null && r.GetResult(_models) is null)
+                ValidatePolicyName(r, _policy, "--attestation-policy needs a policy name; to remove the licence's policy, use --no-attestation-policy.");
+                if (r.GetResult(_expires) is null && r.GetResult(_maxDevices) is null && r.GetResult(_models) is null && r.GetResult(_policy) is null && r.GetResult(_noPolicy) is null)
                 {
-                    r.AddError("modelseal licence edit needs at least one of --expires, --max-devices and --models.");
+                    r.AddError("modelseal licence edit needs at least one of --expires, --max-devices, --models, --attestation-policy and --no-attestation-policy.");
+                }
+                else if (r.GetResult(_policy) is not null && r.GetResult(_noPolicy) is not null)
+                {
+                    r.AddError("--attestation-policy and --no-attestation-policy cannot be used together: give a policy name to set one, or --no-attestation-policy to remove it.");
                 }
                 else if (r.GetResult(_maxDevices) is { Tokens: [.., var n] } && int.TryParse(n.Value, System.Globalization.CultureInfo.InvariantCulture, out int max) && max < 1)
                 {
@@ -70,7 +86,10 @@ internal sealed class LicenceCommand : Command
             }
 
             LicenceResponse? before = (await client.ListLicencesAsync(cancellationToken).ConfigureAwait(false)).Items.FirstOrDefault(l => l.LicenceId == id);
-            LicenceResponse licence = await client.EditLicenceAsync(id, new EditLicenceRequest(Rfc3339.Format(expires), result.GetValue(_maxDevices), models), cancellationToken).ConfigureAwait(false);
+            string? policy = result.GetValue(_noPolicy) ? string.Empty : result.GetValue(_policy); // "" removes it
+            LicenceResponse licence = await WithPolicyAsync(
+                policy,
+                () => client.EditLicenceAsync(id, new EditLicenceRequest(Rfc3339.Format(expires), result.GetValue(_maxDevices), models, policy), cancellationToken)).ConfigureAwait(false);
             List<string> changed = [];
             if (before is not null)
             {
@@ -88,6 +107,11 @@ internal sealed class LicenceCommand : Command
                 {
                     changed.Add("models");
                 }
+
+                if (before.AttestationPolicy != licence.AttestationPolicy)
+                {
+                    changed.Add("attestationPolicy");
+                }
             }
 
             WriteResult(
@@ -95,7 +119,7 @@ internal sealed class LicenceCommand : Command
                 new LicenceEditResult(client.Server.ToString(), Entry(licence), changed),
                 changed.Count == 0
                     ? $"licence {licence.LicenceId} ({licence.Subject}) already had these values; nothing changed."
-                    : $"changed licence {licence.LicenceId} ({licence.Subject}): {string.Join(", ", changed)}; now {string.Join(",", licence.Models)}, up to {Text.Plural(licence.MaxDevices, "device")}, expires {licence.ExpiresAt ?? "never"}");
+                    : $"changed licence {licence.LicenceId} ({licence.Subject}): {string.Join(", ", changed)}; now {string.Join(",", licence.Models)}, up to {Text.Plural(licence.MaxDevices, "device")}, expires {licence.ExpiresAt ?? "never"}, {PolicyText(licence.AttestationPolicy)}");
             return ExitCodes.Success;
         }
     }
@@ -177,7 +201,39 @@ internal sealed class LicenceCommand : Command
     }
 
     /// <summary>The licence as the --json results show it (never its credential).</summary>
-    internal static LicenceEntry Entry(LicenceResponse l) => new(l.LicenceId, l.Subject, l.Models, l.MaxDevices, l.NotBefore, l.ExpiresAt, l.CreatedAt, l.RevokedAt);
+    internal static LicenceEntry Entry(LicenceResponse l) => new(l.LicenceId, l.Subject, l.Models, l.MaxDevices, l.NotBefore, l.ExpiresAt, l.CreatedAt, l.RevokedAt, l.AttestationPolicy);
+
+    /// <summary>The <c>--attestation-policy NAME</c> option of <c>add</c> and <c>edit</c>.</summary>
+    private static Option<string> AttestationPolicyOption(string description) => new("--attestation-policy") { HelpName = "NAME", Description = description };
+
+    /// <summary>Refuses an empty policy name (on edit, removing is --no-attestation-policy).</summary>
+    private static void ValidatePolicyName(CommandResult r, Option<string> policy, string empty)
+    {
+        if (r.GetResult(policy) is { Tokens: [.., var name] } && string.IsNullOrWhiteSpace(name.Value))
+        {
+            r.AddError(empty);
+        }
+    }
+
+    /// <summary>
+    /// Runs an admin call that sends <paramref name="policy"/>: the server's <c>400 invalid-request</c> for it then means
+    /// a name the server does not configure.
+    /// </summary>
+    private static async Task<T> WithPolicyAsync<T>(string? policy, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (KeyServerException e) when (policy is { Length: > 0 } && e.Status == 400 && e.Code == ProblemCodes.InvalidRequest)
+        {
+            throw new CliException(
+                ExitCodes.ServerError,
+                e.Message,
+                $"check the attestation policy name '{policy}': it must be one of the key server's Attestation:Policies (docs/deploy.md \"Configuration reference\"); names are case-sensitive.",
+                e);
+        }
+    }
 
     private sealed class AddCommand : AdminVerbCommand
     {
@@ -186,17 +242,21 @@ internal sealed class LicenceCommand : Command
         private readonly Option<DateTimeOffset?> _notBefore = VerbOptions.Time("--not-before", "Start of validity: " + Times.Format + ".");
         private readonly Option<DateTimeOffset?> _expires = VerbOptions.Time("--expires", "End of validity: " + Times.Format + ".");
         private readonly Option<int> _maxDevices = new("--max-devices") { HelpName = "N", Description = "How many devices may obtain keys.", DefaultValueFactory = _ => 1 };
+        private readonly Option<string> _policy = AttestationPolicyOption("Devices must be attested under this policy of the key server's configuration (Attestation:Policies) to get keys.");
         private readonly Option<string> _credentialOut = VerbOptions.Out("File to write the licence credential to (owner-only); it is shown nowhere else.");
         private readonly Option<bool> _json = VerbOptions.Json();
 
         public AddCommand(CliContext context)
             : base("add", """
                 Create a licence; its credential goes to --out (owner-only), never to the terminal. Warns (on standard
-                error) when --expires is in the past or a model is not on the key server.
+                error) when --expires is in the past or a model is not on the key server. With --attestation-policy, a
+                device gets keys only with attestation evidence the policy accepts (the app registers an
+                IDeviceAttestation; docs/client.md "Attestation").
 
                 Examples:
                   modelseal licence add --subject customer-42 --models classifier --out customer-42.credential
                   modelseal licence add --subject acme --models '*' --max-devices 10 --expires 2027-01-01 --out acme.credential
+                  modelseal licence add --subject acme-phones --models classifier --attestation-policy store-apps --out acme-phones.credential
                 """, context)
         {
             Add(_subject);
@@ -204,9 +264,11 @@ internal sealed class LicenceCommand : Command
             Add(_notBefore);
             Add(_expires);
             Add(_maxDevices);
+            Add(_policy);
             Add(_credentialOut);
             Add(_json);
             AddServerOptions();
+            Validators.Add(r => ValidatePolicyName(r, _policy, "--attestation-policy needs a policy name (one of the key server's Attestation:Policies); leave the option out for a licence without one."));
         }
 
         protected override string? GetOutputPath(ParseResult result) => result.GetValue(_credentialOut);
@@ -238,9 +300,12 @@ internal sealed class LicenceCommand : Command
                 Context.WriteWarning(warning);
             }
 
-            LicenceCreatedResponse licence = await client.CreateLicenceAsync(
-                new CreateLicenceRequest(result.GetRequiredValue(_subject), models, Rfc3339.Format(result.GetValue(_notBefore)), Rfc3339.Format(expires), result.GetValue(_maxDevices)),
-                cancellationToken).ConfigureAwait(false);
+            string? policy = result.GetValue(_policy);
+            LicenceCreatedResponse licence = await WithPolicyAsync(
+                policy,
+                () => client.CreateLicenceAsync(
+                    new CreateLicenceRequest(result.GetRequiredValue(_subject), models, Rfc3339.Format(result.GetValue(_notBefore)), Rfc3339.Format(expires), result.GetValue(_maxDevices), AttestationPolicy: policy),
+                    cancellationToken)).ConfigureAwait(false);
             await using (AtomicFile file = AtomicFile.Create(output, overwrite: false, ownerOnly: true))
             {
                 await using (var writer = new StreamWriter(file.Stream, leaveOpen: true))
@@ -251,11 +316,11 @@ internal sealed class LicenceCommand : Command
                 await file.CommitAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            LicenceEntry entry = new(licence.LicenceId, licence.Subject, licence.Models, licence.MaxDevices, licence.NotBefore, licence.ExpiresAt, licence.CreatedAt, licence.RevokedAt);
+            LicenceEntry entry = new(licence.LicenceId, licence.Subject, licence.Models, licence.MaxDevices, licence.NotBefore, licence.ExpiresAt, licence.CreatedAt, licence.RevokedAt, licence.AttestationPolicy);
             WriteResult(
                 result.GetValue(_json),
                 new LicenceAddResult(client.Server.ToString(), entry, output, warnings),
-                $"created licence {licence.LicenceId} for {licence.Subject} ({string.Join(", ", licence.Models)}; up to {Text.Plural(licence.MaxDevices, "device")}); credential in {output} (owner-only)");
+                $"created licence {licence.LicenceId} for {licence.Subject} ({string.Join(", ", licence.Models)}; up to {Text.Plural(licence.MaxDevices, "device")}{(licence.AttestationPolicy is { } p ? $"; attestation policy {p}" : string.Empty)}); credential in {output} (owner-only)");
             return ExitCodes.Success;
         }
     }
@@ -339,8 +404,8 @@ internal sealed class LicenceCommand : Command
             DateTimeOffset now = Context.Time.GetUtcNow();
             Table.Write(
                 Context.Out,
-                ["LICENCE", "SUBJECT", "MODELS", "DEVICES", "NOT BEFORE", "EXPIRES", "STATE"],
-                licences.Select(l => new[] { l.LicenceId, l.Subject, string.Join(",", l.Models), "≤ " + l.MaxDevices.ToString(System.Globalization.CultureInfo.InvariantCulture), l.NotBefore, l.ExpiresAt, State(l, now) }));
+                ["LICENCE", "SUBJECT", "MODELS", "DEVICES", "NOT BEFORE", "EXPIRES", "ATTESTATION", "STATE"],
+                licences.Select(l => new[] { l.LicenceId, l.Subject, string.Join(",", l.Models), "≤ " + l.MaxDevices.ToString(System.Globalization.CultureInfo.InvariantCulture), l.NotBefore, l.ExpiresAt, l.AttestationPolicy, State(l, now) }));
             return ExitCodes.Success;
         }
 

@@ -43,6 +43,7 @@ internal static class Program
                 new ModelCommand(context),
                 new LicenceCommand(context),
                 new UserCommand(context),
+                new AttestationCommand(context),
                 new TokenCommand(context),
                 new AuditCommand(context),
                 new UsageCommand(context),
