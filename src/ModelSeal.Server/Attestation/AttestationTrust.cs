@@ -121,7 +121,8 @@ internal sealed class AttestationTrust
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
         {
-            throw new ServerConfigurationException($"Attestation:Android:StatusListFile '{file}' could not be read as JSON ({e.GetType().Name}); fetch it again from https://android.googleapis.com/attestation/status.", e);
+            string why = e is JsonException json ? $"is not JSON (line {(json.LineNumber ?? 0) + 1})" : "could not be read";
+            throw new ServerConfigurationException($"Attestation:Android:StatusListFile '{file}' {why}; fetch it again from https://android.googleapis.com/attestation/status.", e);
         }
     }
 }

@@ -423,6 +423,48 @@ public sealed class AttestationReleaseTests : IDisposable
         (await ReleaseAsync(server, token, device, null)).AssertStatus(HttpStatusCode.OK);
     }
 
+    [Fact]
+    public async Task Reverification_rejects_a_device_whose_leaf_was_revoked_and_its_next_release_is_refused_with_that_reason()
+    {
+        await using TestServer server = await StartAsync();
+        (string admin, _, string token) = await LicenceAsync(server);
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        byte[] challenge = await ChallengeAsync(server, token);
+        (await ReleaseAsync(server, token, device, Android(challenge, Chain(device, new LeafDescription { Challenge = challenge })))).AssertStatus(HttpStatusCode.OK);
+
+        Api nothing = await server.PostAsync("/v1/admin/attestations/reverify", null, admin);
+        nothing.AssertStatus(HttpStatusCode.OK);
+        Assert.Equal(1, nothing.Json.GetProperty("checked").GetInt32());
+        Assert.Equal(0, nothing.Json.GetProperty("rejected").GetArrayLength());
+        (await server.PostAsync("/v1/admin/attestations/reverify", null, token)).AssertProblem(HttpStatusCode.Forbidden, "forbidden");
+
+        // Google revokes the leaf's serial; the operator fetches the status list again and re-verifies.
+        await File.WriteAllTextAsync(StatusList, "{\"entries\": {\"" + TestAttestationCa.LeafSerial + "\": {\"status\": \"REVOKED\", \"reason\": \"KEY_COMPROMISE\"}}}", TestContext.Current.CancellationToken);
+        Api answer = await server.PostAsync("/v1/admin/attestations/reverify", null, admin);
+        answer.AssertStatus(HttpStatusCode.OK);
+        JsonElement rejected = Assert.Single(answer.Json.GetProperty("rejected").EnumerateArray());
+        Assert.Equal(HpkePublicKey.ThumbprintOf(device.PublicKey.Encoded.Span), rejected.GetProperty("thumbprint").GetString());
+        Assert.Equal("android-key", rejected.GetProperty("format").GetString());
+        Assert.Equal("certificate-revoked", rejected.GetProperty("reason").GetString());
+        Assert.Equal(1, server.Database.Count("SELECT COUNT(*) FROM audit WHERE event = 'device.attestation-rejected' AND outcome = 'certificate-revoked'"));
+        Assert.Equal(2, server.Database.Count("SELECT COUNT(*) FROM audit WHERE event = 'attestations.reverified'"));
+
+        // Rejected once: the next pass does not list it again; its next release is refused with the stored reason.
+        Assert.Equal(0, (await server.PostAsync("/v1/admin/attestations/reverify", null, admin)).Json.GetProperty("rejected").GetArrayLength());
+        AssertRejected(server, await ReleaseAsync(server, token, device, null), "certificate-revoked");
+    }
+
+    [Fact]
+    public async Task An_unreadable_status_list_at_reverification_is_503_and_keeps_the_list_in_force()
+    {
+        await using TestServer server = await StartAsync();
+        string admin = await server.AdminTokenAsync();
+        await File.WriteAllTextAsync(StatusList, "not json", TestContext.Current.CancellationToken);
+        Api answer = await server.PostAsync("/v1/admin/attestations/reverify", null, admin);
+        answer.AssertProblem(HttpStatusCode.ServiceUnavailable, "not-ready");
+        Assert.Contains("StatusListFile", answer.Json.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
     private static Task<Api> Patch(TestServer server, string licenceId, object body, string admin) =>
         server.SendAsync(HttpMethod.Patch, $"/v1/admin/licences/{licenceId}", ServerClient.JsonContent(body), admin);
 }
