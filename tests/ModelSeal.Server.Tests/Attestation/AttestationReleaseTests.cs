@@ -37,7 +37,7 @@ public sealed class AttestationReleaseTests : IDisposable
     private string StatusList => _directory.Sub("status.json");
 
     /// <summary>A server pinning the test CAs' roots, with the policy <c>store-apps</c> (Android and Apple, production only).</summary>
-    private async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null)
+    private async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null, string? dataDirectory = null)
     {
         string roots = _directory.Sub("android-roots.pem");
         await File.WriteAllTextAsync(roots, _ca.RootPem() + "\n" + _expiredCa.RootPem() + "\n", TestContext.Current.CancellationToken);
@@ -61,7 +61,8 @@ public sealed class AttestationReleaseTests : IDisposable
                 Apple = new ApplePolicyOptions { AppIds = [AppleTestCa.AppId] },
             };
             configure?.Invoke(o);
-        });
+        },
+        dataDirectory);
     }
 
     /// <summary>A model <c>m</c> and a licence for it under <paramref name="policy"/>; the admin token and the licence's token.</summary>
@@ -463,6 +464,30 @@ public sealed class AttestationReleaseTests : IDisposable
         Api answer = await server.PostAsync("/v1/admin/attestations/reverify", null, admin);
         answer.AssertProblem(HttpStatusCode.ServiceUnavailable, "not-ready");
         Assert.Contains("StatusListFile", answer.Json.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_schema_7_database_is_upgraded_its_licences_without_a_policy()
+    {
+        string data = _directory.Sub("data");
+        TestDatabase database;
+        string licenceId;
+        await using (TestServer first = await StartAsync(configure: null, data))
+        {
+            (_, Licence licence, _) = await LicenceAsync(first, policy: null);
+            licenceId = licence.Id;
+            database = first.Database;
+        }
+
+        // Back to schema 7: no attestation_policy column, no attestation tables.
+        database.Execute("ALTER TABLE licences DROP COLUMN attestation_policy; DROP TABLE device_attestations; DROP TABLE attestation_challenges; " + (database.IsPostgres ? "UPDATE schema_info SET version = 7;" : "PRAGMA user_version = 7;"));
+        await using TestServer server = await StartAsync(configure: null, data);
+        Assert.Equal(8L, server.Database.Count(server.Database.IsPostgres ? "SELECT max(version) FROM schema_info" : "PRAGMA user_version"));
+        string admin = await server.AdminTokenAsync();
+        JsonElement listed = (await server.GetAsync("/v1/admin/licences", admin)).Json.GetProperty("items").EnumerateArray().Single(l => l.GetProperty("licenceId").GetString() == licenceId);
+        Assert.Equal(JsonValueKind.Null, listed.GetProperty("attestationPolicy").ValueKind);
+        (await Patch(server, licenceId, new { attestationPolicy = Policy }, admin)).AssertStatus(HttpStatusCode.OK);
+        Assert.Equal(0, server.Database.Count("SELECT COUNT(*) FROM device_attestations") + server.Database.Count("SELECT COUNT(*) FROM attestation_challenges"));
     }
 
     private static Task<Api> Patch(TestServer server, string licenceId, object body, string admin) =>
