@@ -490,6 +490,26 @@ public sealed class AttestationReleaseTests : IDisposable
         Assert.Equal(0, server.Database.Count("SELECT COUNT(*) FROM device_attestations") + server.Database.Count("SELECT COUNT(*) FROM attestation_challenges"));
     }
 
+    [Fact]
+    public async Task Two_instances_on_one_postgresql_database_share_the_challenges()
+    {
+        var postgres = new DatabaseOptions { Provider = DatabaseOptions.Postgres, ConnectionString = PostgresSchema.ConnectionString(_directory.Sub("a"), create: true) };
+        await using TestServer a = await StartAsync(o => o.Database = postgres, _directory.Sub("a"));
+        ServerProcess.ShareSecrets(_directory.Sub("a"), _directory.Sub("b"));
+        await using TestServer b = await StartAsync(o => o.Database = postgres, _directory.Sub("b"));
+        (_, _, string token) = await LicenceAsync(a);
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        using HpkeKeyPair second = HpkeKeyPair.Generate();
+
+        // Issued by one instance, used through the other; then used up for both.
+        byte[] challenge = await ChallengeAsync(a, token);
+        (await ReleaseAsync(b, token, device, Android(challenge, Chain(device, new LeafDescription { Challenge = challenge })))).AssertStatus(HttpStatusCode.OK);
+        AssertRejected(a, await ReleaseAsync(a, token, second, Android(challenge, Chain(second, new LeafDescription { Challenge = challenge }))), "challenge-unknown");
+
+        // The accepted attestation is the database's: the other instance releases to the device without evidence.
+        (await ReleaseAsync(a, token, device, null)).AssertStatus(HttpStatusCode.OK);
+    }
+
     private static Task<Api> Patch(TestServer server, string licenceId, object body, string admin) =>
         server.SendAsync(HttpMethod.Patch, $"/v1/admin/licences/{licenceId}", ServerClient.JsonContent(body), admin);
 }
