@@ -510,6 +510,64 @@ public sealed class AttestationReleaseTests : IDisposable
         (await ReleaseAsync(a, token, device, null)).AssertStatus(HttpStatusCode.OK);
     }
 
+    public static TheoryData<string, string> BadConfigurations() => new()
+    {
+        { "lifetime", "Attestation:ChallengeLifetime" },
+        { "interval", "Attestation:ReverifyInterval" },
+        { "roots", "Attestation:Android:RootsFile" },
+        { "name", "a policy name is 1 to 64" },
+        { "empty", "has neither an Android nor an Apple section" },
+        { "level", "MinimumSecurityLevel" },
+        { "packages", "Android:PackageNames is empty" },
+        { "digest", "SigningCertificateDigests" },
+        { "apps", "Apple:AppIds is empty" },
+        { "reassert", "Apple:ReassertAfter" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadConfigurations))]
+    public void A_bad_attestation_configuration_is_refused_naming_the_key(string fault, string expected)
+    {
+        var options = new ServerOptions { DataDirectory = _directory.Sub("data") };
+        var android = new AndroidPolicyOptions { PackageNames = [LeafDescription.Package], SigningCertificateDigests = [LeafDescription.Digest] };
+        var policy = new AttestationPolicyOptions { Android = android, Apple = new ApplePolicyOptions { AppIds = [AppleTestCa.AppId] } };
+        options.Attestation.Policies["p"] = policy;
+        switch (fault)
+        {
+            case "lifetime": options.Attestation.ChallengeLifetime = TimeSpan.FromSeconds(10); break;
+            case "interval": options.Attestation.ReverifyInterval = TimeSpan.FromSeconds(10); break;
+            case "roots": options.Attestation.Android.RootsFile = _directory.Sub("missing.pem"); break;
+            case "name": options.Attestation.Policies["bad name"] = policy; break;
+            case "empty": options.Attestation.Policies["p"] = new AttestationPolicyOptions(); break;
+            case "level": android.MinimumSecurityLevel = "Software"; break;
+            case "packages": android.PackageNames = []; break;
+            case "digest": android.SigningCertificateDigests = ["abc"]; break;
+            case "apps": policy.Apple!.AppIds = []; break;
+            case "reassert": policy.Apple!.ReassertAfter = TimeSpan.Zero; break;
+        }
+
+        ServerConfigurationException refused = Assert.Throws<ServerConfigurationException>(() => ServerOptionsValidator.Validate(options));
+        Assert.Contains(expected, refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_built_in_roots_load_and_a_policy_becomes_the_verifiers_policies()
+    {
+        var options = new AttestationOptions();
+        options.Policies["p"] = new AttestationPolicyOptions { Android = new AndroidPolicyOptions { MinimumSecurityLevel = "StrongBox", PackageNames = ["a"], SigningCertificateDigests = [LeafDescription.Digest.ToUpperInvariant()] } };
+        AttestationTrust trust = AttestationTrust.Load(options);
+        Assert.Contains("Apple App Attestation Root CA", trust.AppleRoot.Subject, StringComparison.Ordinal);
+        AttestationPolicy policy = trust.Policies["p"];
+        Assert.Null(policy.Apple);
+        Assert.Equal(AndroidSecurityLevel.StrongBox, policy.Android!.MinimumSecurityLevel);
+        Assert.Contains(LeafDescription.Digest, policy.Android.SigningCertificateDigests);
+
+        // Google's roots are pinned, a test CA's is not.
+        using var google = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(RepoPaths.Root, "tests", "attestation", "android", "google_root_rsa_2022_f1c172a699eaf51d.pem")));
+        Assert.True(trust.Android.IsPinnedRoot(google));
+        Assert.False(trust.Android.IsPinnedRoot(_ca.Root));
+    }
+
     private static Task<Api> Patch(TestServer server, string licenceId, object body, string admin) =>
         server.SendAsync(HttpMethod.Patch, $"/v1/admin/licences/{licenceId}", ServerClient.JsonContent(body), admin);
 }
