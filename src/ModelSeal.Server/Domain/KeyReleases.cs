@@ -125,7 +125,7 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
             {
                 AuditEntry released = record with { Event = AuditEvents.KeyReleased, Outcome = "ok" };
                 recorded = await store.WriteAsync(
-                    s => RecordAttestation(s, attestation, caller, device!, now) ?? (rule is not null ? RecordForUser(s, version!, rule, caller, device!, released, now, parent) : Record(s, version!, licence!, caller, device!, released, now, parent)),
+                    s => ConsumeChallenge(s, attestation, caller, now) ?? Accept(s, attestation, device!, now, rule is not null ? RecordForUser(s, version!, rule, caller, device!, released, now, parent) : Record(s, version!, licence!, caller, device!, released, now, parent)),
                     cancellationToken).ConfigureAwait(false);
             }
             catch (DbException e)
@@ -157,31 +157,39 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
 
     /// <summary>
     /// First in the release transaction, when evidence was examined: uses up its challenge (issued to this caller, not
-    /// expired, not used: otherwise <c>challenge-unknown</c>, and nothing else is written), then stores the accepted
-    /// attestation or the App Attest counter. Null when the release goes on.
+    /// expired, not used: otherwise <c>challenge-unknown</c>, and nothing else is written). Null when the release goes on.
     /// </summary>
-    private static Refused? RecordAttestation(WriteSession s, AttestationStep? step, Caller caller, string device, DateTimeOffset now)
+    private static Refused? ConsumeChallenge(WriteSession s, AttestationStep? step, Caller caller, DateTimeOffset now) =>
+        step is null || s.Attestations.ConsumeChallenge(step.Challenge, caller.Issuer, caller.Subject, now)
+            ? null
+            : AttestationRules.Rejected(AttestationFailure.ChallengeUnknown.Code(), "The evidence's challenge was not issued to this caller, has expired, or was used already.");
+
+    /// <summary>Last in the release transaction, once the device is registered: stores the accepted attestation or the App Attest counter.</summary>
+    private static Outcome<RecordedKey> Accept(WriteSession s, AttestationStep? step, string device, DateTimeOffset now, Outcome<RecordedKey> recorded)
     {
-        if (step is null)
+        if (step is null || !recorded.Succeeded)
         {
-            return null;
+            return recorded;
         }
 
-        if (!s.Attestations.ConsumeChallenge(step.Challenge, caller.Issuer, caller.Subject, now))
+        try
         {
-            return AttestationRules.Rejected(AttestationFailure.ChallengeUnknown.Code(), "The evidence's challenge was not issued to this caller, has expired, or was used already.");
+            if (step.Accept is { } accept)
+            {
+                s.Attestations.Accept(accept);
+            }
+            else if (step.Counter is { } counter)
+            {
+                s.Attestations.Reasserted(device, counter, now);
+            }
+        }
+        catch
+        {
+            recorded.Dispose();
+            throw;
         }
 
-        if (step.Accept is { } accept)
-        {
-            s.Attestations.Accept(accept);
-        }
-        else if (step.Counter is { } counter)
-        {
-            s.Attestations.Reasserted(device, counter, now);
-        }
-
-        return null;
+        return recorded;
     }
 
     private async Task ConsumeChallengeAsync(Caller caller, ReleaseEvidence? evidence, DateTimeOffset now, CancellationToken cancellationToken)

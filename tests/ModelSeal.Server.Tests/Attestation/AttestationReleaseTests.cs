@@ -66,7 +66,7 @@ public sealed class AttestationReleaseTests : IDisposable
     }
 
     /// <summary>A model <c>m</c> and a licence for it under <paramref name="policy"/>; the admin token and the licence's token.</summary>
-    private static async Task<(string Admin, Licence Licence, string Token)> LicenceAsync(TestServer server, string? policy = Policy, string subject = "app")
+    private static async Task<(string Admin, Licence Licence, string Token)> LicenceAsync(TestServer server, string? policy = Policy, string subject = "app", int maxDevices = 5)
     {
         string admin = await server.AdminTokenAsync();
         if (!(await server.GetAsync("/v1/admin/models", admin)).Text.Contains("\"m\"", StringComparison.Ordinal))
@@ -74,7 +74,7 @@ public sealed class AttestationReleaseTests : IDisposable
             (await server.CreateVersionAsync(admin, "m")).Key.Dispose();
         }
 
-        Api created = await server.PostAsync("/v1/admin/licences", new { subject, models = Models, maxDevices = 5, attestationPolicy = policy }, admin);
+        Api created = await server.PostAsync("/v1/admin/licences", new { subject, models = Models, maxDevices, attestationPolicy = policy }, admin);
         created.AssertStatus(HttpStatusCode.Created);
         Assert.Equal(policy, created.Json.GetProperty("attestationPolicy").GetString());
         var licence = new Licence(created.Json.GetProperty("licenceId").GetString()!, created.Json.GetProperty("credential").GetString()!, subject);
@@ -566,6 +566,21 @@ public sealed class AttestationReleaseTests : IDisposable
         using var google = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(RepoPaths.Root, "tests", "attestation", "android", "google_root_rsa_2022_f1c172a699eaf51d.pem")));
         Assert.True(trust.Android.IsPinnedRoot(google));
         Assert.False(trust.Android.IsPinnedRoot(_ca.Root));
+    }
+
+    [Fact]
+    public async Task Evidence_of_a_device_over_the_limit_uses_up_its_challenge_and_stores_nothing()
+    {
+        await using TestServer server = await StartAsync();
+        (_, _, string token) = await LicenceAsync(server, maxDevices: 1);
+        using HpkeKeyPair first = HpkeKeyPair.Generate();
+        using HpkeKeyPair second = HpkeKeyPair.Generate();
+        byte[] challenge = await ChallengeAsync(server, token);
+        (await ReleaseAsync(server, token, first, Android(challenge, Chain(first, new LeafDescription { Challenge = challenge })))).AssertStatus(HttpStatusCode.OK);
+        challenge = await ChallengeAsync(server, token);
+        (await ReleaseAsync(server, token, second, Android(challenge, Chain(second, new LeafDescription { Challenge = challenge })))).AssertProblem(HttpStatusCode.Forbidden, "device-limit");
+        Assert.Equal(1, server.Database.Count("SELECT COUNT(*) FROM device_attestations"));
+        Assert.Equal(0, server.Database.Count("SELECT COUNT(*) FROM attestation_challenges"));
     }
 
     private static Task<Api> Patch(TestServer server, string licenceId, object body, string admin) =>
