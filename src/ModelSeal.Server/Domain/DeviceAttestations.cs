@@ -24,6 +24,18 @@ internal sealed class DeviceAttestations(Store store, Clock clock, ServerOptions
     /// <summary>The bytes of a challenge.</summary>
     public const int ChallengeSize = 32;
 
+    private readonly Lock _passLock = new();
+    private TaskCompletionSource<ReverifyResult?> _nextPass = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when the next periodic pass has run (null when it failed; see the log).</summary>
+    internal Task<ReverifyResult?> NextPassAsync()
+    {
+        lock (_passLock)
+        {
+            return _nextPass.Task;
+        }
+    }
+
     /// <summary>Issues a challenge to the caller (issuer, subject), valid for <c>Attestation:ChallengeLifetime</c>; expired ones are purged first.</summary>
     public async Task<IssuedChallenge> IssueChallengeAsync(Caller caller, CancellationToken cancellationToken)
     {
@@ -107,14 +119,24 @@ internal sealed class DeviceAttestations(Store store, Clock clock, ServerOptions
         {
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
+                ReverifyResult? result = null;
                 try
                 {
-                    await ReverifyAsync(null, stoppingToken).ConfigureAwait(false);
+                    result = await ReverifyAsync(null, stoppingToken).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is ServerConfigurationException or System.Data.Common.DbException)
                 {
                     ServerLog.AttestationReverifyFailed(logger, e.GetType().Name, e.Message);
                 }
+
+                TaskCompletionSource<ReverifyResult?> done;
+                lock (_passLock)
+                {
+                    done = _nextPass;
+                    _nextPass = new(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
+
+                done.TrySetResult(result);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -3,7 +3,9 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using ModelSeal.Hpke;
 using ModelSeal.Server.Attestation;
+using Microsoft.Extensions.DependencyInjection;
 using ModelSeal.Server.Configuration;
+using ModelSeal.Server.Domain;
 
 namespace ModelSeal.Server.Tests.Attestation;
 
@@ -581,6 +583,26 @@ public sealed class AttestationReleaseTests : IDisposable
         (await ReleaseAsync(server, token, second, Android(challenge, Chain(second, new LeafDescription { Challenge = challenge })))).AssertProblem(HttpStatusCode.Forbidden, "device-limit");
         Assert.Equal(1, server.Database.Count("SELECT COUNT(*) FROM device_attestations"));
         Assert.Equal(0, server.Database.Count("SELECT COUNT(*) FROM attestation_challenges"));
+    }
+
+    [Fact]
+    public async Task Reverification_runs_every_interval_on_the_server_clock()
+    {
+        await using TestServer server = await StartAsync(o => o.Attestation.ReverifyInterval = TimeSpan.FromHours(1));
+        (_, _, string token) = await LicenceAsync(server);
+        using HpkeKeyPair device = HpkeKeyPair.Generate();
+        byte[] challenge = await ChallengeAsync(server, token);
+        (await ReleaseAsync(server, token, device, Android(challenge, Chain(device, new LeafDescription { Challenge = challenge })))).AssertStatus(HttpStatusCode.OK);
+        await File.WriteAllTextAsync(StatusList, "{\"entries\": {\"" + TestAttestationCa.IntermediateSerial + "\": {\"status\": \"SUSPENDED\"}}}", TestContext.Current.CancellationToken);
+
+        DeviceAttestations attestations = server.App.Services.GetRequiredService<DeviceAttestations>();
+        Task<ReverifyResult?> pass = attestations.NextPassAsync();
+        _time.Advance(TimeSpan.FromHours(1));
+        ReverifyResult? result = await pass;
+        Assert.NotNull(result);
+        Assert.Equal("certificate-revoked", Assert.Single(result.Rejected).Reason);
+        Assert.Equal("certificate-revoked", server.Database.Scalar<string>("SELECT rejected_reason FROM device_attestations"));
+        Assert.Equal(1, server.Database.Count("SELECT COUNT(*) FROM audit WHERE event = 'attestations.reverified' AND subject = 'operator'"));
     }
 
     private static Task<Api> Patch(TestServer server, string licenceId, object body, string admin) =>
