@@ -605,6 +605,24 @@ public sealed class AttestationReleaseTests : IDisposable
         Assert.Equal(1, server.Database.Count("SELECT COUNT(*) FROM audit WHERE event = 'attestations.reverified' AND subject = 'operator'"));
     }
 
+    [Fact]
+    public void A_rule_file_naming_an_unknown_policy_is_not_applied()
+    {
+        string file = _directory.Sub("rules.json");
+        const string Rules = "{\"Rules\": [{\"Name\": \"r\", \"Issuer\": \"https://idp.example\", \"Models\": [\"m\"], \"AttestationPolicy\": \"POLICY\"}]}";
+        File.WriteAllText(file, Rules.Replace("POLICY", Policy, StringComparison.Ordinal));
+        var options = new ServerOptions { DataDirectory = _directory.Sub("data"), TrustedIssuers = [new() { Issuer = "https://idp.example", JwksFile = file }] };
+        options.Entitlements.File = file;
+        options.Attestation.Policies[Policy] = new AttestationPolicyOptions { Apple = new ApplePolicyOptions { AppIds = [AppleTestCa.AppId] } };
+        using var set = new EntitlementRuleSet(options, Microsoft.Extensions.Logging.Abstractions.NullLogger<EntitlementRuleSet>.Instance);
+        Assert.Equal(Policy, Assert.Single(set.Rules).AttestationPolicy);
+
+        File.WriteAllText(file, Rules.Replace("POLICY", "nope", StringComparison.Ordinal));
+        RuleLoad load = set.Reload();
+        Assert.Contains("AttestationPolicy is 'nope'", load.Error, StringComparison.Ordinal);
+        Assert.Equal(Policy, Assert.Single(set.Rules).AttestationPolicy);
+    }
+
     private static Task<Api> Patch(TestServer server, string licenceId, object body, string admin) =>
         server.SendAsync(HttpMethod.Patch, $"/v1/admin/licences/{licenceId}", ServerClient.JsonContent(body), admin);
 }
