@@ -14,7 +14,11 @@ namespace ModelSeal.Server;
 /// <param name="UserDevices">Devices of users copied.</param>
 /// <param name="AuditRecords">Audit records copied, ids and hashes unchanged (a <c>database.migrated</c> record follows them).</param>
 /// <param name="RetiredDatabaseFile">Where the SQLite database was moved, so that no server uses it again.</param>
-public sealed record DatabaseMigrationResult(int Models, int Versions, int Licences, int Devices, int Users, int UserDevices, int AuditRecords, string RetiredDatabaseFile);
+public sealed record DatabaseMigrationResult(int Models, int Versions, int Licences, int Devices, int Users, int UserDevices, int AuditRecords, string RetiredDatabaseFile)
+{
+    /// <summary>Accepted device attestations copied (issued attestation challenges are not: they are short-lived).</summary>
+    public int DeviceAttestations { get; init; }
+}
 
 /// <summary>
 /// Moves a key server from the embedded SQLite database to PostgreSQL (docs/deploy.md "Moving to PostgreSQL"), offline:
@@ -99,6 +103,9 @@ public static class DatabaseMigration
             }
         }
 
-        return new DatabaseMigrationResult(snapshot.Models.Count, snapshot.Versions.Count, snapshot.Licences.Count, snapshot.Devices.Count, snapshot.Users?.Count ?? 0, snapshot.UserDevices?.Count ?? 0, snapshot.Audit.Count, retired);
+        return new DatabaseMigrationResult(snapshot.Models.Count, snapshot.Versions.Count, snapshot.Licences.Count, snapshot.Devices.Count, snapshot.Users?.Count ?? 0, snapshot.UserDevices?.Count ?? 0, snapshot.Audit.Count, retired)
+        {
+            DeviceAttestations = snapshot.DeviceAttestations?.Count ?? 0,
+        };
     }
 }

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Net.Http.Headers;
 using Microsoft.Extensions.Logging.Abstractions;
+using ModelSeal.Server.Attestation;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.Domain;
@@ -57,11 +58,13 @@ public static class ServerHost
         if (settings.Entitlements.File is { } ruleFile)
         {
             // A bad rule file refuses the start before anything is created (EntitlementRuleSet reads it again and watches it).
-            EntitlementRules.Parse(ServerConfiguration.LoadRuleFile(ruleFile), $"'{ruleFile}' Rules", settings.TrustedIssuers);
+            EntitlementRules.Parse(ServerConfiguration.LoadRuleFile(ruleFile), $"'{ruleFile}' Rules", settings.TrustedIssuers, settings.Attestation.Policies.Keys);
         }
 
+        // The attestation roots, status list and policies: a file that cannot be read refuses the start here too.
+        AttestationTrust attestationTrust = AttestationTrust.Load(settings.Attestation);
         DataDirectory data = DataDirectory.Open(settings.DataDirectory);
-        WebApplication app = Compose(settings, configureLogging, data, trustedIssuers);
+        WebApplication app = Compose(settings, configureLogging, data, trustedIssuers, attestationTrust);
         try
         {
             // The container creates and owns (and disposes, in the reverse order) the directory lock, the meter, the
@@ -93,7 +96,7 @@ public static class ServerHost
         }
     }
 
-    private static WebApplication Compose(ServerOptions settings, Action<ILoggingBuilder>? configureLogging, DataDirectory data, IReadOnlyList<TrustedIssuer> trustedIssuers)
+    private static WebApplication Compose(ServerOptions settings, Action<ILoggingBuilder>? configureLogging, DataDirectory data, IReadOnlyList<TrustedIssuer> trustedIssuers, AttestationTrust attestationTrust)
     {
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -143,6 +146,9 @@ public static class ServerHost
         services.AddSingleton(new DeviceKeyCache(65_536));
         services.AddSingleton<AuditTrail>();
         services.AddHostedService(provider => provider.GetRequiredService<AuditTrail>());
+        services.AddSingleton(attestationTrust);
+        services.AddSingleton<DeviceAttestations>();
+        services.AddHostedService(provider => provider.GetRequiredService<DeviceAttestations>());
         services.AddSingleton<KeyReleases>();
         services.AddSingleton<ModelCatalogue>();
         services.AddSingleton<Licences>();
@@ -206,6 +212,7 @@ public static class ServerHost
         app.MapJwksApi();
         app.MapTokenApi();
         app.MapKeyReleaseApi();
+        app.MapAttestationApi();
         app.MapAdminApi();
         app.MapUserAdminApi();
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
@@ -244,7 +251,8 @@ public static class ServerHost
             return;
         }
 
-        if (context.Request.ContentLength is not > JsonBody.MaxBytes)
+        int limit = JsonBody.LimitFor(context.Request.Path);
+        if (context.Request.ContentLength is not > JsonBody.MaxBytes || context.Request.ContentLength <= limit)
         {
             await next(context).ConfigureAwait(false);
             return;
@@ -259,7 +267,7 @@ public static class ServerHost
             context.Response.Headers.Connection = "close";
         }
 
-        await Problems.WriteAsync(context, ProblemCodes.RequestTooLarge, $"The request body must be at most {JsonBody.MaxBytes} bytes.").ConfigureAwait(false);
+        await Problems.WriteAsync(context, ProblemCodes.RequestTooLarge, $"The request body must be at most {limit} bytes.").ConfigureAwait(false);
     }
 
     /// <summary>Opens the configured store; with <paramref name="prepare"/> also creates or migrates its schema (disposing it if that fails).</summary>

@@ -113,7 +113,7 @@ public sealed class AdminCredentialTests
         {
             Assert.False(File.Exists(Path.Combine(data, "admin.credential")), "The old credential file is deleted.");
             Assert.Equal(SHA256.HashData(Encoding.UTF8.GetBytes(Legacy)), server.Database.Scalar<byte[]>("SELECT credential_hash FROM admin_credential"));
-            Assert.Equal(7L, server.Database.Count("PRAGMA user_version"));
+            Assert.Equal(8L, server.Database.Count("PRAGMA user_version"));
             Assert.Equal(HttpStatusCode.OK, (await server.GetAsync("/v1/admin/models", await server.AdminTokenAsync())).Status);
         }
     }

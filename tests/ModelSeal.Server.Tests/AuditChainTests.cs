@@ -240,7 +240,7 @@ public sealed class AuditChainTests
             JsonElement migrated = await VerifyAsync(server, admin);
             Assert.True(migrated.GetProperty("verified").GetBoolean(), migrated.ToString());
             Assert.Equal(before.GetProperty("records").GetInt64(), migrated.GetProperty("records").GetInt64());
-            Assert.Equal(7L, Scalar(connection, "PRAGMA user_version"));
+            Assert.Equal(8L, Scalar(connection, "PRAGMA user_version"));
             Assert.Throws<SqliteException>(() => Execute(connection, "UPDATE audit SET outcome = 'forged'"));
 
             // Every old record is format 1 and chained as such (an outsider agrees); every licence is claimed by its credential.

@@ -137,6 +137,12 @@ internal static class ConfigurationReference
                 // A section of names and values: one name, NAME, set to a string.
                 settings.Add(new Setting(key + ":NAME", documented + ":NAME", here, $"value-of-{key.Replace(':', '-')}"));
             }
+            else if (propertyType.IsGenericType && propertyType.GetGenericTypeDefinition() == typeof(IDictionary<,>) && propertyType.GetGenericArguments()[0] == typeof(string))
+            {
+                // Named sections (Attestation:Policies:NAME): one, NAME, with every setting of the section type.
+                Type section = propertyType.GetGenericArguments()[1];
+                Walk(section, Activator.CreateInstance(section), $"{key}:NAME:", $"{documented}:NAME:", here, settings, problems, codeOnly);
+            }
             else if (element == typeof(string))
             {
                 settings.Add(new Setting(key, documented, here, new List<string> { $"{property.Name}-a", $"{property.Name}-b" }));
@@ -197,6 +203,11 @@ internal static class ConfigurationReference
             if (segment < segments.Length && int.TryParse(segments[segment], out int index))
             {
                 current = current is IList list && list.Count > index ? list[index] : null;
+                segment++;
+            }
+            else if (segment < segments.Length - 1 && current is IDictionary named && named.GetType().GetGenericArguments()[1] != typeof(string))
+            {
+                current = named.Contains(segments[segment]) ? named[segments[segment]] : null;
                 segment++;
             }
         }

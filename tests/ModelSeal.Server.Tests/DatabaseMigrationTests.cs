@@ -52,6 +52,11 @@ public sealed class DatabaseMigrationTests
             (await server.ReleaseAsync(idp.Token("blocked", "keys", server.Now), "m", "1", device)).AssertStatus(HttpStatusCode.OK);
             long blockedId = (await server.GetAsync("/v1/admin/users", admin)).Json.GetProperty("items").EnumerateArray().Single(u => u.GetProperty("subject").GetString() == "blocked").GetProperty("userId").GetInt64();
             (await server.PostAsync($"/v1/admin/users/{blockedId}/block", null, admin)).AssertStatus(HttpStatusCode.OK);
+            // An accepted attestation (schema 8) moves; an issued challenge does not.
+            server.Database.Execute(
+                "INSERT INTO device_attestations (thumbprint, format, policy, device_key, certificates, challenge, counter, verified_at, rejected_at, rejected_reason) " +
+                "VALUES ('t1', 'android-key', 'store-apps', X'04', '[\"AQI=\"]', X'0102', 0, 1700000000, 1700000100, 'certificate-revoked')");
+            server.Database.Execute("INSERT INTO attestation_challenges (challenge, issuer, subject, expires_at) VALUES ('c1', 'i', 's', 4000000000)");
             head = await AuditChainTests.VerifyAsync(server, admin);
             models = (await server.GetAsync("/v1/admin/models", admin)).Text;
             users = (await server.GetAsync("/v1/admin/users", admin)).Text;
@@ -60,6 +65,7 @@ public sealed class DatabaseMigrationTests
         DatabaseMigrationResult moved = DatabaseMigration.Migrate(new ServerOptions { DataDirectory = data }, postgres);
         Assert.Equal((1, 3, 2, 1, 2, 2), (moved.Models, moved.Versions, moved.Licences, moved.Devices, moved.Users, moved.UserDevices));
         Assert.Equal(head.GetProperty("records").GetInt64(), moved.AuditRecords);
+        Assert.Equal(1, moved.DeviceAttestations);
         Assert.False(File.Exists(Path.Combine(data, "modelseal.db")), "The SQLite database must not stay where a server would use it.");
         Assert.True(File.Exists(moved.RetiredDatabaseFile));
 
@@ -76,6 +82,8 @@ public sealed class DatabaseMigrationTests
         {
             string admin = await server.AdminTokenAsync();
             Assert.Equal(models, (await server.GetAsync("/v1/admin/models", admin)).Text);
+            Assert.Equal(1, server.Database.Count("SELECT COUNT(*) FROM device_attestations WHERE thumbprint = 't1' AND certificates = '[\"AQI=\"]' AND challenge = '\\x0102' AND rejected_at = 1700000100 AND rejected_reason = 'certificate-revoked'"));
+            Assert.Equal(0, server.Database.Count("SELECT COUNT(*) FROM attestation_challenges"));
             Assert.Equal(users, (await server.GetAsync("/v1/admin/users", admin)).Text);
 
             // The chain continues: the old head is still there, followed by the migration record.

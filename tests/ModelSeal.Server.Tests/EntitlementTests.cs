@@ -465,7 +465,7 @@ public sealed class EntitlementTests : IDisposable
                 o.Entitlements.Rules = [Rule("all", idp.Issuer, ["m"])];
             },
             data);
-        Assert.Equal(7L, server.Database.Count(server.Database.IsPostgres ? "SELECT max(version) FROM schema_info" : "PRAGMA user_version"));
+        Assert.Equal(8L, server.Database.Count(server.Database.IsPostgres ? "SELECT max(version) FROM schema_info" : "PRAGMA user_version"));
         string token = await server.AdminTokenAsync();
         (await server.CreateVersionAsync(token, "m")).Key.Dispose();
         using HpkeKeyPair device = HpkeKeyPair.Generate();

@@ -134,7 +134,10 @@ public sealed class InputTests : IAsyncLifetime
     public async Task Oversized_bodies_are_413()
     {
         string big = "{\"modelId\":\"m\",\"version\":\"1\",\"devicePublicKey\":\"" + new string('A', 20_000) + "\"}";
-        (await Post("/v1/keys/release", big, _token)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "request-too-large");
+        // The release endpoint takes attestation evidence: its limit is 256 KiB (docs/protocol.md section 6.1).
+        string bigRelease = "{\"modelId\":\"m\",\"version\":\"1\",\"devicePublicKey\":\"" + new string('A', 270_000) + "\"}";
+        (await Post("/v1/keys/release", bigRelease, _token)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "request-too-large");
+        (await Post("/v1/keys/release", big, _token)).AssertProblem(HttpStatusCode.BadRequest, "unsupported-protocol-version");
         (await Post("/v1/token", big, null)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "request-too-large");
         (await Post("/v1/admin/models", big, _admin)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "request-too-large");
 

@@ -111,7 +111,7 @@ public sealed class MasterKeyVersionTests
 
         await using (TestServer server = await TestServer.StartAsync(dataDirectory: data))
         {
-            Assert.Equal(7L, server.Database.Count("PRAGMA user_version"));
+            Assert.Equal(8L, server.Database.Count("PRAGMA user_version"));
             Assert.Equal(2L, server.Database.Count("SELECT version FROM master_key"));
             Assert.Contains(server.Logs.Lines, line => line.Contains("recorded no master-key version", StringComparison.Ordinal) && line.Contains("recorded v2", StringComparison.Ordinal));
         }

@@ -36,14 +36,14 @@ public sealed class PostgresStoreTests
         await using (NpgsqlDataSource database = NpgsqlDataSource.Create(connection))
         {
             await using NpgsqlCommand versions = database.CreateCommand("SELECT string_agg(version::text, ',') FROM schema_info");
-            Assert.Equal("7", await versions.ExecuteScalarAsync(TestContext.Current.CancellationToken));
-            await using NpgsqlCommand newer = database.CreateCommand("UPDATE schema_info SET version = 8");
+            Assert.Equal("8", await versions.ExecuteScalarAsync(TestContext.Current.CancellationToken));
+            await using NpgsqlCommand newer = database.CreateCommand("UPDATE schema_info SET version = 9");
             await newer.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
         }
 
         using var later = new PostgresStore(connection);
         var e = Assert.Throws<ServerConfigurationException>(later.Initialize);
-        Assert.Contains("schema version 8", e.Message, StringComparison.Ordinal);
+        Assert.Contains("schema version 9", e.Message, StringComparison.Ordinal);
         Assert.Contains("newer ModelSeal server", e.Message, StringComparison.Ordinal);
     }
 

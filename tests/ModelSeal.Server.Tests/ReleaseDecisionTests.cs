@@ -194,7 +194,7 @@ public sealed class ReleaseDecisionTests
             Audit = new AuditTrail(store, clock, options, _signingKeys, NullLogger<AuditTrail>.Instance);
             Catalogue = new ModelCatalogue(store, masterKeys, clock, NullLogger<ModelCatalogue>.Instance);
             Licences = new Licences(store, clock, NullLogger<Licences>.Instance);
-            Releases = new KeyReleases(store, masterKeys, clock, options, new DeviceKeyCache(16), Audit, new EntitlementRuleSet(options, NullLogger<EntitlementRuleSet>.Instance), NullLogger<KeyReleases>.Instance);
+            Releases = new KeyReleases(store, masterKeys, clock, options, new DeviceKeyCache(16), Audit, new EntitlementRuleSet(options, NullLogger<EntitlementRuleSet>.Instance), Server.Attestation.AttestationTrust.Load(options.Attestation), NullLogger<KeyReleases>.Instance);
         }
 
         public Store Store { get; }

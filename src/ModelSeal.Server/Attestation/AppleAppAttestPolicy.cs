@@ -26,6 +26,9 @@ internal sealed record AppleAppAttestPolicy
     /// <summary>Whether keys of the development environment (aaguid <c>appattestdevelop</c>) are accepted too.</summary>
     public bool AllowDevelopment { get; init; }
 
+    /// <summary>When set, a release after this long since the key's last (re)verification must carry a fresh assertion.</summary>
+    public TimeSpan? ReassertAfter { get; init; }
+
     /// <summary>The allowed App ID whose SHA-256 is <paramref name="rpIdHash"/>, or null.</summary>
     public string? AppIdOf(ReadOnlySpan<byte> rpIdHash)
     {

@@ -4,7 +4,7 @@ namespace ModelSeal.Server.Attestation;
 
 /// <summary>
 /// Why attestation evidence was refused. The client only ever hears <c>403 attestation-rejected</c>; the reason, as
-/// its code (<see cref="AttestationFailures.Code"/>), goes to the audit record (docs/attestation.md).
+/// its code (<see cref="AttestationFailures.Code"/>), goes to the audit record as the attribute <c>attestation</c> (docs/protocol.md section 2.6).
 /// </summary>
 internal enum AttestationFailure
 {
@@ -91,6 +91,21 @@ internal enum AttestationFailure
 
     /// <summary>An App Attest assertion whose counter is not greater than the stored one (a replay or a cloned key).</summary>
     CounterNotIncreasing,
+
+    /// <summary>The grant has an attestation policy, the device key has no accepted attestation, and the release carries no evidence.</summary>
+    EvidenceMissing,
+
+    /// <summary>The evidence's challenge was not issued, has expired, was used already, or was issued to another caller.</summary>
+    ChallengeUnknown,
+
+    /// <summary>The policy has no section for the evidence's platform.</summary>
+    FormatNotAllowed,
+
+    /// <summary>The licence or rule names an attestation policy that is not configured (also logged as an error).</summary>
+    PolicyUnknown,
+
+    /// <summary>The Apple policy's <c>ReassertAfter</c> has elapsed since the last verification and the release carries no fresh assertion.</summary>
+    ReassertionRequired,
 }
 
 /// <summary>Evidence refused, with the reason for the audit record and a detail for the server's log.</summary>

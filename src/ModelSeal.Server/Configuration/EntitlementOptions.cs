@@ -73,6 +73,12 @@ public sealed class EntitlementRuleOptions
     /// <summary>When the rule ends (RFC 3339 with an offset, or a date for midnight UTC); after it the rule matches no one.</summary>
     public string? NotAfter { get; set; }
 
+    /// <summary>
+    /// The name of an attestation policy (<c>Attestation:Policies</c>) a device key must satisfy before it gets a key
+    /// under this rule (docs/protocol.md section 2.6); null: none.
+    /// </summary>
+    public string? AttestationPolicy { get; set; }
+
     internal EntitlementRuleOptions Copy()
     {
         var copy = (EntitlementRuleOptions)MemberwiseClone();
@@ -100,7 +106,8 @@ internal sealed record EntitlementRule(
     IReadOnlyList<string> Models,
     int MaxDevices,
     TimeSpan? LeaseDuration,
-    DateTimeOffset? NotAfter)
+    DateTimeOffset? NotAfter,
+    string? AttestationPolicy = null)
 {
     /// <summary>True when the rule grants <paramref name="modelId"/>: an id, a prefix ending in <c>*</c>, or <c>*</c>.</summary>
     public bool Covers(string modelId)
@@ -127,15 +134,24 @@ internal static class EntitlementRules
     /// Validates <paramref name="rules"/>; <paramref name="prefix"/> is the configuration path of the list
     /// (<c>Entitlements:Rules</c>, or the file). Each rule's <c>Issuer</c> must be one of <paramref name="trustedIssuers"/>
     /// (the configured <c>TrustedIssuers</c>): a rule for an issuer whose tokens the server never accepts would grant
-    /// nothing, silently.
+    /// nothing, silently. Each rule's <c>AttestationPolicy</c>, when given, must be one of <paramref name="attestationPolicies"/>.
     /// </summary>
-    /// <exception cref="ServerConfigurationException">A rule is malformed or names an issuer that is not trusted.</exception>
-    public static IReadOnlyList<EntitlementRule> Parse(IList<EntitlementRuleOptions>? rules, string prefix, IEnumerable<TrustedIssuerOptions?>? trustedIssuers)
+    /// <exception cref="ServerConfigurationException">A rule is malformed or names an issuer that is not trusted or an unknown policy.</exception>
+    public static IReadOnlyList<EntitlementRule> Parse(IList<EntitlementRuleOptions>? rules, string prefix, IEnumerable<TrustedIssuerOptions?>? trustedIssuers, IEnumerable<string>? attestationPolicies)
     {
         List<EntitlementRule> parsed = ParseWellFormed(rules, prefix);
         HashSet<string> trusted = [.. (trustedIssuers ?? []).Select(t => t?.Issuer).OfType<string>()];
+        HashSet<string> policies = new(attestationPolicies ?? [], StringComparer.Ordinal);
         for (int i = 0; i < parsed.Count; i++)
         {
+            if (parsed[i].AttestationPolicy is { } policy && !policies.Contains(policy))
+            {
+                string key = string.Create(CultureInfo.InvariantCulture, $"{prefix}:{i}:AttestationPolicy");
+                throw new ServerConfigurationException(policies.Count == 0
+                    ? $"{key} is '{policy}', but Attestation:Policies is empty. Configure the policy under Attestation:Policies (docs/deploy.md), or remove the setting."
+                    : $"{key} is '{policy}', which is not one of Attestation:Policies ({string.Join(", ", policies.Order(StringComparer.Ordinal).Select(p => "'" + p + "'"))}). Name a configured policy, or configure it.");
+            }
+
             if (!trusted.Contains(parsed[i].Issuer))
             {
                 string key = string.Create(CultureInfo.InvariantCulture, $"{prefix}:{i}:Issuer");
@@ -265,7 +281,8 @@ internal static class EntitlementRules
             [.. rule.Models],
             rule.MaxDevices,
             rule.LeaseDuration,
-            notAfter);
+            notAfter,
+            string.IsNullOrEmpty(rule.AttestationPolicy) ? null : rule.AttestationPolicy);
     }
 
     private static void RequireValues(IList<string>? values, string key)

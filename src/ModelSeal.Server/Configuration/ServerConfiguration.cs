@@ -212,6 +212,34 @@ public static class ServerConfiguration
             return;
         }
 
+        if (type == typeof(AttestationOptions) || type == typeof(AndroidAttestationTrustOptions) || type == typeof(AppleAttestationTrustOptions) ||
+            type == typeof(AttestationPolicyOptions) || type == typeof(AndroidPolicyOptions) || type == typeof(ApplePolicyOptions))
+        {
+            RequireSection(value, hasChildren, "a section (a JSON object)");
+            Action<IConfiguration> check = type switch
+            {
+                _ when type == typeof(AttestationOptions) => CheckSection<AttestationOptions>,
+                _ when type == typeof(AndroidAttestationTrustOptions) => CheckSection<AndroidAttestationTrustOptions>,
+                _ when type == typeof(AppleAttestationTrustOptions) => CheckSection<AppleAttestationTrustOptions>,
+                _ when type == typeof(AttestationPolicyOptions) => CheckSection<AttestationPolicyOptions>,
+                _ when type == typeof(AndroidPolicyOptions) => CheckSection<AndroidPolicyOptions>,
+                _ => CheckSection<ApplePolicyOptions>,
+            };
+            check(value);
+            return;
+        }
+
+        if (type == typeof(IDictionary<string, AttestationPolicyOptions>))
+        {
+            RequireSection(value, hasChildren, "a section of named policies (a JSON object, e.g. {\"store-apps\": {\"Android\": { … }}})");
+            foreach (IConfigurationSection item in value.GetChildren())
+            {
+                CheckValue(item, typeof(AttestationPolicyOptions));
+            }
+
+            return;
+        }
+
         if (type == typeof(IDictionary<string, string>))
         {
             RequireSection(value, hasChildren, "a section of names and string values (a JSON object, e.g. {\"plan\": \"pro\"})");

@@ -88,6 +88,12 @@ public sealed class ServerOptions
     /// </summary>
     public EntitlementOptions Entitlements { get; set; } = new();
 
+    /// <summary>
+    /// Device attestation as a release policy (configuration section <c>Attestation</c>): the challenges, the pinned
+    /// roots and status list, and the named policies licences and entitlement rules refer to (docs/protocol.md section 2.6).
+    /// </summary>
+    public AttestationOptions Attestation { get; set; } = new();
+
     internal ServerOptions Copy()
     {
         var copy = (ServerOptions)MemberwiseClone();
@@ -98,6 +104,7 @@ public sealed class ServerOptions
         copy.TrustedIssuers = TrustedIssuers is null ? null! : TrustedIssuers.Select(issuer => issuer?.Copy()!).ToList();
         copy.TrustedProxies = TrustedProxies is null ? null! : [.. TrustedProxies];
         copy.Entitlements = Entitlements is null ? null! : Entitlements.Copy();
+        copy.Attestation = Attestation is null ? null! : Attestation.Copy();
         return copy;
     }
 }

@@ -90,7 +90,95 @@ internal static class ServerOptionsValidator
         ValidateAudit(options.Audit);
         ValidateTrustedIssuers(options);
         ValidateTrustedProxies(options.TrustedProxies);
-        ValidateEntitlements(options.Entitlements, options.TrustedIssuers);
+        ValidateAttestation(options.Attestation);
+        ValidateEntitlements(options.Entitlements, options.TrustedIssuers, options.Attestation.Policies.Keys);
+    }
+
+    /// <summary>The security levels an Android policy may require.</summary>
+    public static readonly IReadOnlyList<string> AndroidSecurityLevels = ["TrustedEnvironment", "StrongBox"];
+
+    /// <summary>
+    /// Checks the <c>Attestation</c> section: lifetimes in range, the files that are given exist, and every named
+    /// policy well formed (a valid name, at least one platform section, each with what it must list). The files are
+    /// read when the server builds (Attestation.AttestationTrust).
+    /// </summary>
+    /// <exception cref="ServerConfigurationException">The section is malformed.</exception>
+    public static void ValidateAttestation(AttestationOptions? options)
+    {
+        if (options is null || options.Android is null || options.Apple is null || options.Policies is null)
+        {
+            throw new ServerConfigurationException("ServerOptions.Attestation and its Android, Apple and Policies must not be null.");
+        }
+
+        if (options.ChallengeLifetime < TimeSpan.FromSeconds(30) || options.ChallengeLifetime > TimeSpan.FromHours(1))
+        {
+            throw new ServerConfigurationException("Attestation:ChallengeLifetime must be from 00:00:30 to 01:00:00, e.g. 00:05:00.");
+        }
+
+        if (options.ReverifyInterval != TimeSpan.Zero && (options.ReverifyInterval < TimeSpan.FromMinutes(1) || options.ReverifyInterval > TimeSpan.FromDays(366)))
+        {
+            throw new ServerConfigurationException("Attestation:ReverifyInterval must be 00:00:00 (no periodic re-verification) or from 00:01:00 to 366 days, e.g. 1.00:00:00.");
+        }
+
+        RequireFile(options.Android.RootsFile, "Attestation:Android:RootsFile", "a PEM file of the pinned root certificates (leave it out for Google's roots)");
+        RequireFile(options.Android.StatusListFile, "Attestation:Android:StatusListFile", "the status list JSON fetched from https://android.googleapis.com/attestation/status (docs/deploy.md)");
+        RequireFile(options.Apple.RootFile, "Attestation:Apple:RootFile", "a PEM file with the pinned root (leave it out for the Apple App Attestation Root CA)");
+        foreach ((string name, AttestationPolicyOptions? policy) in options.Policies)
+        {
+            string key = "Attestation:Policies:" + name;
+            if (string.IsNullOrEmpty(name) || name.Length > 64 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_'))
+            {
+                throw new ServerConfigurationException($"{key}: a policy name is 1 to 64 of A-Z a-z 0-9 . - _ (e.g. \"store-apps\"); licences and rules name it.");
+            }
+
+            if (policy is null || (policy.Android is null && policy.Apple is null))
+            {
+                throw new ServerConfigurationException($"{key} has neither an Android nor an Apple section; give at least one (a policy with one section accepts only that platform's evidence).");
+            }
+
+            if (policy.Android is { } android)
+            {
+                if (!AndroidSecurityLevels.Contains(android.MinimumSecurityLevel))
+                {
+                    throw new ServerConfigurationException($"{key}:Android:MinimumSecurityLevel must be TrustedEnvironment (TEE or StrongBox) or StrongBox.");
+                }
+
+                RequireSome(android.PackageNames, key + ":Android:PackageNames", "the app's package names (e.g. com.example.app)");
+                RequireSome(android.SigningCertificateDigests, key + ":Android:SigningCertificateDigests", "the SHA-256 digests of the app's signing certificates, 64 hex digits each");
+                if (android.SigningCertificateDigests.Any(d => d.Length != 64 || !d.All(char.IsAsciiHexDigit)))
+                {
+                    throw new ServerConfigurationException($"{key}:Android:SigningCertificateDigests: each item is a SHA-256 digest as 64 hex digits (apksigner verify --print-certs shows it).");
+                }
+            }
+
+            if (policy.Apple is { } apple)
+            {
+                RequireSome(apple.AppIds, key + ":Apple:AppIds", "the App IDs, TEAMID.bundle.id");
+                if (apple.ReassertAfter is { } reassert && (reassert < TimeSpan.FromMinutes(1) || reassert > TimeSpan.FromDays(366)))
+                {
+                    throw new ServerConfigurationException($"{key}:Apple:ReassertAfter must be from 00:01:00 to 366 days, e.g. 7.00:00:00, or left out.");
+                }
+            }
+        }
+    }
+
+    /// <summary>A list that must have at least one item, none empty.</summary>
+    private static void RequireSome(IList<string>? items, string key, string what)
+    {
+        if (items is null || items.Count == 0)
+        {
+            throw new ServerConfigurationException($"{key} is empty; list {what} (a policy that allows nothing would refuse every device).");
+        }
+
+        RequireItems(items, key, what);
+    }
+
+    private static void RequireFile(string? path, string key, string what)
+    {
+        if (path is not null && (string.IsNullOrWhiteSpace(path) || !File.Exists(path)))
+        {
+            throw new ServerConfigurationException($"{key} '{path}' does not exist; give {what}.");
+        }
     }
 
     /// <summary>
@@ -99,7 +187,7 @@ internal static class ServerOptionsValidator
     /// read and validated when the server builds its services.
     /// </summary>
     /// <exception cref="ServerConfigurationException">The section is malformed.</exception>
-    public static void ValidateEntitlements(EntitlementOptions? options, IEnumerable<TrustedIssuerOptions?>? trustedIssuers)
+    public static void ValidateEntitlements(EntitlementOptions? options, IEnumerable<TrustedIssuerOptions?>? trustedIssuers, IEnumerable<string>? attestationPolicies = null)
     {
         if (options is null)
         {
@@ -116,7 +204,7 @@ internal static class ServerOptionsValidator
             throw new ServerConfigurationException("Entitlements:File is empty; give the path of the rule file, or leave it out.");
         }
 
-        EntitlementRules.Parse(options.Rules, "Entitlements:Rules", trustedIssuers);
+        EntitlementRules.Parse(options.Rules, "Entitlements:Rules", trustedIssuers, attestationPolicies);
     }
 
     /// <summary>Checks the refusal window and the checkpoint triggers (whole seconds, within their ranges).</summary>

@@ -95,4 +95,16 @@ internal static partial class ServerLog
 
     [LoggerMessage(92, LogLevel.Information, "Key released under rule {Rule}: user {UserId}, key {KeyId}, device {Device}.")]
     public static partial void KeyReleasedByRule(ILogger logger, string rule, long userId, string keyId, string device);
+
+    [LoggerMessage(93, LogLevel.Warning, "Attestation evidence of device {Device} refused ({Reason}): {Detail}")]
+    public static partial void AttestationRefused(ILogger logger, string? device, string reason, string detail);
+
+    [LoggerMessage(94, LogLevel.Error, "A grant names the attestation policy {Policy}, which is not configured (Attestation:Policies): its releases are refused (policy-unknown). Configure the policy, or change the licence or rule.")]
+    public static partial void AttestationPolicyUnknown(ILogger logger, string policy);
+
+    [LoggerMessage(95, LogLevel.Information, "Attestations re-verified: {Checked} checked, {Rejected} newly rejected.")]
+    public static partial void AttestationsReverified(ILogger logger, int @checked, int rejected);
+
+    [LoggerMessage(96, LogLevel.Error, "Attestation re-verification failed ({ErrorType}): {Reason} The status list in force stays; retrying at the next interval.")]
+    public static partial void AttestationReverifyFailed(ILogger logger, string errorType, string reason);
 }

@@ -85,6 +85,7 @@ internal sealed class EntitlementRuleSet : IDisposable
     private readonly Lock _reload = new();
     private readonly string? _file;
     private readonly IReadOnlyList<TrustedIssuerOptions> _trustedIssuers;
+    private readonly IReadOnlyList<string> _attestationPolicies;
     private readonly ILogger _logger;
     private readonly FileSystemWatcher? _watcher;
     private volatile IReadOnlyList<EntitlementRule> _rules;
@@ -98,10 +99,11 @@ internal sealed class EntitlementRuleSet : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         _logger = logger;
         _trustedIssuers = [.. options.TrustedIssuers];
+        _attestationPolicies = [.. options.Attestation.Policies.Keys];
         _file = options.Entitlements.File is { } file ? Path.GetFullPath(file) : null;
         if (_file is null)
         {
-            _rules = EntitlementRules.Parse(options.Entitlements.Rules, "Entitlements:Rules", options.TrustedIssuers);
+            _rules = EntitlementRules.Parse(options.Entitlements.Rules, "Entitlements:Rules", options.TrustedIssuers, _attestationPolicies);
             return;
         }
 
@@ -169,5 +171,5 @@ internal sealed class EntitlementRuleSet : IDisposable
 
     /// <summary>The rules of <paramref name="file"/>, validated as at start: well formed, each for a trusted issuer.</summary>
     private IReadOnlyList<EntitlementRule> Read(string file) =>
-        EntitlementRules.Parse(ServerConfiguration.LoadRuleFile(file), $"'{file}' Rules", _trustedIssuers);
+        EntitlementRules.Parse(ServerConfiguration.LoadRuleFile(file), $"'{file}' Rules", _trustedIssuers, _attestationPolicies);
 }

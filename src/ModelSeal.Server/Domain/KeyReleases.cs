@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using ModelSeal.Hpke;
+using ModelSeal.Server.Attestation;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Diagnostics;
 using ModelSeal.Server.MasterKeys;
@@ -11,7 +12,7 @@ using ModelSeal.Server.Storage;
 namespace ModelSeal.Server.Domain;
 
 /// <summary>What a device asks for: a model version (or <c>latest</c>) sealed to its public key (null when not base64url).</summary>
-internal sealed record ReleaseQuery(string ModelId, string Version, byte[]? DevicePublicKey);
+internal sealed record ReleaseQuery(string ModelId, string Version, byte[]? DevicePublicKey, ReleaseEvidence? Evidence = null);
 
 /// <summary>A released data key, sealed with HPKE to the requester's public key: nothing secret.</summary>
 internal sealed record ReleasedKey(string ModelId, string Version, string KeyId, byte[] Enc, byte[] SealedKey, DateTimeOffset LeaseExpiresAt);
@@ -29,10 +30,13 @@ internal sealed record RecordedKey(ModelKey Key, long UserId) : IDisposable
     public void Dispose() => Key.Dispose();
 }
 
-internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock clock, ServerOptions options, DeviceKeyCache deviceKeys, AuditTrail audit, EntitlementRuleSet entitlements, ILogger<KeyReleases> logger)
+internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock clock, ServerOptions options, DeviceKeyCache deviceKeys, AuditTrail audit, EntitlementRuleSet entitlements, AttestationTrust attestationTrust, ILogger<KeyReleases> logger)
 {
     /// <summary>The audit attribute that names the entitlement rule that decided (docs/protocol.md section 4).</summary>
     public const string RuleAttribute = "rule";
+
+    /// <summary>The audit attribute with the reason an attestation was refused (docs/protocol.md section 2.6).</summary>
+    public const string AttestationAttribute = "attestation";
 
     public async Task<Outcome<ReleasedKey>> ReleaseAsync(Caller caller, ReleaseQuery query, CancellationToken cancellationToken)
     {
@@ -43,21 +47,27 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
         activity?.SetTag("modelseal.version", query.Version);
         string? device = query.DevicePublicKey is null ? null : HpkePublicKey.ThumbprintOf(query.DevicePublicKey);
         DateTimeOffset now = clock.Now();
-        // One connection for every read the decision needs; whether the model exists is asked only when no version matched.
-        (LicenceRecord? licence, UserRecord? user, VersionRecord? version, bool modelExists) = store.Read(s =>
-        {
-            VersionRecord? found = query.Version == ReleaseRules.Latest ? s.Models.FindLatestActiveVersion(query.ModelId) : s.Models.FindVersion(query.ModelId, query.Version);
-            return (
-                ReleaseRules.MatchLicence(caller, s.Licences.Get, s.Licences.FindByIssuerSubject),
-                caller.OwnIssuer ? null : s.Users.Find(caller.Issuer, caller.Subject),
-                found,
-                found is not null || s.Models.Exists(query.ModelId));
-        });
-
+        // One connection for every read the decision needs; whether the model exists is asked only when no version
+        // matched, the device key's accepted attestation only when the grant has an attestation policy.
         // A licence bound to (issuer, subject) takes precedence; otherwise the first matching rule decides.
         IReadOnlyList<EntitlementRule> rules = entitlements.Rules;
-        EntitlementRule? rule = licence is null && !caller.OwnIssuer ? Entitlements.Match(rules, caller, now) : null;
+        (LicenceRecord? licence, EntitlementRule? rule, UserRecord? user, VersionRecord? version, bool modelExists, DeviceAttestationRecord? accepted) = store.Read(s =>
+        {
+            VersionRecord? found = query.Version == ReleaseRules.Latest ? s.Models.FindLatestActiveVersion(query.ModelId) : s.Models.FindVersion(query.ModelId, query.Version);
+            LicenceRecord? matched = ReleaseRules.MatchLicence(caller, s.Licences.Get, s.Licences.FindByIssuerSubject);
+            EntitlementRule? matchedRule = matched is null && !caller.OwnIssuer ? Entitlements.Match(rules, caller, now) : null;
+            string? policy = matched?.AttestationPolicy ?? matchedRule?.AttestationPolicy;
+            return (
+                matched,
+                matchedRule,
+                caller.OwnIssuer ? null : s.Users.Find(caller.Issuer, caller.Subject),
+                found,
+                found is not null || s.Models.Exists(query.ModelId),
+                policy is not null && device is not null ? s.Attestations.Find(device) : null);
+        });
+
         bool byRule = licence is null && !caller.OwnIssuer;
+        string? attestationPolicy = licence?.AttestationPolicy ?? rule?.AttestationPolicy;
         var record = new AuditEntry(
             AuditEvents.KeyRefused, string.Empty, caller.Subject, licence?.LicenceId, query.ModelId, query.Version, null, device, caller.Client, caller.Issuer,
             rule is null ? null : new Dictionary<string, string>(StringComparer.Ordinal) { [RuleAttribute] = rule.Name });
@@ -78,6 +88,28 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
                 ?? ReleaseRules.CheckDeviceKey((recipient = deviceKeys.Get(query.DevicePublicKey, device)) is not null);
         }
 
+        // The attestation rule, last before the write: the evidence is verified here (pure), nothing is written yet.
+        AttestationStep? attestation = null;
+        if (refused is null && attestationPolicy is not null)
+        {
+            Outcome<AttestationStep?> checkedAttestation = AttestationRules.Check(attestationPolicy, attestationTrust, accepted, query.Evidence, query.DevicePublicKey!, device!, now);
+            if (checkedAttestation.Succeeded)
+            {
+                attestation = checkedAttestation.Value;
+            }
+            else
+            {
+                refused = checkedAttestation.Refused;
+                if (refused.Attestation == AttestationFailure.PolicyUnknown.Code())
+                {
+                    ServerLog.AttestationPolicyUnknown(logger, attestationPolicy);
+                }
+
+                // The evidence was examined: its challenge is used up by the refusal too (best effort).
+                await ConsumeChallengeAsync(caller, query.Evidence, now, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         if (refused is not null)
         {
             return await RefuseAsync(record, refused, cancellationToken).ConfigureAwait(false);
@@ -93,7 +125,7 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
             {
                 AuditEntry released = record with { Event = AuditEvents.KeyReleased, Outcome = "ok" };
                 recorded = await store.WriteAsync(
-                    s => rule is not null ? RecordForUser(s, version!, rule, caller, device!, released, now, parent) : Record(s, version!, licence!, caller, device!, released, now, parent),
+                    s => ConsumeChallenge(s, attestation, caller, now) ?? Accept(s, attestation, device!, now, rule is not null ? RecordForUser(s, version!, rule, caller, device!, released, now, parent) : Record(s, version!, licence!, caller, device!, released, now, parent)),
                     cancellationToken).ConfigureAwait(false);
             }
             catch (DbException e)
@@ -121,6 +153,60 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
         }
 
         return new ReleasedKey(query.ModelId, version.Version, version.KeyId, enc, sealedKey, lease);
+    }
+
+    /// <summary>
+    /// First in the release transaction, when evidence was examined: uses up its challenge (issued to this caller, not
+    /// expired, not used: otherwise <c>challenge-unknown</c>, and nothing else is written). Null when the release goes on.
+    /// </summary>
+    private static Refused? ConsumeChallenge(WriteSession s, AttestationStep? step, Caller caller, DateTimeOffset now) =>
+        step is null || s.Attestations.ConsumeChallenge(step.Challenge, caller.Issuer, caller.Subject, now)
+            ? null
+            : AttestationRules.Rejected(AttestationFailure.ChallengeUnknown.Code(), "The evidence's challenge was not issued to this caller, has expired, or was used already.");
+
+    /// <summary>Last in the release transaction, once the device is registered: stores the accepted attestation or the App Attest counter.</summary>
+    private static Outcome<RecordedKey> Accept(WriteSession s, AttestationStep? step, string device, DateTimeOffset now, Outcome<RecordedKey> recorded)
+    {
+        if (step is null || !recorded.Succeeded)
+        {
+            return recorded;
+        }
+
+        try
+        {
+            if (step.Accept is { } accept)
+            {
+                s.Attestations.Accept(accept);
+            }
+            else if (step.Counter is { } counter)
+            {
+                s.Attestations.Reasserted(device, counter, now);
+            }
+        }
+        catch
+        {
+            recorded.Dispose();
+            throw;
+        }
+
+        return recorded;
+    }
+
+    private async Task ConsumeChallengeAsync(Caller caller, ReleaseEvidence? evidence, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (evidence is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await store.WriteAsync(s => s.Attestations.ConsumeChallenge(evidence.Challenge, caller.Issuer, caller.Subject, now), cancellationToken).ConfigureAwait(false);
+        }
+        catch (DbException e)
+        {
+            ServerLog.AuditUnavailable(logger, e.GetType().Name, store.ErrorCode(e));
+        }
     }
 
     /// <summary>A licence's release transaction: the re-checks, the device, the unwrap and the audit record.</summary>
@@ -213,6 +299,14 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
     {
         string code = refused.Reason.Code();
         ServerLog.KeyRefused(logger, code, record.LicenceId, record.ModelId, record.Version, record.Device);
+        if (refused.Attestation is { } reason)
+        {
+            // The client hears attestation-rejected; the record says why.
+            ServerLog.AttestationRefused(logger, record.Device, reason, refused.LogDetail ?? refused.Detail);
+            var attributes = new Dictionary<string, string>(record.Attributes ?? new Dictionary<string, string>(), StringComparer.Ordinal) { [AttestationAttribute] = reason };
+            record = record with { Attributes = attributes };
+        }
+
         await audit.TryRecordAsync(record with { Outcome = code }, cancellationToken).ConfigureAwait(false);
         return refused;
     }

@@ -9,9 +9,10 @@ namespace ModelSeal.Server.Domain;
 /// <summary>
 /// A licence to create: who may claim it — with the credential the server returns once, or, when
 /// <paramref name="Issuer"/> is set, only with a token of that trusted issuer whose <c>sub</c> is
-/// <paramref name="Subject"/> — which models (or <c>*</c>), when, and on how many devices.
+/// <paramref name="Subject"/> — which models (or <c>*</c>), when, on how many devices, and the attestation policy
+/// (a configured policy's name) its device keys must satisfy, if any.
 /// </summary>
-internal sealed record NewLicence(string Subject, IReadOnlyList<string> Models, DateTimeOffset? NotBefore, DateTimeOffset? ExpiresAt, int MaxDevices, string? Issuer);
+internal sealed record NewLicence(string Subject, IReadOnlyList<string> Models, DateTimeOffset? NotBefore, DateTimeOffset? ExpiresAt, int MaxDevices, string? Issuer, string? AttestationPolicy = null);
 
 /// <summary>A created licence and, for a credential licence, its credential (shown only now).</summary>
 internal sealed record CreatedLicence(LicenceRecord Licence, string? Credential);
@@ -19,8 +20,9 @@ internal sealed record CreatedLicence(LicenceRecord Licence, string? Credential)
 /// <summary>
 /// A change to a licence: each member given replaces the licence's value, the others stay. A lower
 /// <paramref name="MaxDevices"/> than the devices registered keeps them and refuses new ones (<see cref="ReleaseRules"/>).
+/// <paramref name="AttestationPolicy"/> names a configured policy, or is empty to remove the licence's policy.
 /// </summary>
-internal sealed record LicenceChange(DateTimeOffset? ExpiresAt, int? MaxDevices, IReadOnlyList<string>? Models);
+internal sealed record LicenceChange(DateTimeOffset? ExpiresAt, int? MaxDevices, IReadOnlyList<string>? Models, string? AttestationPolicy = null);
 
 /// <summary>Licences and the devices registered under them (docs/protocol.md section 3). Every change is audited.</summary>
 internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logger)
@@ -42,7 +44,7 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
         bool byIssuer = spec.Issuer is not null;
         var licence = new LicenceRecord(
             licenceId, spec.Subject, spec.Models, spec.NotBefore, spec.ExpiresAt, spec.MaxDevices, now, null, Credentials.Hash(credential),
-            byIssuer ? LicenceClaim.IssuerSubject : LicenceClaim.Credential, spec.Issuer);
+            byIssuer ? LicenceClaim.IssuerSubject : LicenceClaim.Credential, spec.Issuer, spec.AttestationPolicy);
         await store.WriteAsync(
             s =>
             {
@@ -83,7 +85,7 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
     }
 
     /// <summary>
-    /// Changes a licence's end of validity, device limit or models. The audit record (<c>licence.changed</c>) names
+    /// Changes a licence's end of validity, device limit, models or attestation policy. The audit record (<c>licence.changed</c>) names
     /// in its attributes each member that changed, with its new value and, as <c>NAME.was</c>, the one before;
     /// a change that changes nothing records nothing.
     /// </summary>
@@ -106,6 +108,7 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
                     ExpiresAt = change.ExpiresAt ?? existing.ExpiresAt,
                     MaxDevices = change.MaxDevices ?? existing.MaxDevices,
                     Models = change.Models ?? existing.Models,
+                    AttestationPolicy = change.AttestationPolicy is null ? existing.AttestationPolicy : change.AttestationPolicy.Length == 0 ? null : change.AttestationPolicy,
                 };
                 if (!IsValidTerm(edited.NotBefore, edited.ExpiresAt))
                 {
@@ -131,12 +134,18 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
                     attributes["models.was"] = string.Join(',', existing.Models);
                 }
 
+                if (!string.Equals(edited.AttestationPolicy, existing.AttestationPolicy, StringComparison.Ordinal))
+                {
+                    attributes["attestationPolicy"] = edited.AttestationPolicy ?? string.Empty;
+                    attributes["attestationPolicy.was"] = existing.AttestationPolicy ?? string.Empty;
+                }
+
                 if (attributes.Count == 0)
                 {
                     return (existing, false, false);
                 }
 
-                s.Licences.Update(licenceId, edited.ExpiresAt, edited.MaxDevices, edited.Models);
+                s.Licences.Update(licenceId, edited.ExpiresAt, edited.MaxDevices, edited.Models, edited.AttestationPolicy);
                 s.Audit.Append(ModelCatalogue.Change(admin, AuditEvents.LicenceChanged) with { LicenceId = licenceId, Attributes = attributes }, now);
                 return (edited, true, false);
             },

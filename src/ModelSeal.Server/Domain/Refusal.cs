@@ -47,10 +47,20 @@ internal enum Refusal
 
     /// <summary>There is no user with this id.</summary>
     UserNotFound,
+
+    /// <summary>The grant has an attestation policy the device key's evidence does not satisfy (the reason is audited, not told).</summary>
+    AttestationRejected,
 }
 
-/// <summary>A refusal with a detail for the caller (never internals, key material or credentials).</summary>
-internal sealed record Refused(Refusal Reason, string Detail);
+/// <summary>
+/// A refusal with a detail for the caller (never internals, key material or credentials) and, for
+/// <see cref="Refusal.AttestationRejected"/>, the specific reason the audit record carries (attribute <c>attestation</c>).
+/// </summary>
+internal sealed record Refused(Refusal Reason, string Detail, string? Attestation = null)
+{
+    /// <summary>What the server's log says of the refusal beyond the code (attestation refusals: the verifier's detail); never sent.</summary>
+    public string? LogDetail { get; init; }
+}
 
 /// <summary>The problem codes of <see cref="Refusal"/>.</summary>
 internal static class Refusals

@@ -157,7 +157,7 @@ internal static class AdminApi
             return invalid;
         }
 
-        (LicenceChange? change, ProblemHttpResult? problem) = LicenceRequests.ValidateEdit(request!);
+        (LicenceChange? change, ProblemHttpResult? problem) = LicenceRequests.ValidateEdit(request!, options);
         if (problem is not null)
         {
             return problem;

@@ -30,7 +30,7 @@ internal static class KeyReleaseApi
 
     internal static async Task<Results<Ok<ReleaseResponse>, ProblemHttpResult>> ReleaseAsync(HttpContext http, KeyReleases releases, AnswerSigning signing, ServerOptions options, ServerTelemetry telemetry, CancellationToken cancellationToken)
     {
-        (ReleaseRequest? request, ProblemHttpResult? invalid) = await JsonBody.ReadAsync<ReleaseRequest>(http.Request, cancellationToken).ConfigureAwait(false);
+        (ReleaseRequest? request, ProblemHttpResult? invalid) = await JsonBody.ReadAsync<ReleaseRequest>(http.Request, cancellationToken, JsonBody.ReleaseMaxBytes).ConfigureAwait(false);
         if ((invalid ?? Validate(request!)) is { } problem)
         {
             return problem;
@@ -38,7 +38,7 @@ internal static class KeyReleaseApi
 
         byte[] nonce = AnswerSigning.Nonce(request!.Nonce)!;
         byte[] deviceKey = Callers.DecodeBase64Url(request.DevicePublicKey) ?? [];
-        var query = new ReleaseQuery(request.ModelId!, request.Version!, deviceKey.Length > 0 ? deviceKey : null);
+        var query = new ReleaseQuery(request.ModelId!, request.Version!, deviceKey.Length > 0 ? deviceKey : null, AttestationRequests.Parse(request.Attestation, null));
         Caller caller = http.Caller(options);
         Outcome<ReleasedKey> outcome = await releases.ReleaseAsync(caller, query, cancellationToken).ConfigureAwait(false);
         if (!outcome.Succeeded)
@@ -80,6 +80,7 @@ internal static class KeyReleaseApi
             errors["devicePublicKey"] = ["Required: base64url of the device's 65-byte uncompressed P-256 public key."];
         }
 
+        AttestationRequests.Parse(request.Attestation, errors);
         return errors.Count > 0 ? Problems.Invalid(errors) : null;
     }
 

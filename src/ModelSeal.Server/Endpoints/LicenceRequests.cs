@@ -52,15 +52,21 @@ internal static class LicenceRequests
             errors["issuer"] = ["Optional: the exact 'iss' of a trusted external issuer (TrustedIssuers); the licence is then claimed only by that issuer's tokens whose 'sub' is the subject, and has no credential."];
         }
 
+        if (request.AttestationPolicy is { Length: > 0 } policy && !options.Attestation.Policies.ContainsKey(policy))
+        {
+            errors["attestationPolicy"] = [PolicyRule(options)];
+        }
+
         return errors.Count > 0
             ? (null, Problems.Invalid(errors))
-            : (new NewLicence(request.Subject!, models!, request.NotBefore is null ? null : notBefore, request.ExpiresAt is null ? null : expiresAt, request.MaxDevices!.Value, request.Issuer), null);
+            : (new NewLicence(request.Subject!, models!, request.NotBefore is null ? null : notBefore, request.ExpiresAt is null ? null : expiresAt, request.MaxDevices!.Value, request.Issuer, string.IsNullOrEmpty(request.AttestationPolicy) ? null : request.AttestationPolicy), null);
     }
 
     /// <summary>Validation of <c>PATCH /v1/admin/licences/{licenceId}</c> bodies: at least one member, each valid as in a new licence.</summary>
-    public static (LicenceChange? Change, ProblemHttpResult? Problem) ValidateEdit(EditLicenceRequest request)
+    public static (LicenceChange? Change, ProblemHttpResult? Problem) ValidateEdit(EditLicenceRequest request, ServerOptions options)
     {
         ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(options);
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         DateTimeOffset expiresAt = default;
         if (request.ExpiresAt is not null && !Rfc3339.TryParse(request.ExpiresAt, out expiresAt))
@@ -79,15 +85,26 @@ internal static class LicenceRequests
             errors["models"] = [$"Optional: {ModelsRule}"];
         }
 
-        if (request.ExpiresAt is null && request.MaxDevices is null && request.Models is null)
+        if (request.AttestationPolicy is { Length: > 0 } policy && !options.Attestation.Policies.ContainsKey(policy))
         {
-            errors["expiresAt"] = ["Give at least one of expiresAt, maxDevices and models."];
+            errors["attestationPolicy"] = [PolicyRule(options) + " \"\" removes the licence's policy."];
+        }
+
+        if (request.ExpiresAt is null && request.MaxDevices is null && request.Models is null && request.AttestationPolicy is null)
+        {
+            errors["expiresAt"] = ["Give at least one of expiresAt, maxDevices, models and attestationPolicy."];
         }
 
         return errors.Count > 0
             ? (null, Problems.Invalid(errors))
-            : (new LicenceChange(request.ExpiresAt is null ? null : expiresAt, request.MaxDevices, models), null);
+            : (new LicenceChange(request.ExpiresAt is null ? null : expiresAt, request.MaxDevices, models, request.AttestationPolicy), null);
     }
+
+    /// <summary>The rule for <c>attestationPolicy</c>, naming the configured policies.</summary>
+    private static string PolicyRule(ServerOptions options) =>
+        options.Attestation.Policies.Count == 0
+            ? "Optional: the name of an attestation policy (Attestation:Policies), but none is configured."
+            : $"Optional: the name of an attestation policy (Attestation:Policies): {string.Join(", ", options.Attestation.Policies.Keys.Order(StringComparer.Ordinal))}.";
 
     private static string ModelsRule => $"[\"*\"], or 1 to {AdminApi.MaxLicenceModels} model ids (identifiers, format.md 1.1).";
 

@@ -39,9 +39,9 @@ internal static class Callers
     /// Decodes strict base64url (RFC 4648 section 5): only <c>A–Z a–z 0–9 - _</c>, no padding, whitespace or line
     /// breaks, and no length that no byte string has; null otherwise.
     /// </summary>
-    public static byte[]? DecodeBase64Url(string? text)
+    public static byte[]? DecodeBase64Url(string? text, int maxChars = 1024)
     {
-        if (string.IsNullOrEmpty(text) || text.Length > 1024 || text.Length % 4 == 1 || !text.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+        if (string.IsNullOrEmpty(text) || text.Length > maxChars || text.Length % 4 == 1 || !text.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
         {
             return null;
         }

@@ -13,12 +13,12 @@ internal static class Contracts
         new(model.ModelId, Rfc3339.Format(model.CreatedAt), model.Versions.Select(v => new VersionItem(v.Version, v.KeyId, v.State.Name(), Rfc3339.Format(v.CreatedAt))).ToList());
 
     public static LicenceResponse ToResponse(this LicenceRecord licence) =>
-        new(licence.LicenceId, licence.Subject, licence.Models, Rfc3339.Format(licence.NotBefore), Rfc3339.Format(licence.ExpiresAt), licence.MaxDevices, Rfc3339.Format(licence.CreatedAt), Rfc3339.Format(licence.RevokedAt), ClaimName(licence.Claim), licence.Issuer);
+        new(licence.LicenceId, licence.Subject, licence.Models, Rfc3339.Format(licence.NotBefore), Rfc3339.Format(licence.ExpiresAt), licence.MaxDevices, Rfc3339.Format(licence.CreatedAt), Rfc3339.Format(licence.RevokedAt), ClaimName(licence.Claim), licence.Issuer, licence.AttestationPolicy);
 
     public static LicenceCreatedResponse ToResponse(this CreatedLicence created)
     {
         LicenceResponse l = created.Licence.ToResponse();
-        return new(l.LicenceId, created.Credential, l.Subject, l.Models, l.NotBefore, l.ExpiresAt, l.MaxDevices, l.CreatedAt, l.RevokedAt, l.Claim, l.Issuer);
+        return new(l.LicenceId, created.Credential, l.Subject, l.Models, l.NotBefore, l.ExpiresAt, l.MaxDevices, l.CreatedAt, l.RevokedAt, l.Claim, l.Issuer, l.AttestationPolicy);
     }
 
     public static DeviceItem ToItem(this DeviceRecord device) => new(device.Thumbprint, Rfc3339.Format(device.FirstSeen), Rfc3339.Format(device.LastSeen));

@@ -20,10 +20,22 @@ internal static class JsonBody
     /// <summary>The request body limit (docs/protocol.md section 6).</summary>
     public const int MaxBytes = 16 * 1024;
 
+    /// <summary>
+    /// The release request's body limit (docs/protocol.md section 6.1): room for attestation evidence of at most
+    /// 10 certificates of 16 KiB, or App Attest objects of 32 KiB, in base64url.
+    /// </summary>
+    public const int ReleaseMaxBytes = 256 * 1024;
+
+    /// <summary>The path of the one endpoint with the larger limit.</summary>
+    public const string ReleasePath = "/v1/keys/release";
+
+    /// <summary>The body limit of a request to <paramref name="path"/>.</summary>
+    public static int LimitFor(PathString path) => path.Equals(ReleasePath, StringComparison.OrdinalIgnoreCase) ? ReleaseMaxBytes : MaxBytes;
+
     /// <summary>Kestrel's hard limit: up to this much of an oversized body is discarded before answering 413.</summary>
     public const int DrainLimit = 1024 * 1024;
 
-    public static async Task<(T? Value, ProblemHttpResult? Problem)> ReadAsync<T>(HttpRequest request, CancellationToken cancellationToken)
+    public static async Task<(T? Value, ProblemHttpResult? Problem)> ReadAsync<T>(HttpRequest request, CancellationToken cancellationToken, int maxBytes = MaxBytes)
         where T : class
     {
         if (!request.HasJsonContentType())
@@ -31,7 +43,7 @@ internal static class JsonBody
             return (null, Problems.Invalid("body", "The body must be a JSON object sent with Content-Type: application/json."));
         }
 
-        byte[] buffer = new byte[MaxBytes + 1];
+        byte[] buffer = new byte[maxBytes + 1];
         int length = 0;
         try
         {
@@ -43,13 +55,13 @@ internal static class JsonBody
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return (null, TooLarge());
+            return (null, TooLarge(maxBytes));
         }
 
-        if (length > MaxBytes)
+        if (length > maxBytes)
         {
             await DrainAsync(request, cancellationToken).ConfigureAwait(false);
-            return (null, TooLarge());
+            return (null, TooLarge(maxBytes));
         }
 
         JsonSerializerOptions options = request.HttpContext.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
@@ -85,8 +97,8 @@ internal static class JsonBody
     public static RouteHandlerBuilder AcceptsJson<T>(this RouteHandlerBuilder builder) =>
         builder.WithMetadata(new JsonRequestBodyMetadata(typeof(T)));
 
-    private static ProblemHttpResult TooLarge() =>
-        Problems.Create(ProblemCodes.RequestTooLarge, $"The request body must be at most {MaxBytes} bytes.");
+    private static ProblemHttpResult TooLarge(int maxBytes) =>
+        Problems.Create(ProblemCodes.RequestTooLarge, $"The request body must be at most {maxBytes} bytes.");
 }
 
 /// <summary>Endpoint metadata: the endpoint reads a JSON body of this type (see <see cref="JsonBody.AcceptsJson{T}"/>).</summary>

@@ -40,6 +40,12 @@ internal sealed class OpenApiJsonBodies : IOpenApiOperationTransformer
         OpenApiSchema schema = await context.GetOrCreateSchemaAsync(body.Type, null, cancellationToken).ConfigureAwait(false);
         OpenApiDocument document = context.Document ?? throw new InvalidOperationException("The OpenAPI document is not available to operation transformers.");
         document.AddComponent(body.Type.Name, schema);
+
+        // A protocol record nested in the body (a release's attestation evidence) gets its named component too.
+        foreach (Type nested in body.Type.GetProperties().Select(p => Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType).Where(t => t.IsClass && t != typeof(string) && t.Namespace == body.Type.Namespace).Distinct())
+        {
+            document.AddComponent(nested.Name, await context.GetOrCreateSchemaAsync(nested, null, cancellationToken).ConfigureAwait(false));
+        }
         operation.RequestBody = new OpenApiRequestBody
         {
             Required = true,

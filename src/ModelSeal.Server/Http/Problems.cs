@@ -49,6 +49,7 @@ internal static class Problems
         [Refusal.DeviceNotFound.Code()] = (404, "The licence or user has no such device."),
         [Refusal.NoEntitlement.Code()] = (403, "No licence or entitlement rule covers this token."),
         [Refusal.UserBlocked.Code()] = (403, "The user is blocked."),
+        [Refusal.AttestationRejected.Code()] = (403, "The device's attestation was not accepted."),
         [Refusal.UserNotFound.Code()] = (404, "The user does not exist."),
         [Refusal.VersionsNotDestroyed.Code()] = (409, "The model has versions that are not destroyed."),
         [Refusal.AuditUnavailable.Code()] = (503, "The audit log is unavailable; no key was released."),

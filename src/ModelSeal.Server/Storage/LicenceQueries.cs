@@ -6,7 +6,7 @@ namespace ModelSeal.Server.Storage;
 /// <summary>Licences, read.</summary>
 internal class LicenceReads(DbSession db)
 {
-    internal const string Columns = "SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash, claim, issuer FROM licences";
+    internal const string Columns = "SELECT licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash, claim, issuer, attestation_policy FROM licences";
 
     internal const string ClaimCredential = "credential";
     internal const string ClaimIssuerSubject = "issuer-subject";
@@ -41,7 +41,8 @@ internal class LicenceReads(DbSession db)
             ClaimIssuerSubject => LicenceClaim.IssuerSubject,
             string other => throw new InvalidOperationException($"Unknown licence claim '{other}' in the database."),
         },
-        DbSession.NullableString(r, 10));
+        DbSession.NullableString(r, 10),
+        DbSession.NullableString(r, 11));
 }
 
 /// <summary>Licences, read and changed.</summary>
@@ -49,7 +50,7 @@ internal sealed class LicenceWrites(DbSession db) : LicenceReads(db)
 {
     public void Insert(LicenceRecord licence) =>
         Db.NonQuery(
-            "INSERT INTO licences (licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash, claim, issuer) VALUES (@id, @s, @m, @nb, @ex, @max, @t, @r, @h, @c, @i)",
+            "INSERT INTO licences (licence_id, subject, models, not_before, expires_at, max_devices, created_at, revoked_at, credential_hash, claim, issuer, attestation_policy) VALUES (@id, @s, @m, @nb, @ex, @max, @t, @r, @h, @c, @i, @ap)",
             ("@id", licence.LicenceId),
             ("@s", licence.Subject),
             ("@m", JsonSerializer.Serialize(licence.Models)),
@@ -60,15 +61,17 @@ internal sealed class LicenceWrites(DbSession db) : LicenceReads(db)
             ("@r", licence.RevokedAt is { } r ? DbSession.Seconds(r) : null),
             ("@h", licence.CredentialHash),
             ("@c", licence.Claim == LicenceClaim.Credential ? ClaimCredential : ClaimIssuerSubject),
-            ("@i", licence.Issuer));
+            ("@i", licence.Issuer),
+            ("@ap", licence.AttestationPolicy));
 
-    /// <summary>Sets a licence's end of validity, device limit and models (the other columns never change).</summary>
-    public void Update(string licenceId, DateTimeOffset? expiresAt, int maxDevices, IReadOnlyList<string> models) =>
+    /// <summary>Sets a licence's end of validity, device limit, models and attestation policy (the other columns never change).</summary>
+    public void Update(string licenceId, DateTimeOffset? expiresAt, int maxDevices, IReadOnlyList<string> models, string? attestationPolicy) =>
         Db.NonQuery(
-            "UPDATE licences SET expires_at = @ex, max_devices = @max, models = @m WHERE licence_id = @id",
+            "UPDATE licences SET expires_at = @ex, max_devices = @max, models = @m, attestation_policy = @ap WHERE licence_id = @id",
             ("@ex", expiresAt is { } ex ? DbSession.Seconds(ex) : null),
             ("@max", maxDevices),
             ("@m", JsonSerializer.Serialize(models)),
+            ("@ap", attestationPolicy),
             ("@id", licenceId));
 
     public void Revoke(string licenceId, DateTimeOffset now) =>

@@ -19,8 +19,38 @@ internal sealed class PostgresStore : Store
     // licence is claimed, the audit record's format, issuer and attributes (as SQLite's version 3). 4: admin_credential,
     // the admin credential's hash and epoch (as SQLite's version 4). 5: master_key, the master-key version that wraps
     // new data keys (as SQLite's version 5). 6: audit_checkpoints (as SQLite's version 6). 7: users, user_devices and
-    // the audit log's index by subject (as SQLite's version 7).
-    private const int SchemaVersion = 7;
+    // the audit log's index by subject (as SQLite's version 7). 8: licences.attestation_policy, attestation_challenges
+    // and device_attestations (as SQLite's version 8).
+    private const int SchemaVersion = 8;
+
+    // Version 8, on its own: applied (IF NOT EXISTS) to every database, whatever version it comes from.
+    private const string AttestationSchema = """
+        ALTER TABLE licences ADD COLUMN IF NOT EXISTS attestation_policy text;
+        CREATE TABLE IF NOT EXISTS attestation_challenges (
+            challenge   text PRIMARY KEY,
+            issuer      text NOT NULL,
+            subject     text NOT NULL,
+            expires_at  bigint NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS attestation_challenges_by_expiry ON attestation_challenges (expires_at);
+        CREATE TABLE IF NOT EXISTS device_attestations (
+            thumbprint       text PRIMARY KEY,
+            format           text NOT NULL,
+            policy           text NOT NULL,
+            device_key       bytea NOT NULL,
+            certificates     text,
+            challenge        bytea,
+            key_id           bytea,
+            attested_key     bytea,
+            app_id           text,
+            environment      text,
+            counter          bigint NOT NULL,
+            verified_at      bigint NOT NULL,
+            reverified_at    bigint,
+            rejected_at      bigint,
+            rejected_reason  text
+        );
+        """;
 
     // Version 7, on its own: applied (IF NOT EXISTS) to every database, whatever version it comes from.
     private const string UsersSchema = """
@@ -199,6 +229,7 @@ internal sealed class PostgresStore : Store
                 Execute(connection, transaction, Schema);
                 Execute(connection, transaction, AuditCheckpointsSchema);
                 Execute(connection, transaction, UsersSchema);
+                Execute(connection, transaction, AttestationSchema);
                 Execute(connection, transaction, string.Create(CultureInfo.InvariantCulture, $"DELETE FROM schema_info; INSERT INTO schema_info (version) VALUES ({SchemaVersion});"));
             }
 

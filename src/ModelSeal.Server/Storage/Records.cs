@@ -73,7 +73,8 @@ internal sealed record LicenceRecord(
     DateTimeOffset? RevokedAt,
     byte[] CredentialHash,
     LicenceClaim Claim = LicenceClaim.Credential,
-    string? Issuer = null)
+    string? Issuer = null,
+    string? AttestationPolicy = null)
 {
     public bool Covers(string modelId) => Models.Contains("*", StringComparer.Ordinal) || Models.Contains(modelId, StringComparer.Ordinal);
 }
@@ -121,6 +122,8 @@ internal static class AuditEvents
     public const string MasterKeyMigrated = "master-key.migrated";
     public const string DatabaseMigrated = "database.migrated";
     public const string AdminCredentialRotated = "admin.credential-rotated";
+    public const string AttestationRejected = "device.attestation-rejected";
+    public const string AttestationsReverified = "attestations.reverified";
 
     /// <summary>The subject of records written by offline operator commands (migrations).</summary>
     public const string Operator = "operator";
@@ -161,7 +164,32 @@ internal sealed record StoreSnapshot(
     MasterKeyRecord? MasterKey = null,
     IReadOnlyList<AuditCheckpoint>? AuditCheckpoints = null,
     IReadOnlyList<UserRow>? Users = null,
-    IReadOnlyList<(long UserId, string Thumbprint, long FirstSeen, long LastSeen, string Rule)>? UserDevices = null);
+    IReadOnlyList<(long UserId, string Thumbprint, long FirstSeen, long LastSeen, string Rule)>? UserDevices = null,
+    IReadOnlyList<DeviceAttestationRecord>? DeviceAttestations = null);
 
 /// <summary>A user row as stored (moving a database only); times in Unix seconds.</summary>
 internal sealed record UserRow(long UserId, string Issuer, string Subject, long CreatedAt, long LastSeen, long? BlockedAt);
+
+/// <summary>
+/// A device key's accepted attestation (docs/protocol.md section 2.6), keyed by the device key's thumbprint: the
+/// format (<c>android-key</c> or <c>apple-appattest</c>), the policy it was accepted under, what re-verification needs
+/// (Android: the chain, DER, and its challenge; Apple: the key id, the attested public key, the App ID, the environment
+/// and the last counter), when it was verified and re-verified, and when and why re-verification rejected it.
+/// <paramref name="DevicePublicKey"/> is the device key's 65-byte point.
+/// </summary>
+internal sealed record DeviceAttestationRecord(
+    string Thumbprint,
+    string Format,
+    string Policy,
+    byte[] DevicePublicKey,
+    IReadOnlyList<byte[]>? Certificates,
+    byte[]? Challenge,
+    byte[]? KeyId,
+    byte[]? AttestedKey,
+    string? AppId,
+    string? Environment,
+    long Counter,
+    DateTimeOffset VerifiedAt,
+    DateTimeOffset? ReverifiedAt = null,
+    DateTimeOffset? RejectedAt = null,
+    string? RejectedReason = null);

@@ -71,6 +71,8 @@ internal sealed class ReadSession(DbSession db)
 
     public UserReads Users { get; } = new(db);
 
+    public AttestationReads Attestations { get; } = new(db);
+
     public AuditReads Audit { get; } = new(db);
 
     public SnapshotQueries Snapshot { get; } = new(db);
@@ -90,6 +92,8 @@ internal sealed class WriteSession(DbSession db, Store store)
     public DeviceWrites Devices { get; } = new(db);
 
     public UserWrites Users { get; } = new(db);
+
+    public AttestationWrites Attestations { get; } = new(db);
 
     public AuditWrites Audit { get; } = new(db);
 

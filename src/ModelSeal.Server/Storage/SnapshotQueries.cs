@@ -20,7 +20,8 @@ internal sealed class SnapshotQueries(DbSession db)
             "SELECT user_id, issuer, subject, created_at, last_seen, blocked_at FROM users ORDER BY user_id"),
         db.List(
             r => (r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3), r.GetString(4)),
-            "SELECT user_id, thumbprint, first_seen, last_seen, rule FROM user_devices ORDER BY user_id, first_seen, thumbprint"));
+            "SELECT user_id, thumbprint, first_seen, last_seen, rule FROM user_devices ORDER BY user_id, first_seen, thumbprint"),
+        new AttestationReads(db).All());
 
     /// <summary>
     /// Inserts a snapshot into empty tables, keeping version sequence numbers, insertion order, audit ids, formats and
@@ -65,6 +66,13 @@ internal sealed class SnapshotQueries(DbSession db)
             db.NonQuery(
                 "INSERT INTO user_devices (user_id, thumbprint, first_seen, last_seen, rule) VALUES (@u, @d, @f, @t, @r)",
                 ("@u", userId), ("@d", thumbprint), ("@f", firstSeen), ("@t", lastSeen), ("@r", rule));
+        }
+
+        // Accepted attestations move (issued challenges do not: they are short-lived, and clients ask again).
+        var attestations = new AttestationWrites(db);
+        foreach (DeviceAttestationRecord attestation in snapshot.DeviceAttestations ?? [])
+        {
+            attestations.Insert(attestation);
         }
 
         var audit = new AuditWrites(db);

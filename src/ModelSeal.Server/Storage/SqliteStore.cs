@@ -19,7 +19,9 @@ internal sealed class SqliteStore : Store
     // 6: audit_checkpoints, the signed checkpoints of the audit log (docs/protocol.md section 4.3; created, empty, by
     // AuditCheckpointsSchema on any earlier version). 7: users and user_devices, the users entitlement rules grant keys
     // to and their devices, and an index of the audit log by subject (created by UsersSchema on any earlier version).
-    private const int SchemaVersion = 7;
+    // 8: licences.attestation_policy, attestation_challenges and device_attestations (docs/protocol.md section 2.6;
+    // the tables are created by AttestationSchema on any earlier version, the column added to an existing table).
+    private const int SchemaVersion = 8;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS models (
@@ -49,7 +51,8 @@ internal sealed class SqliteStore : Store
             revoked_at       INTEGER,
             credential_hash  BLOB NOT NULL,
             claim            TEXT NOT NULL DEFAULT 'credential',
-            issuer           TEXT
+            issuer           TEXT,
+            attestation_policy TEXT
         ) STRICT;
         CREATE INDEX IF NOT EXISTS licences_by_subject ON licences (subject, created_at);
         CREATE INDEX IF NOT EXISTS licences_by_issuer_subject ON licences (issuer, subject, created_at);
@@ -133,6 +136,34 @@ internal sealed class SqliteStore : Store
         CREATE INDEX IF NOT EXISTS audit_by_subject ON audit (subject, id);
         """;
 
+    // Version 8, on its own: applied to every database (IF NOT EXISTS), whatever version it comes from.
+    private const string AttestationSchema = """
+        CREATE TABLE IF NOT EXISTS attestation_challenges (
+            challenge   TEXT PRIMARY KEY NOT NULL,
+            issuer      TEXT NOT NULL,
+            subject     TEXT NOT NULL,
+            expires_at  INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX IF NOT EXISTS attestation_challenges_by_expiry ON attestation_challenges (expires_at);
+        CREATE TABLE IF NOT EXISTS device_attestations (
+            thumbprint       TEXT PRIMARY KEY NOT NULL,
+            format           TEXT NOT NULL,
+            policy           TEXT NOT NULL,
+            device_key       BLOB NOT NULL,
+            certificates     TEXT,
+            challenge        BLOB,
+            key_id           BLOB,
+            attested_key     BLOB,
+            app_id           TEXT,
+            environment      TEXT,
+            counter          INTEGER NOT NULL,
+            verified_at      INTEGER NOT NULL,
+            reverified_at    INTEGER,
+            rejected_at      INTEGER,
+            rejected_reason  TEXT
+        ) STRICT;
+        """;
+
     private const string MigrateToVersion3 = """
         ALTER TABLE licences ADD COLUMN claim TEXT NOT NULL DEFAULT 'credential';
         ALTER TABLE licences ADD COLUMN issuer TEXT;
@@ -190,6 +221,12 @@ internal sealed class SqliteStore : Store
             Execute(connection, transaction, MigrateToVersion3);
         }
 
+        if (version is >= 1 and < 8 && Convert.ToInt64(Scalar(connection, transaction, "SELECT COUNT(*) FROM pragma_table_info('licences') WHERE name = 'attestation_policy';"), CultureInfo.InvariantCulture) == 0)
+        {
+            // Version 8: the licences of an earlier version have no attestation policy.
+            Execute(connection, transaction, "ALTER TABLE licences ADD COLUMN attestation_policy TEXT;");
+        }
+
         if (version == 1)
         {
             new AuditWrites(new DbSession(connection, transaction)).ChainUnhashed();
@@ -198,6 +235,7 @@ internal sealed class SqliteStore : Store
         Execute(connection, transaction, Schema);
         Execute(connection, transaction, AuditCheckpointsSchema);
         Execute(connection, transaction, UsersSchema);
+        Execute(connection, transaction, AttestationSchema);
         Execute(connection, transaction, string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {SchemaVersion};"));
         transaction.Commit();
     }

@@ -99,13 +99,13 @@ public sealed class AndroidPolicyTests : IDisposable
     {
         LeafDescription leaf = mutation switch
         {
-            "software" => Leaf() with { Level = AndroidSecurityLevel.Software },
+            "software" => Leaf() with { Level = LeafDescription.Software },
             "imported" => Leaf() with { Origin = 2 },
-            "sign" => Leaf() with { Purposes = [AuthorizationList.PurposeSign] },
+            "sign" => Leaf() with { Purposes = [LeafDescription.PurposeSign] },
             "package" => Leaf() with { PackageName = "com.example.repackaged" },
             "digest" => Leaf() with { SigningDigest = Convert.ToHexStringLower(SHA256.HashData("another signer"u8)) },
             "unlocked" => Leaf() with { DeviceLocked = false },
-            "unverified-boot" => Leaf() with { BootState = VerifiedBootState.Unverified },
+            "unverified-boot" => Leaf() with { BootState = LeafDescription.BootUnverified },
             _ => throw new ArgumentException(mutation, nameof(mutation)),
         };
         AndroidAttestation attestation = AndroidKeyAttestation.Verify(_ca.Chain(_device, leaf), _ca.Trust(), Now);

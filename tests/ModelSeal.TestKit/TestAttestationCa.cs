@@ -1,17 +1,27 @@
 using System.Formats.Asn1;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using ModelSeal.Server.Attestation;
 
-namespace ModelSeal.Server.Tests.Attestation;
+namespace ModelSeal.TestKit;
 
 /// <summary>
-/// A TEST-ONLY Android attestation CA: a root and an intermediate generated per test, and leaves that attest any P-256
-/// key with a KeyDescription the test chooses. No real device produced these chains; they exist because none of the
-/// real samples is an AGREE_KEY key, so the release policy's success path can only be shown with a CA of our own.
+/// TEST ONLY — never trust this CA outside tests. An Android attestation CA: a root and an intermediate (serial
+/// <c>1001</c>) generated per instance, and leaves (serial <c>01</c>) that attest any P-256 key with a KeyDescription
+/// the test chooses. No real device produced these chains; they exist because none of the real samples is an AGREE_KEY
+/// key, so the release policy's success path can only be shown with a CA of our own. Shared by the test projects and
+/// the benchmarks; it uses no server internals (the extension's OID is written out).
 /// </summary>
-internal sealed class TestAttestationCa : IDisposable
+public sealed class TestAttestationCa : IDisposable
 {
+    /// <summary>The OID of the Android Key Attestation extension (KeyDescription).</summary>
+    public const string KeyDescriptionOid = "1.3.6.1.4.1.11129.2.1.17";
+
+    /// <summary>The intermediate's serial, as a status list names it (lowercase hex without leading zeros).</summary>
+    public const string IntermediateSerial = "1001";
+
+    /// <summary>The leaf's serial, as a status list names it.</summary>
+    public const string LeafSerial = "1";
+
     private readonly ECDsa _rootKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
     private readonly ECDsa _intermediateKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
 
@@ -33,7 +43,8 @@ internal sealed class TestAttestationCa : IDisposable
 
     public X509Certificate2 Intermediate { get; }
 
-    public AndroidTrust Trust(params string[] revokedSerials) => new([Root], revokedSerials);
+    /// <summary>The root in PEM (for <c>Attestation:Android:RootsFile</c>).</summary>
+    public string RootPem() => Root.ExportCertificatePem();
 
     /// <summary>The chain (leaf, intermediate, root; DER) attesting <paramref name="deviceKey"/> as <paramref name="leaf"/> says.</summary>
     public List<byte[]> Chain(ECDiffieHellman deviceKey, LeafDescription leaf)
@@ -41,7 +52,7 @@ internal sealed class TestAttestationCa : IDisposable
         ArgumentNullException.ThrowIfNull(deviceKey);
         ArgumentNullException.ThrowIfNull(leaf);
         var request = new CertificateRequest(new X500DistinguishedName("CN=Android Keystore Key"), new PublicKey(deviceKey), HashAlgorithmName.SHA256);
-        request.CertificateExtensions.Add(new X509Extension(KeyDescription.Oid, leaf.Encode(), critical: false));
+        request.CertificateExtensions.Add(new X509Extension(KeyDescriptionOid, leaf.Encode(), critical: false));
         using X509Certificate2 certificate = request.Create(
             Intermediate.SubjectName, X509SignatureGenerator.CreateForECDsa(_intermediateKey), Now.AddDays(-1), Now.AddYears(20), [0x01]);
         return [certificate.RawData, Intermediate.RawData, Root.RawData];
@@ -56,20 +67,60 @@ internal sealed class TestAttestationCa : IDisposable
     }
 }
 
-/// <summary>What a test leaf's KeyDescription says (by default: what the release policy accepts).</summary>
-internal sealed record LeafDescription
+/// <summary>
+/// TEST ONLY. What a <see cref="TestAttestationCa"/> leaf's KeyDescription says (by default: what a release policy for
+/// <see cref="Package"/> and <see cref="Digest"/> accepts). Values are KeyMint's numbers.
+/// </summary>
+public sealed record LeafDescription
 {
     public const string Package = "com.example.sealedapp";
 
+    /// <summary>KeyMint SecurityLevel: Software.</summary>
+    public const int Software = 0;
+
+    /// <summary>KeyMint SecurityLevel: TrustedEnvironment.</summary>
+    public const int TrustedEnvironment = 1;
+
+    /// <summary>KeyMint SecurityLevel: StrongBox.</summary>
+    public const int StrongBox = 2;
+
+    /// <summary>KeyPurpose SIGN.</summary>
+    public const int PurposeSign = 2;
+
+    /// <summary>KeyPurpose AGREE_KEY.</summary>
+    public const int PurposeAgreeKey = 6;
+
+    /// <summary>KeyOrigin GENERATED.</summary>
+    public const int OriginGenerated = 0;
+
+    /// <summary>KeyOrigin IMPORTED.</summary>
+    public const int OriginImported = 2;
+
+    /// <summary>VerifiedBootState VERIFIED.</summary>
+    public const int BootVerified = 0;
+
+    /// <summary>VerifiedBootState UNVERIFIED.</summary>
+    public const int BootUnverified = 2;
+
+    private const int AlgorithmEc = 3;
+
+    /// <summary>An ASN.1 ENUMERATED written from its number.</summary>
+    private enum Enumerated
+    {
+    }
+
+    private const int CurveP256 = 1;
+
+    /// <summary>The lowercase hex SHA-256 of the TEST signing certificate.</summary>
     public static readonly string Digest = Convert.ToHexStringLower(SHA256.HashData("TEST signing certificate"u8));
 
     public required byte[] Challenge { get; init; }
 
-    public AndroidSecurityLevel Level { get; init; } = AndroidSecurityLevel.TrustedEnvironment;
+    public int Level { get; init; } = TrustedEnvironment;
 
-    public int[] Purposes { get; init; } = [AuthorizationList.PurposeAgreeKey];
+    public IReadOnlyList<int> Purposes { get; init; } = [PurposeAgreeKey];
 
-    public int Origin { get; init; } = AuthorizationList.OriginGenerated;
+    public int Origin { get; init; } = OriginGenerated;
 
     public string PackageName { get; init; } = Package;
 
@@ -77,7 +128,7 @@ internal sealed record LeafDescription
 
     public bool DeviceLocked { get; init; } = true;
 
-    public VerifiedBootState BootState { get; init; } = VerifiedBootState.Verified;
+    public int BootState { get; init; } = BootVerified;
 
     /// <summary>The KeyDescription in DER (attestation version 300, KeyMint 300).</summary>
     public byte[] Encode()
@@ -86,9 +137,9 @@ internal sealed record LeafDescription
         using (writer.PushSequence())
         {
             writer.WriteInteger(300);
-            writer.WriteEnumeratedValue(Level);
+            writer.WriteEnumeratedValue((Enumerated)Level);
             writer.WriteInteger(300);
-            writer.WriteEnumeratedValue(Level);
+            writer.WriteEnumeratedValue((Enumerated)Level);
             writer.WriteOctetString(Challenge);
             writer.WriteOctetString([]);
             WriteList(writer, software: true);
@@ -137,9 +188,9 @@ internal sealed record LeafDescription
                     }
                 }
             });
-            Explicit(writer, 2, w => w.WriteInteger(AuthorizationList.AlgorithmEc));
+            Explicit(writer, 2, w => w.WriteInteger(AlgorithmEc));
             Explicit(writer, 3, w => w.WriteInteger(256));
-            Explicit(writer, 10, w => w.WriteInteger(AuthorizationList.CurveP256));
+            Explicit(writer, 10, w => w.WriteInteger(CurveP256));
             Explicit(writer, 702, w => w.WriteInteger(Origin));
             Explicit(writer, 704, w =>
             {
@@ -147,7 +198,7 @@ internal sealed record LeafDescription
                 {
                     w.WriteOctetString(new byte[32]);
                     w.WriteBoolean(DeviceLocked);
-                    w.WriteEnumeratedValue(BootState);
+                    w.WriteEnumeratedValue((Enumerated)BootState);
                     w.WriteOctetString(new byte[32]);
                 }
             });
