@@ -51,7 +51,7 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
         // matched, the device key's accepted attestation only when the grant has an attestation policy.
         // A licence bound to (issuer, subject) takes precedence; otherwise the first matching rule decides.
         IReadOnlyList<EntitlementRule> rules = entitlements.Rules;
-        (LicenceRecord? licence, EntitlementRule? rule, UserRecord? user, VersionRecord? version, bool modelExists, DeviceAttestationRecord? accepted) = store.Read(s =>
+        (LicenceRecord? licence, EntitlementRule? rule, DateTimeOffset? blockedAt, VersionRecord? version, bool modelExists, DeviceAttestationRecord? accepted) = store.Read(s =>
         {
             VersionRecord? found = query.Version == ReleaseRules.Latest ? s.Models.FindLatestActiveVersion(query.ModelId) : s.Models.FindVersion(query.ModelId, query.Version);
             LicenceRecord? matched = ReleaseRules.MatchLicence(caller, s.Licences.Get, s.Licences.FindByIssuerSubject);
@@ -60,7 +60,7 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
             return (
                 matched,
                 matchedRule,
-                caller.OwnIssuer ? null : s.Users.Find(caller.Issuer, caller.Subject),
+                caller.OwnIssuer ? null : s.Users.BlockedAt(caller.Issuer, caller.Subject),
                 found,
                 found is not null || s.Models.Exists(query.ModelId),
                 policy is not null && device is not null ? s.Attestations.Find(device) : null);
@@ -73,7 +73,7 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
             rule is null ? null : new Dictionary<string, string>(StringComparer.Ordinal) { [RuleAttribute] = rule.Name });
 
         HpkePublicKey? recipient = null;
-        Refused? refused = ReleaseRules.CheckUser(user?.BlockedAt)
+        Refused? refused = ReleaseRules.CheckUser(blockedAt)
             ?? (byRule ? ReleaseRules.CheckRule(rule, rules.Count > 0, query.ModelId) : ReleaseRules.CheckLicence(licence, now, query.ModelId));
         if (refused is null)
         {
@@ -213,7 +213,8 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
     private Outcome<RecordedKey> Record(WriteSession s, VersionRecord version, LicenceRecord licence, Caller caller, string device, AuditEntry released, DateTimeOffset now, ActivityContext parent)
     {
         WrappedKey wrapped = s.Models.ReadKey(version.Sequence);
-        bool registered = s.Devices.Exists(licence.LicenceId, device);
+        long? lastSeen = s.Devices.LastSeen(licence.LicenceId, device);
+        bool registered = lastSeen is not null;
 
         // The licence as it is now: a revocation or a lower device limit (PATCH) since the first read applies.
         LicenceRecord? current = s.Licences.Get(licence.LicenceId);
@@ -225,7 +226,11 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
 
         if (registered)
         {
-            s.Devices.Touch(licence.LicenceId, device, now);
+            // Last-seen times have a resolution of one second: most repeat releases have nothing to write.
+            if (lastSeen < DbSession.Seconds(now))
+            {
+                s.Devices.Touch(licence.LicenceId, device, now);
+            }
         }
         else
         {
@@ -247,8 +252,8 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
     private Outcome<RecordedKey> RecordForUser(WriteSession s, VersionRecord version, EntitlementRule rule, Caller caller, string device, AuditEntry released, DateTimeOffset now, ActivityContext parent)
     {
         WrappedKey wrapped = s.Models.ReadKey(version.Sequence);
-        UserRecord? user = s.Users.Find(caller.Issuer, caller.Subject);
-        bool registered = user is not null && s.Users.DeviceExists(user.UserId, device);
+        UserDeviceState? user = s.Users.FindWithDevice(caller.Issuer, caller.Subject, device);
+        bool registered = user?.DeviceLastSeen is not null;
         long count = user is null || registered ? 0 : s.Users.DeviceCount(user.UserId);
         Refused? refused = ReleaseRules.RecheckUser(rule, user?.BlockedAt is not null, version.Version, wrapped.State, registered, count);
         if (refused is not null)
@@ -256,17 +261,23 @@ internal sealed class KeyReleases(Store store, MasterKeyRing masterKeys, Clock c
             return refused;
         }
 
+        // Last-seen times have a resolution of one second: most repeat releases have nothing to write.
+        long seconds = DbSession.Seconds(now);
         long userId = user?.UserId ?? s.Users.GetOrCreate(caller.Issuer, caller.Subject, now);
-        if (registered)
-        {
-            s.Users.TouchDevice(userId, device, now);
-        }
-        else
+        if (!registered)
         {
             s.Users.InsertDevice(userId, device, rule.Name, now);
         }
+        else if (user!.DeviceLastSeen < seconds)
+        {
+            s.Users.TouchDevice(userId, device, now);
+        }
 
-        s.Users.Touch(userId, now);
+        if (user is not null && user.LastSeen < seconds)
+        {
+            s.Users.Touch(userId, now);
+        }
+
         return new RecordedKey(UnwrapAndAudit(s, wrapped, version, released, now, parent), userId);
     }
 

@@ -5,8 +5,9 @@ internal class DeviceReads(DbSession db)
 {
     protected DbSession Db { get; } = db;
 
-    public bool Exists(string licenceId, string thumbprint) =>
-        Db.Exists("SELECT 1 FROM devices WHERE licence_id = @l AND thumbprint = @d", ("@l", licenceId), ("@d", thumbprint));
+    /// <summary>The device's last-seen time in Unix seconds; null when it is not registered for the licence.</summary>
+    public long? LastSeen(string licenceId, string thumbprint) =>
+        Db.List(r => (long?)r.GetInt64(0), "SELECT last_seen FROM devices WHERE licence_id = @l AND thumbprint = @d", ("@l", licenceId), ("@d", thumbprint)).FirstOrDefault();
 
     public long Count(string licenceId) => Db.Count("SELECT COUNT(*) FROM devices WHERE licence_id = @l", ("@l", licenceId));
 

@@ -11,6 +11,12 @@ internal sealed record UserRecord(long UserId, string Issuer, string Subject, Da
 /// <summary>A device registered for a user, with the rule it was registered under.</summary>
 internal sealed record UserDeviceRecord(string Thumbprint, DateTimeOffset FirstSeen, DateTimeOffset LastSeen, string Rule);
 
+/// <summary>
+/// What a rule's release transaction needs of (issuer, subject)'s user and one device, in one query: the user's id, its
+/// block and last-seen time, and the device's last-seen time (null when the device is not registered for the user).
+/// </summary>
+internal sealed record UserDeviceState(long UserId, DateTimeOffset? BlockedAt, long LastSeen, long? DeviceLastSeen);
+
 /// <summary>The users and their devices (schema version 7), read.</summary>
 internal class UserReads(DbSession db)
 {
@@ -20,16 +26,21 @@ internal class UserReads(DbSession db)
 
     public UserRecord? Get(long userId) => Db.List(Read, Columns + " WHERE u.user_id = @u", ("@u", userId)).FirstOrDefault();
 
-    public UserRecord? Find(string issuer, string subject) =>
-        Db.List(Read, Columns + " WHERE u.issuer = @i AND u.subject = @s", ("@i", issuer), ("@s", subject)).FirstOrDefault();
+    /// <summary>When (issuer, subject)'s user was blocked; null when it is not blocked or does not exist (the release rules' question).</summary>
+    public DateTimeOffset? BlockedAt(string issuer, string subject) =>
+        Db.List(r => r.IsDBNull(0) ? (DateTimeOffset?)null : DbSession.Time(r.GetInt64(0)), "SELECT blocked_at FROM users WHERE issuer = @i AND subject = @s", ("@i", issuer), ("@s", subject)).FirstOrDefault();
+
+    /// <summary>The user (issuer, subject) and its device <paramref name="thumbprint"/> as a release sees them; null when there is no such user.</summary>
+    public UserDeviceState? FindWithDevice(string issuer, string subject, string thumbprint) =>
+        Db.List(
+            r => new UserDeviceState(r.GetInt64(0), r.IsDBNull(1) ? null : DbSession.Time(r.GetInt64(1)), r.GetInt64(2), r.IsDBNull(3) ? null : r.GetInt64(3)),
+            "SELECT u.user_id, u.blocked_at, u.last_seen, d.last_seen FROM users u LEFT JOIN user_devices d ON d.user_id = u.user_id AND d.thumbprint = @d WHERE u.issuer = @i AND u.subject = @s",
+            ("@i", issuer), ("@s", subject), ("@d", thumbprint)).FirstOrDefault();
 
     /// <summary>Up to <paramref name="limit"/> users after id <paramref name="after"/> in id order, only <paramref name="issuer"/>'s when given.</summary>
     public List<UserRecord> List(long after, int limit, string? issuer) => issuer is null
         ? Db.List(Read, Columns + " WHERE u.user_id > @a ORDER BY u.user_id LIMIT @n", ("@a", after), ("@n", limit))
         : Db.List(Read, Columns + " WHERE u.user_id > @a AND u.issuer = @i ORDER BY u.user_id LIMIT @n", ("@a", after), ("@i", issuer), ("@n", limit));
-
-    public bool DeviceExists(long userId, string thumbprint) =>
-        Db.Exists("SELECT 1 FROM user_devices WHERE user_id = @u AND thumbprint = @d", ("@u", userId), ("@d", thumbprint));
 
     public long DeviceCount(long userId) => Db.Count("SELECT COUNT(*) FROM user_devices WHERE user_id = @u", ("@u", userId));
 
