@@ -29,6 +29,23 @@ internal static class Fixtures
     /// <summary>A new instance of the fixed device key pair (the caller disposes it).</summary>
     public static HpkeKeyPair DeviceKey() => HpkeKeyPair.ImportPrivateKey(DevicePrivateKey);
 
+    /// <summary>
+    /// A file of the repository, found from the harness's own directory upwards (its build output, or the instrumented
+    /// copy in fuzz/out/bin): the attestation targets read their fixed trust and contexts from tests/attestation.
+    /// </summary>
+    public static string RepositoryFile(params string[] parts)
+    {
+        for (DirectoryInfo? directory = new(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "fuzz", "run")))
+            {
+                return Path.Combine([directory.FullName, .. parts]);
+            }
+        }
+
+        throw new InvalidOperationException($"The harness at {AppContext.BaseDirectory} is not inside the repository (no fuzz/run above it).");
+    }
+
     /// <summary>A scratch directory for the file targets: in memory (/dev/shm) where there is one, owner-only.</summary>
     public static string ScratchDirectory(string target)
     {
