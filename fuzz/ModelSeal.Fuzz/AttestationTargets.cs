@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using ModelSeal.Server.Attestation;
@@ -165,21 +164,12 @@ internal static class AttestationTargets
         }
     }
 
-    /// <summary>The uncompressed point of a P-256 SubjectPublicKeyInfo, or 65 zero bytes for any other key.</summary>
-    private static byte[] P256Point(byte[] subjectPublicKeyInfo)
-    {
-        try
-        {
-            using var key = ECDiffieHellman.Create();
-            key.ImportSubjectPublicKeyInfo(subjectPublicKeyInfo, out _);
-            ECParameters parameters = key.ExportParameters(includePrivateParameters: false);
-            return parameters.Curve.Oid?.Value == ECCurve.NamedCurves.nistP256.Oid.Value ? [0x04, .. parameters.Q.X!, .. parameters.Q.Y!] : new byte[65];
-        }
-        catch (CryptographicException)
-        {
-            return new byte[65];
-        }
-    }
+    /// <summary>
+    /// The last 65 bytes of a SubjectPublicKeyInfo: for an uncompressed P-256 key, its point. Check refuses any other
+    /// key type before it compares keys, so what this gives for one does not matter.
+    /// </summary>
+    private static byte[] P256Point(byte[] subjectPublicKeyInfo) =>
+        subjectPublicKeyInfo.Length >= 65 ? subjectPublicKeyInfo[^65..] : new byte[65];
 
     private static AndroidContexts LoadAndroid()
     {

@@ -30,20 +30,24 @@ internal static class Fixtures
     public static HpkeKeyPair DeviceKey() => HpkeKeyPair.ImportPrivateKey(DevicePrivateKey);
 
     /// <summary>
-    /// A file of the repository, found from the harness's own directory upwards (its build output, or the instrumented
-    /// copy in fuzz/out/bin): the attestation targets read their fixed trust and contexts from tests/attestation.
+    /// A file of the repository, found upwards from the harness's own directory (its build output, or the instrumented
+    /// copy in fuzz/out/bin), else from the working directory (fuzz/run runs everything from the repository's root,
+    /// wherever FUZZ_OUT puts the copy): the attestation targets read their fixed trust and contexts from tests/attestation.
     /// </summary>
     public static string RepositoryFile(params string[] parts)
     {
-        for (DirectoryInfo? directory = new(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        foreach (string start in (string[])[AppContext.BaseDirectory, Directory.GetCurrentDirectory()])
         {
-            if (File.Exists(Path.Combine(directory.FullName, "fuzz", "run")))
+            for (DirectoryInfo? directory = new(start); directory is not null; directory = directory.Parent)
             {
-                return Path.Combine([directory.FullName, .. parts]);
+                if (File.Exists(Path.Combine(directory.FullName, "fuzz", "run")))
+                {
+                    return Path.Combine([directory.FullName, .. parts]);
+                }
             }
         }
 
-        throw new InvalidOperationException($"The harness at {AppContext.BaseDirectory} is not inside the repository (no fuzz/run above it).");
+        throw new InvalidOperationException($"Neither the harness ({AppContext.BaseDirectory}) nor the working directory is inside the repository (no fuzz/run above them).");
     }
 
     /// <summary>A scratch directory for the file targets: in memory (/dev/shm) where there is one, owner-only.</summary>
