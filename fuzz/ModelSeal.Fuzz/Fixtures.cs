@@ -29,6 +29,27 @@ internal static class Fixtures
     /// <summary>A new instance of the fixed device key pair (the caller disposes it).</summary>
     public static HpkeKeyPair DeviceKey() => HpkeKeyPair.ImportPrivateKey(DevicePrivateKey);
 
+    /// <summary>
+    /// A file of the repository, found upwards from the harness's own directory (its build output, or the instrumented
+    /// copy in fuzz/out/bin), else from the working directory (fuzz/run runs everything from the repository's root,
+    /// wherever FUZZ_OUT puts the copy): the attestation targets read their fixed trust and contexts from tests/attestation.
+    /// </summary>
+    public static string RepositoryFile(params string[] parts)
+    {
+        foreach (string start in (string[])[AppContext.BaseDirectory, Directory.GetCurrentDirectory()])
+        {
+            for (DirectoryInfo? directory = new(start); directory is not null; directory = directory.Parent)
+            {
+                if (File.Exists(Path.Combine(directory.FullName, "fuzz", "run")))
+                {
+                    return Path.Combine([directory.FullName, .. parts]);
+                }
+            }
+        }
+
+        throw new InvalidOperationException($"Neither the harness ({AppContext.BaseDirectory}) nor the working directory is inside the repository (no fuzz/run above them).");
+    }
+
     /// <summary>A scratch directory for the file targets: in memory (/dev/shm) where there is one, owner-only.</summary>
     public static string ScratchDirectory(string target)
     {

@@ -1,4 +1,7 @@
 using System.Buffers.Text;
+using System.Formats.Cbor;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using ModelSeal.Client;
 using ModelSeal.Hpke;
@@ -71,6 +74,87 @@ internal static class Seeds
         }
 
         Directory.Delete(keyFiles, recursive: true);
+        WriteAttestationSeeds(root);
+    }
+
+    /// <summary>
+    /// The attestation targets' seeds, copied from the real samples of tests/attestation (sample-*, named after the
+    /// sample): each Android chain, each App Attest attestation and assertion with its context selector in front; the
+    /// key attestation extension of every certificate that carries one; the authenticator data of every App Attest
+    /// object. One generated seed: a chain of <see cref="ModelSeal.Server.Attestation.AndroidKeyAttestation.MaxChainLength"/> + 1 certificates.
+    /// </summary>
+    private static void WriteAttestationSeeds(string root)
+    {
+        foreach (string target in (string[])["android-chain", "key-description", "apple-attestation", "apple-assertion", "authenticator-data"])
+        {
+            foreach (string old in Directory.Exists(Path.Combine(root, target)) ? Directory.GetFiles(Path.Combine(root, target), "sample-*") : [])
+            {
+                File.Delete(old);
+            }
+        }
+
+        var descriptions = new HashSet<string>(StringComparer.Ordinal);
+        IReadOnlyList<string> chains = AttestationTargets.AndroidSampleNames;
+        for (int i = 0; i < chains.Count; i++)
+        {
+            var certificates = new X509Certificate2Collection();
+            certificates.ImportFromPemFile(AttestationTargets.Sample("android", chains[i]));
+            string stem = Path.GetFileNameWithoutExtension(chains[i]);
+            Write(root, "android-chain", $"sample-{stem}.bin", AttestationTargets.JoinChain((byte)i, certificates.Select(c => c.RawData)));
+            if (i == 0)
+            {
+                Write(root, "android-chain", "gen-too-long.bin", AttestationTargets.JoinChain(0, Enumerable.Repeat(certificates[0].RawData, ModelSeal.Server.Attestation.AndroidKeyAttestation.MaxChainLength + 1)));
+            }
+
+            for (int c = 0; c < certificates.Count; c++)
+            {
+                if (certificates[c].Extensions[ModelSeal.Server.Attestation.KeyDescription.Oid] is { } extension && descriptions.Add(Convert.ToHexString(SHA256.HashData(extension.RawData))))
+                {
+                    Write(root, "key-description", $"sample-{stem}-cert{c}.der", extension.RawData);
+                }
+            }
+
+            foreach (X509Certificate2 certificate in certificates)
+            {
+                certificate.Dispose();
+            }
+        }
+
+        IReadOnlyList<string> attestations = AttestationTargets.AppleAttestationNames;
+        for (int i = 0; i < attestations.Count; i++)
+        {
+            byte[] attestation = File.ReadAllBytes(AttestationTargets.Sample("apple", attestations[i]));
+            string stem = Path.GetFileNameWithoutExtension(attestations[i]);
+            Write(root, "apple-attestation", $"sample-{stem}.bin", [(byte)i, .. attestation]);
+            Write(root, "authenticator-data", $"sample-{stem}.bin", ByteStringMember(attestation, "authData"));
+        }
+
+        IReadOnlyList<string> assertions = AttestationTargets.AppleAssertionNames;
+        for (int i = 0; i < assertions.Count; i++)
+        {
+            byte[] assertion = File.ReadAllBytes(AttestationTargets.Sample("apple", assertions[i]));
+            string stem = Path.GetFileNameWithoutExtension(assertions[i]);
+            Write(root, "apple-assertion", $"sample-{stem}.bin", [(byte)i, .. assertion]);
+            Write(root, "authenticator-data", $"sample-{stem}.bin", ByteStringMember(assertion, "authenticatorData"));
+        }
+    }
+
+    /// <summary>The byte string of a top-level map member of an App Attest object.</summary>
+    private static byte[] ByteStringMember(byte[] cbor, string name)
+    {
+        var reader = new CborReader(cbor);
+        int count = reader.ReadStartMap() ?? throw new InvalidDataException("An App Attest sample is an indefinite-length map.");
+        for (int i = 0; i < count; i++)
+        {
+            if (reader.ReadTextString() == name)
+            {
+                return reader.ReadByteString();
+            }
+
+            reader.SkipValue();
+        }
+
+        throw new InvalidDataException($"An App Attest sample has no member '{name}'.");
     }
 
     private static void Write(string root, string target, string name, string content) => Write(root, target, name, Encoding.UTF8.GetBytes(content));

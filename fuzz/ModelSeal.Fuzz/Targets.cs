@@ -17,6 +17,11 @@ internal static class Targets
         ["admin-json"] = ServerTargets.AdminJson,
         ["credential"] = ClientTargets.Credential,
         ["lease"] = ClientTargets.Lease,
+        ["android-chain"] = AttestationTargets.AndroidChain,
+        ["key-description"] = AttestationTargets.KeyDescriptionValue,
+        ["apple-attestation"] = AttestationTargets.AppleAttestation,
+        ["apple-assertion"] = AttestationTargets.AppleAssertion,
+        ["authenticator-data"] = AttestationTargets.AuthenticatorData,
     };
 
     public static IEnumerable<string> Names => All.Keys;

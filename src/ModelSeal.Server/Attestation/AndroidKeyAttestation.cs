@@ -127,7 +127,20 @@ internal static class AndroidKeyAttestation
             var reader = new AsnReader(der, AsnEncodingRules.DER);
             reader.ReadSequence();
             reader.ThrowIfNotEmpty();
-            return X509CertificateLoader.LoadCertificate(der);
+            X509Certificate2 certificate = X509CertificateLoader.LoadCertificate(der);
+            try
+            {
+                // The loader decodes the validity lazily: a malformed time would throw later, from NotBefore or
+                // NotAfter, in the validity check (the root is pinned by key, not by signature; docs/fuzzing.md finding 4).
+                _ = certificate.NotBefore;
+                _ = certificate.NotAfter;
+                return certificate;
+            }
+            catch (CryptographicException)
+            {
+                certificate.Dispose();
+                throw;
+            }
         }
         catch (Exception e) when (e is AsnContentException or CryptographicException)
         {
@@ -174,17 +187,27 @@ internal static class AndroidKeyAttestation
             throw new AttestationException(AttestationFailure.ChainMalformed, $"Certificate {index} is not a certificate in DER ({e.Message}).", e);
         }
 
-        bool valid = algorithm switch
+        bool valid;
+        try
         {
-            // RFC 5758: the ECDSA algorithm identifiers have no parameters.
-            "1.2.840.10045.4.3.2" when !hasParameters => VerifyEcdsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA256),
-            "1.2.840.10045.4.3.3" when !hasParameters => VerifyEcdsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA384),
-            "1.2.840.10045.4.3.4" when !hasParameters => VerifyEcdsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA512),
-            "1.2.840.113549.1.1.11" => VerifyRsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA256),
-            "1.2.840.113549.1.1.12" => VerifyRsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA384),
-            "1.2.840.113549.1.1.13" => VerifyRsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA512),
-            _ => throw new AttestationException(AttestationFailure.SignatureAlgorithmUnsupported, $"Certificate {index} is signed with algorithm {algorithm}{(hasParameters ? " (with parameters)" : string.Empty)}, which this verifier does not check."),
-        };
+            valid = algorithm switch
+            {
+                // RFC 5758: the ECDSA algorithm identifiers have no parameters.
+                "1.2.840.10045.4.3.2" when !hasParameters => VerifyEcdsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA256),
+                "1.2.840.10045.4.3.3" when !hasParameters => VerifyEcdsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA384),
+                "1.2.840.10045.4.3.4" when !hasParameters => VerifyEcdsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA512),
+                "1.2.840.113549.1.1.11" => VerifyRsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA256),
+                "1.2.840.113549.1.1.12" => VerifyRsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA384),
+                "1.2.840.113549.1.1.13" => VerifyRsa(issuer, tbs.Span, signature, HashAlgorithmName.SHA512),
+                _ => throw new AttestationException(AttestationFailure.SignatureAlgorithmUnsupported, $"Certificate {index} is signed with algorithm {algorithm}{(hasParameters ? " (with parameters)" : string.Empty)}, which this verifier does not check."),
+            };
+        }
+        catch (CryptographicException e)
+        {
+            // The loader does not check the public key: an EC point off its curve, say, fails only here (docs/fuzzing.md finding 3).
+            throw new AttestationException(AttestationFailure.ChainMalformed, $"The public key of certificate {index + 1} is not a usable key ({e.Message}).", e);
+        }
+
         if (!valid)
         {
             throw new AttestationException(AttestationFailure.SignatureInvalid, $"The signature of certificate {index} does not verify under the key of certificate {index + 1}.");

@@ -300,7 +300,17 @@ internal static class AppleAppAttest
         chain.ChainPolicy.DisableCertificateDownloads = true;
         chain.ChainPolicy.VerificationTimeIgnored = false;
         chain.ChainPolicy.VerificationTime = time.UtcDateTime;
-        bool built = chain.Build(certificates[0]);
+        bool built;
+        try
+        {
+            built = chain.Build(certificates[0]);
+        }
+        catch (CryptographicException e)
+        {
+            // The loader does not decode the public key: a leaf whose key OpenSSL cannot read fails only here (docs/fuzzing.md finding 5).
+            throw new AttestationException(AttestationFailure.ChainMalformed, $"x5c is not a certificate path OpenSSL can build ({e.Message}).", e);
+        }
+
         X509ChainStatusFlags flags = chain.ChainStatus.Aggregate(X509ChainStatusFlags.NoError, (all, s) => all | s.Status);
         string statuses = string.Join("; ", chain.ChainStatus.Select(s => s.Status.ToString()));
         if ((flags & X509ChainStatusFlags.NotSignatureValid) != 0)

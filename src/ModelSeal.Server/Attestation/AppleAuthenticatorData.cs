@@ -100,8 +100,10 @@ internal sealed record AppleAuthenticatorData(byte[] RpIdHash, byte Flags, uint 
 
             return [0x04, .. x, .. y];
         }
-        catch (Exception e) when (e is CborContentException or InvalidOperationException)
+        catch (Exception e) when (e is CborContentException or InvalidOperationException or OverflowException)
         {
+            // OverflowException: ReadInt64 of an integer outside long's range (a map key or kty/crv of -2^64, say;
+            // fuzz finding 2, docs/fuzzing.md).
             throw Malformed($"the credential public key is not a COSE key ({e.Message})", e);
         }
     }
