@@ -11,6 +11,7 @@ using ModelSeal.Hpke;
 using ModelSeal.Server;
 using ModelSeal.Server.Configuration;
 using ModelSeal.Server.Files;
+using ModelSeal.TestKit;
 
 namespace ModelSeal.LoadTest;
 
@@ -33,6 +34,7 @@ internal sealed class LoadTest : IAsyncDisposable
     private readonly List<(string Id, string Subject, int MaxDevices)> _licences = [];
     private string _adminToken = string.Empty;
     private ExternalIssuer? _issuer;
+    private TestAttestationCa? _attestationCa;
 
     private LoadTest(LoadTestOptions options, WebApplication? server, DirectoryInfo? temp, Uri url, string? databasePath)
     {
@@ -91,6 +93,7 @@ internal sealed class LoadTest : IAsyncDisposable
 
         DirectoryInfo? temp = Directory.CreateTempSubdirectory("modelseal-loadtest-");
         WebApplication? server = null;
+        TestAttestationCa? attestationCa = null;
         try
         {
             var serverOptions = new ServerOptions
@@ -123,6 +126,24 @@ internal sealed class LoadTest : IAsyncDisposable
                 serverOptions.Entitlements.Rules.Add(new EntitlementRuleOptions { Name = ExternalIssuer.RuleName, Issuer = ExternalIssuer.Issuer, Models = [ModelId], MaxDevices = 1 });
             }
 
+            if (options.Attestation)
+            {
+                // Every grant requires Android key attestation; the TEST-ONLY CA's root is the one pinned root.
+                attestationCa = new TestAttestationCa(DateTimeOffset.UtcNow);
+                string roots = Path.Combine(temp.FullName, "attestation-roots.pem");
+                await File.WriteAllTextAsync(roots, attestationCa.RootPem(), cancellationToken);
+                serverOptions.Attestation.Android.RootsFile = roots;
+                serverOptions.Attestation.ReverifyInterval = TimeSpan.Zero;
+                serverOptions.Attestation.Policies[AttestationPolicy] = new AttestationPolicyOptions
+                {
+                    Android = new AndroidPolicyOptions { PackageNames = [LeafDescription.Package], SigningCertificateDigests = [LeafDescription.Digest] },
+                };
+                foreach (EntitlementRuleOptions rule in serverOptions.Entitlements.Rules)
+                {
+                    rule.AttestationPolicy = AttestationPolicy;
+                }
+            }
+
             server = ServerHost.Build(serverOptions, logging => logging.ClearProviders().AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(options.ServerLog));
             await server.StartAsync(cancellationToken);
             var address = new Uri(server.Urls.Single() + "/");
@@ -138,6 +159,8 @@ internal sealed class LoadTest : IAsyncDisposable
                 }
 
                 test._issuer = issuerKey is null ? null : new ExternalIssuer(issuerKey, serverOptions.Audience);
+                test._attestationCa = attestationCa;
+                attestationCa = null;
                 await test.ProvisionAsync(admin, clients, cancellationToken);
                 test.DatabaseSettings = test.DatabasePath is null ? $"PostgreSQL through ${options.PostgresVariable}" : test.ReadDatabaseSettings();
             }
@@ -157,6 +180,7 @@ internal sealed class LoadTest : IAsyncDisposable
             }
 
             temp?.Delete(recursive: true);
+            attestationCa?.Dispose();
         }
     }
 
@@ -283,6 +307,7 @@ internal sealed class LoadTest : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _http.Dispose();
+        _attestationCa?.Dispose();
         foreach (Device device in _devices)
         {
             device.Key.Dispose();
@@ -433,6 +458,7 @@ internal sealed class LoadTest : IAsyncDisposable
                 _devices.Add(new Device(key, subject, new AuthenticationHeaderValue("Bearer", _issuer.Token(subject)), body));
             }
 
+            await RegisterAttestedAsync(cancellationToken);
             return;
         }
 
@@ -442,7 +468,7 @@ internal sealed class LoadTest : IAsyncDisposable
         for (int l = 0; l < licenceCount; l++)
         {
             string subject = $"loadtest-app-{l}";
-            JsonElement licence = await PostAsync("v1/admin/licences", new { subject, models = new[] { modelId }, maxDevices = perLicence }, _adminToken, HttpStatusCode.Created, cancellationToken);
+            JsonElement licence = await PostAsync("v1/admin/licences", new { subject, models = new[] { modelId }, maxDevices = perLicence, attestationPolicy = _attestationCa is null ? null : AttestationPolicy }, _adminToken, HttpStatusCode.Created, cancellationToken);
             _licences.Add((licence.GetProperty("licenceId").GetString()!, subject, perLicence));
             credentials.Add(licence.GetProperty("credential").GetString()!);
         }
@@ -456,6 +482,76 @@ internal sealed class LoadTest : IAsyncDisposable
             byte[] body = JsonSerializer.SerializeToUtf8Bytes(new { modelId, version = "latest", devicePublicKey = Base64Url(key.PublicKey.Encoded.Span), nonce = Base64Url(RandomNumberGenerator.GetBytes(16)), protocol = 2 });
             _devices.Add(new Device(key, _licences[l].Subject, new AuthenticationHeaderValue("Bearer", answer.GetProperty("accessToken").GetString()), body));
         }
+
+        await RegisterAttestedAsync(cancellationToken);
+    }
+
+    /// <summary>The attestation policy every grant has with <c>--attestation</c>.</summary>
+    public const string AttestationPolicy = "loadtest";
+
+    /// <summary>
+    /// With <c>--attestation</c>: what the first release of a device costs against a repeat release. One device at a
+    /// time, each gets a challenge, has the TEST-ONLY CA attest its key with it (not measured), then sends the release
+    /// with the evidence (measured: the server verifies the chain and the policy, uses up the challenge and stores the
+    /// attestation) and once more without evidence (measured: the accepted attestation is looked up). Null without it.
+    /// </summary>
+    public string? AttestationDescription { get; private set; }
+
+    private async Task RegisterAttestedAsync(CancellationToken cancellationToken)
+    {
+        if (_attestationCa is null)
+        {
+            return;
+        }
+
+        var first = new List<(double Ms, double CpuUs)>();
+        var repeat = new List<(double Ms, double CpuUs)>();
+        foreach (Device device in _devices)
+        {
+            using var challengeRequest = new HttpRequestMessage(HttpMethod.Post, "v1/attestation/challenges");
+            challengeRequest.Headers.Authorization = device.Authorization;
+            JsonElement answer = await SendAsync(challengeRequest, HttpStatusCode.Created, cancellationToken);
+            byte[] challenge = System.Buffers.Text.Base64Url.DecodeFromChars(answer.GetProperty("challenge").GetString());
+            using ECDiffieHellman publicKey = ECDiffieHellman.Create(new ECParameters
+            {
+                Curve = ECCurve.NamedCurves.nistP256,
+                Q = new ECPoint { X = device.Key.PublicKey.Encoded.Span[1..33].ToArray(), Y = device.Key.PublicKey.Encoded.Span[33..].ToArray() },
+            });
+            List<byte[]> chain = _attestationCa.Chain(publicKey, new LeafDescription { Challenge = challenge });
+            using JsonDocument plain = JsonDocument.Parse(device.RequestBody);
+            var body = new Dictionary<string, object?>(StringComparer.Ordinal);
+            foreach (JsonProperty property in plain.RootElement.EnumerateObject())
+            {
+                body[property.Name] = property.Value.Clone();
+            }
+
+            body["attestation"] = new { format = "android-key", challenge = Base64Url(challenge), certificates = chain.Select(c => Base64Url(c)).ToArray() };
+            first.Add(await TimedReleaseAsync(device, JsonSerializer.SerializeToUtf8Bytes(body), cancellationToken));
+            repeat.Add(await TimedReleaseAsync(device, device.RequestBody, cancellationToken));
+        }
+
+        static double Median(IEnumerable<double> values)
+        {
+            double[] sorted = [.. values.Order()];
+            return sorted[sorted.Length / 2];
+        }
+
+        AttestationDescription = string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"every grant has an attestation policy (Android key attestation, TEST-ONLY CA, 3-certificate chains); each of the {_devices.Count} devices registered once before the levels, one at a time: the release with evidence took {Median(first.Select(f => f.Ms)):F2} ms and {Median(first.Select(f => f.CpuUs)):F0} µs of CPU (median), the next release without evidence {Median(repeat.Select(r => r.Ms)):F2} ms and {Median(repeat.Select(r => r.CpuUs)):F0} µs; the levels below are repeat releases under the policy");
+    }
+
+    private async Task<(double Ms, double CpuUs)> TimedReleaseAsync(Device device, byte[] body, CancellationToken cancellationToken)
+    {
+        TimeSpan cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        long start = Stopwatch.GetTimestamp();
+        using var request = new HttpRequestMessage(HttpMethod.Post, _releaseUri);
+        request.Headers.Authorization = device.Authorization;
+        request.Content = new ByteArrayContent(body);
+        request.Content.Headers.ContentType = Json;
+        await SendAsync(request, HttpStatusCode.OK, cancellationToken);
+        double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        return (ms, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMicroseconds);
     }
 
     private async Task<JsonElement> PostAsync(string path, object body, string? token, HttpStatusCode expected, CancellationToken cancellationToken)
@@ -712,6 +808,11 @@ internal static class Report
         text.AppendLine(test.IdpTokens
             ? FormattableString.Invariant($"- model `{LoadTest.ModelId}` version {test.VersionName}; tokens of an external issuer (ES256, static JWKS file), one user per client, keys granted by one entitlement rule; one P-256 device key and one token per client (tokens minted up front, not measured)")
             : FormattableString.Invariant($"- model `{LoadTest.ModelId}` version {test.VersionName}; {test.Licences.Count} licence(s) with a device limit of {(test.Licences.Count > 0 ? test.Licences[0].MaxDevices : 0)} each; one P-256 device key and one token per client (tokens issued up front, not measured)"));
+        if (test.AttestationDescription is not null)
+        {
+            text.AppendLine(c, $"- attestation: {test.AttestationDescription}");
+        }
+
         if (test.SeedDescription is not null)
         {
             text.AppendLine(c, $"- seeded: {test.SeedDescription}");

@@ -97,6 +97,9 @@ namespace ModelSeal.LoadTest
               --tokens own|idp           own (default): licences and the server's own tokens; idp: an external issuer's
                                          access tokens (ES256, static JWKS file) and one entitlement rule, a user per
                                          client (in-process server only)
+              --attestation              every grant has an attestation policy (Android key attestation by a TEST-ONLY CA):
+                                         each device registers once, with evidence, before the levels, which then
+                                         measure repeat releases under the policy (in-process server only)
               --seed-users N             before the run, insert N synthetic users of another issuer (default 0)
               --seed-devices M           and M devices for them, N <= M <= 2N (default N + N/2)
             """;
@@ -140,6 +143,9 @@ namespace ModelSeal.LoadTest
 
         public IReadOnlyList<string> CommandLine { get; private set; } = [];
 
+        /// <summary>The grant has an attestation policy; each device registers once with test-CA evidence before the levels.</summary>
+        public bool Attestation { get; private set; }
+
         /// <summary>The clients' tokens come from an external issuer and an entitlement rule grants the keys.</summary>
         public bool IdpTokens { get; private set; }
 
@@ -158,6 +164,12 @@ namespace ModelSeal.LoadTest
                 if (name is "-h" or "--help")
                 {
                     options.Help = true;
+                    continue;
+                }
+
+                if (name == "--attestation")
+                {
+                    options.Attestation = true;
                     continue;
                 }
 
@@ -248,9 +260,9 @@ namespace ModelSeal.LoadTest
                 throw new ArgumentException($"--seed-devices must be between --seed-users ({options.SeedUsers}) and twice it; got {options.SeedDevices}.");
             }
 
-            if (options.Url is not null && (options.IdpTokens || options.SeedUsers > 0))
+            if (options.Url is not null && (options.IdpTokens || options.SeedUsers > 0 || options.Attestation))
             {
-                throw new ArgumentException("--tokens idp and --seed-users need the in-process server (not --url).");
+                throw new ArgumentException("--tokens idp, --seed-users and --attestation need the in-process server (not --url).");
             }
 
             return options;
