@@ -134,15 +134,25 @@ public sealed class AdminVerbTests : IAsyncLifetime
 
         CliResult nothing = await Admin("licence", "edit", licence);
         Assert.Equal(ExitCodes.Usage, nothing.ExitCode);
-        Assert.Contains("modelseal licence edit needs at least one of --expires, --max-devices, --models, --attestation-policy and --no-attestation-policy", nothing.Stderr, StringComparison.Ordinal);
+        Assert.Contains("modelseal licence edit needs at least one of --expires, --no-expiry, --max-devices, --models, --attestation-policy and --no-attestation-policy", nothing.Stderr, StringComparison.Ordinal);
 
         CliResult ended = await Admin("licence", "edit", licence, "--expires", "2020-01-01");
         Assert.True(ended.ExitCode == 0, ended.ToString());
         Assert.Contains("in the past", ended.Stderr, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.Forbidden, await ReleaseAsync(jwt, b));
 
+        CliResult both = await Admin("licence", "edit", licence, "--expires", "2030-01-01", "--no-expiry");
+        Assert.Equal(ExitCodes.Usage, both.ExitCode);
+        Assert.Contains("--expires and --no-expiry cannot be used together", both.Stderr, StringComparison.Ordinal);
+
+        CliResult unending = await Admin("licence", "edit", licence, "--no-expiry", "--json");
+        Assert.True(unending.ExitCode == 0, unending.ToString());
+        Assert.Equal(JsonValueKind.Null, unending.Json().GetProperty("licence").GetProperty("expiresAt").ValueKind);
+        Assert.Equal(["expiresAt"], unending.Json().GetProperty("changed").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(HttpStatusCode.OK, await ReleaseAsync(jwt, b));
+
         JsonElement[] changes = [.. (await Admin("audit", "--licence", licence, "--event", "licence.changed", "--json")).Json().GetProperty("items").EnumerateArray()];
-        Assert.Equal(["2", "1", null], changes.Select(r => r.GetProperty("attributes").TryGetProperty("maxDevices", out JsonElement v) ? v.GetString() : null));
+        Assert.Equal(["2", "1", null, null], changes.Select(r => r.GetProperty("attributes").TryGetProperty("maxDevices", out JsonElement v) ? v.GetString() : null));
         Assert.Single((await Admin("audit", "--licence", licence, "--event", "device.removed", "--json")).Json().GetProperty("items").EnumerateArray());
     }
 

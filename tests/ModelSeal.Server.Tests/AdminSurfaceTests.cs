@@ -108,10 +108,17 @@ public sealed class AdminSurfaceTests
         Assert.Equal(past, ended.Json.GetProperty("expiresAt").GetString());
         (await server.ReleaseAsync(token, "n", "latest", device)).AssertProblem(HttpStatusCode.Forbidden, "licence-expired");
 
+        // "" removes the expiry: the licence is valid until revoked, and the device gets its key again.
+        Api unending = await Patch(server, licence.Id, new { expiresAt = "" }, admin);
+        unending.AssertStatus(HttpStatusCode.OK);
+        Assert.Equal(JsonValueKind.Null, unending.Json.GetProperty("expiresAt").ValueKind);
+        (await server.ReleaseAndOpenAsync(token, licence, "n", "latest", device)).Key.Dispose();
+
         List<JsonElement> changes = await AuditAsync(server, admin, $"event=licence.changed&licenceId={licence.Id}");
-        Assert.Equal(2, changes.Count);
+        Assert.Equal(3, changes.Count);
         Assert.Equal(("n", "m"), (changes[0].GetProperty("attributes").GetProperty("models").GetString(), changes[0].GetProperty("attributes").GetProperty("models.was").GetString()));
         Assert.Equal((past, string.Empty), (changes[1].GetProperty("attributes").GetProperty("expiresAt").GetString(), changes[1].GetProperty("attributes").GetProperty("expiresAt.was").GetString()));
+        Assert.Equal((string.Empty, past), (changes[2].GetProperty("attributes").GetProperty("expiresAt").GetString(), changes[2].GetProperty("attributes").GetProperty("expiresAt.was").GetString()));
 
         Api nothing = await Patch(server, licence.Id, new { }, admin);
         nothing.AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
@@ -120,7 +127,7 @@ public sealed class AdminSurfaceTests
         JsonElement errors = invalid.Json.GetProperty("errors");
         Assert.True(errors.TryGetProperty("maxDevices", out _) && errors.TryGetProperty("models", out _) && errors.TryGetProperty("expiresAt", out _), invalid.Text);
         (await Patch(server, "lic_none", new { maxDevices = 2 }, admin)).AssertProblem(HttpStatusCode.NotFound, "licence-not-found");
-        Assert.Equal(2, (await AuditAsync(server, admin, "event=licence.changed")).Count);
+        Assert.Equal(3, (await AuditAsync(server, admin, "event=licence.changed")).Count);
     }
 
     [Fact]

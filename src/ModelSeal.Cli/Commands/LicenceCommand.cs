@@ -28,6 +28,7 @@ internal sealed class LicenceCommand : Command
     {
         private readonly Argument<string> _id = new("LICENCE-ID") { Description = "The licence to change." };
         private readonly Option<DateTimeOffset?> _expires = VerbOptions.Time("--expires", "New end of validity: " + Times.Format + ".");
+        private readonly Option<bool> _noExpiry = new("--no-expiry") { Description = "Remove the licence's end of validity: it stays valid until revoked." };
         private readonly Option<int?> _maxDevices = new("--max-devices") { HelpName = "N", Description = "New device limit; lower than the devices registered keeps them and refuses new ones." };
         private readonly Option<string> _models = new("--models") { HelpName = "IDS", Description = "The models the licence covers from now on: comma-separated ids, or '*' for all." };
         private readonly Option<string> _policy = AttestationPolicyOption("From now on, devices must be attested under this policy of the key server's configuration (Attestation:Policies); registered devices attest at their next release.");
@@ -36,13 +37,15 @@ internal sealed class LicenceCommand : Command
 
         public EditCommand(CliContext context)
             : base("edit", """
-                Change a licence's end of validity, device limit, models or attestation policy; what is not given stays.
+                Change a licence's end of validity (or remove it), device limit, models or attestation policy; what is not
+                given stays.
                 Lowering the device limit below the devices registered keeps them working and refuses new ones
                 ('modelseal licence remove-device' frees a slot). With a new attestation policy, registered devices
                 without an accepted attestation must attest at their next release (403 attestation-rejected otherwise).
 
                 Examples:
                   modelseal licence edit lic_0123456789abcdef --expires 2027-06-30 --admin-credential-file admin.credential
+                  modelseal licence edit lic_0123456789abcdef --no-expiry
                   modelseal licence edit lic_0123456789abcdef --max-devices 3 --models classifier,detector --json
                   modelseal licence edit lic_0123456789abcdef --attestation-policy store-apps
                   modelseal licence edit lic_0123456789abcdef --no-attestation-policy
@@ -50,6 +53,7 @@ internal sealed class LicenceCommand : Command
         {
             Add(_id);
             Add(_expires);
+            Add(_noExpiry);
             Add(_maxDevices);
             Add(_models);
             Add(_policy);
@@ -59,9 +63,13 @@ internal sealed class LicenceCommand : Command
             Validators.Add(r =>
             {
                 ValidatePolicyName(r, _policy, "--attestation-policy needs a policy name; to remove the licence's policy, use --no-attestation-policy.");
-                if (r.GetResult(_expires) is null && r.GetResult(_maxDevices) is null && r.GetResult(_models) is null && r.GetResult(_policy) is null && r.GetResult(_noPolicy) is null)
+                if (r.GetResult(_expires) is null && r.GetResult(_noExpiry) is null && r.GetResult(_maxDevices) is null && r.GetResult(_models) is null && r.GetResult(_policy) is null && r.GetResult(_noPolicy) is null)
                 {
-                    r.AddError("modelseal licence edit needs at least one of --expires, --max-devices, --models, --attestation-policy and --no-attestation-policy.");
+                    r.AddError("modelseal licence edit needs at least one of --expires, --no-expiry, --max-devices, --models, --attestation-policy and --no-attestation-policy.");
+                }
+                else if (r.GetResult(_expires) is not null && r.GetResult(_noExpiry) is not null)
+                {
+                    r.AddError("--expires and --no-expiry cannot be used together: give a date to set the end of validity, or --no-expiry to remove it.");
                 }
                 else if (r.GetResult(_policy) is not null && r.GetResult(_noPolicy) is not null)
                 {
@@ -89,7 +97,7 @@ internal sealed class LicenceCommand : Command
             string? policy = result.GetValue(_noPolicy) ? string.Empty : result.GetValue(_policy); // "" removes it
             LicenceResponse licence = await WithPolicyAsync(
                 policy,
-                () => client.EditLicenceAsync(id, new EditLicenceRequest(Rfc3339.Format(expires), result.GetValue(_maxDevices), models, policy), cancellationToken)).ConfigureAwait(false);
+                () => client.EditLicenceAsync(id, new EditLicenceRequest(result.GetValue(_noExpiry) ? string.Empty : Rfc3339.Format(expires), result.GetValue(_maxDevices), models, policy), cancellationToken)).ConfigureAwait(false); // "" removes the expiry
             List<string> changed = [];
             if (before is not null)
             {

@@ -20,9 +20,10 @@ internal sealed record CreatedLicence(LicenceRecord Licence, string? Credential)
 /// <summary>
 /// A change to a licence: each member given replaces the licence's value, the others stay. A lower
 /// <paramref name="MaxDevices"/> than the devices registered keeps them and refuses new ones (<see cref="ReleaseRules"/>).
-/// <paramref name="AttestationPolicy"/> names a configured policy, or is empty to remove the licence's policy.
+/// <paramref name="AttestationPolicy"/> names a configured policy, or is empty to remove the licence's policy;
+/// <paramref name="RemoveExpiry"/> makes the licence valid without end.
 /// </summary>
-internal sealed record LicenceChange(DateTimeOffset? ExpiresAt, int? MaxDevices, IReadOnlyList<string>? Models, string? AttestationPolicy = null);
+internal sealed record LicenceChange(DateTimeOffset? ExpiresAt, int? MaxDevices, IReadOnlyList<string>? Models, string? AttestationPolicy = null, bool RemoveExpiry = false);
 
 /// <summary>Licences and the devices registered under them (docs/protocol.md section 3). Every change is audited.</summary>
 internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logger)
@@ -105,7 +106,7 @@ internal sealed class Licences(Store store, Clock clock, ILogger<Licences> logge
 
                 LicenceRecord edited = existing with
                 {
-                    ExpiresAt = change.ExpiresAt ?? existing.ExpiresAt,
+                    ExpiresAt = change.RemoveExpiry ? null : change.ExpiresAt ?? existing.ExpiresAt,
                     MaxDevices = change.MaxDevices ?? existing.MaxDevices,
                     Models = change.Models ?? existing.Models,
                     AttestationPolicy = change.AttestationPolicy is null ? existing.AttestationPolicy : change.AttestationPolicy.Length == 0 ? null : change.AttestationPolicy,

@@ -69,9 +69,10 @@ internal static class LicenceRequests
         ArgumentNullException.ThrowIfNull(options);
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         DateTimeOffset expiresAt = default;
-        if (request.ExpiresAt is not null && !Rfc3339.TryParse(request.ExpiresAt, out expiresAt))
+        bool removeExpiry = request.ExpiresAt is { Length: 0 };
+        if (request.ExpiresAt is { Length: > 0 } && !Rfc3339.TryParse(request.ExpiresAt, out expiresAt))
         {
-            errors["expiresAt"] = [TimeHint];
+            errors["expiresAt"] = [TimeHint + " \"\" removes the licence's expiry."];
         }
 
         if (request.MaxDevices is not null and not (>= 1 and <= AdminApi.MaxDevicesLimit))
@@ -97,7 +98,7 @@ internal static class LicenceRequests
 
         return errors.Count > 0
             ? (null, Problems.Invalid(errors))
-            : (new LicenceChange(request.ExpiresAt is null ? null : expiresAt, request.MaxDevices, models, request.AttestationPolicy), null);
+            : (new LicenceChange(request.ExpiresAt is { Length: > 0 } ? expiresAt : null, request.MaxDevices, models, request.AttestationPolicy, removeExpiry), null);
     }
 
     /// <summary>The rule for <c>attestationPolicy</c>, naming the configured policies.</summary>
