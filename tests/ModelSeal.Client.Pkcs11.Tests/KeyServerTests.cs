@@ -87,7 +87,8 @@ public sealed class KeyServerTests
         }
     }
 
-    private static async Task<string[]> DevicesAsync(TestKeyServer server, TestLicence licence, CancellationToken cancellationToken)
+    /// <summary>The thumbprints of the licence's registered devices (admin API).</summary>
+    internal static async Task<string[]> DevicesAsync(TestKeyServer server, TestLicence licence, CancellationToken cancellationToken)
     {
         HttpClient admin = await server.AdminAsync(cancellationToken);
         JsonElement devices = await admin.GetFromJsonAsync<JsonElement>($"/v1/admin/licences/{Uri.EscapeDataString(licence.LicenceId)}/devices", cancellationToken);
