@@ -117,7 +117,6 @@ internal static class Authentication
                 {
                     // The server's own admin tokens: only in the current admin epoch (every request, cached tokens too).
                     AdminEpochCheck.Apply(context, options.Issuer);
-                    context.HttpContext.Items[Callers.TokenItem] = context.SecurityToken;
                 }
 
                 return Task.CompletedTask;

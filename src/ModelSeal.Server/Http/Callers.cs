@@ -1,5 +1,4 @@
 using System.Buffers.Text;
-using System.Runtime.CompilerServices;
 using System.Security.Claims;
 using Microsoft.AspNetCore.Http;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -25,28 +24,16 @@ internal static class Callers
         bool own = string.Equals(issuer, options.Issuer, StringComparison.Ordinal);
         return new Caller(
             issuer, Authentication.Subject(http.User), own, own ? http.User.FindFirst(TokenClaims.Licence)?.Value : null, http.Connection.RemoteIpAddress?.ToString(),
-            own ? null : Claims(http));
+            own ? null : Claims(http.User));
     }
 
-    /// <summary>Where the authentication stage leaves the validated token (<see cref="JsonWebToken"/>) of a request.</summary>
-    internal const string TokenItem = "modelseal.token";
-
-    // One claim set per validated token: the token cache hands every request with the same token the same instance.
-    private static readonly ConditionalWeakTable<JsonWebToken, ClaimSet> ClaimSets = [];
-
     /// <summary>
-    /// The token's claims as the rules see them (<see cref="ClaimSet"/>), made once per validated token: the token
-    /// handler makes one claim per value (a JSON array gives several) and types each; a JSON string is typed string (or
-    /// date-time, when it reads as one), anything else (a number, a boolean, an object) is kept as a value that matches
-    /// nothing. The principal's claims are the token's (no claim mapping), so either source gives the same set.
+    /// The token's claims as the rules see them (<see cref="ClaimSet"/>): the token handler makes one claim per value
+    /// (a JSON array gives several) and types each; a JSON string is typed string (or date-time, when it reads as one),
+    /// anything else (a number, a boolean, an object) is kept as a value that matches nothing.
     /// </summary>
-    private static ClaimSet Claims(HttpContext http) =>
-        http.Items.TryGetValue(TokenItem, out object? item) && item is JsonWebToken token
-            ? ClaimSets.GetValue(token, t => Claims(t.Claims))
-            : Claims(http.User.Claims);
-
-    private static ClaimSet Claims(IEnumerable<Claim> claims) =>
-        new(claims.Select(c => (c.Type, c.Value, c.ValueType is ClaimValueTypes.String or ClaimValueTypes.DateTime)));
+    internal static ClaimSet Claims(ClaimsPrincipal user) =>
+        new(user.Claims.Select(c => (c.Type, c.Value, c.ValueType is ClaimValueTypes.String or ClaimValueTypes.DateTime)));
 
     /// <summary>
     /// Decodes strict base64url (RFC 4648 section 5): only <c>A–Z a–z 0–9 - _</c>, no padding, whitespace or line
