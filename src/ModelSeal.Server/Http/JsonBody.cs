@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -43,36 +45,46 @@ internal static class JsonBody
             return (null, Problems.Invalid("body", "The body must be a JSON object sent with Content-Type: application/json."));
         }
 
-        byte[] buffer = new byte[maxBytes + 1];
+        // A pooled buffer: a fresh one of the release limit per request would be a large-object-heap allocation each
+        // time. What was read is zeroed before the buffer goes back (a token request's body holds a credential).
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(maxBytes + 1);
         int length = 0;
         try
         {
-            int read;
-            while (length < buffer.Length && (read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false)) > 0)
+            try
             {
-                length += read;
+                int read;
+                while (length <= maxBytes && (read = await request.Body.ReadAsync(buffer.AsMemory(length, maxBytes + 1 - length), cancellationToken).ConfigureAwait(false)) > 0)
+                {
+                    length += read;
+                }
+            }
+            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                return (null, TooLarge(maxBytes));
+            }
+
+            if (length > maxBytes)
+            {
+                await DrainAsync(request, cancellationToken).ConfigureAwait(false);
+                return (null, TooLarge(maxBytes));
+            }
+
+            JsonSerializerOptions options = request.HttpContext.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
+            try
+            {
+                T? value = JsonSerializer.Deserialize<T>(buffer.AsSpan(0, length), options);
+                return value is null ? (null, Problems.Invalid("body", "The body must be a JSON object, not null.")) : (value, null);
+            }
+            catch (JsonException e)
+            {
+                return (null, Problems.Invalid(string.IsNullOrEmpty(e.Path) ? "body" : e.Path, "Not valid JSON, or a value of the wrong type here."));
             }
         }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        finally
         {
-            return (null, TooLarge(maxBytes));
-        }
-
-        if (length > maxBytes)
-        {
-            await DrainAsync(request, cancellationToken).ConfigureAwait(false);
-            return (null, TooLarge(maxBytes));
-        }
-
-        JsonSerializerOptions options = request.HttpContext.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
-        try
-        {
-            T? value = JsonSerializer.Deserialize<T>(buffer.AsSpan(0, length), options);
-            return value is null ? (null, Problems.Invalid("body", "The body must be a JSON object, not null.")) : (value, null);
-        }
-        catch (JsonException e)
-        {
-            return (null, Problems.Invalid(string.IsNullOrEmpty(e.Path) ? "body" : e.Path, "Not valid JSON, or a value of the wrong type here."));
+            CryptographicOperations.ZeroMemory(buffer.AsSpan(0, length));
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
