@@ -492,7 +492,9 @@ public sealed class AttestationReleaseTests : IDisposable
         Assert.Equal(0, server.Database.Count("SELECT COUNT(*) FROM device_attestations") + server.Database.Count("SELECT COUNT(*) FROM attestation_challenges"));
     }
 
+    // Its own backends: two instances on one PostgreSQL database with shared key files (not the second CI pass's HSM keys).
     [Fact]
+    [Trait("Backends", "own")]
     public async Task Two_instances_on_one_postgresql_database_share_the_challenges()
     {
         var postgres = new DatabaseOptions { Provider = DatabaseOptions.Postgres, ConnectionString = PostgresSchema.ConnectionString(_directory.Sub("a"), create: true) };

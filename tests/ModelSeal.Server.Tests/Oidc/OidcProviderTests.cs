@@ -12,6 +12,7 @@ namespace ModelSeal.Server.Tests.Oidc;
 /// tests rely on, checked with the ecosystem's own OpenID Connect libraries (discovery, JWKS, JWT validation) and no
 /// key exported by the test.
 /// </summary>
+[Trait("Backends", "own")] // no key server backend is involved: the second CI pass (PostgreSQL, HSM) has nothing to add
 public sealed class OidcProviderTests(SharedOidcProvider shared) : IClassFixture<SharedOidcProvider>
 {
     [Fact]
