@@ -184,8 +184,8 @@ public sealed class AttestedReleaseTests : IDisposable
         return licence;
     }
 
-    /// <summary>The app: the client with the token's device key and, when given, the attestation.</summary>
-    private static ServiceProvider App(TestKeyServer server, TestLicence licence, Pkcs11DeviceKeyOptions deviceKey, string leases, Func<IServiceProvider, IDeviceAttestation>? attestation)
+    /// <summary>The app: the client with the token's device key and, when given, the attestation (also KeyServerTests').</summary>
+    internal static ServiceProvider App(TestKeyServer server, TestLicence licence, Pkcs11DeviceKeyOptions deviceKey, string leases, Func<IServiceProvider, IDeviceAttestation>? attestation)
     {
         IServiceCollection services = new ServiceCollection()
             .AddModelSeal(o =>

@@ -22,22 +22,7 @@ public sealed class KeyServerTests
         TestLicence licence = await server.CreateLicenceAsync("acme-app", ["classifier"], maxDevices: 1, cancellationToken: cancel);
         using var client = new TempDirectory();
 
-        ServiceProvider App(string leases) => new ServiceCollection()
-            .AddModelSeal(o =>
-            {
-                o.ServerUrl = server.Url;
-                o.LicenceId = licence.LicenceId;
-                o.CredentialFile = licence.CredentialFile;
-                o.LeaseCacheDirectory = leases;
-            })
-            .AddModelSealPkcs11DeviceKey(o =>
-            {
-                o.ModulePath = deviceKey.ModulePath;
-                o.TokenLabel = deviceKey.TokenLabel;
-                o.KeyLabel = deviceKey.KeyLabel;
-                o.PinEnvironmentVariable = deviceKey.PinEnvironmentVariable;
-            })
-            .BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
+        ServiceProvider App(string leases) => AttestedReleaseTests.App(server, licence, deviceKey, leases, attestation: null);
 
         HpkePublicKey devicePublicKey;
         try
