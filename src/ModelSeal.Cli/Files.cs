@@ -92,7 +92,7 @@ internal static class Files
 
         foreach ((string what, string? input) in inputs)
         {
-            if (input is not null && input != StandardInput && IsSameFile(input, output))
+            if (input is not null && input != StandardInput && FileIdentity.SameFile(input, output))
             {
                 throw new CliException(ExitCodes.Usage, $"--out {ErrorReporter.Quote(output)} is {what} {ErrorReporter.Quote(input)} itself.", "choose a different --out path; modelseal never overwrites one of its inputs.");
             }
@@ -115,28 +115,6 @@ internal static class Files
         if (!Directory.Exists(directory))
         {
             throw new CliException(ExitCodes.IoError, $"the output directory {ErrorReporter.Quote(directory)} does not exist.", "create it first, or choose another --out path.");
-        }
-    }
-
-    /// <summary>
-    /// True when both paths name the same file: on Linux by identity (device and inode, so hard links and symbolic
-    /// links count), elsewhere or when one does not exist by absolute path with symbolic links followed.
-    /// </summary>
-    public static bool IsSameFile(string a, string b) =>
-        LinuxFileCalls.FileIdentity(a) is { } first && LinuxFileCalls.FileIdentity(b) is { } second
-            ? first == second
-            : string.Equals(Resolve(a), Resolve(b), OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
-
-    private static string Resolve(string path)
-    {
-        string full = Path.GetFullPath(path);
-        try
-        {
-            return File.Exists(full) ? new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full : full;
-        }
-        catch (IOException)
-        {
-            return full;
         }
     }
 

@@ -142,7 +142,8 @@ internal static class LinuxFileCalls
     /// <summary>The effective user id of this process.</summary>
     public static uint EffectiveUserId() => geteuid();
 
-    private static byte[] PathBytes(string path)
+    /// <summary>A path as libc takes it: NUL-terminated UTF-8.</summary>
+    public static byte[] PathBytes(string path)
     {
         byte[] bytes = new byte[Encoding.UTF8.GetByteCount(path) + 1];
         Encoding.UTF8.GetBytes(path, bytes);
