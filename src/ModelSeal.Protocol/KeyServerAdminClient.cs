@@ -219,9 +219,9 @@ internal sealed class KeyServerAdminClient : IDisposable
     public Task<LicenceResponse> EditLicenceAsync(string licenceId, EditLicenceRequest request, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Patch, $"v1/admin/licences/{Uri.EscapeDataString(licenceId)}", request, ProtocolJson.Default.EditLicenceRequest, ProtocolJson.Default.LicenceResponse, authorize: true, cancellationToken);
 
-    /// <summary>A page of users after user <paramref name="after"/>, only <paramref name="issuer"/>'s when given.</summary>
-    public Task<UserPageResponse> ListUsersAsync(long? after, int limit, string? issuer, CancellationToken cancellationToken) =>
-        GetAsync($"v1/admin/users?limit={limit}" + (after is { } a ? $"&after={a}" : string.Empty) + Query(("issuer", issuer)), ProtocolJson.Default.UserPageResponse, cancellationToken);
+    /// <summary>A page of users after user <paramref name="after"/>, only those of <paramref name="issuer"/> and with <paramref name="subject"/> when given.</summary>
+    public Task<UserPageResponse> ListUsersAsync(long? after, int limit, string? issuer, string? subject, CancellationToken cancellationToken) =>
+        GetAsync($"v1/admin/users?limit={limit}" + (after is { } a ? $"&after={a}" : string.Empty) + Query(("issuer", issuer), ("subject", subject)), ProtocolJson.Default.UserPageResponse, cancellationToken);
 
     /// <summary>A user, its devices and its latest key releases and refusals.</summary>
     public Task<UserDetailResponse> ShowUserAsync(long userId, CancellationToken cancellationToken) =>

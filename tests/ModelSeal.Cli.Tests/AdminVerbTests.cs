@@ -219,6 +219,8 @@ public sealed class AdminVerbTests : IAsyncLifetime
         string id = user.GetProperty("userId").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture);
         Assert.Equal(("alice@example.com", 1L, JsonValueKind.Null), (user.GetProperty("subject").GetString(), user.GetProperty("devices").GetInt64(), listed.GetProperty("next").ValueKind));
         Assert.StartsWith("no users of the issuer 'https://other.example'", (await Admin("user", "list", "--issuer", "https://other.example")).Stdout, StringComparison.Ordinal);
+        Assert.Matches($@"\n{id} +https://idp\.example +alice@example\.com +1 ", (await Admin("user", "list", "--subject", "alice@example.com")).Stdout);
+        Assert.StartsWith("no users with the subject 'bob@example.com' of the issuer 'https://idp.example'", (await Admin("user", "list", "--subject", "bob@example.com", "--issuer", _idp.Issuer)).Stdout, StringComparison.Ordinal);
 
         // show: the devices with their rule, and the releases and refusals with what decided them.
         CliResult shown = await Admin("user", "show", id);

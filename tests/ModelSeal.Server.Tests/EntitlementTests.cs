@@ -236,7 +236,7 @@ public sealed class EntitlementTests : IDisposable
     }
 
     [Fact]
-    public async Task Users_are_listed_in_pages()
+    public async Task Users_are_listed_in_pages_and_found_by_issuer_and_subject()
     {
         using var idp = new ExternalIssuer("https://idp.example", _directory.Sub("idp.json"));
         await using TestServer server = await TestServer.StartAsync(o =>
@@ -266,6 +266,14 @@ public sealed class EntitlementTests : IDisposable
 
         Assert.Equal(["u0", "u1", "u2", "u3", "u4"], subjects);
         Assert.Empty((await server.GetAsync("/v1/admin/users?issuer=https%3A%2F%2Fnobody.example", admin)).Json.GetProperty("items").EnumerateArray());
+
+        // A subject finds its user, alone or with its issuer; the wrong issuer finds none.
+        string Subjects(Api page) => string.Join(",", page.Json.GetProperty("items").EnumerateArray().Select(u => u.GetProperty("subject").GetString()));
+        Assert.Equal("u3", Subjects(await server.GetAsync("/v1/admin/users?subject=u3", admin)));
+        Assert.Equal("u3", Subjects(await server.GetAsync("/v1/admin/users?subject=u3&issuer=" + Uri.EscapeDataString(idp.Issuer), admin)));
+        Assert.Equal(string.Empty, Subjects(await server.GetAsync("/v1/admin/users?subject=u3&issuer=https%3A%2F%2Fnobody.example", admin)));
+        Assert.Equal(string.Empty, Subjects(await server.GetAsync("/v1/admin/users?subject=U3", admin)));
+        (await server.GetAsync("/v1/admin/users?subject=", admin)).AssertProblem(HttpStatusCode.BadRequest, "invalid-request");
     }
 
     [Fact]

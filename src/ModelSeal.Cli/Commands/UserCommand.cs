@@ -54,6 +54,7 @@ internal sealed class UserCommand : Command
     private sealed class ListCommand : AdminVerbCommand
     {
         private readonly Option<string> _issuer = new("--issuer") { HelpName = "ISSUER", Description = "Only the users of this trusted issuer (its exact 'iss')." };
+        private readonly Option<string> _subject = new("--subject") { HelpName = "SUBJECT", Description = "Only the users with this subject (their tokens' exact 'sub'): how to find a user's id from what the identity provider shows." };
         private readonly Option<long?> _after = new("--after") { HelpName = "ID", Description = "Show users after this user id." };
         private readonly Option<int> _limit = new("--limit") { HelpName = "N", Description = $"At most this many users (1–{MaxPage}).", DefaultValueFactory = _ => 100 };
         private readonly Option<bool> _json = VerbOptions.Json();
@@ -66,9 +67,11 @@ internal sealed class UserCommand : Command
                 Examples:
                   modelseal user list --admin-credential-file admin.credential
                   modelseal user list --issuer https://login.example.com --after 500 --json
+                  modelseal user list --issuer https://login.example.com --subject 248289761001
                 """, context)
         {
             Add(_issuer);
+            Add(_subject);
             Add(_after);
             Add(_limit);
             Add(_json);
@@ -90,7 +93,8 @@ internal sealed class UserCommand : Command
         {
             using KeyServerAdminClient client = await ConnectAsync(result, cancellationToken).ConfigureAwait(false);
             string? issuer = result.GetValue(_issuer);
-            UserPageResponse page = await client.ListUsersAsync(result.GetValue(_after), result.GetValue(_limit), issuer, cancellationToken).ConfigureAwait(false);
+            string? subject = result.GetValue(_subject);
+            UserPageResponse page = await client.ListUsersAsync(result.GetValue(_after), result.GetValue(_limit), issuer, subject, cancellationToken).ConfigureAwait(false);
             if (result.GetValue(_json))
             {
                 CliJsonContext.Write(Context, new UserListResult(client.Server.ToString(), [.. page.Items.Select(Entry)], page.Next));
@@ -99,9 +103,11 @@ internal sealed class UserCommand : Command
 
             if (page.Items.Count == 0)
             {
+                string filter = (subject is null ? string.Empty : $" with the subject '{subject}'") + (issuer is null ? string.Empty : $" of the issuer '{issuer}'");
+                string after = result.GetValue(_after) is null ? string.Empty : " after that id";
                 Context.Out.WriteLine(Text.Safe(
-                    issuer is not null ? $"no users of the issuer '{issuer}'{(result.GetValue(_after) is null ? string.Empty : " after that id")} (the issuer must be given exactly as its tokens' 'iss')"
-                    : result.GetValue(_after) is null ? $"no users on the key server at {client.Server} (a user appears at its first key release under an entitlement rule)"
+                    filter.Length > 0 ? $"no users{filter}{after} (give the issuer and subject exactly as in the tokens: 'iss' and 'sub')"
+                    : after.Length == 0 ? $"no users on the key server at {client.Server} (a user appears at its first key release under an entitlement rule)"
                     : "no users after that id"));
                 return ExitCodes.Success;
             }

@@ -23,9 +23,9 @@ internal sealed class Users(Store store, Clock clock, ILogger<Users> logger)
     public const string UserUnblocked = "user.unblocked";
     public const string UserDeviceRemoved = "user.device-removed";
 
-    public UserPage List(long after, int limit, string? issuer)
+    public UserPage List(long after, int limit, string? issuer, string? subject)
     {
-        List<UserRecord> users = store.Read(s => s.Users.List(after, limit + 1, issuer));
+        List<UserRecord> users = store.Read(s => s.Users.List(after, limit + 1, issuer, subject));
         bool more = users.Count > limit;
         if (more)
         {

@@ -20,7 +20,7 @@ internal static class UserAdminApi
             .RequireAuthorization(Authentication.AdminPolicy)
             .ProducesProblems(400, 401, 403, 404, 413, 429, 503)
             .WithTags("Administration");
-        group.MapGet(string.Empty, List).WithSummary("Lists users (a trusted issuer's subjects that rules granted keys to) in pages, optionally of one issuer.");
+        group.MapGet(string.Empty, List).WithSummary("Lists users (a trusted issuer's subjects that rules granted keys to) in pages, optionally of one issuer or subject.");
         group.MapGet("/{userId}", Show).WithSummary("Shows a user: its devices and its latest key releases and refusals.");
         group.MapGet("/{userId}/devices", Devices).WithSummary("Lists the devices registered for a user.");
         group.MapDelete("/{userId}/devices/{thumbprint}", RemoveDeviceAsync).WithSummary("Removes a device from a user, freeing its slot.");
@@ -31,7 +31,7 @@ internal static class UserAdminApi
         return app;
     }
 
-    internal static Results<Ok<UserPageResponse>, ProblemHttpResult> List(string? after, string? limit, string? issuer, Users users)
+    internal static Results<Ok<UserPageResponse>, ProblemHttpResult> List(string? after, string? limit, string? issuer, string? subject, Users users)
     {
         long afterId = 0;
         int count = 100;
@@ -51,12 +51,17 @@ internal static class UserAdminApi
             errors["issuer"] = ["Optional: a trusted issuer's exact 'iss' (1 to 2048 characters)."];
         }
 
+        if (subject is not null && (subject.Length is 0 or > 2048))
+        {
+            errors["subject"] = ["Optional: a user's exact 'sub' (1 to 2048 characters)."];
+        }
+
         if (errors.Count > 0)
         {
             return Problems.Invalid(errors);
         }
 
-        UserPage page = users.List(afterId, count, issuer);
+        UserPage page = users.List(afterId, count, issuer, subject);
         return TypedResults.Ok(new UserPageResponse([.. page.Items.Select(Contracts.ToItem)], page.Next));
     }
 

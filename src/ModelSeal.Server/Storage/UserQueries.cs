@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Data.Common;
 
 namespace ModelSeal.Server.Storage;
@@ -37,10 +38,28 @@ internal class UserReads(DbSession db)
             "SELECT u.user_id, u.blocked_at, u.last_seen, d.last_seen FROM users u LEFT JOIN user_devices d ON d.user_id = u.user_id AND d.thumbprint = @d WHERE u.issuer = @i AND u.subject = @s",
             ("@i", issuer), ("@s", subject), ("@d", thumbprint)).FirstOrDefault();
 
-    /// <summary>Up to <paramref name="limit"/> users after id <paramref name="after"/> in id order, only <paramref name="issuer"/>'s when given.</summary>
-    public List<UserRecord> List(long after, int limit, string? issuer) => issuer is null
-        ? Db.List(Read, Columns + " WHERE u.user_id > @a ORDER BY u.user_id LIMIT @n", ("@a", after), ("@n", limit))
-        : Db.List(Read, Columns + " WHERE u.user_id > @a AND u.issuer = @i ORDER BY u.user_id LIMIT @n", ("@a", after), ("@i", issuer), ("@n", limit));
+    /// <summary>
+    /// Up to <paramref name="limit"/> users after id <paramref name="after"/> in id order, only those of
+    /// <paramref name="issuer"/> and with <paramref name="subject"/> when given.
+    /// </summary>
+    public List<UserRecord> List(long after, int limit, string? issuer, string? subject)
+    {
+        var parameters = new List<(string Name, object? Value)> { ("@a", after), ("@n", limit) };
+        string where = " WHERE u.user_id > @a";
+        if (issuer is not null)
+        {
+            where += " AND u.issuer = @i";
+            parameters.Add(("@i", issuer));
+        }
+
+        if (subject is not null)
+        {
+            where += " AND u.subject = @s";
+            parameters.Add(("@s", subject));
+        }
+
+        return Db.List(Read, Columns + where + " ORDER BY u.user_id LIMIT @n", CollectionsMarshal.AsSpan(parameters));
+    }
 
     public long DeviceCount(long userId) => Db.Count("SELECT COUNT(*) FROM user_devices WHERE user_id = @u", ("@u", userId));
 
